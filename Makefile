@@ -1,0 +1,32 @@
+# agentlog developer entry points. `make demo` runs the platform with a demo workload,
+# `make test` runs the test-suite; both install what is missing first.
+PYTHON ?= python3
+STACK := deploy/local/stack.sh
+
+.PHONY: install up down status test demo lint bench
+
+install:            ## install the package and its development tools (idempotent)
+	@$(PYTHON) -c "import agentlog, confluent_kafka, faust, psycopg, hypothesis" 2>/dev/null \
+		|| $(PYTHON) -m pip install --quiet -e '.[dev]'
+
+up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy
+	@bash $(STACK) up
+
+down:               ## stop the local stack (data is kept under .state/)
+	@bash $(STACK) down
+
+status:             ## show whether the local services answer
+	@bash $(STACK) status
+
+test: install up    ## run the whole test-suite against the local stack
+	@eval "$$(bash $(STACK) env)" && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+demo: install up    ## create topics, publish a sample agent tree and tail it back
+	@eval "$$(bash $(STACK) env)" && bash deploy/local/demo.sh
+
+lint:               ## ruff and mypy (strict) over the package
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+
+bench: install up   ## run the benchmarks (prints figures, asserts nothing)
+	@eval "$$(bash $(STACK) env)" && $(PYTHON) bench/publish.py
