@@ -1,0 +1,587 @@
+"""Event models generated from ``schemas/*.avsc`` by ``agentlog schemas generate``. Do not edit."""
+
+# ruff: noqa: E501  (generated: field descriptions are kept on one line)
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentlog.events.types import Int32, Int64, UtcDatetime, utc_now
+
+
+class AvroRecord(BaseModel):
+    """Base of every generated record: immutable, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    avro_name: ClassVar[str]
+
+
+class Event(AvroRecord):
+    """Base of every event: a record with a ``meta`` envelope."""
+
+    meta: Meta
+
+
+
+class DenialReason(StrEnum):
+    """Why a spawn was denied."""
+
+    UNKNOWN = "UNKNOWN"
+    DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
+    SPAWN_BUDGET_EXHAUSTED = "SPAWN_BUDGET_EXHAUSTED"
+    TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
+    CONFIG_NOT_WHITELISTED = "CONFIG_NOT_WHITELISTED"
+    NOT_AUTHORIZED = "NOT_AUTHORIZED"
+    GRANT_TOO_LARGE = "GRANT_TOO_LARGE"
+    PARENT_CONCURRENCY = "PARENT_CONCURRENCY"
+    TENANT_CONCURRENCY = "TENANT_CONCURRENCY"
+    PLATFORM_CONCURRENCY = "PLATFORM_CONCURRENCY"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
+    UNKNOWN_PARENT = "UNKNOWN_PARENT"
+    PARENT_NOT_ACTIVE = "PARENT_NOT_ACTIVE"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    DUPLICATE_REQUEST = "DUPLICATE_REQUEST"
+    NO_POLICY = "NO_POLICY"
+
+
+class DependencyKind(StrEnum):
+    """HARD: the mission may not start before the other completes. SOFT: it may, with a warning."""
+
+    HARD = "HARD"
+    SOFT = "SOFT"
+
+
+class MissionState(StrEnum):
+    """States of a mission's life."""
+
+    UNKNOWN = "UNKNOWN"
+    PENDING = "PENDING"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    BLOCKED = "BLOCKED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class Priority(StrEnum):
+    """Urgency of a task or message, from most to least urgent."""
+
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    NORMAL = "NORMAL"
+    LOW = "LOW"
+
+
+class TerminationReason(StrEnum):
+    """Why an agent was terminated."""
+
+    UNKNOWN = "UNKNOWN"
+    REQUESTED = "REQUESTED"
+    ANCESTOR_ENDED = "ANCESTOR_ENDED"
+    BUDGET = "BUDGET"
+    TIMEOUT = "TIMEOUT"
+    CIRCUIT = "CIRCUIT"
+
+
+class Meta(AvroRecord):
+    """Envelope carried by every agentlog event. Trace context travels in Kafka headers (W3C traceparent), never here."""
+
+    avro_name: ClassVar[str] = "agentlog.common.Meta"
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Unique id of this event (UUID); consumers use it to recognise a redelivery.')
+    occurred_at: UtcDatetime = Field(default_factory=utc_now, description='When the act happened, UTC, microsecond precision.')
+    tenant_id: str = Field(description='Tenant that owns the agent tree; concurrency caps are counted per tenant.')
+    root_id: str = Field(description='Id of the lineage root agent (or root mission). The Kafka key: everything of one tree lands in one partition, in order.')
+    producer: str = Field(description="Who emitted the event: a runtime, a processor or a tool, e.g. 'agentlog-cli' or 'processors.spawn_gate'.")
+    causation_id: uuid.UUID | None = Field(default=None, description='event_id of the event that directly caused this one, if any.')
+    correlation_id: str | None = Field(default=None, description='Id shared by every event of one conversation or workflow, if any.')
+
+
+class TaskSpec(AvroRecord):
+    """The work an agent is asked to do."""
+
+    avro_name: ClassVar[str] = "agentlog.common.TaskSpec"
+    title: str = Field(description='Short name of the task.')
+    description: str = Field(default='', description='What the task is, in full.')
+    acceptance_criteria: list[str] = Field(default_factory=list, description='Conditions the result must meet to count as done.')
+    deadline: UtcDatetime | None = Field(default=None, description='Moment by which the task must be finished, UTC; null for none.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency of the task.')
+
+
+class LimitCheck(AvroRecord):
+    """One comparison a decision made: the limit in force and the value it was compared with."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.LimitCheck"
+    name: str = Field(description="Which limit, e.g. 'max_depth', 'parent_remaining_tokens', 'max_parallel_children'.")
+    limit: Int64 = Field(description='The limit in force.')
+    value: Int64 = Field(description='The value compared with the limit (what the request would need or reach).')
+    passed: bool = Field(description='Whether the value was within the limit.')
+
+
+class ConfigRule(AvroRecord):
+    """One whitelisted agent config and its authority."""
+
+    avro_name: ClassVar[str] = "agentlog.policy.ConfigRule"
+    name: str = Field(description="Config (role) name, e.g. 'orchestrator'.")
+    may_spawn: bool = Field(default=False, description='Whether agents of this config may spawn children at all.')
+    spawnable_by: list[str] = Field(default_factory=list, description='Configs whose agents may spawn this config; empty means only as a root.')
+    max_token_grant: Int64 = Field(description='Largest token budget an agent of this config may be granted.')
+    max_spawn_grant: Int32 = Field(default=0, description='Largest spawn budget an agent of this config may be granted.')
+    forbidden_actions: list[str] = Field(default_factory=list, description='Capabilities an agent of this config may never be given.')
+
+
+class Limits(AvroRecord):
+    """Numeric limits of a policy."""
+
+    avro_name: ClassVar[str] = "agentlog.policy.Limits"
+    max_depth: Int32 = Field(default=3, description='Deepest allowed agent; the root is depth 0.')
+    max_parallel_children: Int32 = Field(default=5, description='Active children one parent may have at once.')
+    max_active_per_tenant: Int32 = Field(default=1000, description='Active agents one tenant may have at once.')
+    max_active_platform: Int32 = Field(default=100000, description='Active agents on the whole platform, split into per-partition quotas that sum to it.')
+    default_max_runtime_ms: Int64 = Field(default=3600000, description='Wall-clock limit of an agent that asks for none, in milliseconds.')
+    circuit_denials: Int32 = Field(default=10, description="Denials within circuit_window_ms that open a tree's circuit.")
+    circuit_window_ms: Int64 = Field(default=60000, description='Counting window of the circuit breaker, in milliseconds.')
+    circuit_cooldown_ms: Int64 = Field(default=300000, description='How long an open circuit stays open, in milliseconds.')
+
+
+class ContextInheritance(AvroRecord):
+    """Which parts of the parent's context the child receives."""
+
+    avro_name: ClassVar[str] = "agentlog.spawn.ContextInheritance"
+    conversation: bool = Field(default=False, description="The child sees the parent's conversation history.")
+    memory: bool = Field(default=False, description="The child reads the parent's long-term memory.")
+    tools: bool = Field(default=True, description="The child may use the parent's tools (within its own config's limits).")
+    files: bool = Field(default=False, description="The child sees the parent's working files.")
+
+
+class AgentTerminated(Event):
+    """The platform ended an agent; its unused tokens returned to its parent."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.AgentTerminated"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that was ended.')
+    reason: TerminationReason = Field(default=TerminationReason.UNKNOWN, description='Why it was ended.')
+    ended_by_agent_id: str | None = Field(default=None, description='For ancestor_ended: the ancestor whose end caused this one.')
+    returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class AgentTimedOut(Event):
+    """An agent passed its deadline; it ends, and its subtree is terminated."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.AgentTimedOut"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that timed out.')
+    deadline: UtcDatetime = Field(description='The deadline that passed, UTC.')
+    returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class BudgetExhausted(Event):
+    """An agent used more tokens than it was granted; it may not spawn until topped up."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.BudgetExhausted"
+    meta: Meta = Field(description="Event envelope; causation_id is the usage report's event_id.")
+    agent_id: str = Field(description='Agent over its grant.')
+    token_budget: Int64 = Field(description="The agent's grant.")
+    tokens_used: Int64 = Field(description='Tokens the agent has used in total.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class CircuitClosed(Event):
+    """The cool-down of a tree's circuit passed; spawns are evaluated again."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.CircuitClosed"
+    meta: Meta = Field(description='Event envelope; meta.root_id names the tree.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class CircuitOpened(Event):
+    """Too many denials in one tree within the window: the tree is frozen to new spawns until open_until."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.CircuitOpened"
+    meta: Meta = Field(description='Event envelope; meta.root_id names the frozen tree.')
+    denials: Int32 = Field(description='Denials counted within the window.')
+    threshold: Int32 = Field(description='Denials that open the circuit.')
+    window_ms: Int64 = Field(description='Length of the counting window in milliseconds.')
+    open_until: UtcDatetime = Field(description='When the cool-down ends, UTC.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class SpawnApproved(Event):
+    """The spawn gate approved a SpawnRequested: the child exists, with the budgets reserved for it."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.SpawnApproved"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    request_id: uuid.UUID = Field(description='The request this answers.')
+    parent_agent_id: str = Field(description='The spawning agent.')
+    child_agent_id: str = Field(description='Id of the new agent, derived deterministically from request_id.')
+    child_config: str = Field(description='Agent config (role) of the child.')
+    depth: Int32 = Field(description='Depth of the child; the root is 0.')
+    granted_token_budget: Int64 = Field(description='Tokens reserved for the child.')
+    granted_spawn_budget: Int32 = Field(description='Spawn budget of the child.')
+    deadline: UtcDatetime | None = Field(default=None, description='When the child times out, UTC; null for never.')
+    parent_remaining_tokens: Int64 = Field(description='Tokens the parent has left to grant or spend after this grant.')
+    parent_remaining_spawn_budget: Int32 = Field(description='Spawn budget the parent has left after this grant.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class SpawnDenied(Event):
+    """The spawn gate denied a SpawnRequested. Nothing was reserved."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.SpawnDenied"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    request_id: uuid.UUID = Field(description='The request this answers.')
+    parent_agent_id: str = Field(description='The agent that asked.')
+    child_config: str = Field(description='Agent config (role) that was asked for.')
+    reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the spawn was denied.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
+    message: str = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
+
+
+class AgentCompleted(Event):
+    """An agent finished its task. Its active descendants are terminated and its unused tokens return to its parent."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.AgentCompleted"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that completed.')
+    result_summary: str = Field(default='', description='What the agent produced, in a few sentences.')
+    tokens_used: Int64 = Field(default=0, description='Tokens spent since the last TokensConsumed report, counted before the agent ends.')
+    quality_score: float | None = Field(default=None, description='Self- or reviewer-assessed quality between 0 and 1, if assessed.')
+
+
+class AgentFailed(Event):
+    """An agent gave up or crashed. Its active descendants are terminated and its unused tokens return to its parent."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.AgentFailed"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that failed.')
+    error: str = Field(description='What went wrong.')
+    retryable: bool = Field(default=False, description='Whether the task could succeed if tried again.')
+    tokens_used: Int64 = Field(default=0, description='Tokens spent since the last TokensConsumed report, counted before the agent ends.')
+
+
+class AgentStarted(Event):
+    """A runtime reports that an approved agent began running."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.AgentStarted"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that started.')
+    runtime: str | None = Field(default=None, description='Runtime or host that runs the agent, if known.')
+
+
+class BudgetTopUpRequested(Event):
+    """Asks to add tokens to an agent's grant, taken from its parent's remaining tokens (or added to the tree for a root)."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.BudgetTopUpRequested"
+    meta: Meta = Field(description='Event envelope.')
+    request_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this top-up request.')
+    agent_id: str = Field(description='Agent whose grant should grow.')
+    additional_tokens: Int64 = Field(description='Tokens to add.')
+    requested_by: str = Field(description='Agent or operator asking.')
+    reason: str = Field(default='', description='Why, in words.')
+
+
+class TerminationRequested(Event):
+    """Someone asks to stop an agent and, with it, its whole subtree."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.TerminationRequested"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent to terminate.')
+    requested_by: str = Field(description='Agent or operator asking for the termination.')
+    reason: str = Field(default='', description='Why, in words.')
+
+
+class TokensConsumed(Event):
+    """An agent spent tokens; counted against the agent's own grant."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.TokensConsumed"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: str = Field(description='Agent that spent the tokens.')
+    tokens: Int64 = Field(description='Tokens spent in this report (not a running total).')
+    model: str | None = Field(default=None, description='Model that consumed them, if known.')
+
+
+class AgentAlert(Event):
+    """An agent broadcasts something every agent of the tree should know."""
+
+    avro_name: ClassVar[str] = "agentlog.message.AgentAlert"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this alert.')
+    from_agent_id: str = Field(description='Sender.')
+    priority: Priority = Field(default=Priority.HIGH, description='Urgency.')
+    text: str = Field(description='What happened.')
+
+
+class AgentQuestion(Event):
+    """An agent asks a question that requires a decision, answered by a DecisionRecorded."""
+
+    avro_name: ClassVar[str] = "agentlog.message.AgentQuestion"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this question.')
+    from_agent_id: str = Field(description='Agent asking.')
+    to_agent_id: str | None = Field(default=None, description='Agent expected to decide; null for whoever owns the tree.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
+    question: str = Field(description='The question.')
+    options: list[str] = Field(default_factory=list, description='Choices on offer, if the answer is one of a set.')
+    decide_by: UtcDatetime | None = Field(default=None, description='When a decision is needed, UTC, if ever.')
+
+
+class AgentRequest(Event):
+    """One agent asks another to do something."""
+
+    avro_name: ClassVar[str] = "agentlog.message.AgentRequest"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this message.')
+    from_agent_id: str = Field(description='Sender.')
+    to_agent_id: str = Field(description='Recipient.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
+    subject: str = Field(description='One line saying what is asked.')
+    body: str = Field(default='', description='The request in full.')
+    reply_by: UtcDatetime | None = Field(default=None, description='When an answer is needed, UTC, if ever.')
+
+
+class DecisionRecorded(Event):
+    """The answer to an AgentQuestion."""
+
+    avro_name: ClassVar[str] = "agentlog.message.DecisionRecorded"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this decision.')
+    question_id: uuid.UUID = Field(description='message_id of the question answered.')
+    decided_by: str = Field(description='Agent or person who decided.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
+    choice: str = Field(description='What was decided.')
+    rationale: str = Field(default='', description='Why.')
+    impact: str = Field(default='', description='What the decision changes.')
+
+
+class Handoff(Event):
+    """An agent transfers a task, with its context, to another agent."""
+
+    avro_name: ClassVar[str] = "agentlog.message.Handoff"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this handoff.')
+    from_agent_id: str = Field(description='Agent giving the task away.')
+    to_agent_id: str = Field(description='Agent taking the task over.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
+    task: TaskSpec = Field(description='The task handed over.')
+    context: dict[str, str] = Field(default_factory=dict, description='Context the receiver needs (findings, pointers), as named text.')
+
+
+class DependencyAdded(Event):
+    """A mission comes to depend on another."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.DependencyAdded"
+    meta: Meta = Field(description='Event envelope.')
+    mission_id: str = Field(description='The dependent mission.')
+    depends_on: str = Field(description='The mission it depends on.')
+    kind: DependencyKind = Field(default=DependencyKind.HARD, description='Hard or soft dependency.')
+
+
+class MissionCreated(Event):
+    """A mission (a unit of work with a state machine) is created in state PENDING."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionCreated"
+    meta: Meta = Field(description='Event envelope; meta.root_id is the root mission id.')
+    mission_id: str = Field(description='Id of the mission.')
+    parent_mission_id: str | None = Field(default=None, description='Mission this one is part of, if any.')
+    task: TaskSpec = Field(description='What the mission must achieve.')
+    owner_agent_id: str | None = Field(default=None, description='Agent responsible for the mission, if assigned.')
+    max_attempts: Int32 = Field(default=3, description='Times the mission may be retried after failing.')
+
+
+class MissionTransitionRejected(Event):
+    """A requested mission transition was not allowed."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionTransitionRejected"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    mission_id: str = Field(description='Mission that was to move.')
+    from_state: MissionState = Field(default=MissionState.UNKNOWN, description='Current state.')
+    to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Requested state.')
+    reason: str = Field(description='Why the transition is not allowed.')
+
+
+class MissionTransitionRequested(Event):
+    """Someone asks to move a mission to another state; answered by MissionTransitioned or MissionTransitionRejected."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionTransitionRequested"
+    meta: Meta = Field(description='Event envelope.')
+    mission_id: str = Field(description='Mission to move.')
+    to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Wanted state.')
+    requested_by: str = Field(description='Agent or operator asking.')
+    reason: str = Field(default='', description='Why, in words.')
+
+
+class MissionTransitioned(Event):
+    """A mission moved from one state to another."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionTransitioned"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    mission_id: str = Field(description='Mission that moved.')
+    from_state: MissionState = Field(default=MissionState.UNKNOWN, description='State before.')
+    to_state: MissionState = Field(default=MissionState.UNKNOWN, description='State after.')
+    reason: str = Field(default='', description='Why, in words.')
+    attempt: Int32 = Field(default=1, description='Attempt number, 1 for the first run.')
+
+
+class PolicyPublished(Event):
+    """A new version of a spawn policy. The newest version of a policy name is in force; every decision names the version it applied."""
+
+    avro_name: ClassVar[str] = "agentlog.policy.PolicyPublished"
+    meta: Meta = Field(description='Event envelope; meta.root_id is the policy name.')
+    policy_name: str = Field(description='Name of the policy; the Kafka key of the compacted policy topic.')
+    version: Int32 = Field(description='Version number, increasing by one per publication.')
+    content_hash: str = Field(description='SHA-256 (hex) of the canonical JSON of limits and configs.')
+    limits: Limits = Field(description='Numeric limits.')
+    configs: list[ConfigRule] = Field(description='The config whitelist; configs not listed are denied.')
+    published_by: str = Field(description='Who published this version.')
+
+
+class RootAgentRegistered(Event):
+    """A runtime registers the root agent of a new tree, with the budgets the whole tree may spend."""
+
+    avro_name: ClassVar[str] = "agentlog.spawn.RootAgentRegistered"
+    meta: Meta = Field(description='Event envelope; meta.root_id equals agent_id.')
+    agent_id: str = Field(description='Id of the root agent.')
+    config: str = Field(description="Agent config (role) of the root; must be in the policy's whitelist.")
+    token_budget: Int64 = Field(description='Tokens the whole tree may consume.')
+    spawn_budget: Int32 = Field(description='Spawn budget of the root: the tree never holds more than spawn_budget + 1 agents.')
+    max_runtime_ms: Int64 | None = Field(default=None, description='Wall-clock limit for the root in milliseconds; null uses the policy default.')
+    task: TaskSpec | None = Field(default=None, description='The mission the root works on, if given.')
+    capabilities: list[str] = Field(default_factory=list, description='Capabilities (tools, actions) the root asks for.')
+
+
+class SpawnRequested(Event):
+    """A parent agent asks to spawn a child agent. Answered by exactly one SpawnApproved or SpawnDenied with the same request_id."""
+
+    avro_name: ClassVar[str] = "agentlog.spawn.SpawnRequested"
+    meta: Meta = Field(description='Event envelope.')
+    request_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this request; the child agent id is derived from it deterministically.')
+    parent_agent_id: str = Field(description='Agent asking to spawn.')
+    child_config: str = Field(description="Agent config (role) of the child; must be whitelisted and spawnable by the parent's config.")
+    task: TaskSpec = Field(description='What the child is asked to do.')
+    requested_token_budget: Int64 = Field(description="Tokens to reserve for the child out of the parent's remaining tokens.")
+    requested_spawn_budget: Int32 = Field(default=0, description="Spawn budget for the child; the child costs 1 + this out of the parent's spawn budget.")
+    max_runtime_ms: Int64 | None = Field(default=None, description='Wall-clock limit for the child in milliseconds; null uses the policy default.')
+    capabilities: list[str] = Field(default_factory=list, description='Capabilities (tools, actions) the child needs.')
+    context_inheritance: ContextInheritance = Field(default_factory=lambda: ContextInheritance.model_validate({'conversation': False, 'memory': False, 'tools': True, 'files': False}), description="Which parts of the parent's context the child receives.")
+
+
+AgentAlert.model_rebuild()
+AgentCompleted.model_rebuild()
+AgentFailed.model_rebuild()
+AgentQuestion.model_rebuild()
+AgentRequest.model_rebuild()
+AgentStarted.model_rebuild()
+AgentTerminated.model_rebuild()
+AgentTimedOut.model_rebuild()
+BudgetExhausted.model_rebuild()
+BudgetTopUpRequested.model_rebuild()
+CircuitClosed.model_rebuild()
+CircuitOpened.model_rebuild()
+ConfigRule.model_rebuild()
+ContextInheritance.model_rebuild()
+DecisionRecorded.model_rebuild()
+DependencyAdded.model_rebuild()
+Handoff.model_rebuild()
+LimitCheck.model_rebuild()
+Limits.model_rebuild()
+Meta.model_rebuild()
+MissionCreated.model_rebuild()
+MissionTransitionRejected.model_rebuild()
+MissionTransitionRequested.model_rebuild()
+MissionTransitioned.model_rebuild()
+PolicyPublished.model_rebuild()
+RootAgentRegistered.model_rebuild()
+SpawnApproved.model_rebuild()
+SpawnDenied.model_rebuild()
+SpawnRequested.model_rebuild()
+TaskSpec.model_rebuild()
+TerminationRequested.model_rebuild()
+TokensConsumed.model_rebuild()
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    AgentTerminated.avro_name: AgentTerminated,
+    AgentTimedOut.avro_name: AgentTimedOut,
+    BudgetExhausted.avro_name: BudgetExhausted,
+    CircuitClosed.avro_name: CircuitClosed,
+    CircuitOpened.avro_name: CircuitOpened,
+    SpawnApproved.avro_name: SpawnApproved,
+    SpawnDenied.avro_name: SpawnDenied,
+    AgentCompleted.avro_name: AgentCompleted,
+    AgentFailed.avro_name: AgentFailed,
+    AgentStarted.avro_name: AgentStarted,
+    BudgetTopUpRequested.avro_name: BudgetTopUpRequested,
+    TerminationRequested.avro_name: TerminationRequested,
+    TokensConsumed.avro_name: TokensConsumed,
+    AgentAlert.avro_name: AgentAlert,
+    AgentQuestion.avro_name: AgentQuestion,
+    AgentRequest.avro_name: AgentRequest,
+    DecisionRecorded.avro_name: DecisionRecorded,
+    Handoff.avro_name: Handoff,
+    DependencyAdded.avro_name: DependencyAdded,
+    MissionCreated.avro_name: MissionCreated,
+    MissionTransitionRejected.avro_name: MissionTransitionRejected,
+    MissionTransitionRequested.avro_name: MissionTransitionRequested,
+    MissionTransitioned.avro_name: MissionTransitioned,
+    PolicyPublished.avro_name: PolicyPublished,
+    RootAgentRegistered.avro_name: RootAgentRegistered,
+    SpawnRequested.avro_name: SpawnRequested,
+}
+"""Every event model by Avro full name."""
+
+
+__all__ = [
+    "AgentAlert",
+    "AgentCompleted",
+    "AgentFailed",
+    "AgentQuestion",
+    "AgentRequest",
+    "AgentStarted",
+    "AgentTerminated",
+    "AgentTimedOut",
+    "AvroRecord",
+    "BudgetExhausted",
+    "BudgetTopUpRequested",
+    "CircuitClosed",
+    "CircuitOpened",
+    "ConfigRule",
+    "ContextInheritance",
+    "DecisionRecorded",
+    "DenialReason",
+    "DependencyAdded",
+    "DependencyKind",
+    "EVENT_TYPES",
+    "Event",
+    "Handoff",
+    "LimitCheck",
+    "Limits",
+    "Meta",
+    "MissionCreated",
+    "MissionState",
+    "MissionTransitionRejected",
+    "MissionTransitionRequested",
+    "MissionTransitioned",
+    "PolicyPublished",
+    "Priority",
+    "RootAgentRegistered",
+    "SpawnApproved",
+    "SpawnDenied",
+    "SpawnRequested",
+    "TaskSpec",
+    "TerminationReason",
+    "TerminationRequested",
+    "TokensConsumed",
+]

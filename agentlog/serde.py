@@ -1,0 +1,138 @@
+"""Encoding events to bytes and back.
+
+Two wire formats, both read by :meth:`Serde.decode_value`:
+
+* Avro single-object encoding (default): ``C3 01`` + 8-byte CRC-64-AVRO fingerprint of
+  the writer schema (little-endian) + Avro binary body. Needs no registry: the writer
+  schema is found by fingerprint among the contract's current and released schemas.
+* Confluent wire format, when a schema registry is configured: ``00`` + 4-byte big-endian
+  schema id + Avro binary body. Schemas are never auto-registered; a schema missing from
+  the registry is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from agentlog.errors import DecodeError, SchemaError
+from agentlog.events import EVENT_TYPES, Event
+from agentlog.schema_registry import SchemaRegistry
+from agentlog.schema_store import RecordSchema, SchemaStore, default_store
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
+_CONFLUENT_HEADER = 5
+
+Encoding = Literal["single-object", "confluent"]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded record: its (reader) schema, its value as plain Python, and how it was framed."""
+
+    schema: RecordSchema
+    value: dict[str, Any]
+    encoding: Encoding
+
+    @property
+    def full_name(self) -> str:
+        """Avro full name of the record."""
+        return self.schema.full_name
+
+
+class Serde:
+    """Encodes event models and decodes bytes of either wire format."""
+
+    def __init__(self, store: SchemaStore | None = None, registry: SchemaRegistry | None = None) -> None:
+        self.store = store or default_store()
+        self.registry = registry
+
+    def encode(self, event: Event, topic: str) -> bytes:
+        """Bytes of ``event`` in the configured wire format, for ``topic``."""
+        return self.encode_value(event.avro_name, event.model_dump(), topic)
+
+    def encode_value(self, full_name: str, value: dict[str, Any], topic: str) -> bytes:
+        """Bytes of a record given as plain Python (as ``model_dump`` yields it)."""
+        schema = self.store.get(full_name)
+        body = io.BytesIO()
+        if self.registry is None:
+            body.write(SINGLE_OBJECT_MAGIC)
+            body.write(schema.fingerprint)
+        else:
+            body.write(CONFLUENT_MAGIC)
+            body.write(struct.pack(">I", self.registry.id_for(topic, schema)))
+        schemaless_writer(body, schema.parsed, value)
+        return body.getvalue()
+
+    def decode_value(self, data: bytes) -> Decoded:
+        """Decode bytes of either wire format into the current reader schema's shape."""
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            if len(data) < _SINGLE_OBJECT_HEADER:
+                raise DecodeError(f"single-object record too short ({len(data)} bytes)")
+            writer = self.store.by_fingerprint.get(data[2:_SINGLE_OBJECT_HEADER])
+            if writer is None:
+                raise DecodeError(f"unknown schema fingerprint {data[2:_SINGLE_OBJECT_HEADER].hex()}")
+            encoding: Encoding = "single-object"
+            offset = _SINGLE_OBJECT_HEADER
+        elif data[:1] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+            if self.registry is None:
+                raise DecodeError("record is in Confluent wire format but no schema registry is configured")
+            (schema_id,) = struct.unpack(">I", data[1:_CONFLUENT_HEADER])
+            writer = self.registry.schema_for(schema_id)
+            encoding = "confluent"
+            offset = _CONFLUENT_HEADER
+        else:
+            head = data[:2].hex() or "empty"
+            raise DecodeError(f"not an agentlog record: starts with {head}, expected c301 or 00")
+        try:
+            reader = self.store.get(writer.full_name)
+        except Exception as e:
+            raise DecodeError(f"record {writer.full_name} is not part of this contract") from e
+        body = io.BytesIO(data[offset:])
+        try:
+            value = schemaless_reader(body, writer.parsed, None if reader is writer else reader.parsed)
+        except (EOFError, ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError) as e:
+            raise DecodeError(f"body does not match {writer.full_name}: {type(e).__name__}: {e}") from e
+        if body.tell() != len(data) - offset:
+            raise DecodeError(f"{len(data) - offset - body.tell()} trailing bytes after {writer.full_name}")
+        if not isinstance(value, dict):
+            raise DecodeError(f"{writer.full_name} did not decode to a record")
+        return Decoded(reader, value, encoding)
+
+    def decode(self, data: bytes) -> Event:
+        """Decode bytes into the event model of the contract."""
+        decoded = self.decode_value(data)
+        return EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain Python from Avro (UUIDs, datetimes, bytes, enums) as JSON-ready values."""
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of a decoded value."""
+    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+
+__all__ = ["CONFLUENT_MAGIC", "SINGLE_OBJECT_MAGIC", "Decoded", "SchemaError", "Serde", "dumps", "to_jsonable"]

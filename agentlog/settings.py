@@ -1,0 +1,36 @@
+"""Settings of every agentlog process, read from ``AGENTLOG_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the broker, the database and the optional schema registry are.
+
+    The defaults match the local stack of ``deploy/local`` (``make up``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    """Kafka bootstrap servers, comma separated."""
+    database_url: SecretStr = SecretStr("postgresql://agentlog:agentlog@127.0.0.1:15432/agentlog")
+    """PostgreSQL connection string for the projections."""
+    schema_registry_url: str | None = None
+    """When set, events are written in the Confluent wire format with ids from this registry."""
+    topic_prefix: str = ""
+    """Prepended to every topic name (``<prefix>agentlog.spawn.requests``); isolates tests and tenants."""
+    producer_name: str = "agentlog"
+    """Default ``meta.producer`` of events this process emits."""
+    kafka_extra: dict[str, str] = {}
+    """Extra librdkafka properties (security settings and the like), as a JSON object."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
