@@ -1,0 +1,25 @@
+"""The ``agentlog`` command: composes every part of agentlog into one CLI."""
+
+from __future__ import annotations
+
+import typer
+
+from agentlog.cli import schemas, topics
+from agentlog.cli.publish import publish
+from agentlog.cli.tail import tail_command
+
+app = typer.Typer(
+    help="agentlog: the event-sourced control plane for multi-agent systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("publish")(publish)
+app.command("tail")(tail_command)
+app.add_typer(topics.app, name="topics")
+app.add_typer(schemas.app, name="schemas")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

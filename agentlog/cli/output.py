@@ -1,0 +1,33 @@
+"""How the CLI reports: results on stdout, errors on stderr with a stable exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+
+from agentlog.errors import AgentlogError, PayloadError, UnknownRecordError
+
+EXIT_FAILURE = 1
+"""The operation failed (broker or database trouble, a check that found problems)."""
+EXIT_BAD_INPUT = 2
+"""The input was wrong: a payload, an argument, a file. Nothing was written."""
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def fail_for(error: AgentlogError) -> NoReturn:
+    """Report an agentlog error with the exit code its kind calls for."""
+    if isinstance(error, PayloadError):
+        where = f" on input line {error.line}" if error.line is not None else ""
+        lines = [f"invalid {error.record} payload{where}; nothing was published"]
+        lines += [f"  {path}: {reason}" for path, reason in error.problems]
+        fail("\n".join(lines), EXIT_BAD_INPUT)
+    if isinstance(error, UnknownRecordError):
+        fail(str(error), EXIT_BAD_INPUT)
+    fail(str(error))

@@ -1,0 +1,60 @@
+"""``agentlog publish``: validate JSON payloads and publish them atomically."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.errors import AgentlogError
+from agentlog.events import event_type
+from agentlog.payloads import build_event, parse_documents
+from agentlog.producer import Producer
+from agentlog.settings import get_settings
+
+
+def publish(
+    event: Annotated[str, typer.Argument(help="Record name, short (SpawnRequested) or full (agentlog.spawn.SpawnRequested).")],
+    json_text: Annotated[str | None, typer.Option("--json", help="The payload: one JSON object or JSON lines.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the payload from this file.")] = None,
+) -> None:
+    """Publish events of one record type. The payload comes from --json, --file or stdin.
+
+    Every document is validated before anything is sent, and all are published in one
+    Kafka transaction: either every record becomes visible, or none does. Prints the
+    topic, partition and offset of each record as JSON lines.
+    """
+    if json_text is not None and file is not None:
+        fail("give the payload with --json or --file, not both", EXIT_BAD_INPUT)
+    settings = get_settings()
+    try:
+        model = event_type(event)
+        if json_text is not None:
+            text = json_text
+        elif file is not None:
+            try:
+                text = file.read_text()
+            except OSError as e:
+                fail(f"cannot read {file}: {e.strerror}", EXIT_BAD_INPUT)
+        else:
+            if sys.stdin.isatty():
+                fail("no payload: give --json, --file or pipe JSON on stdin", EXIT_BAD_INPUT)
+            text = sys.stdin.read()
+        documents = parse_documents(text)
+        producer_name = settings.producer_name if settings.producer_name != "agentlog" else "agentlog-cli"
+        events = [build_event(model, doc, producer=producer_name, line=line) for line, doc in documents]
+        producer = Producer(settings, transactional_id=f"agentlog-cli-{uuid.uuid4()}")
+        with producer.transaction():
+            for item in events:
+                producer.send(item)
+            deliveries = producer.flush()
+    except AgentlogError as e:
+        fail_for(e)
+    for delivery in deliveries:
+        print(json.dumps(asdict(delivery)))

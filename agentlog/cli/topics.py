@@ -1,0 +1,49 @@
+"""``agentlog topics``: the catalogue, and creating it on the broker."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from confluent_kafka import KafkaException
+from rich.console import Console
+from rich.table import Table
+
+from agentlog.cli.output import fail, fail_for
+from agentlog.errors import AgentlogError
+from agentlog.settings import get_settings
+from agentlog.topic_admin import ensure_topics
+from agentlog.topics import CATALOGUE
+
+app = typer.Typer(help="The topic catalogue.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_topics() -> None:
+    """Show the catalogue: topics, partitions, retention, records and keys."""
+    settings = get_settings()
+    table = Table("topic", "partitions", "retention", "cleanup", "key", "records")
+    for spec in CATALOGUE:
+        retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
+        records = ", ".join(r.__name__ for r in spec.records) or "any (original bytes)"
+        table.add_row(settings.topic_prefix + spec.name, str(spec.partitions), retention, spec.cleanup_policy, spec.key, records)
+    Console().print(table)
+
+
+@app.command("create")
+def create(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+) -> None:
+    """Create missing topics and align the configs of existing ones (idempotent)."""
+    settings = get_settings()
+    try:
+        changes = ensure_topics(settings, dry_run=dry_run)
+    except AgentlogError as e:
+        fail_for(e)
+    except KafkaException as e:
+        fail(f"broker at {settings.bootstrap_servers} did not answer: {e}")
+    for change in changes:
+        detail = f"  ({change.detail})" if change.detail else ""
+        print(f"{change.action:<10} {change.topic}{detail}")
+    if any(c.action == "mismatch" for c in changes):
+        fail("some topics differ from the catalogue in partition count; partitions are never changed in place")

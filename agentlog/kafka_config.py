@@ -1,0 +1,45 @@
+"""librdkafka configurations derived from the settings, in one place."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from agentlog.settings import Settings
+
+
+def base(settings: Settings) -> dict[str, Any]:
+    """Connection properties shared by every client."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka_extra}
+
+
+def producer(settings: Settings, transactional_id: str | None = None) -> dict[str, Any]:
+    """An idempotent, acks=all producer that batches.
+
+    ``murmur2_random`` is the Java client's partitioner: a key lands in the same partition
+    whichever client (this one, faust's aiokafka, a JVM runtime) produced it, which the
+    co-partitioning of an agent tree's topics depends on.
+    """
+    config: dict[str, Any] = {
+        **base(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "partitioner": "murmur2_random",
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+    return config
+
+
+def reader(settings: Settings, group_id: str | None = None) -> dict[str, Any]:
+    """A consumer that sees only committed records and never commits on its own."""
+    return {
+        **base(settings),
+        "group.id": group_id or f"agentlog-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+    }

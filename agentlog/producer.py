@@ -1,0 +1,146 @@
+"""The producer SDK: publishes event models, keyed by ``root_id``, with idempotence and acks=all.
+
+Delivery failures are raised, never logged and dropped: :meth:`Producer.flush` raises
+:class:`~agentlog.errors.DeliveryError` when any record sent since the last flush was not
+acknowledged. With a ``transactional_id``, :meth:`Producer.transaction` makes a batch
+atomic for ``read_committed`` readers: all of it is visible, or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import Producer as KafkaProducer
+
+from agentlog import kafka_config, tracing
+from agentlog.errors import DeliveryError
+from agentlog.events import Event
+from agentlog.serde import Serde
+from agentlog.settings import Settings, get_settings
+from agentlog.topics import key_of, topic_of
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+    record: str
+    event_id: str
+
+
+class Producer:
+    """Publishes agentlog events. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        serde: Serde | None = None,
+        transactional_id: str | None = None,
+        config: dict[str, object] | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.serde = serde or Serde()
+        self._transactional = transactional_id is not None
+        self._kafka = KafkaProducer({**kafka_config.producer(self.settings, transactional_id), **(config or {})})
+        self._pending: list[tuple[Event, list[Delivery | KafkaError | None]]] = []
+        if self._transactional:
+            self._call(self._kafka.init_transactions, 30)
+
+    def topic_name(self, event: Event) -> str:
+        """Deployed topic of ``event`` (prefix included)."""
+        return self.settings.topic_prefix + topic_of(type(event)).name
+
+    def send(self, event: Event, *, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue ``event`` for delivery; :meth:`flush` reports the outcome."""
+        topic = self.topic_name(event)
+        value = self.serde.encode(event, topic)
+        slot: list[Delivery | KafkaError | None] = [None]
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            slot[0] = err if err is not None else Delivery(
+                msg.topic(), msg.partition(), msg.offset(), event.avro_name, str(event.meta.event_id)
+            )
+
+        while True:
+            try:
+                self._kafka.produce(
+                    topic, value, key_of(event).encode(), headers=tracing.inject(headers or []), on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                self._kafka.poll(0.1)  # local queue full: serve callbacks to make room
+            except KafkaException as e:
+                raise DeliveryError(f"cannot queue {event.avro_name} for {topic}: {e}", topic=topic) from e
+        self._pending.append((event, slot))
+        self._kafka.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> list[Delivery]:
+        """Wait for every queued record; return their positions in send order or raise."""
+        remaining = self._kafka.flush(timeout)
+        pending, self._pending = self._pending, []
+        deliveries: list[Delivery] = []
+        failures: list[str] = []
+        for event, (outcome,) in pending:
+            if isinstance(outcome, Delivery):
+                deliveries.append(outcome)
+            elif outcome is None:
+                failures.append(f"{event.avro_name} {event.meta.event_id}: not acknowledged within {timeout}s")
+            else:
+                failures.append(f"{event.avro_name} {event.meta.event_id}: {outcome.str()}")
+        if failures or remaining:
+            raise DeliveryError(
+                f"{len(failures)} of {len(pending)} records not delivered; first: {failures[0] if failures else ''}"
+            )
+        return deliveries
+
+    def publish(self, event: Event) -> Delivery:
+        """Send one event and wait for its acknowledgement."""
+        self.send(event)
+        return self.flush()[0]
+
+    def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
+        """Send events in batches and wait for all of them."""
+        for event in events:
+            self.send(event)
+        return self.flush()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything sent inside becomes visible atomically; an exception aborts it all."""
+        if not self._transactional:
+            raise DeliveryError("transaction() needs a Producer created with a transactional_id")
+        self._call(self._kafka.begin_transaction)
+        try:
+            yield
+            self.flush()
+            self._call(self._kafka.commit_transaction, 30)
+        except BaseException:
+            self._pending.clear()
+            self._kafka.abort_transaction(30)
+            raise
+
+    def _call(self, method: object, *args: object) -> None:
+        try:
+            method(*args)  # type: ignore[operator]
+        except KafkaException as e:
+            raise DeliveryError(f"transaction step failed: {e}", retriable=e.args[0].retriable()) from e
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush what is queued (raising on failures)."""
+        if self._pending:
+            self.flush(timeout)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()

@@ -1,0 +1,104 @@
+"""Creates and updates the catalogue's topics on the broker, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+from agentlog import kafka_config
+from agentlog.errors import AgentlogError
+from agentlog.settings import Settings
+from agentlog.topics import CATALOGUE, TopicSpec
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    """What ``ensure_topics`` did (or would do) to one topic."""
+
+    topic: str
+    action: str
+    """``created``, ``updated``, ``unchanged`` or ``mismatch``."""
+    detail: str = ""
+
+
+class TopicAdminError(AgentlogError):
+    """The broker refused to create or alter a topic."""
+
+
+def ensure_topics(
+    settings: Settings, specs: tuple[TopicSpec, ...] = CATALOGUE, *, dry_run: bool = False, timeout: float = 30.0
+) -> list[TopicChange]:
+    """Create missing topics and bring the configs of existing ones to the catalogue's values.
+
+    Partition counts are never changed on an existing topic: that would move keys between
+    partitions and break the ordering of agent trees. A difference is reported as ``mismatch``.
+    """
+    admin = AdminClient(kafka_config.base(settings))
+    existing = admin.list_topics(timeout=timeout).topics
+    changes: list[TopicChange] = []
+    to_create: list[NewTopic] = []
+    to_check: list[tuple[str, TopicSpec]] = []
+    for spec in specs:
+        name = settings.topic_prefix + spec.name
+        if name not in existing:
+            to_create.append(NewTopic(name, spec.partitions, 1, config=spec.config()))
+            changes.append(TopicChange(name, "created", f"{spec.partitions} partitions"))
+        else:
+            to_check.append((name, spec))
+            have = len(existing[name].partitions)
+            if have != spec.partitions:
+                changes.append(TopicChange(name, "mismatch", f"has {have} partitions, catalogue says {spec.partitions}"))
+    if dry_run:
+        return changes + [TopicChange(n, "checked") for n, _ in to_check]
+    if to_create:
+        for name, future in admin.create_topics(to_create, request_timeout=timeout).items():
+            try:
+                future.result()
+            except KafkaException as e:
+                if e.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: a concurrent creator won
+                    raise TopicAdminError(f"cannot create {name}: {e}") from e
+    changes += _align_configs(admin, to_check, timeout)
+    return changes
+
+
+def _align_configs(admin: AdminClient, topics: list[tuple[str, TopicSpec]], timeout: float) -> list[TopicChange]:
+    if not topics:
+        return []
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name, _ in topics]
+    described = admin.describe_configs(resources, request_timeout=timeout)
+    changes = []
+    for (name, spec), resource in zip(topics, resources, strict=True):
+        current = {k: v.value for k, v in described[resource].result().items()}
+        wanted = spec.config()
+        differing = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if not differing:
+            changes.append(TopicChange(name, "unchanged"))
+            continue
+        entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in differing.items()]
+        update = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+        try:
+            admin.incremental_alter_configs([update], request_timeout=timeout)[update].result()
+        except KafkaException as e:
+            raise TopicAdminError(f"cannot update configs of {name}: {e}") from e
+        changes.append(TopicChange(name, "updated", ", ".join(f"{k}={v}" for k, v in differing.items())))
+    return changes
+
+
+def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
+    """Delete topics (used by tests to clean up); unknown topics are ignored."""
+    admin = AdminClient(kafka_config.base(settings))
+    for name, future in admin.delete_topics(names, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as e:
+            if e.args[0].code() != 3:  # UNKNOWN_TOPIC_OR_PART
+                raise TopicAdminError(f"cannot delete {name}: {e}") from e

@@ -1,0 +1,119 @@
+"""The topic catalogue: every agentlog topic, what may appear on it, and how it is keyed.
+
+Topics that hold the audit trail keep their data forever (``retention.ms=-1``): Kafka is
+the source of truth that projections are rebuilt from and auditors replay. The topics of
+one agent tree's events share a partition count and the ``root_id`` key, so one tree's
+events are co-partitioned and processed in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agentlog import events as ev
+from agentlog.errors import AgentlogError
+
+TREE_PARTITIONS = 6
+"""Partitions of every topic keyed by root_id (co-partitioned: they must all agree)."""
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of the catalogue."""
+
+    name: str
+    """Base name; the deployed name is ``<AGENTLOG_TOPIC_PREFIX><name>``."""
+    partitions: int
+    records: tuple[type[ev.Event], ...]
+    """Records that may appear on the topic (empty: any bytes, as on the dead-letter topic)."""
+    key: str
+    """What the Kafka key holds."""
+    description: str
+    retention_ms: int = FOREVER
+    cleanup_policy: str = "delete"
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """Topic-level broker configs."""
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.extra_config,
+        }
+
+    def accepts(self, full_name: str) -> bool:
+        """Whether a record of this Avro full name belongs on the topic."""
+        return not self.records or any(r.avro_name == full_name for r in self.records)
+
+
+SPAWN_REQUESTS = TopicSpec(
+    "agentlog.spawn.requests", TREE_PARTITIONS, (ev.RootAgentRegistered, ev.SpawnRequested), "meta.root_id",
+    "Spawn directives: root registrations and spawn requests.",
+)
+AGENT_LIFECYCLE = TopicSpec(
+    "agentlog.agent.lifecycle", TREE_PARTITIONS,
+    (ev.AgentStarted, ev.TokensConsumed, ev.AgentCompleted, ev.AgentFailed, ev.TerminationRequested,
+     ev.BudgetTopUpRequested),
+    "meta.root_id", "Lifecycle reports from agent runtimes.",
+)
+POLICY_DECISIONS = TopicSpec(
+    "agentlog.policy.decisions", TREE_PARTITIONS,
+    (ev.SpawnApproved, ev.SpawnDenied, ev.BudgetExhausted, ev.AgentTimedOut, ev.AgentTerminated,
+     ev.CircuitOpened, ev.CircuitClosed),
+    "meta.root_id", "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",
+)
+POLICY_CONFIG = TopicSpec(
+    "agentlog.policy.config", 1, (ev.PolicyPublished,), "policy_name",
+    "Versioned spawn policies; compacted, the newest version of each policy is in force.",
+    cleanup_policy="compact",
+    # Keep every version for a week before compaction may drop superseded ones; replay reads
+    # older versions from the audit log.
+    extra_config={"min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)},
+)
+MESSAGES = TopicSpec(
+    "agentlog.messages", TREE_PARTITIONS,
+    (ev.AgentRequest, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
+    "meta.root_id", "Agent-to-agent messages: requests, questions, alerts, handoffs, decisions.",
+)
+MISSIONS = TopicSpec(
+    "agentlog.missions", TREE_PARTITIONS,
+    (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested),
+    "meta.root_id", "Mission commands: creation, dependencies, transition requests.",
+)
+MISSION_EVENTS = TopicSpec(
+    "agentlog.mission.events", TREE_PARTITIONS, (ev.MissionTransitioned, ev.MissionTransitionRejected),
+    "meta.root_id", "Mission facts decided by the mission state machine.",
+)
+DLQ = TopicSpec(
+    "agentlog.dlq", 3, (), "original key",
+    "Dead letters: the original bytes, with headers naming the stage, error and source position.",
+    retention_ms=30 * 24 * 3600 * 1000,
+)
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    SPAWN_REQUESTS, AGENT_LIFECYCLE, POLICY_DECISIONS, POLICY_CONFIG, MESSAGES, MISSIONS, MISSION_EVENTS, DLQ,
+)
+
+_BY_RECORD = {record.avro_name: spec for spec in CATALOGUE for record in spec.records}
+
+
+def topic_of(event_type: type[ev.Event]) -> TopicSpec:
+    """The topic a record is published to."""
+    try:
+        return _BY_RECORD[event_type.avro_name]
+    except KeyError as e:
+        raise AgentlogError(f"{event_type.avro_name} has no topic in the catalogue") from e
+
+
+def key_of(event: ev.Event) -> str:
+    """The Kafka key of an event: its tree's ``root_id``, or the policy name for policies."""
+    if isinstance(event, ev.PolicyPublished):
+        return event.policy_name
+    return event.meta.root_id
+
+
+def by_name(name: str, prefix: str = "") -> TopicSpec | None:
+    """The catalogue entry for a base or deployed topic name, if it is one."""
+    base = name[len(prefix):] if prefix and name.startswith(prefix) else name
+    return next((spec for spec in CATALOGUE if spec.name == base), None)
