@@ -39,7 +39,6 @@ _PRIMITIVE_TYPES = {
 
 _HEADER = '''"""Event models generated from ``schemas/*.avsc`` by ``agentlog schemas generate``. Do not edit."""
 
-# ruff: noqa: E501  (generated: field descriptions are kept on one line)
 from __future__ import annotations
 
 import uuid
@@ -149,10 +148,15 @@ def render(schemas_folder: Path) -> str:
     parts += [_render_record(n, s) for n, s in ordered]
     names = sorted(s["name"] for s in records.values())
     parts.append("\n".join(f"{n}.model_rebuild()" for n in names))
-    parts.append("EVENT_TYPES: dict[str, type[Event]] = {\n" + "".join(
-        f"    {_short(n)}.avro_name: {_short(n)},\n"
-        for n, s in sorted(records.items()) if any(f["name"] == "meta" for f in s["fields"])
-    ) + "}\n\"\"\"Every event model by Avro full name.\"\"\"")
+    parts.append(
+        "EVENT_TYPES: dict[str, type[Event]] = {\n"
+        + "".join(
+            f"    {_short(n)}.avro_name: {_short(n)},\n"
+            for n, s in sorted(records.items())
+            if any(f["name"] == "meta" for f in s["fields"])
+        )
+        + '}\n"""Every event model by Avro full name."""'
+    )
     exported = sorted(["AvroRecord", "Event", "EVENT_TYPES", *(s["name"] for s in definitions.values())])
     parts.append("__all__ = [\n" + "".join(f'    "{n}",\n' for n in exported) + "]")
     return "\n\n\n".join(parts) + "\n"

@@ -85,7 +85,9 @@ def _record_problems(reader: Schema, writer: Schema, path: str) -> list[str]:
     problems = []
     for field in reader["fields"]:
         name = f"{path}.{field['name']}" if path else field["name"]
-        source = written.get(field["name"]) or next((written[a] for a in field.get("aliases", []) if a in written), None)
+        source = written.get(field["name"]) or next(
+            (written[a] for a in field.get("aliases", []) if a in written), None
+        )
         if source is None:
             if "default" not in field:
                 problems.append(f"{name}: not in the writer's data and has no default")
@@ -121,7 +123,10 @@ def committed_baseline(folder: Path, ref: str = "HEAD") -> dict[str, Schema] | N
         ).stdout.strip()
         relative = folder.resolve().relative_to(Path(top).resolve())
         listing = subprocess.run(
-            ["git", "-C", top, "ls-tree", "--name-only", f"{ref}:{relative}"], capture_output=True, text=True, check=True
+            ["git", "-C", top, "ls-tree", "--name-only", f"{ref}:{relative}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
     except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
         return None

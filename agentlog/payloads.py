@@ -41,7 +41,9 @@ def build_event(model: type[Event], document: Any, *, producer: str, line: int |
     to ``producer``; a root registration's ``meta.root_id`` to its ``agent_id``.
     """
     if not isinstance(document, dict):
-        raise PayloadError(model.__name__, [("<input>", f"expected a JSON object, got {type(document).__name__}")], line)
+        raise PayloadError(
+            model.__name__, [("<input>", f"expected a JSON object, got {type(document).__name__}")], line
+        )
     payload = dict(document)
     meta = payload.get("meta", {})
     if isinstance(meta, dict):

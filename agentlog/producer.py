@@ -8,7 +8,7 @@ atomic for ``read_committed`` readers: all of it is visible, or none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -58,21 +58,28 @@ class Producer:
         """Deployed topic of ``event`` (prefix included)."""
         return self.settings.topic_prefix + topic_of(type(event)).name
 
-    def send(self, event: Event, *, headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send(self, event: Event, *, headers: tracing.Headers | None = None) -> None:
         """Queue ``event`` for delivery; :meth:`flush` reports the outcome."""
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
         slot: list[Delivery | KafkaError | None] = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            slot[0] = err if err is not None else Delivery(
-                msg.topic(), msg.partition(), msg.offset(), event.avro_name, str(event.meta.event_id)
-            )
+            if err is not None:
+                slot[0] = err
+                return
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None  # set on every acknowledged record
+            slot[0] = Delivery(topic, partition, offset, event.avro_name, str(event.meta.event_id))
 
         while True:
             try:
                 self._kafka.produce(
-                    topic, value, key_of(event).encode(), headers=tracing.inject(headers or []), on_delivery=on_delivery
+                    topic,
+                    value,
+                    key_of(event).encode(),
+                    headers=tracing.inject(headers or []),
+                    on_delivery=on_delivery,
                 )
                 break
             except BufferError:
@@ -127,9 +134,9 @@ class Producer:
             self._kafka.abort_transaction(30)
             raise
 
-    def _call(self, method: object, *args: object) -> None:
+    def _call(self, method: Callable[..., object], *args: object) -> None:
         try:
-            method(*args)  # type: ignore[operator]
+            method(*args)
         except KafkaException as e:
             raise DeliveryError(f"transaction step failed: {e}", retriable=e.args[0].retriable()) from e
 
@@ -141,6 +148,8 @@ class Producer:
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()

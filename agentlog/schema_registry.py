@@ -42,6 +42,8 @@ class SchemaRegistry:
                     f"schema {schema.full_name} is not registered under subject {subject!r} at {self.url} "
                     f"(auto-registration is off; run `agentlog schemas register`): {e}"
                 ) from e
+            if registered.schema_id is None:
+                raise SchemaError(f"registry at {self.url} returned no id for subject {subject!r}")
             self._ids[key] = registered.schema_id
         return self._ids[key]
 
@@ -61,5 +63,7 @@ class SchemaRegistry:
                 found = self._client.get_schema(schema_id)
             except SchemaRegistryError as e:
                 raise DecodeError(f"schema id {schema_id} unknown to {self.url}: {e}") from e
+            if found.schema_str is None:
+                raise DecodeError(f"schema id {schema_id} at {self.url} has no schema text")
             self._schemas[schema_id] = build_record(json.loads(found.schema_str))
         return self._schemas[schema_id]

@@ -101,7 +101,9 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
     The default start is the beginning, or the end when following.
     """
     serde = serde or Serde()
-    consumer = Consumer({**kafka_config.reader(settings, f"agentlog-tail-{uuid.uuid4()}"), "enable.partition.eof": True})
+    consumer = Consumer(
+        {**kafka_config.reader(settings, f"agentlog-tail-{uuid.uuid4()}"), "enable.partition.eof": True}
+    )
     try:
         assignment = _assignment(consumer, options)
         if not assignment:

@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-    ResourceType,
-)
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
 
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
@@ -56,7 +49,9 @@ def ensure_topics(
             to_check.append((name, spec))
             have = len(existing[name].partitions)
             if have != spec.partitions:
-                changes.append(TopicChange(name, "mismatch", f"has {have} partitions, catalogue says {spec.partitions}"))
+                changes.append(
+                    TopicChange(name, "mismatch", f"has {have} partitions, catalogue says {spec.partitions}")
+                )
     if dry_run:
         return changes + [TopicChange(n, "checked") for n, _ in to_check]
     if to_create:

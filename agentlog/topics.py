@@ -48,23 +48,46 @@ class TopicSpec:
 
 
 SPAWN_REQUESTS = TopicSpec(
-    "agentlog.spawn.requests", TREE_PARTITIONS, (ev.RootAgentRegistered, ev.SpawnRequested), "meta.root_id",
+    "agentlog.spawn.requests",
+    TREE_PARTITIONS,
+    (ev.RootAgentRegistered, ev.SpawnRequested),
+    "meta.root_id",
     "Spawn directives: root registrations and spawn requests.",
 )
 AGENT_LIFECYCLE = TopicSpec(
-    "agentlog.agent.lifecycle", TREE_PARTITIONS,
-    (ev.AgentStarted, ev.TokensConsumed, ev.AgentCompleted, ev.AgentFailed, ev.TerminationRequested,
-     ev.BudgetTopUpRequested),
-    "meta.root_id", "Lifecycle reports from agent runtimes.",
+    "agentlog.agent.lifecycle",
+    TREE_PARTITIONS,
+    (
+        ev.AgentStarted,
+        ev.TokensConsumed,
+        ev.AgentCompleted,
+        ev.AgentFailed,
+        ev.TerminationRequested,
+        ev.BudgetTopUpRequested,
+    ),
+    "meta.root_id",
+    "Lifecycle reports from agent runtimes.",
 )
 POLICY_DECISIONS = TopicSpec(
-    "agentlog.policy.decisions", TREE_PARTITIONS,
-    (ev.SpawnApproved, ev.SpawnDenied, ev.BudgetExhausted, ev.AgentTimedOut, ev.AgentTerminated,
-     ev.CircuitOpened, ev.CircuitClosed),
-    "meta.root_id", "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",
+    "agentlog.policy.decisions",
+    TREE_PARTITIONS,
+    (
+        ev.SpawnApproved,
+        ev.SpawnDenied,
+        ev.BudgetExhausted,
+        ev.AgentTimedOut,
+        ev.AgentTerminated,
+        ev.CircuitOpened,
+        ev.CircuitClosed,
+    ),
+    "meta.root_id",
+    "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",
 )
 POLICY_CONFIG = TopicSpec(
-    "agentlog.policy.config", 1, (ev.PolicyPublished,), "policy_name",
+    "agentlog.policy.config",
+    1,
+    (ev.PolicyPublished,),
+    "policy_name",
     "Versioned spawn policies; compacted, the newest version of each policy is in force.",
     cleanup_policy="compact",
     # Keep every version for a week before compaction may drop superseded ones; replay reads
@@ -72,27 +95,44 @@ POLICY_CONFIG = TopicSpec(
     extra_config={"min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)},
 )
 MESSAGES = TopicSpec(
-    "agentlog.messages", TREE_PARTITIONS,
+    "agentlog.messages",
+    TREE_PARTITIONS,
     (ev.AgentRequest, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
-    "meta.root_id", "Agent-to-agent messages: requests, questions, alerts, handoffs, decisions.",
+    "meta.root_id",
+    "Agent-to-agent messages: requests, questions, alerts, handoffs, decisions.",
 )
 MISSIONS = TopicSpec(
-    "agentlog.missions", TREE_PARTITIONS,
+    "agentlog.missions",
+    TREE_PARTITIONS,
     (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested),
-    "meta.root_id", "Mission commands: creation, dependencies, transition requests.",
+    "meta.root_id",
+    "Mission commands: creation, dependencies, transition requests.",
 )
 MISSION_EVENTS = TopicSpec(
-    "agentlog.mission.events", TREE_PARTITIONS, (ev.MissionTransitioned, ev.MissionTransitionRejected),
-    "meta.root_id", "Mission facts decided by the mission state machine.",
+    "agentlog.mission.events",
+    TREE_PARTITIONS,
+    (ev.MissionTransitioned, ev.MissionTransitionRejected),
+    "meta.root_id",
+    "Mission facts decided by the mission state machine.",
 )
 DLQ = TopicSpec(
-    "agentlog.dlq", 3, (), "original key",
+    "agentlog.dlq",
+    3,
+    (),
+    "original key",
     "Dead letters: the original bytes, with headers naming the stage, error and source position.",
     retention_ms=30 * 24 * 3600 * 1000,
 )
 
 CATALOGUE: tuple[TopicSpec, ...] = (
-    SPAWN_REQUESTS, AGENT_LIFECYCLE, POLICY_DECISIONS, POLICY_CONFIG, MESSAGES, MISSIONS, MISSION_EVENTS, DLQ,
+    SPAWN_REQUESTS,
+    AGENT_LIFECYCLE,
+    POLICY_DECISIONS,
+    POLICY_CONFIG,
+    MESSAGES,
+    MISSIONS,
+    MISSION_EVENTS,
+    DLQ,
 )
 
 _BY_RECORD = {record.avro_name: spec for spec in CATALOGUE for record in spec.records}
@@ -115,5 +155,5 @@ def key_of(event: ev.Event) -> str:
 
 def by_name(name: str, prefix: str = "") -> TopicSpec | None:
     """The catalogue entry for a base or deployed topic name, if it is one."""
-    base = name[len(prefix):] if prefix and name.startswith(prefix) else name
+    base = name[len(prefix) :] if prefix and name.startswith(prefix) else name
     return next((spec for spec in CATALOGUE if spec.name == base), None)

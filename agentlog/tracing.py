@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry import context, propagate
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def inject(headers: Headers) -> Headers:
@@ -16,5 +16,5 @@ def inject(headers: Headers) -> Headers:
 
 def extract(headers: Headers | None) -> context.Context:
     """The trace context carried by record headers (empty when there is none)."""
-    carrier = {k: v.decode("latin-1") for k, v in headers or [] if v is not None}
+    carrier = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in headers or [] if v is not None}
     return propagate.extract(carrier)

@@ -20,7 +20,9 @@ from agentlog.settings import get_settings
 
 
 def publish(
-    event: Annotated[str, typer.Argument(help="Record name, short (SpawnRequested) or full (agentlog.spawn.SpawnRequested).")],
+    event: Annotated[
+        str, typer.Argument(help="Record name, short (SpawnRequested) or full (agentlog.spawn.SpawnRequested).")
+    ],
     json_text: Annotated[str | None, typer.Option("--json", help="The payload: one JSON object or JSON lines.")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the payload from this file.")] = None,
 ) -> None:

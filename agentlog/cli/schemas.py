@@ -103,7 +103,9 @@ def release(
     for name in store.names():
         value = sample_record(store.records[name])
         (fixtures / version / f"{name}.bin").write_bytes(serde.encode_value(name, value, "fixture"))
-        (fixtures / version / f"{name}.json").write_text(json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n")
+        (fixtures / version / f"{name}.json").write_text(
+            json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n"
+        )
     target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps({n: store.records[n].expanded for n in store.names()}, indent=1) + "\n")
     print(f"released {len(store.records)} records as {version}: {target}, {fixtures / version}/")

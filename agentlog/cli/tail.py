@@ -50,7 +50,9 @@ def render_pretty(console: Console, record: TailedRecord) -> None:
     when = record.timestamp.isoformat(timespec="milliseconds") if record.timestamp else "-"
     where = f"{record.topic}[{record.partition}]@{record.offset}"
     if record.error is not None:
-        console.print(f"[dim]{when}[/] {where} key={escape(str(record.key))} [bold red]UNDECODABLE[/] {escape(record.error)}")
+        console.print(
+            f"[dim]{when}[/] {where} key={escape(str(record.key))} [bold red]UNDECODABLE[/] {escape(record.error)}"
+        )
         console.print(f"    raw={(record.raw or b'').hex()}", highlight=False, soft_wrap=True)
         return
     name = (record.record or "?").rsplit(".", 1)[-1]
@@ -61,14 +63,18 @@ def render_pretty(console: Console, record: TailedRecord) -> None:
 
 
 def tail_command(
-    topics: Annotated[list[str] | None, typer.Argument(help="Topics to read; catalogue names get the topic prefix.")] = None,
+    topics: Annotated[
+        list[str] | None, typer.Argument(help="Topics to read; catalogue names get the topic prefix.")
+    ] = None,
     all_topics: Annotated[bool, typer.Option("--all", help="Read every topic of the catalogue.")] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="pretty or json (JSON lines).")] = "pretty",
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
     since: Annotated[str | None, typer.Option(help="Start at records newer than 10m / 2h / 1d or a timestamp.")] = None,
     follow: Annotated[bool, typer.Option("--follow/--no-follow", "-F", help="Keep reading new records.")] = False,
     max_records: Annotated[int | None, typer.Option("--max", min=1, help="Stop after N records.")] = None,
-    filter_items: Annotated[list[str] | None, typer.Option("--filter", help="FIELD=VALUE on the decoded value (dotted path); repeatable.")] = None,
+    filter_items: Annotated[
+        list[str] | None, typer.Option("--filter", help="FIELD=VALUE on the decoded value (dotted path); repeatable.")
+    ] = None,
 ) -> None:
     """Print the records of topics, decoded.
 

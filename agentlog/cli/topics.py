@@ -26,7 +26,9 @@ def list_topics() -> None:
     for spec in CATALOGUE:
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
         records = ", ".join(r.__name__ for r in spec.records) or "any (original bytes)"
-        table.add_row(settings.topic_prefix + spec.name, str(spec.partitions), retention, spec.cleanup_policy, spec.key, records)
+        table.add_row(
+            settings.topic_prefix + spec.name, str(spec.partitions), retention, spec.cleanup_policy, spec.key, records
+        )
     Console().print(table)
 
 

@@ -1,6 +1,5 @@
 """Event models generated from ``schemas/*.avsc`` by ``agentlog schemas generate``. Do not edit."""
 
-# ruff: noqa: E501  (generated: field descriptions are kept on one line)
 from __future__ import annotations
 
 import uuid
