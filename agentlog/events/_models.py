@@ -26,7 +26,7 @@ class Event(AvroRecord):
 
 
 class DenialReason(StrEnum):
-    """Why a spawn was denied."""
+    """Why a spawn, a root registration or a top-up was denied."""
 
     UNKNOWN = "UNKNOWN"
     DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
@@ -44,6 +44,9 @@ class DenialReason(StrEnum):
     INVALID_REQUEST = "INVALID_REQUEST"
     DUPLICATE_REQUEST = "DUPLICATE_REQUEST"
     NO_POLICY = "NO_POLICY"
+    FORBIDDEN_ACTION = "FORBIDDEN_ACTION"
+    UNKNOWN_AGENT = "UNKNOWN_AGENT"
+    AGENT_NOT_ACTIVE = "AGENT_NOT_ACTIVE"
 
 
 class DependencyKind(StrEnum):
@@ -193,6 +196,23 @@ class BudgetExhausted(Event):
     message: str = Field(description='A sentence an agent can be shown.')
 
 
+class BudgetToppedUp(Event):
+    """The spawn gate granted a BudgetTopUpRequested: the agent's grant grew, reserved from its parent's remaining tokens (or added to the tree for a root)."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.BudgetToppedUp"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    request_id: uuid.UUID = Field(description='The top-up request this answers.')
+    agent_id: str = Field(description='Agent whose grant grew.')
+    additional_tokens: Int64 = Field(description='Tokens added to the grant.')
+    token_budget: Int64 = Field(description="The agent's grant after the top-up.")
+    remaining_tokens: Int64 = Field(description='Tokens the agent has left to grant or spend after the top-up (negative while still over budget).')
+    parent_remaining_tokens: Int64 | None = Field(default=None, description='Tokens the parent has left after reserving the top-up; null for a root.')
+    spawns_unblocked: bool = Field(default=False, description='Whether the agent was blocked by BudgetExhausted and may spawn again.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
 class CircuitClosed(Event):
     """The cool-down of a tree's circuit passed; spawns are evaluated again."""
 
@@ -212,6 +232,34 @@ class CircuitOpened(Event):
     window_ms: Int64 = Field(description='Length of the counting window in milliseconds.')
     open_until: UtcDatetime = Field(description='When the cool-down ends, UTC.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class RootAdmitted(Event):
+    """The spawn gate admitted a RootAgentRegistered: a new agent tree exists, holding the whole tree's budgets."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.RootAdmitted"
+    meta: Meta = Field(description="Event envelope; causation_id is the registration's event_id, meta.root_id the new root.")
+    agent_id: str = Field(description='Id of the admitted root agent.')
+    config: str = Field(description='Agent config (role) of the root.')
+    token_budget: Int64 = Field(description="Tokens the whole tree may consume (the root's grant).")
+    spawn_budget: Int32 = Field(description='Spawn budget of the root: the tree never holds more than spawn_budget + 1 agents.')
+    deadline: UtcDatetime | None = Field(default=None, description='When the root times out, UTC; null for never.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    message: str = Field(description='A sentence an agent can be shown.')
+
+
+class RootRejected(Event):
+    """The spawn gate rejected a RootAgentRegistered. No tree was created and nothing was reserved."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.RootRejected"
+    meta: Meta = Field(description="Event envelope; causation_id is the registration's event_id.")
+    agent_id: str = Field(description='Id the root asked to be registered under.')
+    config: str = Field(description='Agent config (role) that was asked for.')
+    reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the registration was rejected.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
     message: str = Field(description='A sentence an agent can be shown.')
 
 
@@ -247,6 +295,20 @@ class SpawnDenied(Event):
     checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
     message: str = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
+
+
+class TopUpDenied(Event):
+    """The spawn gate denied a BudgetTopUpRequested. Nothing was reserved."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.TopUpDenied"
+    meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
+    request_id: uuid.UUID = Field(description='The top-up request this answers.')
+    agent_id: str = Field(description='Agent whose grant was to grow.')
+    additional_tokens: Int64 = Field(description='Tokens that were asked for.')
+    reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the top-up was denied.')
+    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
+    message: str = Field(description='A sentence an agent can be shown.')
 
 
 class AgentCompleted(Event):
@@ -487,6 +549,7 @@ AgentTerminated.model_rebuild()
 AgentTimedOut.model_rebuild()
 BudgetExhausted.model_rebuild()
 BudgetTopUpRequested.model_rebuild()
+BudgetToppedUp.model_rebuild()
 CircuitClosed.model_rebuild()
 CircuitOpened.model_rebuild()
 ConfigRule.model_rebuild()
@@ -502,23 +565,30 @@ MissionTransitionRejected.model_rebuild()
 MissionTransitionRequested.model_rebuild()
 MissionTransitioned.model_rebuild()
 PolicyPublished.model_rebuild()
+RootAdmitted.model_rebuild()
 RootAgentRegistered.model_rebuild()
+RootRejected.model_rebuild()
 SpawnApproved.model_rebuild()
 SpawnDenied.model_rebuild()
 SpawnRequested.model_rebuild()
 TaskSpec.model_rebuild()
 TerminationRequested.model_rebuild()
 TokensConsumed.model_rebuild()
+TopUpDenied.model_rebuild()
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
     AgentTerminated.avro_name: AgentTerminated,
     AgentTimedOut.avro_name: AgentTimedOut,
     BudgetExhausted.avro_name: BudgetExhausted,
+    BudgetToppedUp.avro_name: BudgetToppedUp,
     CircuitClosed.avro_name: CircuitClosed,
     CircuitOpened.avro_name: CircuitOpened,
+    RootAdmitted.avro_name: RootAdmitted,
+    RootRejected.avro_name: RootRejected,
     SpawnApproved.avro_name: SpawnApproved,
     SpawnDenied.avro_name: SpawnDenied,
+    TopUpDenied.avro_name: TopUpDenied,
     AgentCompleted.avro_name: AgentCompleted,
     AgentFailed.avro_name: AgentFailed,
     AgentStarted.avro_name: AgentStarted,
@@ -554,6 +624,7 @@ __all__ = [
     "AvroRecord",
     "BudgetExhausted",
     "BudgetTopUpRequested",
+    "BudgetToppedUp",
     "CircuitClosed",
     "CircuitOpened",
     "ConfigRule",
@@ -575,7 +646,9 @@ __all__ = [
     "MissionTransitioned",
     "PolicyPublished",
     "Priority",
+    "RootAdmitted",
     "RootAgentRegistered",
+    "RootRejected",
     "SpawnApproved",
     "SpawnDenied",
     "SpawnRequested",
@@ -583,4 +656,5 @@ __all__ = [
     "TerminationReason",
     "TerminationRequested",
     "TokensConsumed",
+    "TopUpDenied",
 ]
