@@ -15,7 +15,7 @@ from agentlog.schema_store import Schema, load_definitions
 MODELS_PATH = Path(__file__).resolve().parent / "events" / "_models.py"
 
 # Fields filled in when a payload leaves them out: ids of new acts and the time they happen.
-_FACTORIES = {
+DEFAULT_FACTORIES = {
     ("agentlog.common.Meta", "event_id"): "uuid.uuid4",
     ("agentlog.common.Meta", "occurred_at"): "utc_now",
     ("agentlog.spawn.SpawnRequested", "request_id"): "uuid.uuid4",
@@ -93,7 +93,7 @@ def _annotation(avro_type: Any, namespace: str) -> str:
 
 
 def _default(owner: str, field: dict[str, Any], annotation: str) -> str | None:
-    factory = _FACTORIES.get((owner, field["name"]))
+    factory = DEFAULT_FACTORIES.get((owner, field["name"]))
     if factory:
         return f"default_factory={factory}"
     if "default" not in field:

@@ -52,7 +52,7 @@ def reader_problems(reader: Any, writer: Any, path: str) -> list[str]:
     if rk != wk:
         if wk in _PROMOTIONS and rk in _PROMOTIONS[wk]:
             return []
-        return [f"{path}: type changed from {wk} to {rk}"]
+        return [f"{path}: the writer's {wk} cannot be read as {rk}"]
     if rk == "record":
         return _record_problems(reader, writer, path)
     if rk == "enum":

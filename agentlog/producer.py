@@ -47,7 +47,7 @@ class Producer:
         config: dict[str, object] | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.serde = serde or Serde()
+        self.serde = serde or Serde.from_settings(self.settings)
         self._transactional = transactional_id is not None
         self._kafka = KafkaProducer({**kafka_config.producer(self.settings, transactional_id), **(config or {})})
         self._pending: list[tuple[Event, list[Delivery | KafkaError | None]]] = []

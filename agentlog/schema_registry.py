@@ -1,5 +1,7 @@
 """Schema ids from a Confluent-compatible schema registry, for the Confluent wire format.
 
+The registered text is the expanded schema with its docs and logical types (not the
+Parsing Canonical Form), so that other clients decode timestamps and UUIDs as such.
 Subjects follow the TopicRecordNameStrategy (``<topic>-<record full name>``) because one
 agentlog topic carries several record types. Auto-registration is off: publish the schemas
 with ``agentlog schemas register`` (an explicit, reviewed step); a missing schema is an error.
@@ -24,9 +26,10 @@ def subject_for(topic: str, schema: RecordSchema) -> str:
 class SchemaRegistry:
     """Caches schema ids (for writing) and schemas by id (for reading)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, client: SchemaRegistryClient | None = None) -> None:
         self.url = url
-        self._client = SchemaRegistryClient({"url": url})
+        # new_client: a ``mock://`` URL gives confluent-kafka's in-memory registry.
+        self._client = client or SchemaRegistryClient.new_client({"url": url})
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, RecordSchema] = {}
 
@@ -36,7 +39,7 @@ class SchemaRegistry:
         if key not in self._ids:
             subject = subject_for(topic, schema)
             try:
-                registered = self._client.lookup_schema(subject, Schema(schema.canonical, "AVRO"))
+                registered = self._client.lookup_schema(subject, Schema(json.dumps(schema.expanded), "AVRO"))
             except SchemaRegistryError as e:
                 raise SchemaError(
                     f"schema {schema.full_name} is not registered under subject {subject!r} at {self.url} "
@@ -50,7 +53,7 @@ class SchemaRegistry:
     def register(self, topic: str, schema: RecordSchema) -> int:
         """Register ``schema`` under its subject for ``topic`` and return its id."""
         try:
-            schema_id: int = self._client.register_schema(subject_for(topic, schema), Schema(schema.canonical, "AVRO"))
+            schema_id: int = self._client.register_schema(subject_for(topic, schema), Schema(json.dumps(schema.expanded), "AVRO"))
         except SchemaRegistryError as e:
             raise SchemaError(f"cannot register {schema.full_name} at {self.url}: {e}") from e
         self._ids[(topic, schema.full_name)] = schema_id

@@ -27,6 +27,7 @@ from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import EVENT_TYPES, Event
 from agentlog.schema_registry import SchemaRegistry
 from agentlog.schema_store import RecordSchema, SchemaStore, default_store
+from agentlog.settings import Settings
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -56,6 +57,12 @@ class Serde:
     def __init__(self, store: SchemaStore | None = None, registry: SchemaRegistry | None = None) -> None:
         self.store = store or default_store()
         self.registry = registry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Serde:
+        """Single-object encoding, or the Confluent wire format when a registry URL is set."""
+        registry = SchemaRegistry(settings.schema_registry_url) if settings.schema_registry_url else None
+        return cls(registry=registry)
 
     def encode(self, event: Event, topic: str) -> bytes:
         """Bytes of ``event`` in the configured wire format, for ``topic``."""

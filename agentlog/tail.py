@@ -100,7 +100,7 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
     started; with ``follow`` it goes on until interrupted or ``max_records`` is reached.
     The default start is the beginning, or the end when following.
     """
-    serde = serde or Serde()
+    serde = serde or Serde.from_settings(settings)
     consumer = Consumer(
         {**kafka_config.reader(settings, f"agentlog-tail-{uuid.uuid4()}"), "enable.partition.eof": True}
     )
