@@ -34,7 +34,10 @@ def _edit(repo: Path, record: str, change: Edit) -> None:
 
 def _check(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["agentlog", "schemas", "check", "--schemas", str(repo / "schemas")], capture_output=True, text=True, check=False
+        ["agentlog", "schemas", "check", "--schemas", str(repo / "schemas")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -72,7 +75,7 @@ def test_adding_an_enum_symbol_is_compatible(repo: Path) -> None:
         (
             "agentlog.lifecycle.TokensConsumed",
             lambda s: s["fields"].append({"name": "cost", "type": "double", "doc": "d"}),
-            "TokensConsumed (vs HEAD, backward: new reader, old data) cost: not in the writer's data and has no default",
+            "(vs HEAD, backward: new reader, old data) cost: not in the writer's data and has no default",
         ),
         (
             "agentlog.lifecycle.TokensConsumed",
@@ -108,7 +111,9 @@ def test_breaking_edits_fail_and_name_the_field(repo: Path, record: str, change:
 def test_the_release_is_checked_even_after_a_commit(repo: Path) -> None:
     """Committing a breaking change does not hide it: the released v1 still disagrees."""
     _edit(repo, "agentlog.lifecycle.AgentStarted", lambda s: s["fields"].remove(_field(s, "agent_id")))
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x"], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x"], check=True
+    )
     result = _check(repo)
     assert result.returncode == 1
     assert "vs release v1" in result.stderr and "agent_id" in result.stderr

@@ -60,7 +60,9 @@ def test_invalid_line_publishes_nothing_and_names_the_field(settings: Settings, 
 def test_missing_meta_field_is_named(settings: Settings, cli_env: dict[str, str]) -> None:
     """A SpawnRequested without meta.root_id is refused naming meta.root_id."""
     payload = {"meta": {"tenant_id": "acme"}, "parent_agent_id": "p", "child_config": "c", "task": {"title": "t"}}
-    result = agentlog(cli_env, "publish", "SpawnRequested", "--json", json.dumps({**payload, "requested_token_budget": 1}))
+    result = agentlog(
+        cli_env, "publish", "SpawnRequested", "--json", json.dumps({**payload, "requested_token_budget": 1})
+    )
     assert result.returncode == 2
     assert "meta.root_id: Field required" in result.stderr
 

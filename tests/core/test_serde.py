@@ -94,7 +94,9 @@ def test_undecodable_bytes_say_why(data: bytes, reason: str) -> None:
 def test_truncated_and_padded_bodies_are_rejected() -> None:
     """A body cut short or followed by extra bytes does not pass as a record."""
     serde = Serde()
-    data = serde.encode_value("agentlog.lifecycle.TokensConsumed", sample_record(serde.store.get("TokensConsumed")), "t")
+    data = serde.encode_value(
+        "agentlog.lifecycle.TokensConsumed", sample_record(serde.store.get("TokensConsumed")), "t"
+    )
     with pytest.raises(DecodeError, match="does not match"):
         serde.decode_value(data[:-5])
     with pytest.raises(DecodeError, match="trailing bytes"):
