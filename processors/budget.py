@@ -1,0 +1,158 @@
+"""The token ledger: usage reports, over-use (``BudgetExhausted``) and top-ups.
+
+Usage counts against the reporting agent's own grant; usage reported by an agent that
+already ended is charged to its nearest active ancestor (it happened, and the tree pays).
+An agent whose remaining tokens drop below zero gets one ``BudgetExhausted`` and may not
+spawn until a top-up is granted. A top-up of a child is reserved from its parent's
+remaining tokens; a top-up of a root adds to the whole tree's budget.
+"""
+
+from __future__ import annotations
+
+from agentlog import events as ev
+from processors.checks import Checks, Denial
+from processors.emitter import Emitter
+from processors.policy import Policy
+from processors.tree_state import AgentState, PartitionState, TreeState
+
+INT64_MAX = 2**63 - 1
+_PREFIX = "Cannot top up the budget"
+
+
+def add_spent(agent: AgentState, tokens: int) -> None:
+    """Charge ``tokens`` to the agent (saturating at the Avro long's maximum)."""
+    agent.tokens_spent = min(agent.tokens_spent + tokens, INT64_MAX)
+
+
+def check_exhausted(agent: AgentState, out: Emitter, policy_version: int) -> None:
+    """Emit ``BudgetExhausted`` once when an active agent's remaining tokens drop below zero."""
+    if agent.active and not agent.exhausted and agent.remaining_tokens < 0:
+        agent.exhausted = True
+        out.emit(
+            ev.BudgetExhausted,
+            agent_id=agent.agent_id,
+            token_budget=agent.token_grant,
+            tokens_used=agent.tokens_spent,
+            policy_version=policy_version,
+            message=(
+                f"Token budget exhausted: {agent.tokens_spent} tokens used of {agent.token_grant} granted "
+                f"({agent.tokens_reserved} reserved for children). Request a top-up before spawning again."
+            ),
+        )
+
+
+def nearest_active(tree: TreeState, agent: AgentState) -> AgentState | None:
+    """The agent itself if active, else its closest active ancestor."""
+    current: AgentState | None = agent
+    while current is not None and not current.active:
+        current = tree.agents.get(current.parent) if current.parent is not None else None
+    return current
+
+
+def decide_usage(state: PartitionState, event: ev.TokensConsumed, policy: Policy | None, out: Emitter) -> None:
+    """Count a usage report; reports of unknown agents or of negative amounts change nothing."""
+    tree = state.live_tree(event.meta.root_id)
+    agent = tree.agents.get(event.agent_id) if tree is not None else None
+    if tree is None or agent is None or event.tokens <= 0:
+        return
+    payer = nearest_active(tree, agent)
+    if payer is not None:
+        add_spent(payer, event.tokens)
+        check_exhausted(payer, out, policy.version if policy else 0)
+
+
+def decide_top_up(state: PartitionState, event: ev.BudgetTopUpRequested, policy: Policy | None, now: int,
+                  out: Emitter) -> None:
+    """Grant a top-up (``BudgetToppedUp``) or deny it (``TopUpDenied``); every request id is remembered."""
+    checks = Checks()
+    version = policy.version if policy else 0
+    tree = state.live_tree(event.meta.root_id)
+    result = _evaluate(state, tree, event, policy, now, checks)
+    if tree is not None and not (isinstance(result, Denial) and result.reason is ev.DenialReason.DUPLICATE_REQUEST):
+        tree.remember(event.request_id.int)
+    if isinstance(result, Denial):
+        out.emit(
+            ev.TopUpDenied,
+            request_id=event.request_id,
+            agent_id=event.agent_id,
+            additional_tokens=event.additional_tokens,
+            reason=result.reason,
+            checks=checks.items,
+            policy_version=version,
+            message=result.message,
+        )
+        return
+    agent, parent = result
+    agent.token_grant += event.additional_tokens
+    if parent is not None:
+        parent.tokens_reserved += event.additional_tokens
+    unblocked = agent.exhausted and agent.remaining_tokens >= 0
+    if unblocked:
+        agent.exhausted = False
+    still = " It is still over budget and may not spawn." if agent.exhausted else ""
+    out.emit(
+        ev.BudgetToppedUp,
+        request_id=event.request_id,
+        agent_id=agent.agent_id,
+        additional_tokens=event.additional_tokens,
+        token_budget=agent.token_grant,
+        remaining_tokens=agent.remaining_tokens,
+        parent_remaining_tokens=parent.remaining_tokens if parent is not None else None,
+        spawns_unblocked=unblocked,
+        checks=checks.items,
+        policy_version=version,
+        message=(
+            f"Added {event.additional_tokens} tokens to agent {agent.agent_id}: grant {agent.token_grant}, "
+            f"{agent.remaining_tokens} remaining.{still}"
+        ),
+    )
+
+
+def _evaluate(
+    state: PartitionState, tree: TreeState | None, event: ev.BudgetTopUpRequested, policy: Policy | None, now: int,
+    checks: Checks,
+) -> Denial | tuple[AgentState, AgentState | None]:
+    """The first denial that applies, or the agent and its parent (None for a root) when every check passes."""
+    if policy is None:
+        return Denial(ev.DenialReason.NO_POLICY, f"{_PREFIX}: no spawn policy is in force, so every request is denied.")
+    if tree is None:
+        ended = event.meta.root_id in state.trees
+        reason = ev.DenialReason.AGENT_NOT_ACTIVE if ended else ev.DenialReason.UNKNOWN_AGENT
+        what = "has ended" if ended else "is not known"
+        return Denial(reason, f"{_PREFIX}: the agent tree {event.meta.root_id} {what}.")
+    if tree.has_seen(event.request_id.int):
+        return Denial(ev.DenialReason.DUPLICATE_REQUEST, f"{_PREFIX}: request {event.request_id} was already answered.")
+    if event.additional_tokens <= 0:
+        return Denial(
+            ev.DenialReason.INVALID_REQUEST,
+            f"{_PREFIX}: the additional tokens must be positive (got {event.additional_tokens}).",
+        )
+    agent = tree.agents.get(event.agent_id)
+    if agent is None:
+        return Denial(ev.DenialReason.UNKNOWN_AGENT, f"{_PREFIX}: agent {event.agent_id} is not known in this tree.")
+    if not agent.live_at(now):
+        how = "passed its deadline" if agent.active else f"ended ({agent.status.name.lower()})"
+        return Denial(ev.DenialReason.AGENT_NOT_ACTIVE, f"{_PREFIX}: agent {agent.agent_id} has {how}.")
+    rule = policy.rule(agent.config)
+    if rule is None:
+        return Denial(
+            ev.DenialReason.CONFIG_NOT_WHITELISTED,
+            f"{_PREFIX}: config '{agent.config}' is no longer in policy '{policy.name}'.",
+        )
+    new_grant = agent.token_grant + event.additional_tokens
+    if not checks.within("max_token_grant", rule.max_token_grant, new_grant):
+        return Denial(
+            ev.DenialReason.GRANT_TOO_LARGE,
+            f"{_PREFIX}: config '{rule.name}' may be granted at most {rule.max_token_grant} tokens; "
+            f"the top-up would make it {new_grant}.",
+        )
+    parent = tree.agents.get(agent.parent) if agent.parent is not None else None
+    if parent is not None and not checks.within(
+        "parent_remaining_tokens", parent.remaining_tokens, event.additional_tokens
+    ):
+        return Denial(
+            ev.DenialReason.TOKEN_BUDGET_EXHAUSTED,
+            f"{_PREFIX}: the parent agent {parent.agent_id} has only {max(parent.remaining_tokens, 0)} tokens left; "
+            f"{event.additional_tokens} requested. Ask the parent for a top-up first.",
+        )
+    return agent, parent

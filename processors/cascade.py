@@ -1,0 +1,186 @@
+"""Ending agents: completion, failure, requested termination, timeouts, and the cascade below them.
+
+When an agent ends, every active descendant is terminated first, deepest first (ties by
+agent id), each ``AgentTerminated(reason=ANCESTOR_ENDED)``; each ended agent's grant is
+released from its parent's reservations and what it spent is charged to the parent, so
+its unused tokens flow back up. The subtree is then closed to new spawns (only active
+agents may spawn). When the root ends, the tree becomes a tombstone.
+
+Timeouts come from :func:`expire`, which the processor calls from a timer with the
+current time and which replay calls with the ``occurred_at`` of a recorded
+``AgentTimedOut``. Their outputs have no input event: they are named after the agent
+that timed out (``timeout:<agent_id>/<index>``) and carry the tick's time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from datetime import datetime
+
+from agentlog import events as ev
+from processors import budget
+from processors.clock import from_micros, to_micros
+from processors.emitter import Emitter
+from processors.ids import timeout_source
+from processors.policy import Policy
+from processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, Status, TreeState
+
+_REPORTED_ENDS: dict[type[ev.Event], Status] = {ev.AgentCompleted: Status.COMPLETED, ev.AgentFailed: Status.FAILED}
+
+
+def active_descendants(tree: TreeState, agent: AgentState) -> list[AgentState]:
+    """The active agents below ``agent``, deepest first, ties by agent id."""
+    found: list[AgentState] = []
+    stack = [agent]
+    while stack:
+        for child_id in stack.pop().children or ():
+            child = tree.agents[child_id]
+            if child.active:  # an ended agent has no active descendants
+                found.append(child)
+                stack.append(child)
+    found.sort(key=lambda a: (-a.depth, a.agent_id))
+    return found
+
+
+def _close(state: PartitionState, tree: TreeState, agent: AgentState, status: Status) -> int:
+    """Mark one agent ended and settle with its parent; returns the unused tokens given back."""
+    agent.status = status
+    state.count_ended(tree)
+    if agent.parent is None:
+        return 0
+    parent = tree.agents[agent.parent]
+    parent.tokens_reserved -= agent.token_grant
+    budget.add_spent(parent, agent.tokens_spent)
+    parent.active_children -= 1
+    return max(0, agent.token_grant - agent.tokens_spent)
+
+
+def end_agent(
+    state: PartitionState,
+    tree: TreeState,
+    agent: AgentState,
+    status: Status,
+    now: int,
+    out: Emitter,
+    policy_version: int,
+    announce: Callable[[int], object] | None = None,
+) -> None:
+    """End ``agent`` with its whole active subtree; ``announce(returned_tokens)`` emits the agent's own event."""
+    how = status.name.lower().replace("_", " ")
+    for descendant in active_descendants(tree, agent):
+        returned = _close(state, tree, descendant, Status.TERMINATED)
+        out.emit(
+            ev.AgentTerminated,
+            agent_id=descendant.agent_id,
+            reason=ev.TerminationReason.ANCESTOR_ENDED,
+            ended_by_agent_id=agent.agent_id,
+            returned_tokens=returned,
+            policy_version=policy_version,
+            message=f"Terminated because ancestor agent {agent.agent_id} {how}. Stop work on this task now.",
+        )
+    returned = _close(state, tree, agent, status)
+    if announce is not None:
+        announce(returned)
+    if agent.parent is not None:
+        budget.check_exhausted(tree.agents[agent.parent], out, policy_version)
+    else:
+        tree.agents = {}
+        tree.seen_requests = tree.denials = None
+        tree.open_until = None
+        tree.ended_at = now
+
+
+def decide_reported_end(
+    state: PartitionState, event: ev.AgentCompleted | ev.AgentFailed, policy: Policy | None, now: int, out: Emitter
+) -> None:
+    """An agent reports that it completed or failed: count its last usage, then end it and its subtree."""
+    tree = state.live_tree(event.meta.root_id)
+    agent = tree.agents.get(event.agent_id) if tree is not None else None
+    if tree is None or agent is None:
+        return
+    version = policy.version if policy else 0
+    tokens = max(event.tokens_used, 0)
+    if not agent.active:  # a late report: the tokens were spent all the same
+        payer = budget.nearest_active(tree, agent)
+        if payer is not None and tokens:
+            budget.add_spent(payer, tokens)
+            budget.check_exhausted(payer, out, version)
+        return
+    budget.add_spent(agent, tokens)
+    end_agent(state, tree, agent, _REPORTED_ENDS[type(event)], now, out, version)
+
+
+def decide_termination(
+    state: PartitionState, event: ev.TerminationRequested, policy: Policy | None, now: int, out: Emitter
+) -> None:
+    """Terminate an active agent and its subtree at someone's request; unknown or ended agents change nothing."""
+    tree = state.live_tree(event.meta.root_id)
+    agent = tree.agents.get(event.agent_id) if tree is not None else None
+    if tree is None or agent is None or not agent.active:
+        return
+    version = policy.version if policy else 0
+    why = f": {event.reason}" if event.reason else ""
+
+    def announce(returned: int) -> None:
+        out.emit(
+            ev.AgentTerminated,
+            agent_id=agent.agent_id,
+            reason=ev.TerminationReason.REQUESTED,
+            ended_by_agent_id=None,
+            returned_tokens=returned,
+            policy_version=version,
+            message=f"Terminated at the request of {event.requested_by}{why}. Stop work on this task now.",
+        )
+
+    end_agent(state, tree, agent, Status.TERMINATED, now, out, version, announce)
+
+
+def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[ev.Event]:
+    """Time out every active agent whose deadline is at or before ``now``, with its subtree.
+
+    Agents are taken in the order (root id, depth, agent id), so an ancestor that timed out
+    terminates its descendants (``ANCESTOR_ENDED``) before their own deadlines are looked at.
+    Mutates ``state``. Deterministic in ``(state, now, policy)``.
+    """
+    now_us = to_micros(now)
+    version = policy.version if policy else 0
+    due: dict[tuple[str, str], tuple[TreeState, AgentState]] = {}
+    while state.deadlines and state.deadlines[0][0] <= now_us:
+        deadline, root_id, agent_id = heapq.heappop(state.deadlines)
+        tree = state.live_tree(root_id)
+        agent = tree.agents.get(agent_id) if tree is not None else None
+        if tree is not None and agent is not None and agent.active and agent.deadline == deadline:
+            due[root_id, agent_id] = (tree, agent)
+    events: list[ev.Event] = []
+    for tree, agent in sorted(due.values(), key=lambda pair: (pair[0].root_id, pair[1].depth, pair[1].agent_id)):
+        if not agent.active:  # ended above, by an ancestor's timeout
+            continue
+        out = Emitter(timeout_source(agent.agent_id), now, tree.tenant_id, tree.root_id)
+        deadline_at = from_micros(agent.deadline if agent.deadline is not None else now_us)
+
+        def announce(returned: int, agent: AgentState = agent, out: Emitter = out, at: datetime = deadline_at) -> None:
+            out.emit(
+                ev.AgentTimedOut,
+                agent_id=agent.agent_id,
+                deadline=at,
+                returned_tokens=returned,
+                policy_version=version,
+                message=f"Timed out: the deadline {at:%Y-%m-%d %H:%M:%SZ} has passed. Stop work on this task now.",
+            )
+
+        end_agent(state, tree, agent, Status.TIMED_OUT, now_us, out, version, announce)
+        events.extend(out.events)
+    if len(state.deadlines) > 2 * state.active_total + 1024:
+        state.compact_deadlines()
+    return events
+
+
+def prune_ended(state: PartitionState, now: datetime) -> list[str]:
+    """Forget the tombstones of trees that ended more than the retention period ago; returns their root ids."""
+    cutoff = to_micros(now) - ENDED_TREE_RETENTION_US
+    gone = sorted(root for root, tree in state.trees.items() if tree.ended_at is not None and tree.ended_at <= cutoff)
+    for root in gone:
+        del state.trees[root]
+    return gone
+

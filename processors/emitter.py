@@ -1,0 +1,65 @@
+"""Builds the spawn gate's output events with deterministic envelopes.
+
+Every output of one input shares the input's time, tenant, tree, correlation id, and
+names the input as its cause; its event id is derived from the input's event id and its
+position in the output (see :mod:`processors.ids`). No clock, no randomness: replaying
+the same input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, TypeVar
+
+from agentlog import events as ev
+from processors.ids import output_event_id
+
+PRODUCER = "agentlog.spawn_gate"
+
+E = TypeVar("E", bound=ev.Event)
+
+
+class Emitter:
+    """Collects the outputs caused by one input (an event, or one agent's timeout)."""
+
+    __slots__ = ("_causation", "_correlation", "_occurred_at", "_root_id", "_source", "_tenant_id", "events")
+
+    def __init__(
+        self,
+        source: str,
+        occurred_at: datetime,
+        tenant_id: str,
+        root_id: str,
+        causation_id: uuid.UUID | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._source = source
+        self._occurred_at = occurred_at
+        self._tenant_id = tenant_id
+        self._root_id = root_id
+        self._causation = causation_id
+        self._correlation = correlation_id
+        self.events: list[ev.Event] = []
+
+    @classmethod
+    def caused_by(cls, event: ev.Event) -> Emitter:
+        """The emitter of the decisions about ``event``."""
+        meta = event.meta
+        return cls(str(meta.event_id), meta.occurred_at, meta.tenant_id, meta.root_id, meta.event_id,
+                   meta.correlation_id)
+
+    def emit(self, record: type[E], **fields: Any) -> E:
+        """Append one output event of type ``record``."""
+        meta = ev.Meta(
+            event_id=output_event_id(self._source, len(self.events)),
+            occurred_at=self._occurred_at,
+            tenant_id=self._tenant_id,
+            root_id=self._root_id,
+            producer=PRODUCER,
+            causation_id=self._causation,
+            correlation_id=self._correlation,
+        )
+        event = record(meta=meta, **fields)
+        self.events.append(event)
+        return event

@@ -1,0 +1,28 @@
+"""Deterministic ids of everything the spawn gate creates.
+
+Replay re-runs the gate and compares its output byte for byte, so no id may come from a
+random source: child agents are named after their request, output events after the
+input that caused them and their position in the output.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+NAMESPACE = uuid.UUID("9b4a3c1e-2f6d-5e8a-b0c7-61d2e4f8a5b3")
+"""The fixed uuid5 namespace of agentlog's derived ids. Never change it: replays compare ids."""
+
+
+def child_agent_id(request_id: uuid.UUID) -> str:
+    """The id of the agent a spawn request creates."""
+    return str(uuid.uuid5(NAMESPACE, str(request_id)))
+
+
+def output_event_id(source: str, index: int) -> uuid.UUID:
+    """The event id of the ``index``-th output caused by ``source`` (an input event id)."""
+    return uuid.uuid5(NAMESPACE, f"{source}/{index}")
+
+
+def timeout_source(agent_id: str) -> str:
+    """The source name of the outputs of an agent's timeout (a timer tick has no input event)."""
+    return f"timeout:{agent_id}"

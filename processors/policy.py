@@ -1,0 +1,226 @@
+"""The spawn policy: limits and the config whitelist, loaded from YAML or a ``PolicyPublished``.
+
+A policy is validated once, where it enters (a file, an event); the decision path then
+trusts it. Its content hash is the SHA-256 of the canonical JSON of limits and configs
+(keys sorted, no spaces, configs sorted by name with their name lists sorted), so the
+same content always hashes the same, whatever order the YAML listed it in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from agentlog import events as ev
+from processors.errors import PolicyError
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policies" / "default.yaml"
+POLICY_PRODUCER = "agentlog.policy"
+
+# (field, smallest allowed value) of Limits; the schema only bounds them by the int width.
+_LIMIT_MINIMA = {
+    "max_depth": 0,
+    "max_parallel_children": 0,
+    "max_active_per_tenant": 0,
+    "max_active_platform": 0,
+    "default_max_runtime_ms": 1,
+    "circuit_denials": 1,
+    "circuit_window_ms": 1,
+    "circuit_cooldown_ms": 0,
+}
+
+
+_PROBLEMS = "policy_problems"
+
+
+_TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
+_LIMIT_MAXIMA = {"default_max_runtime_ms": _TEN_YEARS_MS, "circuit_window_ms": _TEN_YEARS_MS,
+                 "circuit_cooldown_ms": _TEN_YEARS_MS}
+"""Durations must keep deadlines representable."""
+
+
+def _problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """A validation error carrying ``(field path, reason)`` pairs; :func:`parse_policy` unpacks them."""
+    summary = "; ".join(f"{path}: {reason}" for path, reason in problems)
+    return PydanticCustomError(_PROBLEMS, "{summary}", {"summary": summary, "problems": problems})
+
+
+class Policy(BaseModel):
+    """A versioned spawn policy: numeric limits and the whitelisted configs with their authority."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Policy name; the key of the compacted policy topic.")
+    version: int = Field(default=1, ge=1, le=2**31 - 1, description="Version, increasing by one per publication.")
+    limits: ev.Limits = Field(default_factory=ev.Limits, description="Numeric limits.")
+    configs: tuple[ev.ConfigRule, ...] = Field(min_length=1, description="Whitelisted configs; others are denied.")
+    _by_name: dict[str, ev.ConfigRule] = PrivateAttr(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _check_limits(cls, limits: ev.Limits) -> ev.Limits:
+        problems = [
+            (f"limits.{name}", f"must be at least {minimum}, got {getattr(limits, name)}")
+            for name, minimum in _LIMIT_MINIMA.items()
+            if getattr(limits, name) < minimum
+        ]
+        problems += [
+            (f"limits.{name}", f"must be at most {maximum}, got {getattr(limits, name)}")
+            for name, maximum in _LIMIT_MAXIMA.items()
+            if getattr(limits, name) > maximum
+        ]
+        if problems:
+            raise _problems_error(problems)
+        return limits
+
+    @field_validator("configs")
+    @classmethod
+    def _check_configs(cls, configs: tuple[ev.ConfigRule, ...]) -> tuple[ev.ConfigRule, ...]:
+        problems: list[tuple[str, str]] = []
+        names = [c.name for c in configs]
+        known = set(names)
+        for i, rule in enumerate(configs):
+            if not rule.name.strip():
+                problems.append((f"configs.{i}.name", "must not be empty"))
+            if names.index(rule.name) != i:
+                problems.append((f"configs.{i}.name", f"duplicate config {rule.name!r}"))
+            if rule.max_token_grant < 0:
+                problems.append((f"configs.{i}.max_token_grant", f"must not be negative, got {rule.max_token_grant}"))
+            if rule.max_spawn_grant < 0:
+                problems.append((f"configs.{i}.max_spawn_grant", f"must not be negative, got {rule.max_spawn_grant}"))
+            problems.extend(
+                (f"configs.{i}.spawnable_by", f"unknown config {parent!r} (known: {', '.join(sorted(known))})")
+                for parent in rule.spawnable_by
+                if parent not in known
+            )
+        if problems:
+            raise _problems_error(problems)
+        return tuple(
+            rule.model_copy(
+                update={
+                    "spawnable_by": sorted(set(rule.spawnable_by)),
+                    "forbidden_actions": sorted(set(rule.forbidden_actions)),
+                }
+            )
+            for rule in sorted(configs, key=lambda c: c.name)
+        )
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Index the configs by name."""
+        self._by_name.update((rule.name, rule) for rule in self.configs)
+
+    def rule(self, config: str) -> ev.ConfigRule | None:
+        """The rule of a whitelisted config, or None: not whitelisted."""
+        return self._by_name.get(config)
+
+    @property
+    def config_names(self) -> list[str]:
+        """Whitelisted config names, sorted."""
+        return [rule.name for rule in self.configs]
+
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of limits and configs."""
+        return content_hash(self.limits, self.configs)
+
+
+def content_hash(limits: ev.Limits, configs: tuple[ev.ConfigRule, ...] | list[ev.ConfigRule]) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``limits`` and ``configs``.
+
+    Canonical: configs sorted by name with ``spawnable_by`` and ``forbidden_actions``
+    sorted and deduplicated, every field present, keys sorted, compact separators, UTF-8.
+    """
+    rules = [
+        {
+            **rule.model_dump(mode="json"),
+            "spawnable_by": sorted(set(rule.spawnable_by)),
+            "forbidden_actions": sorted(set(rule.forbidden_actions)),
+        }
+        for rule in sorted(configs, key=lambda c: c.name)
+    ]
+    document = {"limits": limits.model_dump(mode="json"), "configs": rules}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_policy(data: object, source: str = "<policy>") -> Policy:
+    """Validate a mapping (parsed YAML or JSON) as a policy; errors name the field and ``source``."""
+    if not isinstance(data, dict):
+        expected = f"expected a mapping with name, version, limits, configs; got {type(data).__name__}"
+        raise PolicyError(source, [("", expected)])
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        problems: list[tuple[str, str]] = []
+        for err in e.errors():
+            if err["type"] == _PROBLEMS:
+                problems.extend(err.get("ctx", {})["problems"])
+            else:
+                problems.append((".".join(str(part) for part in err["loc"]), err["msg"]))
+        raise PolicyError(source, problems) from e
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy YAML file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(source, [("", f"cannot read the file: {e.strerror or e}")]) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise PolicyError(source, [("", f"not valid YAML{where}: {getattr(e, 'problem', None) or e}")]) from e
+    return parse_policy(data, source)
+
+
+def load_default_policy() -> Policy:
+    """The default policy shipped in ``processors/policies/default.yaml``."""
+    return load_policy(DEFAULT_POLICY_PATH)
+
+
+def to_event(
+    policy: Policy,
+    *,
+    published_by: str,
+    occurred_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
+    tenant_id: str = "platform",
+) -> ev.PolicyPublished:
+    """The ``PolicyPublished`` announcing ``policy`` (``meta.root_id`` is the policy name)."""
+    meta: dict[str, Any] = {"tenant_id": tenant_id, "root_id": policy.name, "producer": POLICY_PRODUCER}
+    if occurred_at is not None:
+        meta["occurred_at"] = occurred_at
+    if event_id is not None:
+        meta["event_id"] = event_id
+    return ev.PolicyPublished(
+        meta=ev.Meta(**meta),
+        policy_name=policy.name,
+        version=policy.version,
+        content_hash=policy.content_hash(),
+        limits=policy.limits,
+        configs=list(policy.configs),
+        published_by=published_by,
+    )
+
+
+def from_event(event: ev.PolicyPublished) -> Policy:
+    """The policy a ``PolicyPublished`` carries, after checking its content hash."""
+    source = f"{event.policy_name} v{event.version} (event {event.meta.event_id})"
+    policy = parse_policy(
+        {"name": event.policy_name, "version": event.version, "limits": event.limits, "configs": event.configs},
+        source,
+    )
+    actual = policy.content_hash()
+    if actual != event.content_hash:
+        raise PolicyError(source, [("content_hash", f"is {event.content_hash}, but the content hashes to {actual}")])
+    return policy
