@@ -1,0 +1,172 @@
+"""Turning a batch of Kafka records into the rows of one transaction (no I/O).
+
+Every record becomes one audit row, chained to the row before it in its partition.
+Records that decode and belong on their topic also feed the lineage. The others are
+marked in their audit row and dead-lettered, except on the dead-letter topic itself,
+which holds arbitrary bytes by design: its records are audited (decoded when they can be)
+but never projected into the lineage and never dead-lettered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agentlog.dead_letters import DeadLetter
+from agentlog.errors import DecodeError
+from agentlog.serde import Serde
+from agentlog.topics import DLQ, by_name
+from projections import audit_chain
+from projections.jsonb import jsonb_text, prepare
+from projections.lineage_events import LineageWrites, Position, agent_ids, apply
+
+STAGE = "projections.projector"
+AUDIT_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "timestamp_ms",
+    "kafka_ts",
+    "key",
+    "record_name",
+    "value",
+    "raw_value",
+    "error",
+    "headers",
+    "root_id",
+    "agent_ids",
+    "event_id",
+    "occurred_at",
+    "prev_hash",
+    "hash",
+)
+Headers = list[tuple[str, bytes | None]]
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One Kafka record as the projector read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Where a partition's projection stands: the next offset and the chain's head hash."""
+
+    next_offset: int
+    chain_head: bytes
+
+
+class MisplacedRecordError(DecodeError):
+    """A record decoded, but does not belong on the topic it was read from."""
+
+    def __init__(self, record: str, topic: str) -> None:
+        self.record = record
+        self.topic = topic
+        super().__init__(f"record {record} does not belong on topic {topic}")
+
+
+@dataclass
+class Batch:
+    """The rows of one projector transaction and the positions it moves."""
+
+    start: dict[TopicPartition, PartitionState]
+    end: dict[TopicPartition, PartitionState] = field(default_factory=dict)
+    audit_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    lineage: LineageWrites = field(default_factory=LineageWrites)
+    dead_letters: list[tuple[DeadLetter, Headers | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.audit_rows)
+
+
+def build_batch(
+    records: Iterable[RawRecord], states: Mapping[TopicPartition, PartitionState], serde: Serde, prefix: str
+) -> Batch:
+    """The rows of ``records``, skipping those of partitions not in ``states`` or already projected."""
+    batch = Batch(start={})
+    for record in records:
+        where = (record.topic, record.partition)
+        state = batch.end.get(where) or states.get(where)
+        if state is None or record.offset < state.next_offset:
+            continue  # not ours (any more), or read again before a seek took effect
+        batch.start.setdefault(where, states[where])
+        chain_hash = audit_chain.link(
+            state.chain_head,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp_ms,
+            record.key,
+            record.value,
+        )
+        batch.audit_rows.append(_audit_row(batch, record, serde, prefix, state.chain_head, chain_hash))
+        batch.end[where] = PartitionState(record.offset + 1, chain_hash)
+    return batch
+
+
+def _audit_row(
+    batch: Batch, record: RawRecord, serde: Serde, prefix: str, prev_hash: bytes, chain_hash: bytes
+) -> tuple[Any, ...]:
+    spec = by_name(record.topic, prefix)
+    on_dlq = spec is DLQ
+    name: str | None = None
+    value: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        if record.value is None:
+            raise DecodeError("record has no value (tombstone)")
+        decoded = serde.decode_value(record.value)
+        name, value = decoded.full_name, decoded.value
+        if spec is not None and not spec.accepts(name):
+            raise MisplacedRecordError(name, record.topic)
+    except (DecodeError, ArithmeticError) as e:  # ArithmeticError: a timestamp out of range
+        error = f"{type(e).__name__}: {e}"
+        if not on_dlq:
+            dead = DeadLetter(STAGE, e, record.topic, record.partition, record.offset, record.key, record.value)
+            batch.dead_letters.append((dead, record.headers))
+    text = None
+    if value is not None:
+        text, value = prepare(value)
+    if value is not None and error is None and not on_dlq:
+        apply(batch.lineage, name or "", value, Position(record.topic, record.partition, record.offset))
+    meta: dict[str, Any] = value.get("meta", {}) if value is not None else {}
+    root_id = meta.get("root_id")
+    if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":
+        root_id = record.key.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    timestamp = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms >= 0 else None
+    return (
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+        timestamp,
+        record.key,
+        name,
+        text,
+        record.value,
+        error.replace("\x00", "\ufffd") if error is not None else None,
+        _headers_json(record.headers),
+        root_id,
+        agent_ids(value) if value is not None else [],
+        meta.get("event_id"),
+        meta.get("occurred_at"),
+        prev_hash,
+        chain_hash,
+    )
+
+
+def _headers_json(headers: Headers | None) -> str | None:
+    if not headers:
+        return None
+    return jsonb_text([[k, v.decode("utf-8", "replace") if v is not None else None] for k, v in headers])

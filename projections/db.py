@@ -1,0 +1,55 @@
+"""Connections to the projection database, pointed at one target schema."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from agentlog.settings import Settings
+from projections.errors import DatabaseUnavailableError, NotMigratedError
+
+DEFAULT_SCHEMA = "agentlog"
+PROJECTOR_ROLE = "agentlog_projector"
+"""Role the projector writes as: INSERT/SELECT on the audit log, never UPDATE/DELETE."""
+
+Conn = psycopg.Connection[TupleRow]
+"""A connection of this package (rows as tuples)."""
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema_name(schema: str) -> str:
+    """``schema`` if it is a plain lower-case identifier; raises ValueError otherwise."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema {schema!r}: expected lower-case letters, digits and underscores")
+    return schema
+
+
+def connect(
+    settings: Settings, schema: str = DEFAULT_SCHEMA, *, role: str | None = None, autocommit: bool = False
+) -> Conn:
+    """A connection whose ``search_path`` is ``schema`` (and whose role is ``role``, if given)."""
+    check_schema_name(schema)
+    try:
+        conn = psycopg.connect(settings.database_url.get_secret_value(), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {e}") from e
+    try:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        if role is not None:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    except psycopg.OperationalError as e:
+        conn.close()
+        raise DatabaseUnavailableError(f"PostgreSQL dropped the connection: {e}") from e
+    conn.autocommit = autocommit
+    return conn
+
+
+def require_tables(conn: Conn, schema: str) -> None:
+    """Raise :class:`NotMigratedError` unless ``schema`` holds the projection tables."""
+    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.agents",)).fetchone()
+    if row is None or row[0] is None:
+        raise NotMigratedError(schema)

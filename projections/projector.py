@@ -1,0 +1,262 @@
+"""The projector: every agentlog topic into PostgreSQL, each event exactly once.
+
+Positions live in PostgreSQL (``projector_positions``), never in Kafka: on every
+partition assignment the projector reads them and seeks there, and every batch moves
+them in the same transaction as its rows (:mod:`projections.writer` lists the steps).
+Offsets are also committed to Kafka after each batch, for lag monitoring only.
+
+Failures never lose or repeat a record:
+
+* the database goes away: the batch's transaction is rolled back; the projector waits
+  (exponential backoff), reads the stored positions again and seeks back to them;
+* another projector got there first (a rebalance raced a batch): same, without waiting;
+* a record does not decode or does not belong on its topic: it gets an audit row that
+  says why and is dead-lettered to ``agentlog.dlq``. The dead letter is produced and
+  flushed *before* the batch commits, so it cannot be lost; after a crash between the
+  two it is produced again (the dead-letter topic is at-least-once; duplicates carry the
+  same source topic/partition/offset headers). The audit log itself stays exactly-once.
+
+Several projectors may share the work with one ``group.id``; Kafka spreads the
+partitions, PostgreSQL fences the positions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Producer as KafkaProducer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from agentlog import kafka_config
+from agentlog.dead_letters import dlq_topic
+from agentlog.errors import DeliveryError
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topics import CATALOGUE
+from projections.batch import Batch, PartitionState, RawRecord, TopicPartition, build_batch
+from projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
+from projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
+from projections.writer import BatchWriter
+
+log = logging.getLogger("agentlog.projector")
+
+
+@dataclass(frozen=True)
+class ProjectorOptions:
+    """How a projector runs."""
+
+    schema: str = DEFAULT_SCHEMA
+    """Target schema (must be migrated)."""
+    group_id: str = "agentlog-projector"
+    """Consumer group; projectors with the same group share the partitions."""
+    instance_id: str | None = None
+    """Static group membership: a restarted projector with the same id takes its partitions back at once."""
+    batch_size: int = 5000
+    """Records per batch at most."""
+    batch_timeout_ms: int = 100
+    """How long to wait for a batch to fill."""
+    role: str | None = PROJECTOR_ROLE
+    """Role to write as (``SET ROLE``); ``None`` keeps the connecting user."""
+    idle_exit_s: float | None = None
+    """Stop after this long without new records (demos and tests); ``None``: run until stopped."""
+    max_backoff_s: float = 10.0
+    session_timeout_ms: int = 10_000
+
+
+@dataclass
+class ProjectorStats:
+    """What a run did."""
+
+    records: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Projector:
+    """Consumes every catalogue topic and writes the projections. Call :meth:`run`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ProjectorOptions | None = None,
+        *,
+        serde: Serde | None = None,
+        writer: BatchWriter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options or ProjectorOptions()
+        self.serde = serde or Serde.from_settings(settings)
+        self.writer = writer or BatchWriter(settings, self.options.schema, self.options.role)
+        self.stats = ProjectorStats()
+        self._states: dict[TopicPartition, PartitionState] = {}
+        self._stop = threading.Event()
+        self._backoff = 0.0
+        self._dlq: KafkaProducer | None = None
+        self._last_activity: float | None = None
+        """When a record was last read or partitions last assigned; ``None`` before the first assignment."""
+
+    def topics(self) -> list[str]:
+        """Deployed names of every topic projected: the whole catalogue, dead letters included."""
+        return [self.settings.topic_prefix + spec.name for spec in CATALOGUE]
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in progress."""
+        self._stop.set()
+
+    def run(self) -> ProjectorStats:
+        """Project until :meth:`stop` is called or, with ``idle_exit_s``, until the topics are quiet."""
+        self.writer.connection()  # fail fast on a schema that is not migrated
+        consumer = Consumer(self._consumer_config())
+        consumer.subscribe(self.topics(), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(self.options.batch_size, self.options.batch_timeout_ms / 1000)
+                records = [r for r in (self._record(m) for m in messages) if r is not None]
+                if records:
+                    self._last_activity = time.monotonic()
+                    self._project(consumer, records)
+                elif self._idle():
+                    break
+        finally:
+            consumer.close()
+            self.writer.close()
+        return self.stats
+
+    def _idle(self) -> bool:
+        idle_exit = self.options.idle_exit_s
+        if idle_exit is None or self._last_activity is None:
+            return False
+        return time.monotonic() - self._last_activity > idle_exit
+
+    def _consumer_config(self) -> dict[str, object]:
+        config = {
+            **kafka_config.reader(self.settings, self.options.group_id),
+            "session.timeout.ms": self.options.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
+            "fetch.wait.max.ms": 50,
+        }
+        if self.options.instance_id is not None:
+            config["group.instance.id"] = self.options.instance_id
+        return config
+
+    def _record(self, message: Message) -> RawRecord | None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise ProjectionError(f"consumer failed: {error.str()}")
+            log.warning("consumer: %s", error.str())
+            return None
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None  # set on every record
+        kind, timestamp = message.timestamp()
+        value = message.value()
+        return RawRecord(
+            topic,
+            partition,
+            offset,
+            -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+            message.key(),
+            value,
+            cast("list[tuple[str, bytes | None]] | None", message.headers()),  # always a list when consuming
+        )
+
+    def _project(self, consumer: Consumer, records: list[RawRecord]) -> None:
+        batch = build_batch(records, self._states, self.serde, self.settings.topic_prefix)
+        if not batch:
+            return
+        try:
+            self._dead_letter(batch)
+            self.writer.write(batch)
+        except StalePositionsError as e:
+            log.info("re-seeking: %s", e)
+            self.stats.retries += 1
+            self._resync(consumer)
+            return
+        except (DatabaseUnavailableError, DeliveryError) as e:
+            self.stats.retries += 1
+            self.stats.errors.append(str(e))
+            self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
+            log.warning("batch of %d records not written (%s); retrying in %.1fs", len(batch), e, self._backoff)
+            self._stop.wait(self._backoff)
+            self._resync(consumer)
+            return
+        self._backoff = 0.0
+        self._states.update(batch.end)
+        self.stats.records += len(batch)
+        self.stats.batches += 1
+        self.stats.dead_letters += len(batch.dead_letters)
+        committed = [KafkaPartition(t, p, s.next_offset) for (t, p), s in batch.end.items()]
+        try:
+            consumer.commit(offsets=committed, asynchronous=True)  # for lag monitoring only
+        except KafkaException as e:
+            log.debug("monitoring commit failed: %s", e)
+
+    def _dead_letter(self, batch: Batch) -> None:
+        """Produce the batch's dead letters and wait for every acknowledgement (raises on failure)."""
+        if not batch.dead_letters:
+            return
+        if self._dlq is None:
+            self._dlq = KafkaProducer(kafka_config.producer(self.settings))
+        failures: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        topic = dlq_topic(self.settings.topic_prefix)
+        for dead, headers in batch.dead_letters:
+            original = cast("list[tuple[str, bytes]]", headers)  # null header values pass through unchanged
+            all_headers: Any = dead.headers(original)
+            self._dlq.produce(topic, dead.value, dead.key, headers=all_headers, on_delivery=on_delivery)
+        remaining = self._dlq.flush(30)
+        if failures or remaining:
+            raise DeliveryError(f"{len(failures) + remaining} dead letters not delivered to {topic}", topic=topic)
+
+    def _load_positions(self, partitions: list[TopicPartition]) -> dict[TopicPartition, PartitionState]:
+        """Stored positions, waiting (with backoff) until the database answers."""
+        delay = 0.2
+        while True:
+            try:
+                return self.writer.load_positions(partitions)
+            except DatabaseUnavailableError as e:
+                if self._stop.is_set():
+                    raise
+                log.warning("cannot read positions (%s); retrying in %.1fs", e, delay)
+                self._stop.wait(delay)
+                delay = min(self.options.max_backoff_s, delay * 2)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        states = self._load_positions([(p.topic, p.partition) for p in partitions])
+        for p in partitions:
+            state = states[(p.topic, p.partition)]
+            p.offset = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
+        self._states = states
+        self._last_activity = time.monotonic()
+        log.info("assigned %d partitions", len(partitions))
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        for p in partitions:
+            self._states.pop((p.topic, p.partition), None)
+        consumer.unassign()
+
+    def _resync(self, consumer: Consumer) -> None:
+        """Forget what was read since the last commit: seek every owned partition to its stored position."""
+        states = self._load_positions(list(self._states))
+        self._states = states
+        targets = [
+            KafkaPartition(t, p, s.next_offset if s.next_offset > 0 else OFFSET_BEGINNING)
+            for (t, p), s in states.items()
+        ]
+        try:
+            for target in targets:
+                consumer.seek(target)
+        except KafkaException:
+            consumer.assign(targets)  # not yet fetching: assigning with offsets has the same effect
