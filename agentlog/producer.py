@@ -59,7 +59,14 @@ class Producer:
         return self.settings.topic_prefix + topic_of(type(event)).name
 
     def send(self, event: Event, *, headers: tracing.Headers | None = None) -> None:
-        """Queue ``event`` for delivery; :meth:`flush` reports the outcome."""
+        """Queue ``event`` for delivery; :meth:`flush` reports the outcome.
+
+        The current trace context is added to ``headers`` (pass headers that already
+        carry it, as :meth:`publish_many` does, to skip the lookup).
+        """
+        self._send(event, tracing.inject(headers or []))
+
+    def _send(self, event: Event, headers: tracing.Headers) -> None:
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
         slot: list[Delivery | KafkaError | None] = [None]
@@ -78,7 +85,7 @@ class Producer:
                     topic,
                     value,
                     key_of(event).encode(),
-                    headers=tracing.inject(headers or []),
+                    headers=headers,
                     on_delivery=on_delivery,
                 )
                 break
@@ -87,7 +94,8 @@ class Producer:
             except KafkaException as e:
                 raise DeliveryError(f"cannot queue {event.avro_name} for {topic}: {e}", topic=topic) from e
         self._pending.append((event, slot))
-        self._kafka.poll(0)
+        if len(self._pending) % 1000 == 0:
+            self._kafka.poll(0)  # serve delivery callbacks now and then, not per record
 
     def flush(self, timeout: float = 30.0) -> list[Delivery]:
         """Wait for every queued record; return their positions in send order or raise."""
@@ -115,8 +123,9 @@ class Producer:
 
     def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
         """Send events in batches and wait for all of them."""
+        headers = tracing.inject([])  # one trace context lookup for the whole batch
         for event in events:
-            self.send(event)
+            self._send(event, headers)
         return self.flush()
 
     @contextmanager

@@ -53,7 +53,8 @@ class SchemaRegistry:
     def register(self, topic: str, schema: RecordSchema) -> int:
         """Register ``schema`` under its subject for ``topic`` and return its id."""
         try:
-            schema_id: int = self._client.register_schema(subject_for(topic, schema), Schema(json.dumps(schema.expanded), "AVRO"))
+            text = Schema(json.dumps(schema.expanded), "AVRO")
+            schema_id: int = self._client.register_schema(subject_for(topic, schema), text)
         except SchemaRegistryError as e:
             raise SchemaError(f"cannot register {schema.full_name} at {self.url}: {e}") from e
         self._ids[(topic, schema.full_name)] = schema_id
