@@ -255,10 +255,15 @@ class PartitionState:
             document = json.loads(data)
         except ValueError as e:
             raise SnapshotError(f"spawn-gate snapshot is not valid JSON: {e}") from e
-        if not isinstance(document, dict) or document.get("v") != SNAPSHOT_VERSION:
+        if not isinstance(document, dict):
+            raise SnapshotError("spawn-gate snapshot is not a JSON object")
+        if document.get("v") != SNAPSHOT_VERSION:
             raise SnapshotError(f"unsupported spawn-gate snapshot version {document.get('v')!r}")
-        state = cls(partition=document["partition"], partitions=document["partitions"])
-        for tree_data in document["trees"]:
-            state.put_tree(TreeState.from_dict(tree_data))
+        try:
+            state = cls(partition=document["partition"], partitions=document["partitions"])
+            for tree_data in document["trees"]:
+                state.put_tree(TreeState.from_dict(tree_data))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SnapshotError(f"malformed spawn-gate snapshot: {e!r}") from e
         state.compact_deadlines()
         return state

@@ -1,0 +1,183 @@
+"""Helpers to drive the spawn gate without a broker: for tests, demos and golden replays.
+
+``GateScenario`` builds input events with deterministic ids and an advancing clock, feeds
+them to :func:`processors.spawn_gate.decide` and keeps every input and output.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from agentlog import events as ev
+from processors.policy import Policy, parse_policy
+from processors.spawn_gate import decide, expire
+from processors.tree_state import PartitionState
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+_INPUTS = uuid.UUID("3d7e2a90-5b1c-4f6e-8a2d-9c0b1e4f7a65")
+
+
+def small_policy(version: int = 1, configs: list[dict[str, Any]] | None = None, **limits: int) -> Policy:
+    """A compact policy for tests: orchestrator → worker → helper, with tight limits by default.
+
+    ``limits`` override the defaults below; ``configs`` replaces the config list.
+    """
+    base_limits = {
+        "max_depth": 3,
+        "max_parallel_children": 3,
+        "max_active_per_tenant": 50,
+        "max_active_platform": 100,
+        "default_max_runtime_ms": 3_600_000,
+        "circuit_denials": 5,
+        "circuit_window_ms": 60_000,
+        "circuit_cooldown_ms": 120_000,
+    }
+    base_configs = [
+        {"name": "orchestrator", "may_spawn": True, "spawnable_by": [], "max_token_grant": 1_000_000,
+         "max_spawn_grant": 30},
+        {"name": "worker", "may_spawn": True, "spawnable_by": ["orchestrator", "worker"], "max_token_grant": 100_000,
+         "max_spawn_grant": 10, "forbidden_actions": ["deploy"]},
+        {"name": "helper", "may_spawn": False, "spawnable_by": ["worker"], "max_token_grant": 10_000,
+         "max_spawn_grant": 0, "forbidden_actions": ["deploy", "shell"]},
+    ]
+    return parse_policy(
+        {"name": "test", "version": version, "limits": {**base_limits, **limits},
+         "configs": base_configs if configs is None else configs},
+        "small_policy",
+    )
+
+
+class GateScenario:
+    """Feeds events to the spawn gate one by one, one ``step`` of event time apart."""
+
+    def __init__(
+        self,
+        policy: Policy | None,
+        *,
+        tenant: str = "acme",
+        start: datetime = START,
+        step: timedelta = timedelta(seconds=1),
+        state: PartitionState | None = None,
+    ) -> None:
+        self.policy = policy
+        self.tenant = tenant
+        self.now = start
+        self.step = step
+        self.state = state if state is not None else PartitionState()
+        self.log: list[tuple[ev.Event | datetime, list[ev.Event]]] = []
+        """Every input (an event, or the time of an expire tick) with its outputs, in order."""
+        self._roots: dict[str, str] = {}
+        self._count = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def meta(self, root_id: str, tenant: str | None = None) -> ev.Meta:
+        """A fresh envelope at the current time (the clock then advances one step)."""
+        self._count += 1
+        meta = ev.Meta(
+            event_id=uuid.uuid5(_INPUTS, f"input/{self._count}"),
+            occurred_at=self.now,
+            tenant_id=tenant or self.tenant,
+            root_id=root_id,
+            producer="processors.testing",
+            correlation_id="scenario",
+        )
+        self.now += self.step
+        return meta
+
+    def request_id(self) -> uuid.UUID:
+        """A deterministic request id."""
+        self._count += 1
+        return uuid.uuid5(_INPUTS, f"request/{self._count}")
+
+    def root_of(self, agent_id: str) -> str:
+        """The tree an agent was created in (an unknown agent is taken as a root)."""
+        return self._roots.get(agent_id, agent_id)
+
+    def send(self, event: ev.Event) -> list[ev.Event]:
+        """Decide one event and record it with its outputs."""
+        outputs = decide(self.state, event, self.policy)
+        for output in outputs:
+            if isinstance(output, ev.SpawnApproved):
+                self._roots[output.child_agent_id] = output.meta.root_id
+        self.log.append((event, outputs))
+        return outputs
+
+    def tick(self, advance: timedelta = timedelta(0)) -> list[ev.Event]:
+        """Advance the clock, then run :func:`expire` at the new time."""
+        self.now += advance
+        outputs = expire(self.state, self.now, self.policy)
+        self.log.append((self.now, outputs))
+        return outputs
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def register_root(self, root_id: str, config: str = "orchestrator", tokens: int = 100_000, spawns: int = 10,
+                      tenant: str | None = None, **fields: Any) -> list[ev.Event]:
+        """Send a ``RootAgentRegistered``."""
+        fields.setdefault("agent_id", root_id)
+        return self.send(ev.RootAgentRegistered(
+            meta=self.meta(root_id, tenant), config=config, token_budget=tokens, spawn_budget=spawns, **fields
+        ))
+
+    def spawn(self, parent: str, config: str = "worker", tokens: int = 1_000, spawns: int = 0,
+              root: str | None = None, request_id: uuid.UUID | None = None, **fields: Any) -> list[ev.Event]:
+        """Send a ``SpawnRequested``."""
+        fields.setdefault("task", ev.TaskSpec(title=f"task of a {config}"))
+        return self.send(ev.SpawnRequested(
+            meta=self.meta(root or self.root_of(parent)), request_id=request_id or self.request_id(),
+            parent_agent_id=parent, child_config=config, requested_token_budget=tokens,
+            requested_spawn_budget=spawns, **fields,
+        ))
+
+    def consume(self, agent: str, tokens: int, root: str | None = None) -> list[ev.Event]:
+        """Send a ``TokensConsumed``."""
+        return self.send(ev.TokensConsumed(meta=self.meta(root or self.root_of(agent)), agent_id=agent, tokens=tokens))
+
+    def complete(self, agent: str, tokens_used: int = 0, root: str | None = None) -> list[ev.Event]:
+        """Send an ``AgentCompleted``."""
+        return self.send(ev.AgentCompleted(
+            meta=self.meta(root or self.root_of(agent)), agent_id=agent, tokens_used=tokens_used
+        ))
+
+    def fail(self, agent: str, tokens_used: int = 0, root: str | None = None) -> list[ev.Event]:
+        """Send an ``AgentFailed``."""
+        return self.send(ev.AgentFailed(
+            meta=self.meta(root or self.root_of(agent)), agent_id=agent, error="it broke", tokens_used=tokens_used
+        ))
+
+    def terminate(self, agent: str, requested_by: str = "operator", root: str | None = None) -> list[ev.Event]:
+        """Send a ``TerminationRequested``."""
+        return self.send(ev.TerminationRequested(
+            meta=self.meta(root or self.root_of(agent)), agent_id=agent, requested_by=requested_by
+        ))
+
+    def top_up(self, agent: str, tokens: int, root: str | None = None,
+               request_id: uuid.UUID | None = None) -> list[ev.Event]:
+        """Send a ``BudgetTopUpRequested``."""
+        return self.send(ev.BudgetTopUpRequested(
+            meta=self.meta(root or self.root_of(agent)), request_id=request_id or self.request_id(), agent_id=agent,
+            additional_tokens=tokens, requested_by="operator",
+        ))
+
+    def spawned(self, parent: str, config: str = "worker", tokens: int = 1_000, spawns: int = 0,
+                **fields: Any) -> str:
+        """Spawn and return the child's id; raises AssertionError if the spawn is not approved."""
+        outputs = self.spawn(parent, config, tokens, spawns, **fields)
+        approved = [o for o in outputs if isinstance(o, ev.SpawnApproved)]
+        if not approved:
+            raise AssertionError(f"spawn was not approved: {[getattr(o, 'message', o) for o in outputs]}")
+        return approved[0].child_agent_id
+
+
+E = TypeVar("E", bound=ev.Event)
+
+
+def one(outputs: list[ev.Event], kind: type[E]) -> E:
+    """The single output of type ``kind``; raises AssertionError if there is not exactly one."""
+    found = [o for o in outputs if isinstance(o, kind)]
+    if len(found) != 1:
+        raise AssertionError(f"expected one {kind.__name__}, got {[type(o).__name__ for o in outputs]}")
+    return found[0]

@@ -1,0 +1,302 @@
+"""The spawn gate's lifecycle rules: usage and top-ups, cascade termination, budget return, timeouts, circuit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from agentlog import events as ev
+from processors.ids import NAMESPACE
+from processors.spawn_gate import expire, prune_ended
+from processors.testing import GateScenario, one, small_policy
+from processors.tree_state import Status
+
+R = ev.DenialReason
+
+
+def _gate(tokens: int = 100_000, spawns: int = 10, **limits: Any) -> GateScenario:
+    gate = GateScenario(small_policy(**limits))
+    one(gate.register_root("root", tokens=tokens, spawns=spawns), ev.RootAdmitted)
+    return gate
+
+
+# -- usage and BudgetExhausted ----------------------------------------------------------------
+
+
+def test_usage_within_grant_emits_nothing() -> None:
+    """TokensConsumed within the grant is counted silently."""
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000)
+    assert gate.consume(worker, 600) == []
+    assert gate.state.trees["root"].agents[worker].tokens_spent == 600
+
+
+def test_over_use_emits_budget_exhausted_once_and_blocks_spawns() -> None:
+    """Usage beyond the grant emits one BudgetExhausted; the agent's spawns are then denied TOKEN_BUDGET_EXHAUSTED."""
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000, spawns=3)
+    exhausted = one(gate.consume(worker, 1_200), ev.BudgetExhausted)
+    assert (exhausted.agent_id, exhausted.token_budget, exhausted.tokens_used) == (worker, 1_000, 1_200)
+    assert gate.consume(worker, 10) == []
+    denied = one(gate.spawn(worker, config="helper", tokens=0), ev.SpawnDenied)
+    assert denied.reason is R.TOKEN_BUDGET_EXHAUSTED and "top-up" in denied.message
+
+
+def test_usage_counts_against_tokens_not_reserved_for_children() -> None:
+    """An agent's own usage may only use what it has not reserved for its children."""
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000, spawns=3)
+    gate.spawned(worker, config="helper", tokens=800)
+    assert gate.consume(worker, 200) == []
+    one(gate.consume(worker, 1), ev.BudgetExhausted)
+
+
+def test_top_up_unblocks_an_exhausted_agent() -> None:
+    """A granted top-up reserved from the parent lifts the spawn block once the agent is within budget again."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=1_000, spawns=3)
+    gate.consume(worker, 1_500)
+    topped = one(gate.top_up(worker, 1_000), ev.BudgetToppedUp)
+    assert (topped.token_budget, topped.remaining_tokens, topped.spawns_unblocked) == (2_000, 500, True)
+    assert topped.parent_remaining_tokens == 10_000 - 2_000
+    one(gate.spawn(worker, config="helper", tokens=500), ev.SpawnApproved)
+
+
+def test_insufficient_top_up_keeps_the_block() -> None:
+    """A top-up that leaves the agent over budget is granted but does not unblock spawning."""
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000, spawns=3)
+    gate.consume(worker, 3_000)
+    topped = one(gate.top_up(worker, 500), ev.BudgetToppedUp)
+    assert not topped.spawns_unblocked and topped.remaining_tokens == -1_500
+    assert one(gate.spawn(worker, config="helper", tokens=0), ev.SpawnDenied).reason is R.TOKEN_BUDGET_EXHAUSTED
+
+
+def test_root_top_up_grows_the_tree_budget() -> None:
+    """A root's top-up adds to the tree (bounded by the root config's max_token_grant)."""
+    gate = _gate(tokens=1_000)
+    topped = one(gate.top_up("root", 4_000), ev.BudgetToppedUp)
+    assert (topped.token_budget, topped.parent_remaining_tokens) == (5_000, None)
+    denied = one(gate.top_up("root", 1_000_000), ev.TopUpDenied)
+    assert denied.reason is R.GRANT_TOO_LARGE
+
+
+def test_top_up_denials() -> None:
+    """Top-ups are denied for every invalid case with its reason, and duplicates are recognised."""
+    gate = _gate(tokens=2_000)
+    worker = gate.spawned("root", tokens=1_000)
+    assert one(gate.top_up(worker, 5_000), ev.TopUpDenied).reason is R.TOKEN_BUDGET_EXHAUSTED
+    assert one(gate.top_up(worker, 0), ev.TopUpDenied).reason is R.INVALID_REQUEST
+    assert one(gate.top_up(worker, -5), ev.TopUpDenied).reason is R.INVALID_REQUEST
+    assert one(gate.top_up(worker, 99_500), ev.TopUpDenied).reason is R.GRANT_TOO_LARGE
+    assert one(gate.top_up("ghost", 10, root="root"), ev.TopUpDenied).reason is R.UNKNOWN_AGENT
+    assert one(gate.top_up("ghost", 10, root="no-tree"), ev.TopUpDenied).reason is R.UNKNOWN_AGENT
+    request_id = uuid.UUID(int=99)
+    one(gate.top_up(worker, 10, request_id=request_id), ev.BudgetToppedUp)
+    assert one(gate.top_up(worker, 10, request_id=request_id), ev.TopUpDenied).reason is R.DUPLICATE_REQUEST
+    gate.complete(worker)
+    assert one(gate.top_up(worker, 10), ev.TopUpDenied).reason is R.AGENT_NOT_ACTIVE
+    gate.complete("root")
+    assert one(gate.top_up("root", 10), ev.TopUpDenied).reason is R.AGENT_NOT_ACTIVE
+    gate.policy = None
+    assert one(gate.top_up("root", 10), ev.TopUpDenied).reason is R.NO_POLICY
+
+
+def test_late_usage_of_an_ended_agent_is_charged_to_its_nearest_active_ancestor() -> None:
+    """Tokens reported after an agent ended are charged to the closest active ancestor."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=1_000)
+    gate.complete(worker, tokens_used=100)
+    gate.consume(worker, 50)
+    root = gate.state.trees["root"].agents["root"]
+    assert root.tokens_spent == 150 and root.remaining_tokens == 10_000 - 150
+
+
+# -- ending, cascade, budget return ---------------------------------------------------------
+
+
+def test_completion_returns_unused_tokens_to_the_parent() -> None:
+    """When an agent completes, its grant is released and only what it spent is charged to the parent."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=4_000)
+    gate.consume(worker, 1_000)
+    assert gate.complete(worker, tokens_used=500) == []
+    root = gate.state.trees["root"].agents["root"]
+    assert (root.tokens_reserved, root.tokens_spent, root.remaining_tokens, root.active_children) == (
+        0, 1_500, 8_500, 0)
+
+
+def test_cascade_terminates_active_descendants_deepest_first() -> None:
+    """Ending an agent terminates every active descendant, deepest first then by id, citing the ancestor."""
+    gate = _gate(tokens=100_000, spawns=20)
+    a = gate.spawned("root", tokens=20_000, spawns=6)
+    b = gate.spawned(a, tokens=5_000, spawns=2)
+    c = gate.spawned(a, tokens=5_000, spawns=2)
+    d = gate.spawned(b, config="helper", tokens=1_000)
+    e = gate.spawned(c, config="helper", tokens=1_000)
+    gate.complete(d)
+    outputs = gate.complete(a, tokens_used=100)
+    terminated = [o for o in outputs if isinstance(o, ev.AgentTerminated)]
+    assert [t.agent_id for t in terminated] == [e, *sorted([b, c])]
+    assert all(t.reason is ev.TerminationReason.ANCESTOR_ENDED and t.ended_by_agent_id == a for t in terminated)
+    assert [t.returned_tokens for t in terminated] == [1_000, 5_000, 5_000]
+    agents = gate.state.trees["root"].agents
+    assert agents[d].status is Status.COMPLETED and agents[a].status is Status.COMPLETED
+    assert {agents[x].status for x in (b, c, e)} == {Status.TERMINATED}
+    root = agents["root"]
+    assert (root.tokens_reserved, root.tokens_spent, root.active_children) == (0, 100, 0)
+    assert gate.state.active_total == 1
+
+
+def test_termination_request_ends_the_subtree_and_announces_the_target() -> None:
+    """TerminationRequested ends the agent (reason REQUESTED, after its descendants) and returns its tokens."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=3_000, spawns=2)
+    helper = gate.spawned(worker, config="helper", tokens=1_000)
+    gate.consume(helper, 400)
+    outputs = gate.terminate(worker, requested_by="ops")
+    assert [(o.agent_id, o.reason) for o in outputs if isinstance(o, ev.AgentTerminated)] == [
+        (helper, ev.TerminationReason.ANCESTOR_ENDED), (worker, ev.TerminationReason.REQUESTED)]
+    assert [o.returned_tokens for o in outputs if isinstance(o, ev.AgentTerminated)] == [600, 2_600]
+    assert "ops" in outputs[-1].message  # type: ignore[attr-defined]
+    assert gate.terminate(worker) == []  # already ended: nothing more happens
+
+
+def test_failure_of_the_root_ends_the_tree() -> None:
+    """When the root fails, its whole tree is terminated and becomes a tombstone with no active agents."""
+    gate = _gate()
+    worker = gate.spawned("root", spawns=1)
+    gate.spawned(worker, config="helper", tokens=10)
+    outputs = gate.fail("root")
+    assert len([o for o in outputs if isinstance(o, ev.AgentTerminated)]) == 2
+    tree = gate.state.trees["root"]
+    assert tree.ended_at is not None and tree.agents == {}
+    assert gate.state.active_total == 0 and gate.state.active_by_tenant == {}
+    assert gate.consume(worker, 10) == [] and gate.complete(worker) == []
+
+
+def test_overspending_child_is_charged_in_full_to_its_parent() -> None:
+    """A child that spent more than its grant returns nothing and the parent pays the overrun."""
+    gate = _gate(tokens=2_000)
+    worker = gate.spawned("root", tokens=1_000)
+    gate.consume(worker, 1_500)
+    outputs = gate.terminate(worker)
+    assert one(outputs, ev.AgentTerminated).returned_tokens == 0
+    assert gate.state.trees["root"].agents["root"].remaining_tokens == 500
+
+
+def test_parent_pushed_over_budget_by_a_child_is_exhausted() -> None:
+    """When an ended child's overrun leaves the parent below zero, the parent gets BudgetExhausted."""
+    gate = _gate(tokens=1_000)
+    worker = gate.spawned("root", tokens=1_000)
+    gate.consume(worker, 1_600)
+    exhausted = one(gate.complete(worker), ev.BudgetExhausted)
+    assert exhausted.agent_id == "root" and exhausted.tokens_used == 1_600
+
+
+def test_reports_about_unknown_agents_change_nothing() -> None:
+    """Usage, completion and termination of agents the gate does not know produce no decisions."""
+    gate = _gate()
+    before = gate.state.to_bytes()
+    assert gate.consume("ghost", 5, root="root") == []
+    assert gate.complete("ghost", root="root") == []
+    assert gate.terminate("ghost", root="nowhere") == []
+    assert gate.consume("root", -5) == []
+    assert gate.state.to_bytes() == before
+
+
+# -- deadlines ------------------------------------------------------------------------------
+
+
+def test_expire_times_out_agents_past_their_deadline_with_their_subtree() -> None:
+    """expire emits AgentTimedOut for a due agent after terminating its descendants, and returns tokens."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=2_000, spawns=2, max_runtime_ms=60_000)
+    helper = gate.spawned(worker, config="helper", tokens=500)
+    assert gate.tick() == []
+    outputs = gate.tick(timedelta(minutes=2))
+    assert [type(o).__name__ for o in outputs] == ["AgentTerminated", "AgentTimedOut"]
+    terminated, timed_out = outputs
+    assert isinstance(terminated, ev.AgentTerminated) and isinstance(timed_out, ev.AgentTimedOut)
+    assert terminated.agent_id == helper and terminated.ended_by_agent_id == worker
+    assert timed_out.agent_id == worker and timed_out.returned_tokens == 2_000
+    assert timed_out.deadline < timed_out.meta.occurred_at == gate.now
+    assert timed_out.meta.event_id == uuid.uuid5(NAMESPACE, f"timeout:{worker}/1")
+    assert timed_out.meta.causation_id is None and timed_out.meta.root_id == "root"
+    assert gate.tick(timedelta(minutes=1)) == []
+
+
+def test_expire_takes_ancestors_before_descendants() -> None:
+    """When parent and child are due at the same tick, the child is terminated as ANCESTOR_ENDED."""
+    gate = _gate()
+    worker = gate.spawned("root", spawns=2, max_runtime_ms=10_000)
+    gate.spawned(worker, config="helper", tokens=10, max_runtime_ms=5_000)
+    outputs = gate.tick(timedelta(hours=2))
+    assert [type(o).__name__ for o in outputs] == ["AgentTerminated", "AgentTerminated", "AgentTimedOut"]
+    assert outputs[-1].agent_id == "root"  # type: ignore[attr-defined]
+    assert gate.state.trees["root"].ended_at is not None
+
+
+def test_expire_is_idempotent_at_the_same_time() -> None:
+    """A second expire at the same time finds nothing; replay may call it once per recorded timeout."""
+    gate = _gate()
+    gate.spawned("root", max_runtime_ms=1_000)
+    gate.now += timedelta(seconds=5)
+    assert len(expire(gate.state, gate.now, gate.policy)) == 1
+    assert expire(gate.state, gate.now, gate.policy) == []
+
+
+def test_prune_forgets_tombstones_after_retention() -> None:
+    """Ended trees are forgotten once the retention period has passed."""
+    gate = _gate()
+    gate.complete("root")
+    assert prune_ended(gate.state, gate.now) == []
+    assert prune_ended(gate.state, gate.now + timedelta(days=2)) == ["root"]
+    assert gate.state.trees == {}
+
+
+# -- circuit breaker ------------------------------------------------------------------------
+
+
+def test_circuit_opens_after_too_many_denials_and_closes_lazily() -> None:
+    """N denials within the window open the circuit; spawns are CIRCUIT_OPEN until the first event after open_until."""
+    gate = _gate(circuit_denials=3, circuit_window_ms=60_000, circuit_cooldown_ms=30_000)
+    gate.spawn("root", config="hacker")
+    gate.spawn("root", config="hacker")
+    outputs = gate.spawn("root", config="hacker")
+    assert [type(o).__name__ for o in outputs] == ["SpawnDenied", "CircuitOpened"]
+    opened = outputs[1]
+    assert isinstance(opened, ev.CircuitOpened)
+    assert (opened.denials, opened.threshold, opened.window_ms) == (3, 3, 60_000)
+    assert opened.open_until == opened.meta.occurred_at + timedelta(seconds=30)
+    for _ in range(5):  # circuit denials do not count, so the circuit does not re-open
+        assert one(gate.spawn("root"), ev.SpawnDenied).reason is R.CIRCUIT_OPEN
+    gate.now = opened.open_until
+    outputs = gate.spawn("root")
+    assert [type(o).__name__ for o in outputs] == ["CircuitClosed", "SpawnApproved"]
+
+
+def test_denials_outside_the_window_do_not_open_the_circuit() -> None:
+    """Denials spread wider than the window never reach the threshold."""
+    gate = _gate(circuit_denials=3, circuit_window_ms=10_000)
+    gate.step = timedelta(seconds=6)
+    for _ in range(6):
+        assert [type(o).__name__ for o in gate.spawn("root", config="hacker")] == ["SpawnDenied"]
+
+
+def test_circuit_is_per_tree() -> None:
+    """An open circuit in one tree does not affect another tree."""
+    gate = _gate(circuit_denials=2)
+    gate.register_root("other")
+    gate.spawn("root", config="hacker")
+    one(gate.spawn("root", config="hacker"), ev.CircuitOpened)
+    one(gate.spawn("other"), ev.SpawnApproved)
+
+
+def test_circuit_closes_on_any_event_of_the_tree() -> None:
+    """A lifecycle report after open_until is preceded by CircuitClosed too."""
+    gate = _gate(circuit_denials=1, circuit_cooldown_ms=1_000)
+    one(gate.spawn("root", config="hacker"), ev.CircuitOpened)
+    gate.now += timedelta(seconds=5)
+    assert [type(o).__name__ for o in gate.consume("root", 1)] == ["CircuitClosed"]
