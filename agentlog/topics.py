@@ -35,10 +35,16 @@ class TopicSpec:
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
-        """Topic-level broker configs."""
+        """Topic-level broker configs.
+
+        Records carry the broker's append time (``LogAppendTime``): one clock per
+        partition, which the spawn gate orders its two input topics by and which the audit
+        chain covers, instead of whatever clock each producer had.
+        """
         return {
             "cleanup.policy": self.cleanup_policy,
             "retention.ms": str(self.retention_ms),
+            "message.timestamp.type": "LogAppendTime",
             **self.extra_config,
         }
 

@@ -1,0 +1,110 @@
+"""A deterministic order for the two input topics of one partition.
+
+The spawn gate reads ``agentlog.spawn.requests`` and ``agentlog.agent.lifecycle``, which
+are co-partitioned: partition *p* of each holds the same trees. Their records must be
+decided in one order that does not depend on how fetches happened to interleave, so that
+a restarted processor, a second worker after a rebalance and the replay tool all see the
+same sequence. That order is the broker's append time (the topics use
+``message.timestamp.type=LogAppendTime``), then the topic (requests first), then the offset.
+
+A record is *released* only when no record that sorts before it can still arrive:
+
+- the other topic has a buffered record that sorts after it, or
+- the other topic was known to be read to its end (for ``read_committed``: its last stable
+  offset) at a local time ≥ the record's timestamp + ``clock_margin_ms``; the worker learns
+  that from end-of-partition events and, when :meth:`PartitionMerge.blocked_on` says a
+  release waits for it, by asking the broker for the partition's end offset.
+
+Everything else waits in the buffer (it is not committed, so a crash re-reads it). A
+pending transaction on an input topic therefore holds back the records after it, which
+is what keeps the order independent of when that transaction commits.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+REQUESTS = 0
+LIFECYCLE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One raw record read from an input topic."""
+
+    source: int
+    """REQUESTS or LIFECYCLE."""
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+
+    def sort_key(self) -> tuple[int, int, int]:
+        """(append time, topic, offset): the order records are decided in."""
+        return (self.timestamp_ms, self.source, self.offset)
+
+
+@dataclass
+class PartitionMerge:
+    """Buffers the records of one partition of both topics and releases them in order."""
+
+    clock_margin_ms: int = 5
+    _heaps: tuple[list[tuple[tuple[int, int, int], InputRecord]], ...] = field(default_factory=lambda: ([], []))
+    _caught_up_at: list[int | None] = field(default_factory=lambda: [None, None])
+
+    def add(self, record: InputRecord) -> None:
+        """Buffer a fetched record (it means its topic is not at its end any more)."""
+        heapq.heappush(self._heaps[record.source], (record.sort_key(), record))
+        self._caught_up_at[record.source] = None
+
+    def caught_up(self, source: int, now_ms: int) -> None:
+        """The fetcher reached the end of ``source``'s partition at local time ``now_ms``."""
+        if not self._heaps[source]:
+            self._caught_up_at[source] = now_ms
+
+    def release(self) -> list[InputRecord]:
+        """Every record that can be decided now, in order."""
+        released = []
+        while True:
+            candidates = [h[0] for h in self._heaps if h]
+            if not candidates:
+                return released
+            key, record = min(candidates)
+            other = 1 - record.source
+            if not self._heaps[other]:
+                seen = self._caught_up_at[other]
+                if seen is None or seen < record.timestamp_ms + self.clock_margin_ms:
+                    return released
+            heapq.heappop(self._heaps[record.source])
+            released.append(record)
+
+    def blocked_on(self) -> int | None:
+        """The source whose end must be confirmed before the next record can be released."""
+        candidates = [h[0] for h in self._heaps if h]
+        if not candidates:
+            return None
+        _, record = min(candidates)
+        other = 1 - record.source
+        if self._heaps[other]:
+            return None
+        seen = self._caught_up_at[other]
+        return other if seen is None or seen < record.timestamp_ms + self.clock_margin_ms else None
+
+    def watermark_ms(self) -> int | None:
+        """Time up to which every input is known (both topics caught up), else None."""
+        if any(self._heaps) or None in self._caught_up_at:
+            return None
+        return min(t for t in self._caught_up_at if t is not None) - self.clock_margin_ms
+
+    def pending(self) -> int:
+        """Records buffered but not released."""
+        return sum(len(h) for h in self._heaps)
+
+    def first_pending_offset(self, source: int) -> int | None:
+        """Lowest buffered offset of ``source`` (where a commit must resume), if any."""
+        heap = self._heaps[source]
+        return min(r.offset for _, r in heap) if heap else None
