@@ -29,3 +29,7 @@ class PolicyError(ProcessorError):
 
 class SnapshotError(ProcessorError):
     """A state snapshot cannot be read (unknown version or malformed)."""
+
+
+class GateError(ProcessorError):
+    """The spawn-gate worker cannot go on (its state cannot be restored, its input is misassigned)."""

@@ -11,9 +11,11 @@ A record is *released* only when no record that sorts before it can still arrive
 
 - the other topic has a buffered record that sorts after it, or
 - the other topic was known to be read to its end (for ``read_committed``: its last stable
-  offset) at a local time ≥ the record's timestamp + ``clock_margin_ms``; the worker learns
-  that from end-of-partition events and, when :meth:`PartitionMerge.blocked_on` says a
-  release waits for it, by asking the broker for the partition's end offset.
+  offset) at a local time ≥ the record's timestamp + ``clock_margin_ms``. End-of-partition
+  events say which offset the fetcher reached the end at, but not when (they may wait in
+  the client's queue); so when :meth:`PartitionMerge.blocked_on` says a release waits for
+  the other topic, the worker asks the broker for that partition's end offset, and an
+  unchanged end proves the topic was still at its end when the question was sent.
 
 Everything else waits in the buffer (it is not committed, so a crash re-reads it). A
 pending transaction on an input topic therefore holds back the records after it, which
@@ -55,16 +57,27 @@ class PartitionMerge:
     clock_margin_ms: int = 5
     _heaps: tuple[list[tuple[tuple[int, int, int], InputRecord]], ...] = field(default_factory=lambda: ([], []))
     _caught_up_at: list[int | None] = field(default_factory=lambda: [None, None])
+    _end_offset: list[int | None] = field(default_factory=lambda: [None, None])
 
     def add(self, record: InputRecord) -> None:
         """Buffer a fetched record (it means its topic is not at its end any more)."""
         heapq.heappush(self._heaps[record.source], (record.sort_key(), record))
         self._caught_up_at[record.source] = None
+        self._end_offset[record.source] = None
 
-    def caught_up(self, source: int, now_ms: int) -> None:
-        """The fetcher reached the end of ``source``'s partition at local time ``now_ms``."""
+    def reached_end(self, source: int, end_offset: int) -> None:
+        """The fetcher read ``source``'s partition to its end, ``end_offset``."""
         if not self._heaps[source]:
-            self._caught_up_at[source] = now_ms
+            self._end_offset[source] = end_offset
+
+    def confirm_end(self, source: int, asked_at_ms: int) -> None:
+        """The broker said ``source`` was still at the end read to, when asked at ``asked_at_ms``."""
+        if not self._heaps[source] and self._end_offset[source] is not None:
+            self._caught_up_at[source] = asked_at_ms
+
+    def end_offset(self, source: int) -> int | None:
+        """The end offset ``source`` was last read to, while nothing was fetched after it."""
+        return self._end_offset[source]
 
     def release(self) -> list[InputRecord]:
         """Every record that can be decided now, in order."""
@@ -73,7 +86,7 @@ class PartitionMerge:
             candidates = [h[0] for h in self._heaps if h]
             if not candidates:
                 return released
-            key, record = min(candidates)
+            _, record = min(candidates)
             other = 1 - record.source
             if not self._heaps[other]:
                 seen = self._caught_up_at[other]

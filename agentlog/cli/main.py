@@ -7,6 +7,7 @@ import typer
 from agentlog.cli import schemas, topics
 from agentlog.cli.publish import publish
 from agentlog.cli.tail import tail_command
+from processors import cli as processors_cli
 from projections import cli as projections_cli
 
 app = typer.Typer(
@@ -20,6 +21,8 @@ app.command("publish")(publish)
 app.command("tail")(tail_command)
 app.add_typer(topics.app, name="topics")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(processors_cli.processors_app, name="processors")
+app.add_typer(processors_cli.policy_app, name="policy")
 app.add_typer(projections_cli.db_app, name="db")
 app.add_typer(projections_cli.projector_app, name="projector")
 app.add_typer(projections_cli.lineage_app, name="lineage")

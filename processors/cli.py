@@ -1,0 +1,95 @@
+"""CLI of the processors: ``agentlog processors run`` and ``agentlog policy publish|show``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.errors import AgentlogError
+from agentlog.producer import Producer
+from agentlog.settings import get_settings
+from processors.errors import PolicyError
+from processors.gate_worker import GateConfig, SpawnGateWorker
+from processors.policy import DEFAULT_POLICY_PATH, load_policy, to_event
+from processors.policy_reader import PolicyReader
+
+processors_app = typer.Typer(help="Stream processors.", no_args_is_help=True)
+policy_app = typer.Typer(help="Spawn policies.", no_args_is_help=True)
+
+
+@processors_app.command("run")
+def run(
+    worker_id: Annotated[
+        str | None, typer.Option(help="Stable id of this worker slot (default: host name); keep it across restarts.")
+    ] = None,
+    policy: Annotated[str, typer.Option(help="Name of the policy to enforce.")] = "default",
+    batch_size: Annotated[int, typer.Option(min=1, help="Most records decided per transaction.")] = 2000,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the spawn gate until SIGTERM or Ctrl-C. Start several to share the partitions."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    config = GateConfig(worker_id=worker_id or socket.gethostname(), policy_name=policy, batch_size=batch_size)
+    try:
+        stats = SpawnGateWorker(settings, config).run(stop)
+    except AgentlogError as e:
+        fail_for(e)
+    print(f"stopped after {stats.inputs} inputs, {stats.decisions} decisions, {stats.dead_letters} dead letters")
+
+
+@policy_app.command("publish")
+def publish(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file.")] = DEFAULT_POLICY_PATH,
+    published_by: Annotated[str, typer.Option(help="Who publishes (recorded in the event).")] = "agentlog-cli",
+) -> None:
+    """Validate a policy file and publish it as PolicyPublished (idempotent for an unchanged version)."""
+    settings = get_settings()
+    try:
+        policy = load_policy(file)
+    except PolicyError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    try:
+        reader = PolicyReader(settings, policy.name)
+        reader.catch_up()
+        current = reader.current
+        if current is not None and current.version >= policy.version:
+            if current.version == policy.version and current.content_hash() == policy.content_hash():
+                print(f"policy {policy.name} version {policy.version} is already published")
+                return
+            fail(
+                f"policy {policy.name} is at version {current.version}; give the changed file version "
+                f"{current.version + 1} (versions only go up)",
+                EXIT_BAD_INPUT,
+            )
+        with Producer(settings) as producer:
+            delivery = producer.publish(to_event(policy, published_by=published_by))
+    except AgentlogError as e:
+        fail_for(e)
+    digest = policy.content_hash()[:12]
+    print(f"published policy {policy.name} version {policy.version} ({digest}) at offset {delivery.offset}")
+
+
+@policy_app.command("show")
+def show(name: Annotated[str, typer.Argument(help="Policy name.")] = "default") -> None:
+    """Print the version of a policy in force, as YAML-like text."""
+    import yaml
+
+    settings = get_settings()
+    try:
+        reader = PolicyReader(settings, name)
+        reader.catch_up()
+    except AgentlogError as e:
+        fail_for(e)
+    if reader.current is None:
+        fail(f"no version of policy {name!r} has been published")
+    print(yaml.safe_dump(reader.current.model_dump(mode="json"), sort_keys=False))

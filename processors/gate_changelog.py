@@ -1,0 +1,72 @@
+"""The spawn gate's state, kept in a compacted changelog topic written in its transactions.
+
+Each record is one tree (key: root id, value: the tree as compact JSON; a tombstone when the
+tree is forgotten). The gate writes the trees a batch changed in the same Kafka transaction
+as the batch's decisions and input offsets, so the changelog always describes exactly the
+state after the last committed batch. Restoring a partition reads its changelog partition
+from the beginning to the last stable offset with a ``read_committed`` consumer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from agentlog import kafka_config
+from agentlog.settings import Settings
+from agentlog.topics import TREE_PARTITIONS, TopicSpec
+from processors.errors import GateError
+from processors.tree_state import PartitionState, TreeState
+
+GATE_CHANGELOG = TopicSpec(
+    "agentlog.spawn-gate.changelog",
+    TREE_PARTITIONS,
+    (),
+    "root_id",
+    "Internal: the spawn gate's tree state, one compacted record per tree.",
+    cleanup_policy="compact",
+)
+
+
+def changelog_topic(settings: Settings) -> str:
+    """Deployed name of the changelog topic."""
+    return settings.topic_prefix + GATE_CHANGELOG.name
+
+
+def encode_tree(tree: TreeState) -> bytes:
+    """A tree as a changelog value."""
+    return json.dumps(tree.to_dict(), separators=(",", ":")).encode()
+
+
+def restore_partition(settings: Settings, partition: int, partitions: int, timeout_s: float = 60.0) -> PartitionState:
+    """The state of ``partition`` as of the last committed transaction."""
+    import time
+
+    state = PartitionState(partition=partition, partitions=partitions)
+    consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(changelog_topic(settings), partition, OFFSET_BEGINNING)])
+        latest: dict[str, bytes | None] = {}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                raise GateError(f"restoring partition {partition} took longer than {timeout_s}s")
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
+            key = msg.key()
+            if key is not None:
+                latest[key.decode()] = msg.value()
+    finally:
+        consumer.close()
+    for value in latest.values():
+        if value is not None:
+            state.put_tree(TreeState.from_dict(json.loads(value)))
+    state.compact_deadlines()
+    return state

@@ -1,0 +1,337 @@
+"""The spawn-gate worker: consumes requests and lifecycle reports, commits decisions exactly once.
+
+Exactly-once holds by Kafka transactions (KIP-447) around a deterministic core. Each batch:
+
+1. Fetch records of the assigned partitions of both input topics (``read_committed``) and
+   buffer them per partition in a :class:`~processors.input_merge.PartitionMerge`.
+2. Release, per partition, the records whose order is settled (append time, topic, offset).
+3. Begin a transaction. Decide each released record with the pure
+   :func:`processors.spawn_gate.decide` on the partition's state; produce the decisions to
+   the same partition of ``agentlog.policy.decisions``. Undecodable or misplaced records go
+   to ``agentlog.dlq`` in the same transaction.
+4. When the partition's inputs are complete up to a moment, time out agents past their
+   deadline (:func:`processors.spawn_gate.expire`) as of that moment.
+5. Write every tree the batch changed to the compacted changelog (same partition).
+6. Add the next input offsets (the first unreleased record, or after the last released
+   one) to the transaction with the consumer's group metadata, and commit.
+
+Decisions, state and input offsets therefore become visible together or not at all. A
+worker killed anywhere leaves an open transaction that is aborted (by its successor with
+the same transactional id at ``init_transactions``, or by the broker after
+``transaction.timeout.ms``); the successor restores the partition from the changelog (which
+holds exactly the committed state) and resumes at the committed offsets, so the aborted
+batch is decided again, identically. A worker that lost its partitions in a rebalance
+cannot commit: the group generation in its offsets is stale and the broker fences it.
+Any failed step aborts the transaction and rewinds every partition to its committed
+state and offsets. The kill tests in ``tests/processors`` check all of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from agentlog import kafka_config
+from agentlog.dead_letters import DeadLetter, dlq_topic
+from agentlog.errors import DecodeError
+from agentlog.events import EVENT_TYPES, Event
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topic_admin import ensure_topics
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS
+from processors.errors import GateError
+from processors.gate_changelog import GATE_CHANGELOG, changelog_topic, encode_tree, restore_partition
+from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+from processors.policy_reader import PolicyReader
+from processors.spawn_gate import decide, expire, prune_ended
+from processors.tree_state import PartitionState
+
+log = logging.getLogger("agentlog.spawn_gate")
+
+STAGE = "processors.spawn_gate"
+_SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
+
+
+@dataclass
+class GateConfig:
+    """Tuning of one worker."""
+
+    worker_id: str
+    """Stable per worker slot: a restarted worker with the same id aborts its predecessor's transaction."""
+    policy_name: str = "default"
+    batch_size: int = 2000
+    batch_wait_ms: int = 20
+    expire_interval_ms: int = 1000
+    transaction_timeout_ms: int = 10_000
+    clock_margin_ms: int = 5
+
+
+@dataclass
+class GateStats:
+    """Counters since the worker started."""
+
+    batches: int = 0
+    inputs: int = 0
+    decisions: int = 0
+    dead_letters: int = 0
+    aborts: int = 0
+    restores: int = 0
+    assigned: list[int] = field(default_factory=list)
+
+
+class SpawnGateWorker:
+    """One spawn-gate process; several share the partitions through the consumer group."""
+
+    def __init__(self, settings: Settings, config: GateConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.serde = Serde.from_settings(settings)
+        self.stats = GateStats()
+        self.topics = [settings.topic_prefix + spec.name for spec in _SOURCES]
+        self.decisions_topic = settings.topic_prefix + POLICY_DECISIONS.name
+        self.states: dict[int, PartitionState] = {}
+        self.merges: dict[int, PartitionMerge] = {}
+        self._last_expire = 0.0
+        ensure_topics(settings, (GATE_CHANGELOG,))
+        self.policies = PolicyReader(settings, config.policy_name)
+        group = f"{settings.topic_prefix}agentlog.spawn-gate"
+        self.consumer = Consumer(
+            {
+                **kafka_config.reader(settings, group),
+                "enable.partition.eof": True,
+                "partition.assignment.strategy": "range",  # co-partitioned: partition p of both topics together
+                "fetch.wait.max.ms": 10,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+            }
+        )
+        self.producer = Producer(
+            {
+                **kafka_config.producer(settings, f"{group}.{config.worker_id}"),
+                "linger.ms": 2,
+                "transaction.timeout.ms": config.transaction_timeout_ms,
+            }
+        )
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> GateStats:
+        """Process until ``stop`` is set; returns the counters."""
+        self.producer.init_transactions(60)
+        self.policies.catch_up()
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.consumer.close()
+        return self.stats
+
+    def step(self) -> None:
+        """Fetch, decide and commit one batch."""
+        records = self.consumer.consume(self.config.batch_size, self.config.batch_wait_ms / 1000)
+        self.policies.poll()
+        for msg in records:
+            self._buffer(msg)
+        self._confirm_ends()
+        released = {p: merge.release() for p, merge in self.merges.items()}
+        expiring = self._expiry_due()
+        if not any(released.values()) and not expiring:
+            return
+        try:
+            self._commit_batch(released, expiring)
+        except KafkaException as e:
+            self._recover(e)
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def _buffer(self, msg: Message) -> None:
+        partition = msg.partition()
+        assert partition is not None
+        merge = self.merges.get(partition)
+        if merge is None:  # revoked since it was fetched
+            return
+        source = self.topics.index(msg.topic() or "")
+        error = msg.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                merge.reached_end(source, msg.offset() or 0)
+                return
+            raise GateError(f"consuming {msg.topic()}[{partition}]: {error.str()}")
+        _, timestamp = msg.timestamp()
+        offset = msg.offset()
+        assert offset is not None
+        merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value()))
+
+    def _confirm_ends(self) -> None:
+        """Ask the broker whether an input a release waits on is really at its end."""
+        for partition, merge in self.merges.items():
+            source = merge.blocked_on()
+            if source is not None:
+                self._check_end(partition, merge, source)
+
+    def _check_end(self, partition: int, merge: PartitionMerge, source: int) -> None:
+        """Still at the end read last? Then it was at its end when we asked.
+
+        The broker answers with the high watermark; while a transaction on the input is
+        open it is beyond the last stable offset we read to, so records behind a pending
+        transaction wait for it to finish (see ``processors.input_merge``).
+        """
+        end_read = merge.end_offset(source)
+        if end_read is None:
+            return  # not at the end yet: the fetcher will say so with an end-of-partition event
+        asked_at = _now_ms()
+        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topics[source], partition), 5, False)
+        if high <= end_read:
+            merge.confirm_end(source, asked_at)
+
+    def _expiry_due(self) -> bool:
+        now = time.monotonic()
+        if (now - self._last_expire) * 1000 < self.config.expire_interval_ms:
+            return False
+        self._last_expire = now
+        for partition, merge in self.merges.items():
+            if merge.pending() == 0:  # refresh "complete up to" for idle partitions
+                for source in (REQUESTS, LIFECYCLE):
+                    self._check_end(partition, merge, source)
+        return True
+
+    # -- one transaction ----------------------------------------------------------------
+
+    def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
+        self.producer.begin_transaction()
+        offsets: list[TopicPartition] = []
+        for partition, records in released.items():
+            state = self.states[partition]
+            dirty: set[str] = set()
+            for record in records:
+                dirty |= self._process(state, record)
+            if expiring:
+                dirty |= self._expire(partition, state)
+            for root_id in sorted(dirty):
+                tree = state.trees.get(root_id)
+                value = encode_tree(tree) if tree is not None else None
+                self._produce(changelog_topic(self.settings), partition, root_id.encode(), value)
+            offsets += self._next_offsets(partition, records)
+        if offsets:
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+        self.producer.commit_transaction(30)
+        self.stats.batches += 1
+        self.stats.inputs += sum(len(r) for r in released.values())
+
+    def _process(self, state: PartitionState, record: InputRecord) -> set[str]:
+        """Decide one input; returns the root ids of the trees it changed."""
+        spec = _SOURCES[record.source]
+        try:
+            decoded = self.serde.decode_value(record.value or b"")
+            if not spec.accepts(decoded.full_name):
+                raise DecodeError(f"{decoded.full_name} does not belong on {spec.name}")
+            event = EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
+        except (DecodeError, ValueError) as e:
+            self._dead_letter(record, e)
+            return set()
+        outputs = decide(state, event, self.policies.current)
+        self._emit(state.partition, outputs)
+        return {event.meta.root_id} | {out.meta.root_id for out in outputs}
+
+    def _expire(self, partition: int, state: PartitionState) -> set[str]:
+        watermark = self.merges[partition].watermark_ms()
+        if watermark is None:
+            return set()
+        now = datetime.fromtimestamp(watermark / 1000, UTC)
+        outputs = expire(state, now, self.policies.current)
+        self._emit(partition, outputs)
+        return {out.meta.root_id for out in outputs} | set(prune_ended(state, now))
+
+    def _emit(self, partition: int, outputs: list[Event]) -> None:
+        for output in outputs:
+            value = self.serde.encode(output, self.decisions_topic)
+            self._produce(self.decisions_topic, partition, output.meta.root_id.encode(), value)
+        self.stats.decisions += len(outputs)
+
+    def _dead_letter(self, record: InputRecord, error: Exception) -> None:
+        letter = DeadLetter(STAGE, error, record.topic, record.partition, record.offset, record.key, record.value)
+        headers: list[tuple[str, str | bytes | None]] = list(letter.headers(record.headers))
+        self._produce(dlq_topic(self.settings.topic_prefix), None, record.key, record.value, headers)
+        self.stats.dead_letters += 1
+        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
+
+    def _produce(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"partition": partition} if partition is not None else {}
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _next_offsets(self, partition: int, records: list[InputRecord]) -> list[TopicPartition]:
+        merge = self.merges[partition]
+        offsets = []
+        for source in (REQUESTS, LIFECYCLE):
+            done = [r.offset for r in records if r.source == source]
+            if not done:
+                continue
+            pending = merge.first_pending_offset(source)
+            offsets.append(
+                TopicPartition(self.topics[source], partition, pending if pending is not None else max(done) + 1)
+            )
+        return offsets
+
+    # -- failures and rebalances --------------------------------------------------------
+
+    def _recover(self, error: KafkaException) -> None:
+        """Abort the open transaction and go back to the committed state and offsets."""
+        kafka_error = error.args[0]
+        if kafka_error.fatal():
+            raise GateError(f"fatal producer error, this worker must restart: {kafka_error.str()}") from error
+        log.warning("aborting batch: %s", kafka_error.str())
+        self.stats.aborts += 1
+        self.producer.abort_transaction(30)
+        assigned = sorted(self.states)
+        tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
+        committed = self.consumer.committed(tps, timeout=30) if tps else []
+        for p in assigned:
+            self._restore(p)
+        for tp in committed:
+            tp.offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING when nothing was committed
+            self.consumer.seek(tp)
+
+    def _restore(self, partition: int) -> None:
+        self.states[partition] = restore_partition(self.settings, partition, TREE_PARTITIONS)
+        self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
+        self.stats.restores += 1
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        for p in numbers:
+            topics = {tp.topic for tp in partitions if tp.partition == p}
+            if topics != set(self.topics):
+                raise GateError(f"partition {p} assigned for {sorted(topics)} only; the inputs must be co-partitioned")
+            self._restore(p)
+        self.stats.assigned = sorted(self.states)
+        log.info("assigned partitions %s", numbers)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for p in {tp.partition for tp in partitions}:
+            self.states.pop(p, None)
+            self.merges.pop(p, None)
+        self.stats.assigned = sorted(self.states)
+        log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
