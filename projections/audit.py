@@ -87,7 +87,7 @@ def show(conn: Conn, query: AuditFilter) -> list[AuditEntry]:
 
 def chained_records(conn: Conn) -> Iterator[ChainedRecord]:
     """Every audit row's chained fields, partition by partition in offset order (server-side cursor)."""
-    with conn.cursor(name="audit_chain_scan") as cur:
+    with conn.transaction(), conn.cursor(name="audit_chain_scan") as cur:
         cur.itersize = 5000
         cur.execute(
             'SELECT topic, partition, "offset", timestamp_ms, key, raw_value, prev_hash, hash FROM audit_log'

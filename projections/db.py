@@ -29,12 +29,22 @@ def check_schema_name(schema: str) -> str:
 
 
 def connect(
-    settings: Settings, schema: str = DEFAULT_SCHEMA, *, role: str | None = None, autocommit: bool = False
+    settings: Settings,
+    schema: str = DEFAULT_SCHEMA,
+    *,
+    role: str | None = None,
+    autocommit: bool = False,
+    application_name: str = "agentlog",
 ) -> Conn:
     """A connection whose ``search_path`` is ``schema`` (and whose role is ``role``, if given)."""
     check_schema_name(schema)
     try:
-        conn = psycopg.connect(settings.database_url.get_secret_value(), autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(
+            settings.database_url.get_secret_value(),
+            autocommit=True,
+            connect_timeout=10,
+            application_name=application_name,
+        )
     except psycopg.OperationalError as e:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {e}") from e
     try:

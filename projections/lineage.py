@@ -34,8 +34,8 @@ WITH chosen AS (
     SELECT * FROM agents a WHERE a.path IS NOT NULL AND a.created_at <= %(as_of)s AND {where}
 ), sums AS (
     SELECT e.agent_id,
-        sum(e.tokens_consumed) AS tokens_consumed, max(e.tokens_reported) AS tokens_reported,
-        sum(e.tokens_returned) AS tokens_returned, sum(e.tokens_topped_up) AS tokens_topped_up,
+        sum(e.tokens_consumed)::bigint AS tokens_consumed, max(e.tokens_reported) AS tokens_reported,
+        sum(e.tokens_returned)::bigint AS tokens_returned, sum(e.tokens_topped_up)::bigint AS tokens_topped_up,
         min(e.occurred_at) FILTER (WHERE e.status = 'running') AS started_at,
         min(e.occurred_at) FILTER (WHERE e.record_name = %(exhausted)s) AS budget_exhausted_at
     FROM agent_events e WHERE e.agent_id IN (SELECT agent_id FROM chosen) AND e.occurred_at <= %(as_of)s

@@ -193,7 +193,9 @@ class BatchWriter:
     def connection(self) -> Conn:
         """The open connection, opened (and the schema checked) if there is none."""
         if self._conn is None or self._conn.closed:
-            conn = connect(self.settings, self.schema, role=self.role)
+            conn = connect(
+                self.settings, self.schema, role=self.role, application_name=f"agentlog-projector:{self.schema}"
+            )
             try:
                 require_tables(conn, self.schema)
                 conn.rollback()

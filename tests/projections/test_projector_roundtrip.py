@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 
 from agentlog.events import Event
-from projections.projector import ProjectorStats
+from agentlog.settings import Settings
+from projections.batch import Batch
+from projections.checksums import table_checksums
+from projections.projector import Projector, ProjectorOptions, ProjectorStats
 from projections.workload import ForestShape, forest
+from projections.writer import BatchWriter
+
+
+class Crash(Exception):
+    """Stands for the process dying at a chosen step."""
+
+
+class CrashingWriter(BatchWriter):
+    """Writes normally, then dies before or after the commit of batch number ``at``."""
+
+    def __init__(self, settings: Settings, schema: str, at: int, after_commit: bool) -> None:
+        super().__init__(settings, schema)
+        self.at = at
+        self.after_commit = after_commit
+        self.batches = 0
+
+    def write(self, batch: Batch) -> None:
+        self.batches += 1
+        if self.batches == self.at and not self.after_commit:
+            batch.audit_rows.append(batch.audit_rows[-1])  # the COPY fails; the transaction rolls back
+            try:
+                super().write(batch)
+            except Exception as e:
+                raise Crash("died before COMMIT") from e
+        super().write(batch)
+        if self.batches == self.at:
+            raise Crash("died after COMMIT, before the projector knew")
 
 
 def test_round_trip_projects_every_event_once(
@@ -29,3 +62,84 @@ def test_round_trip_projects_every_event_once(
     leaf = db.execute("SELECT parent_id, depth, path FROM agents WHERE agent_id = 'root-0-0.1.2'").fetchone()
     assert leaf == ("root-0-0.1", 2, ["root-0-0", "root-0-0.1", "root-0-0.1.2"])
     assert project().records == 0  # a second run starts from the stored positions
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
+def test_crash_around_commit_then_restart_projects_once(
+    settings: Settings,
+    schema: str,
+    unique_name: str,
+    after_commit: bool,
+    publish: Callable[[list[Event]], None],
+    project: Callable[..., ProjectorStats],
+    db: psycopg.Connection[Any],
+) -> None:
+    """A projector dying just before or just after a COMMIT is resumed by the next one without loss or repeat."""
+    events = forest(ForestShape(roots=4))
+    publish(events)
+    options = ProjectorOptions(schema=schema, group_id=f"crash-{unique_name}", batch_size=50, idle_exit_s=2.0)
+    writer = CrashingWriter(settings, schema, at=3, after_commit=after_commit)
+    with pytest.raises(Crash):
+        Projector(settings, options, writer=writer).run()
+    written = db.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert written == ((3 if after_commit else 2) * 50,)
+    project(batch_size=70)
+    assert db.execute('SELECT count(*), count(DISTINCT (topic, partition, "offset")) FROM audit_log').fetchone() == (
+        len(events),
+        len(events),
+    )
+    expected = _uninterrupted_checksums(settings, schema, unique_name, db)
+    assert table_checksums(db) == expected
+
+
+def _uninterrupted_checksums(
+    settings: Settings, schema: str, unique_name: str, db: psycopg.Connection[Any]
+) -> dict[str, tuple[int, str]]:
+    from psycopg import sql
+
+    from projections.migrate import migrate
+
+    other = schema + "_ref"
+    migrate(settings, other)
+    try:
+        Projector(settings, ProjectorOptions(schema=other, group_id=f"ref-{unique_name}", idle_exit_s=2.0)).run()
+        db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(other)))
+        return table_checksums(db)
+    finally:
+        db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other)))
+
+
+def test_database_connection_lost_mid_run_loses_nothing(
+    settings: Settings,
+    schema: str,
+    unique_name: str,
+    publish: Callable[[list[Event]], None],
+    db: psycopg.Connection[Any],
+) -> None:
+    """When PostgreSQL drops the projector's connection, it backs off, re-seeks and projects every event once."""
+    options = ProjectorOptions(schema=schema, group_id=f"drop-{unique_name}", batch_size=20, idle_exit_s=3.0)
+    projector = Projector(settings, options)
+    thread = threading.Thread(target=projector.run)
+    thread.start()
+    try:
+        events = forest(ForestShape(roots=6))
+        publish(events[: len(events) // 2])
+        kills = 0
+        deadline = time.monotonic() + 60
+        while kills < 3 and time.monotonic() < deadline:
+            row = db.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s) t",
+                (f"agentlog-projector:{schema}",),
+            ).fetchone()
+            kills += row[0] if row else 0
+            time.sleep(0.05)
+        publish(events[len(events) // 2 :])
+    finally:
+        thread.join(120)
+    assert not thread.is_alive()
+    assert kills >= 1
+    assert projector.stats.retries >= 1
+    count = db.execute('SELECT count(*), count(DISTINCT (topic, partition, "offset")) FROM audit_log').fetchone()
+    assert count == (len(events), len(events))

@@ -1,0 +1,67 @@
+"""Undecodable and misplaced records: audited, chained, dead-lettered, never a crash loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from conftest import produce_raw, read_topic
+
+from agentlog import dead_letters
+from agentlog.events import Event
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topics import AGENT_LIFECYCLE, DLQ, SPAWN_REQUESTS, topic_of
+from projections.audit import verify_stored_chains
+from projections.projector import ProjectorStats
+from projections.workload import ForestShape, forest
+
+
+def test_undecodable_and_misplaced_records_are_audited_and_dead_lettered(
+    settings: Settings,
+    publish: Callable[[list[Event]], None],
+    project: Callable[..., ProjectorStats],
+    db: psycopg.Connection[Any],
+) -> None:
+    """Garbage and a record on the wrong topic get an audit row with the reason and one dead letter each."""
+    events = forest(ForestShape(roots=1))
+    approved = next(e for e in events if type(e).__name__ == "SpawnApproved")
+    misplaced = Serde().encode(approved, settings.topic_prefix + AGENT_LIFECYCLE.name)
+    publish(events[:5])
+    produce_raw(settings, SPAWN_REQUESTS.name, [(b"root-0-0", b"\x00garbage"), (None, b"")])
+    produce_raw(settings, AGENT_LIFECYCLE.name, [(b"root-0-0", misplaced)])
+    publish(events[5:])
+
+    stats = project()
+
+    assert stats.dead_letters == 3
+    bad = db.execute(
+        "SELECT topic, record_name, error, raw_value FROM audit_log WHERE error IS NOT NULL AND topic NOT LIKE %s"
+        ' ORDER BY topic, "offset"',
+        ("%" + DLQ.name,),
+    ).fetchall()
+    assert [(t.removeprefix(settings.topic_prefix), r) for t, r, _, _ in bad] == [
+        (AGENT_LIFECYCLE.name, approved.avro_name),
+        (SPAWN_REQUESTS.name, None),
+        (SPAWN_REQUESTS.name, None),
+    ]
+    assert "does not belong on topic" in bad[0][2]
+    assert {bytes(raw) for _, _, _, raw in bad[1:]} == {b"\x00garbage", b""}
+    letters = read_topic(settings, DLQ.name)
+    assert len(letters) == 3
+    headers = [dict(m.headers()) for m in letters]
+    assert {h[dead_letters.STAGE] for h in headers} == {b"projections.projector"}
+    assert {h[dead_letters.SOURCE_TOPIC].decode().removeprefix(settings.topic_prefix) for h in headers} == {
+        SPAWN_REQUESTS.name,
+        AGENT_LIFECYCLE.name,
+    }
+    # the dead letters are audited too (as records of the dead-letter topic), and not dead-lettered again
+    total = len(events) + 3 + 3
+    assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (total,)
+    misplaced_projected = db.execute(
+        "SELECT count(*) FROM agent_events WHERE topic = %s", (settings.topic_prefix + AGENT_LIFECYCLE.name,)
+    ).fetchone()
+    assert misplaced_projected == (sum(1 for e in events if topic_of(type(e)) is AGENT_LIFECYCLE),)
+    assert verify_stored_chains(db) == []
+    assert project().records == 0
