@@ -12,11 +12,12 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from agentlog import events as ev
@@ -42,8 +43,11 @@ _PROBLEMS = "policy_problems"
 
 
 _TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
-_LIMIT_MAXIMA = {"default_max_runtime_ms": _TEN_YEARS_MS, "circuit_window_ms": _TEN_YEARS_MS,
-                 "circuit_cooldown_ms": _TEN_YEARS_MS}
+_LIMIT_MAXIMA = {
+    "default_max_runtime_ms": _TEN_YEARS_MS,
+    "circuit_window_ms": _TEN_YEARS_MS,
+    "circuit_cooldown_ms": _TEN_YEARS_MS,
+}
 """Durations must keep deadlines representable."""
 
 
@@ -62,7 +66,6 @@ class Policy(BaseModel):
     version: int = Field(default=1, ge=1, le=2**31 - 1, description="Version, increasing by one per publication.")
     limits: ev.Limits = Field(default_factory=ev.Limits, description="Numeric limits.")
     configs: tuple[ev.ConfigRule, ...] = Field(min_length=1, description="Whitelisted configs; others are denied.")
-    _by_name: dict[str, ev.ConfigRule] = PrivateAttr(default_factory=dict)
 
     @field_validator("limits")
     @classmethod
@@ -113,13 +116,14 @@ class Policy(BaseModel):
             for rule in sorted(configs, key=lambda c: c.name)
         )
 
-    def model_post_init(self, context: Any, /) -> None:
-        """Index the configs by name."""
-        self._by_name.update((rule.name, rule) for rule in self.configs)
+    @cached_property
+    def rules_by_name(self) -> dict[str, ev.ConfigRule]:
+        """The configs indexed by name."""
+        return {rule.name: rule for rule in self.configs}
 
     def rule(self, config: str) -> ev.ConfigRule | None:
         """The rule of a whitelisted config, or None: not whitelisted."""
-        return self._by_name.get(config)
+        return self.rules_by_name.get(config)
 
     @property
     def config_names(self) -> list[str]:

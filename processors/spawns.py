@@ -31,14 +31,16 @@ _R = ev.DenialReason
 
 
 class _Approval(NamedTuple):
+    child_id: str
     policy: Policy
     tree: TreeState
     parent: AgentState
     rule: ev.ConfigRule
 
 
-def decide_spawn(state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int,
-                 out: Emitter) -> None:
+def decide_spawn(
+    state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int, out: Emitter
+) -> None:
     """Approve or deny a spawn request, mutating ``state``: reservations on approval, bookkeeping on denial."""
     checks = Checks()
     result = _evaluate(state, event, policy, now, checks)
@@ -48,8 +50,15 @@ def decide_spawn(state: PartitionState, event: ev.SpawnRequested, policy: Policy
         _approve(state, event, now, checks, result, out)
 
 
-def _deny(state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int, checks: Checks,
-          denial: Denial, out: Emitter) -> None:
+def _deny(
+    state: PartitionState,
+    event: ev.SpawnRequested,
+    policy: Policy | None,
+    now: int,
+    checks: Checks,
+    denial: Denial,
+    out: Emitter,
+) -> None:
     out.emit(
         ev.SpawnDenied,
         request_id=event.request_id,
@@ -68,12 +77,13 @@ def _deny(state: PartitionState, event: ev.SpawnRequested, policy: Policy | None
         circuit.count_denial(tree, denial.reason, now, policy.limits, out, policy.version)
 
 
-def _approve(state: PartitionState, event: ev.SpawnRequested, now: int, checks: Checks, approval: _Approval,
-             out: Emitter) -> None:
-    policy, tree, parent, rule = approval
+def _approve(
+    state: PartitionState, event: ev.SpawnRequested, now: int, checks: Checks, approval: _Approval, out: Emitter
+) -> None:
+    child_id, policy, tree, parent, rule = approval
     tokens, spawns = event.requested_token_budget, event.requested_spawn_budget
     child = AgentState(
-        agent_id=child_agent_id(event.request_id),
+        agent_id=child_id,
         parent=parent.agent_id,
         depth=parent.depth + 1,
         config=sys.intern(rule.name),
@@ -112,8 +122,9 @@ def _approve(state: PartitionState, event: ev.SpawnRequested, now: int, checks: 
     )
 
 
-def _evaluate(state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int,
-              checks: Checks) -> Denial | _Approval:
+def _evaluate(
+    state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int, checks: Checks
+) -> Denial | _Approval:
     """The first denial that applies, or what an approval needs."""
     if policy is None:
         return Denial(_R.NO_POLICY, f"{_PREFIX}: no spawn policy is in force, so every spawn is denied.")
@@ -147,7 +158,7 @@ def _evaluate(state: PartitionState, event: ev.SpawnRequested, policy: Policy | 
     rule = _authority(event, policy, checks, parent)
     if isinstance(rule, Denial):
         return rule
-    return _capacity(state, event, checks, _Approval(policy, tree, parent, rule))
+    return _capacity(state, event, checks, _Approval(child_id, policy, tree, parent, rule))
 
 
 def _authority(event: ev.SpawnRequested, policy: Policy, checks: Checks, parent: AgentState) -> Denial | ev.ConfigRule:
