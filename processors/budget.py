@@ -61,8 +61,9 @@ def decide_usage(state: PartitionState, event: ev.TokensConsumed, policy: Policy
         check_exhausted(payer, out, policy.version if policy else 0)
 
 
-def decide_top_up(state: PartitionState, event: ev.BudgetTopUpRequested, policy: Policy | None, now: int,
-                  out: Emitter) -> None:
+def decide_top_up(
+    state: PartitionState, event: ev.BudgetTopUpRequested, policy: Policy | None, now: int, out: Emitter
+) -> None:
     """Grant a top-up (``BudgetToppedUp``) or deny it (``TopUpDenied``); every request id is remembered."""
     checks = Checks()
     version = policy.version if policy else 0
@@ -109,7 +110,11 @@ def decide_top_up(state: PartitionState, event: ev.BudgetTopUpRequested, policy:
 
 
 def _evaluate(
-    state: PartitionState, tree: TreeState | None, event: ev.BudgetTopUpRequested, policy: Policy | None, now: int,
+    state: PartitionState,
+    tree: TreeState | None,
+    event: ev.BudgetTopUpRequested,
+    policy: Policy | None,
+    now: int,
     checks: Checks,
 ) -> Denial | tuple[AgentState, AgentState | None]:
     """The first denial that applies, or the agent and its parent (None for a root) when every check passes."""
@@ -122,6 +127,10 @@ def _evaluate(
         return Denial(reason, f"{_PREFIX}: the agent tree {event.meta.root_id} {what}.")
     if tree.has_seen(event.request_id.int):
         return Denial(ev.DenialReason.DUPLICATE_REQUEST, f"{_PREFIX}: request {event.request_id} was already answered.")
+    if event.meta.tenant_id != tree.tenant_id:
+        return Denial(
+            ev.DenialReason.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant."
+        )
     if event.additional_tokens <= 0:
         return Denial(
             ev.DenialReason.INVALID_REQUEST,

@@ -183,4 +183,3 @@ def prune_ended(state: PartitionState, now: datetime) -> list[str]:
     for root in gone:
         del state.trees[root]
     return gone
-

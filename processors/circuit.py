@@ -43,7 +43,7 @@ def count_denial(
     window_start = now - limits.circuit_window_ms * 1000
     recent = [t for t in tree.denials or () if t > window_start]
     recent.append(now)
-    recent = recent[-limits.circuit_denials:]
+    recent = recent[-limits.circuit_denials :]
     if len(recent) < limits.circuit_denials:
         tree.denials = recent
         return

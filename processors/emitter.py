@@ -46,8 +46,9 @@ class Emitter:
     def caused_by(cls, event: ev.Event) -> Emitter:
         """The emitter of the decisions about ``event``."""
         meta = event.meta
-        return cls(str(meta.event_id), meta.occurred_at, meta.tenant_id, meta.root_id, meta.event_id,
-                   meta.correlation_id)
+        return cls(
+            str(meta.event_id), meta.occurred_at, meta.tenant_id, meta.root_id, meta.event_id, meta.correlation_id
+        )
 
     def emit(self, record: type[E], **fields: Any) -> E:
         """Append one output event of type ``record``."""

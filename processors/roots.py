@@ -21,8 +21,9 @@ from processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, Partition
 _PREFIX = "Cannot register the root agent"
 
 
-def decide_root(state: PartitionState, event: ev.RootAgentRegistered, policy: Policy | None, now: int,
-                out: Emitter) -> None:
+def decide_root(
+    state: PartitionState, event: ev.RootAgentRegistered, policy: Policy | None, now: int, out: Emitter
+) -> None:
     """Admit or reject a root registration, mutating ``state`` when admitted."""
     checks = Checks()
     if policy is None:
@@ -78,8 +79,9 @@ def _reject(event: ev.RootAgentRegistered, denial: Denial, checks: Checks, polic
     )
 
 
-def _evaluate(state: PartitionState, event: ev.RootAgentRegistered, policy: Policy, now: int,
-              checks: Checks) -> Denial | ev.ConfigRule:
+def _evaluate(
+    state: PartitionState, event: ev.RootAgentRegistered, policy: Policy, now: int, checks: Checks
+) -> Denial | ev.ConfigRule:
     """The first denial that applies, or the root's config rule when every check passes."""
     if not event.agent_id or event.agent_id != event.meta.root_id:
         return Denial(

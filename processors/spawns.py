@@ -2,7 +2,7 @@
 
 The checks run in a fixed order and the first that fails decides the reason; the
 ``checks`` list of the decision holds every numeric comparison made up to that point.
-Order: policy present → tree live → duplicate request → circuit → request validity →
+Order: policy present → tree live → duplicate request → circuit → same tenant → request validity →
 parent known → parent active → config whitelisted → parent authorised → capabilities →
 grant limits → depth → parent not over budget → spawn budget → token budget → parallel
 children → tenant quota → platform quota.
@@ -142,6 +142,8 @@ def _evaluate(
             f"{_PREFIX}: this agent tree is frozen after too many denied spawns, until {iso(tree.open_until)}. "
             "Continue with the agents you have.",
         )
+    if event.meta.tenant_id != tree.tenant_id:
+        return Denial(_R.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant.")
     invalid = requests.invalid_request(
         _PREFIX, event.requested_token_budget, event.requested_spawn_budget, event.max_runtime_ms, event.task, now
     )

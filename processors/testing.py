@@ -35,16 +35,37 @@ def small_policy(version: int = 1, configs: list[dict[str, Any]] | None = None, 
         "circuit_cooldown_ms": 120_000,
     }
     base_configs = [
-        {"name": "orchestrator", "may_spawn": True, "spawnable_by": [], "max_token_grant": 1_000_000,
-         "max_spawn_grant": 30},
-        {"name": "worker", "may_spawn": True, "spawnable_by": ["orchestrator", "worker"], "max_token_grant": 100_000,
-         "max_spawn_grant": 10, "forbidden_actions": ["deploy"]},
-        {"name": "helper", "may_spawn": False, "spawnable_by": ["worker"], "max_token_grant": 10_000,
-         "max_spawn_grant": 0, "forbidden_actions": ["deploy", "shell"]},
+        {
+            "name": "orchestrator",
+            "may_spawn": True,
+            "spawnable_by": [],
+            "max_token_grant": 1_000_000,
+            "max_spawn_grant": 30,
+        },
+        {
+            "name": "worker",
+            "may_spawn": True,
+            "spawnable_by": ["orchestrator", "worker"],
+            "max_token_grant": 100_000,
+            "max_spawn_grant": 10,
+            "forbidden_actions": ["deploy"],
+        },
+        {
+            "name": "helper",
+            "may_spawn": False,
+            "spawnable_by": ["worker"],
+            "max_token_grant": 10_000,
+            "max_spawn_grant": 0,
+            "forbidden_actions": ["deploy", "shell"],
+        },
     ]
     return parse_policy(
-        {"name": "test", "version": version, "limits": {**base_limits, **limits},
-         "configs": base_configs if configs is None else configs},
+        {
+            "name": "test",
+            "version": version,
+            "limits": {**base_limits, **limits},
+            "configs": base_configs if configs is None else configs,
+        },
         "small_policy",
     )
 
@@ -69,17 +90,21 @@ class GateScenario:
         self.log: list[tuple[ev.Event | datetime, list[ev.Event]]] = []
         """Every input (an event, or the time of an expire tick) with its outputs, in order."""
         self._roots: dict[str, str] = {}
+        self._tenants: dict[str, str] = {}
         self._count = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
     def meta(self, root_id: str, tenant: str | None = None) -> ev.Meta:
-        """A fresh envelope at the current time (the clock then advances one step)."""
+        """A fresh envelope at the current time (the clock then advances one step).
+
+        The tenant is ``tenant``, else the one the tree was registered with, else the scenario's.
+        """
         self._count += 1
         meta = ev.Meta(
             event_id=uuid.uuid5(_INPUTS, f"input/{self._count}"),
             occurred_at=self.now,
-            tenant_id=tenant or self.tenant,
+            tenant_id=tenant or self._tenants.get(root_id, self.tenant),
             root_id=root_id,
             producer="processors.testing",
             correlation_id="scenario",
@@ -114,23 +139,48 @@ class GateScenario:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def register_root(self, root_id: str, config: str = "orchestrator", tokens: int = 100_000, spawns: int = 10,
-                      tenant: str | None = None, **fields: Any) -> list[ev.Event]:
+    def register_root(
+        self,
+        root_id: str,
+        config: str = "orchestrator",
+        tokens: int = 100_000,
+        spawns: int = 10,
+        tenant: str | None = None,
+        **fields: Any,
+    ) -> list[ev.Event]:
         """Send a ``RootAgentRegistered``."""
         fields.setdefault("agent_id", root_id)
-        return self.send(ev.RootAgentRegistered(
-            meta=self.meta(root_id, tenant), config=config, token_budget=tokens, spawn_budget=spawns, **fields
-        ))
+        self._tenants[root_id] = tenant or self.tenant
+        return self.send(
+            ev.RootAgentRegistered(
+                meta=self.meta(root_id, tenant), config=config, token_budget=tokens, spawn_budget=spawns, **fields
+            )
+        )
 
-    def spawn(self, parent: str, config: str = "worker", tokens: int = 1_000, spawns: int = 0,
-              root: str | None = None, request_id: uuid.UUID | None = None, **fields: Any) -> list[ev.Event]:
+    def spawn(
+        self,
+        parent: str,
+        config: str = "worker",
+        tokens: int = 1_000,
+        spawns: int = 0,
+        root: str | None = None,
+        request_id: uuid.UUID | None = None,
+        tenant: str | None = None,
+        **fields: Any,
+    ) -> list[ev.Event]:
         """Send a ``SpawnRequested``."""
         fields.setdefault("task", ev.TaskSpec(title=f"task of a {config}"))
-        return self.send(ev.SpawnRequested(
-            meta=self.meta(root or self.root_of(parent)), request_id=request_id or self.request_id(),
-            parent_agent_id=parent, child_config=config, requested_token_budget=tokens,
-            requested_spawn_budget=spawns, **fields,
-        ))
+        return self.send(
+            ev.SpawnRequested(
+                meta=self.meta(root or self.root_of(parent), tenant),
+                request_id=request_id or self.request_id(),
+                parent_agent_id=parent,
+                child_config=config,
+                requested_token_budget=tokens,
+                requested_spawn_budget=spawns,
+                **fields,
+            )
+        )
 
     def consume(self, agent: str, tokens: int, root: str | None = None) -> list[ev.Event]:
         """Send a ``TokensConsumed``."""
@@ -138,32 +188,46 @@ class GateScenario:
 
     def complete(self, agent: str, tokens_used: int = 0, root: str | None = None) -> list[ev.Event]:
         """Send an ``AgentCompleted``."""
-        return self.send(ev.AgentCompleted(
-            meta=self.meta(root or self.root_of(agent)), agent_id=agent, tokens_used=tokens_used
-        ))
+        return self.send(
+            ev.AgentCompleted(meta=self.meta(root or self.root_of(agent)), agent_id=agent, tokens_used=tokens_used)
+        )
 
     def fail(self, agent: str, tokens_used: int = 0, root: str | None = None) -> list[ev.Event]:
         """Send an ``AgentFailed``."""
-        return self.send(ev.AgentFailed(
-            meta=self.meta(root or self.root_of(agent)), agent_id=agent, error="it broke", tokens_used=tokens_used
-        ))
+        return self.send(
+            ev.AgentFailed(
+                meta=self.meta(root or self.root_of(agent)), agent_id=agent, error="it broke", tokens_used=tokens_used
+            )
+        )
 
     def terminate(self, agent: str, requested_by: str = "operator", root: str | None = None) -> list[ev.Event]:
         """Send a ``TerminationRequested``."""
-        return self.send(ev.TerminationRequested(
-            meta=self.meta(root or self.root_of(agent)), agent_id=agent, requested_by=requested_by
-        ))
+        return self.send(
+            ev.TerminationRequested(
+                meta=self.meta(root or self.root_of(agent)), agent_id=agent, requested_by=requested_by
+            )
+        )
 
-    def top_up(self, agent: str, tokens: int, root: str | None = None,
-               request_id: uuid.UUID | None = None) -> list[ev.Event]:
+    def top_up(
+        self,
+        agent: str,
+        tokens: int,
+        root: str | None = None,
+        request_id: uuid.UUID | None = None,
+        tenant: str | None = None,
+    ) -> list[ev.Event]:
         """Send a ``BudgetTopUpRequested``."""
-        return self.send(ev.BudgetTopUpRequested(
-            meta=self.meta(root or self.root_of(agent)), request_id=request_id or self.request_id(), agent_id=agent,
-            additional_tokens=tokens, requested_by="operator",
-        ))
+        return self.send(
+            ev.BudgetTopUpRequested(
+                meta=self.meta(root or self.root_of(agent), tenant),
+                request_id=request_id or self.request_id(),
+                agent_id=agent,
+                additional_tokens=tokens,
+                requested_by="operator",
+            )
+        )
 
-    def spawned(self, parent: str, config: str = "worker", tokens: int = 1_000, spawns: int = 0,
-                **fields: Any) -> str:
+    def spawned(self, parent: str, config: str = "worker", tokens: int = 1_000, spawns: int = 0, **fields: Any) -> str:
         """Spawn and return the child's id; raises AssertionError if the spawn is not approved."""
         outputs = self.spawn(parent, config, tokens, spawns, **fields)
         approved = [o for o in outputs if isinstance(o, ev.SpawnApproved)]

@@ -115,9 +115,22 @@ class TreeState:
             "root": self.root_id,
             "tenant": self.tenant_id,
             "agents": [
-                [a.agent_id, a.parent, a.depth, a.config, a.token_grant, a.spawn_budget, a.spawn_remaining,
-                 a.deadline, a.tokens_spent, a.tokens_reserved, a.active_children, int(a.status), a.exhausted,
-                 a.children or []]
+                [
+                    a.agent_id,
+                    a.parent,
+                    a.depth,
+                    a.config,
+                    a.token_grant,
+                    a.spawn_budget,
+                    a.spawn_remaining,
+                    a.deadline,
+                    a.tokens_spent,
+                    a.tokens_reserved,
+                    a.active_children,
+                    int(a.status),
+                    a.exhausted,
+                    a.children or [],
+                ]
                 for a in self.agents.values()
             ],
             "seen": sorted(self.seen_requests) if self.seen_requests else [],
@@ -138,8 +151,22 @@ class TreeState:
             ended_at=data["ended_at"],
         )
         for row in data["agents"]:
-            (agent_id, parent, depth, config, grant, spawn_budget, spawn_remaining, deadline, spent, reserved,
-             active_children, status, exhausted, children) = row
+            (
+                agent_id,
+                parent,
+                depth,
+                config,
+                grant,
+                spawn_budget,
+                spawn_remaining,
+                deadline,
+                spent,
+                reserved,
+                active_children,
+                status,
+                exhausted,
+                children,
+            ) = row
             agent_id = tree.root_id if agent_id == tree.root_id else agent_id
             tree.agents[agent_id] = AgentState(
                 agent_id=agent_id,

@@ -23,8 +23,14 @@ from processors.spawn_gate import decide, expire
 from processors.testing import GateScenario, small_policy
 from processors.tree_state import PartitionState
 
-POLICY = small_policy(max_parallel_children=3, max_active_per_tenant=12, max_active_platform=20, circuit_denials=4,
-                      circuit_window_ms=20_000, circuit_cooldown_ms=15_000)
+POLICY = small_policy(
+    max_parallel_children=3,
+    max_active_per_tenant=12,
+    max_active_platform=20,
+    circuit_denials=4,
+    circuit_window_ms=20_000,
+    circuit_cooldown_ms=15_000,
+)
 ROOTS = ["r0", "r1", "r2", "r3", "r4", "r5"]
 CONFIGS = ["worker", "worker", "helper", "orchestrator", "ghost-config"]
 
@@ -33,13 +39,31 @@ _index = st.integers(min_value=-1, max_value=40)
 _repeat = st.sampled_from([False, False, False, False, False, True])
 """Whether a request re-uses the previous request id (a duplicate)."""
 _tokens = st.sampled_from([0, 1, 50, 400, 400, 1_000, 1_000, 5_000, 20_000, 200_000, -3])
-_ROOT = st.tuples(st.just("root"), st.integers(0, 5), st.sampled_from([0, 3_000, 50_000, 200_000]),
-                  st.integers(0, 12), st.sampled_from(["acme", "zeta"]))
-_GOOD_SPAWN = st.tuples(st.just("spawn"), _index, st.sampled_from(["worker", "worker", "helper"]),
-                        st.sampled_from([0, 50, 400, 1_000, 5_000]), st.integers(0, 4),
-                        st.sampled_from([None, None, 30_000]), st.just(False))
-_WILD_SPAWN = st.tuples(st.just("spawn"), _index, st.sampled_from(CONFIGS), _tokens, st.integers(-1, 5),
-                   st.sampled_from([None, None, None, 2_000, 30_000, 0]), _repeat)
+_ROOT = st.tuples(
+    st.just("root"),
+    st.integers(0, 5),
+    st.sampled_from([0, 3_000, 50_000, 200_000]),
+    st.integers(0, 12),
+    st.sampled_from(["acme", "zeta"]),
+)
+_GOOD_SPAWN = st.tuples(
+    st.just("spawn"),
+    _index,
+    st.sampled_from(["worker", "worker", "helper"]),
+    st.sampled_from([0, 50, 400, 1_000, 5_000]),
+    st.integers(0, 4),
+    st.sampled_from([None, None, 30_000]),
+    st.just(False),
+)
+_WILD_SPAWN = st.tuples(
+    st.just("spawn"),
+    _index,
+    st.sampled_from(CONFIGS),
+    _tokens,
+    st.integers(-1, 5),
+    st.sampled_from([None, None, None, 2_000, 30_000, 0]),
+    _repeat,
+)
 _BRANCHES: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "spawn": _GOOD_SPAWN,
     "wild_spawn": _WILD_SPAWN,
@@ -48,13 +72,15 @@ _BRANCHES: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "tick": st.tuples(st.just("tick"), st.sampled_from([1, 5, 20, 60, 600, 3_600])),
     "end": st.tuples(st.sampled_from(["complete", "fail", "terminate"]), _index, _tokens),
     "root": _ROOT,
-    "bad_root": st.tuples(st.just("root"), st.integers(0, 5), st.sampled_from([2_000_000, -1]), st.integers(-1, 40),
-                          st.just("acme")),
+    "bad_root": st.tuples(
+        st.just("root"), st.integers(0, 5), st.sampled_from([2_000_000, -1]), st.integers(-1, 40), st.just("acme")
+    ),
 }
 _WEIGHTS = {"spawn": 6, "wild_spawn": 2, "consume": 3, "top_up": 2, "tick": 2, "end": 2, "root": 2, "bad_root": 1}
 OPS = st.sampled_from([kind for kind, weight in _WEIGHTS.items() for _ in range(weight)]).flatmap(_BRANCHES.__getitem__)
-HISTORIES = st.builds(lambda roots, ops: roots + ops, st.lists(_ROOT, min_size=1, max_size=3),
-                      st.lists(OPS, min_size=10, max_size=80))
+HISTORIES = st.builds(
+    lambda roots, ops: roots + ops, st.lists(_ROOT, min_size=1, max_size=3), st.lists(OPS, min_size=10, max_size=80)
+)
 
 
 def _play(ops: list[tuple[Any, ...]]) -> GateScenario:
@@ -76,8 +102,7 @@ def _play(ops: list[tuple[Any, ...]]) -> GateScenario:
             _, i, config, tokens, spawns, runtime, repeat = op
             request_id = last_request if repeat and last_request is not None else gate.request_id()
             last_request = request_id
-            outputs = gate.spawn(pick(i), config, tokens, spawns, request_id=request_id,
-                                 max_runtime_ms=runtime)
+            outputs = gate.spawn(pick(i), config, tokens, spawns, request_id=request_id, max_runtime_ms=runtime)
             known.extend(o.child_agent_id for o in outputs if isinstance(o, ev.SpawnApproved))
         elif kind == "consume":
             gate.consume(pick(op[1]), op[2])
@@ -118,8 +143,12 @@ class Shadow:
 
 def _apply(shadow: Shadow, source: ev.Event | datetime, outputs: list[ev.Event]) -> None:
     # A lifecycle report ends the agent it names, if that agent was active.
-    if isinstance(source, ev.AgentCompleted | ev.AgentFailed) and source.agent_id in shadow.grant \
-            and source.agent_id not in shadow.ended and shadow.tree_of.get(source.agent_id) == source.meta.root_id:
+    if (
+        isinstance(source, ev.AgentCompleted | ev.AgentFailed)
+        and source.agent_id in shadow.grant
+        and source.agent_id not in shadow.ended
+        and shadow.tree_of.get(source.agent_id) == source.meta.root_id
+    ):
         shadow.end(source.agent_id)
     for out in outputs:
         if isinstance(out, ev.RootAdmitted):

@@ -124,7 +124,11 @@ def test_completion_returns_unused_tokens_to_the_parent() -> None:
     assert gate.complete(worker, tokens_used=500) == []
     root = gate.state.trees["root"].agents["root"]
     assert (root.tokens_reserved, root.tokens_spent, root.remaining_tokens, root.active_children) == (
-        0, 1_500, 8_500, 0)
+        0,
+        1_500,
+        8_500,
+        0,
+    )
 
 
 def test_cascade_terminates_active_descendants_deepest_first() -> None:
@@ -157,7 +161,9 @@ def test_termination_request_ends_the_subtree_and_announces_the_target() -> None
     gate.consume(helper, 400)
     outputs = gate.terminate(worker, requested_by="ops")
     assert [(o.agent_id, o.reason) for o in outputs if isinstance(o, ev.AgentTerminated)] == [
-        (helper, ev.TerminationReason.ANCESTOR_ENDED), (worker, ev.TerminationReason.REQUESTED)]
+        (helper, ev.TerminationReason.ANCESTOR_ENDED),
+        (worker, ev.TerminationReason.REQUESTED),
+    ]
     assert [o.returned_tokens for o in outputs if isinstance(o, ev.AgentTerminated)] == [600, 2_600]
     assert "ops" in outputs[-1].message  # type: ignore[attr-defined]
     assert gate.terminate(worker) == []  # already ended: nothing more happens

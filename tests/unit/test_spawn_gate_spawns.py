@@ -35,7 +35,11 @@ def test_root_is_admitted_with_the_tree_budgets() -> None:
     gate = GateScenario(small_policy(version=7))
     admitted = one(gate.register_root("root", tokens=5_000, spawns=4), ev.RootAdmitted)
     assert (admitted.agent_id, admitted.config, admitted.token_budget, admitted.spawn_budget) == (
-        "root", "orchestrator", 5_000, 4)
+        "root",
+        "orchestrator",
+        5_000,
+        4,
+    )
     assert admitted.policy_version == 7
     assert admitted.deadline == admitted.meta.occurred_at + timedelta(hours=1)
     assert {c.name for c in admitted.checks} >= {"max_token_grant", "max_spawn_grant", "tenant_partition_quota"}
@@ -105,9 +109,17 @@ def test_spawn_is_approved_with_reservations_and_a_derived_child_id() -> None:
     assert approved.parent_remaining_tokens == 100_000 - 4_000
     assert approved.parent_remaining_spawn_budget == 10 - (1 + 3)
     names = [c.name for c in approved.checks]
-    assert names == ["forbidden_capabilities", "max_token_grant", "max_spawn_grant", "max_depth",
-                     "parent_spawn_budget", "parent_remaining_tokens", "max_parallel_children",
-                     "tenant_partition_quota", "platform_partition_quota"]
+    assert names == [
+        "forbidden_capabilities",
+        "max_token_grant",
+        "max_spawn_grant",
+        "max_depth",
+        "parent_spawn_budget",
+        "parent_remaining_tokens",
+        "max_parallel_children",
+        "tenant_partition_quota",
+        "platform_partition_quota",
+    ]
     assert all(c.passed for c in approved.checks)
 
 
@@ -291,12 +303,18 @@ def test_parent_past_its_deadline_may_not_spawn() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"tokens": -1}, {"spawns": -2}, {"max_runtime_ms": 0}, {"max_runtime_ms": -5},
-     {"max_runtime_ms": 10**15}],
+    [{"tokens": -1}, {"spawns": -2}, {"max_runtime_ms": 0}, {"max_runtime_ms": -5}, {"max_runtime_ms": 10**15}],
 )
 def test_invalid_requests(kwargs: dict[str, int]) -> None:
     """Negative budgets and impossible runtimes are denied INVALID_REQUEST, never raised."""
     assert _denied(_scenario().spawn("root", **kwargs)).reason is R.INVALID_REQUEST  # type: ignore[arg-type]
+
+
+def test_request_from_another_tenant_is_invalid() -> None:
+    """A spawn or top-up whose tenant differs from the tree's is denied INVALID_REQUEST."""
+    gate = _scenario()
+    assert _denied(gate.spawn("root", tenant="intruder")).reason is R.INVALID_REQUEST
+    assert one(gate.top_up("root", 10, tenant="intruder"), ev.TopUpDenied).reason is R.INVALID_REQUEST
 
 
 def test_task_deadline_in_the_past_is_invalid() -> None:
@@ -347,10 +365,13 @@ def test_parent_whose_config_left_the_policy_may_not_spawn() -> None:
     """If a new policy drops the parent's config, its spawns are denied NOT_AUTHORIZED (fail closed)."""
     gate = _scenario()
     worker = gate.spawned("root", spawns=3)
-    gate.policy = small_policy(version=2, configs=[
-        {"name": "orchestrator", "may_spawn": True, "max_token_grant": 10**6, "max_spawn_grant": 30},
-        {"name": "helper", "spawnable_by": ["orchestrator"], "max_token_grant": 10},
-    ])
+    gate.policy = small_policy(
+        version=2,
+        configs=[
+            {"name": "orchestrator", "may_spawn": True, "max_token_grant": 10**6, "max_spawn_grant": 30},
+            {"name": "helper", "spawnable_by": ["orchestrator"], "max_token_grant": 10},
+        ],
+    )
     denied = _denied(gate.spawn(worker, config="helper", tokens=1))
     assert denied.reason is R.NOT_AUTHORIZED and "no longer in the policy" in denied.message
 
@@ -358,8 +379,6 @@ def test_parent_whose_config_left_the_policy_may_not_spawn() -> None:
 def test_unhandled_events_produce_nothing() -> None:
     """Events that are not spawn directives or lifecycle reports are ignored."""
     state = PartitionState()
-    alert = ev.AgentAlert(
-        meta=ev.Meta(tenant_id="t", root_id="r", producer="x"), from_agent_id="a", text="hello"
-    )
+    alert = ev.AgentAlert(meta=ev.Meta(tenant_id="t", root_id="r", producer="x"), from_agent_id="a", text="hello")
     assert decide(state, alert, small_policy()) == []
     assert state.trees == {}

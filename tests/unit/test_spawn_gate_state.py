@@ -27,8 +27,13 @@ def _busy_scenario(gate: GateScenario) -> None:
 
 
 def _second_half(gate: GateScenario) -> list[list[ev.Event]]:
-    outputs = [gate.spawn("r1", tokens=100), gate.consume("r1", 5), gate.tick(timedelta(minutes=1)),
-               gate.spawn("r1", config="hacker"), gate.register_root("r2")]
+    outputs = [
+        gate.spawn("r1", tokens=100),
+        gate.consume("r1", 5),
+        gate.tick(timedelta(minutes=1)),
+        gate.spawn("r1", config="hacker"),
+        gate.register_root("r2"),
+    ]
     return outputs
 
 
@@ -43,7 +48,8 @@ def test_snapshot_round_trip_is_exact() -> None:
     assert restored.active_total == gate.state.active_total
     assert restored.active_by_tenant == gate.state.active_by_tenant
     assert sorted(restored.deadlines) == sorted(
-        e for e in gate.state.deadlines
+        e
+        for e in gate.state.deadlines
         if (t := gate.state.live_tree(e[1])) is not None and (a := t.agents.get(e[2])) is not None and a.active
     )
 
