@@ -121,6 +121,9 @@ def run_command(
     until_idle: Annotated[
         float | None, typer.Option(min=0.1, help="Stop after this many seconds without new records.")
     ] = None,
+    session_timeout_ms: Annotated[
+        int, typer.Option(min=1000, help="Consumer group session timeout: how soon a dead projector's partitions move.")
+    ] = 10_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log assignments and retries.")] = False,
 ) -> None:
     """Project every topic into PostgreSQL, exactly once, until stopped (SIGINT/SIGTERM) or idle."""
@@ -132,6 +135,7 @@ def run_command(
         batch_size=batch_size,
         batch_timeout_ms=batch_ms,
         idle_exit_s=until_idle,
+        session_timeout_ms=session_timeout_ms,
     )
     projector = Projector(get_settings(), options)
 
