@@ -40,13 +40,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from agentlog import kafka_config
 from agentlog.dead_letters import DeadLetter, dlq_topic
 from agentlog.errors import DecodeError
-from agentlog.events import EVENT_TYPES, Event
+from agentlog.events import Event
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
-from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS
+from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 from processors.errors import GateError
 from processors.gate_changelog import GATE_CHANGELOG, changelog_topic, encode_tree, restore_partition
+from processors.gate_input import SOURCES, decode_input
 from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
 from processors.policy_reader import PolicyReader
 from processors.spawn_gate import decide, expire, prune_ended
@@ -55,7 +56,6 @@ from processors.tree_state import PartitionState
 log = logging.getLogger("agentlog.spawn_gate")
 
 STAGE = "processors.spawn_gate"
-_SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
 
 
 @dataclass
@@ -93,7 +93,7 @@ class SpawnGateWorker:
         self.config = config
         self.serde = Serde.from_settings(settings)
         self.stats = GateStats()
-        self.topics = [settings.topic_prefix + spec.name for spec in _SOURCES]
+        self.topics = [settings.topic_prefix + spec.name for spec in SOURCES]
         self.decisions_topic = settings.topic_prefix + POLICY_DECISIONS.name
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, PartitionMerge] = {}
@@ -106,6 +106,8 @@ class SpawnGateWorker:
                 **kafka_config.reader(settings, group),
                 "enable.partition.eof": True,
                 "partition.assignment.strategy": "range",  # co-partitioned: partition p of both topics together
+                # Static membership: a restarted worker takes its slot back without a rebalance.
+                "group.instance.id": f"{group}.{config.worker_id}",
                 "fetch.wait.max.ms": 10,
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
@@ -227,13 +229,9 @@ class SpawnGateWorker:
 
     def _process(self, state: PartitionState, record: InputRecord) -> set[str]:
         """Decide one input; returns the root ids of the trees it changed."""
-        spec = _SOURCES[record.source]
         try:
-            decoded = self.serde.decode_value(record.value or b"")
-            if not spec.accepts(decoded.full_name):
-                raise DecodeError(f"{decoded.full_name} does not belong on {spec.name}")
-            event = EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
-        except (DecodeError, ValueError) as e:
+            event = decode_input(self.serde, record)
+        except DecodeError as e:
             self._dead_letter(record, e)
             return set()
         outputs = decide(state, event, self.policies.current)

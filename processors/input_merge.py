@@ -66,9 +66,12 @@ class PartitionMerge:
         self._end_offset[record.source] = None
 
     def reached_end(self, source: int, end_offset: int) -> None:
-        """The fetcher read ``source``'s partition to its end, ``end_offset``."""
-        if not self._heaps[source]:
-            self._end_offset[source] = end_offset
+        """The fetcher read ``source``'s partition to its end, ``end_offset``.
+
+        Records fetched before the end may still be buffered: the end counts once they are
+        released. A record fetched after it (:meth:`add`) means the end moved on.
+        """
+        self._end_offset[source] = end_offset
 
     def confirm_end(self, source: int, asked_at_ms: int) -> None:
         """The broker said ``source`` was still at the end read to, when asked at ``asked_at_ms``."""

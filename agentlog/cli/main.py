@@ -32,3 +32,7 @@ app.add_typer(projections_cli.audit_app, name="audit")
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Turning a raw input record of the spawn gate into an event, or saying why it cannot be one."""
+
+from __future__ import annotations
+
+from agentlog.errors import DecodeError
+from agentlog.events import EVENT_TYPES, Event
+from agentlog.serde import Serde
+from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS
+from processors.input_merge import InputRecord
+
+SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
+"""The gate's input topics, indexed by ``InputRecord.source``."""
+
+
+def decode_input(serde: Serde, record: InputRecord) -> Event:
+    """The event a record holds; raises :class:`DecodeError` for bytes that are not one,
+    or for a record type that does not belong on the record's topic."""
+    spec = SOURCES[record.source]
+    decoded = serde.decode_value(record.value or b"")
+    if not spec.accepts(decoded.full_name):
+        raise DecodeError(f"{decoded.full_name} does not belong on {spec.name}")
+    try:
+        return EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
+    except ValueError as e:
+        raise DecodeError(f"{decoded.full_name} fails validation: {e}") from e

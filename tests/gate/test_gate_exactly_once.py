@@ -1,0 +1,122 @@
+"""The spawn gate under SIGKILL and rebalances: one decision per request, no over-grant, same result."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from agentlog import events as ev
+from agentlog.producer import Producer
+from agentlog.settings import Settings
+from processors.policy import load_default_policy
+from replay.gate_inputs import gate_inputs
+from replay.redecide import redecide
+
+from .gate_harness import Worker, Workload, answered_requests, publish_policy, wait_for_answers
+
+
+def _feed(settings: Settings, workload: Workload, pause_s: float) -> threading.Thread:
+    def run() -> None:
+        with Producer(settings) as producer:
+            for batch in workload.batches:
+                producer.publish_many(batch)
+                time.sleep(pause_s)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _assert_effectively_once(settings: Settings, workload: Workload, decisions: dict[int, list[ev.Event]]) -> None:
+    requests = workload.requests + workload.trees
+    answers = answered_requests(decisions)
+    assert len(answers) == requests, f"{requests - len(answers)} requests never answered"
+    duplicated = {k: n for k, n in answers.items() if n != 1}
+    assert not duplicated, f"{len(duplicated)} requests answered more than once"
+    ids = [d.meta.event_id for ds in decisions.values() for d in ds]
+    assert len(ids) == len(set(ids)), "a decision was committed twice"
+    # No over-grant: the workload reports usage but never ends agents, so nothing returns
+    # to a parent and the grants of a tree can be summed against the root's budgets.
+    roots = {d.agent_id: d for ds in decisions.values() for d in ds if isinstance(d, ev.RootAdmitted)}
+    for root_id, root in roots.items():
+        approved = [
+            d for ds in decisions.values() for d in ds if isinstance(d, ev.SpawnApproved) and d.meta.root_id == root_id
+        ]
+        assert sum(d.granted_token_budget for d in approved) <= root.token_budget
+        assert sum(1 + d.granted_spawn_budget for d in approved) <= root.spawn_budget
+    # The same decisions, in the same order, as one uninterrupted run of the gate's core.
+    reference = redecide(gate_inputs(settings), load_default_policy())
+    assert {p: [d.model_dump() for d in ds] for p, ds in decisions.items() if ds} == {
+        p: [d.model_dump() for d in ds] for p, ds in reference.items() if ds
+    }
+
+
+def test_uninterrupted_run_matches_the_pure_core(settings: Settings) -> None:
+    """Without faults, the worker commits exactly what the pure core decides over the same input."""
+    publish_policy(settings)
+    workload = Workload(trees=40, requests_per_tree=10)
+    workload.build()
+    worker = Worker(settings, "w1")
+    worker.start()
+    try:
+        _feed(settings, workload, 0.05).join()
+        decisions = wait_for_answers(settings, workload.requests + workload.trees, 120)
+    finally:
+        worker.stop()
+    _assert_effectively_once(settings, workload, decisions)
+    kinds = {type(d).__name__ for ds in decisions.values() for d in ds}
+    assert {"RootAdmitted", "SpawnApproved", "SpawnDenied", "BudgetExhausted"} <= kinds
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments(settings: Settings) -> None:
+    """20+ SIGKILLs during 10,000 requests: each answered once, budgets held, result as uninterrupted."""
+    publish_policy(settings)
+    workload = Workload(trees=500, requests_per_tree=20)
+    workload.build()
+    assert workload.requests >= 10_000
+    worker = Worker(settings, "w1")
+    worker.start()
+    rng = random.Random(11)
+    kills = 0
+    try:
+        feeder = _feed(settings, workload, 0.15)
+        while kills < 20 or feeder.is_alive():
+            time.sleep(rng.uniform(0.5, 3.0))
+            worker.kill()
+            kills += 1
+            worker.start()
+        decisions = wait_for_answers(settings, workload.requests + workload.trees, 300)
+    finally:
+        worker.stop()
+    assert kills >= 20
+    _assert_effectively_once(settings, workload, decisions)
+
+
+@pytest.mark.slow
+def test_two_workers_with_a_rebalance_and_kills(settings: Settings) -> None:
+    """A second worker joining mid-stream and kills of either: still exactly one decision each."""
+    publish_policy(settings)
+    workload = Workload(trees=300, requests_per_tree=12, seed=8)
+    workload.build()
+    first, second = Worker(settings, "w1"), Worker(settings, "w2")
+    first.start()
+    rng = random.Random(5)
+    try:
+        feeder = _feed(settings, workload, 0.15)
+        time.sleep(4)
+        second.start()  # rebalance: partitions move to the new member
+        for _ in range(6):
+            time.sleep(rng.uniform(1.0, 3.0))
+            victim = rng.choice([first, second])
+            victim.kill()
+            victim.start()
+        feeder.join()
+        decisions = wait_for_answers(settings, workload.requests + workload.trees, 300)
+    finally:
+        first.stop()
+        second.stop()
+    _assert_effectively_once(settings, workload, decisions)
