@@ -6,8 +6,7 @@ STACK := deploy/local/stack.sh
 .PHONY: install up down status test demo lint bench
 
 install:            ## install the package and its development tools (idempotent)
-	@$(PYTHON) -c "import agentlog, confluent_kafka, faust, psycopg, hypothesis" 2>/dev/null \
-		|| $(PYTHON) -m pip install --quiet -e '.[dev]'
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
 up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy
 	@bash $(STACK) up
