@@ -17,10 +17,10 @@ from typing import Any
 from agentlog.dead_letters import DeadLetter
 from agentlog.errors import DecodeError
 from agentlog.serde import Serde
-from agentlog.topics import DLQ, by_name
+from agentlog.topics import DLQ, TopicSpec, by_name
 from projections import audit_chain
 from projections.jsonb import jsonb_text, prepare
-from projections.lineage_events import LineageWrites, Position, agent_ids, apply
+from projections.lineage_events import LineageWrites, Position, apply
 
 STAGE = "projections.projector"
 AUDIT_COLUMNS = (
@@ -36,7 +36,6 @@ AUDIT_COLUMNS = (
     "error",
     "headers",
     "root_id",
-    "agent_ids",
     "event_id",
     "occurred_at",
     "prev_hash",
@@ -95,6 +94,7 @@ def build_batch(
 ) -> Batch:
     """The rows of ``records``, skipping those of partitions not in ``states`` or already projected."""
     batch = Batch(start={})
+    specs: dict[str, TopicSpec | None] = {}
     for record in records:
         where = (record.topic, record.partition)
         state = batch.end.get(where) or states.get(where)
@@ -110,15 +110,17 @@ def build_batch(
             record.key,
             record.value,
         )
-        batch.audit_rows.append(_audit_row(batch, record, serde, prefix, state.chain_head, chain_hash))
+        if record.topic not in specs:
+            specs[record.topic] = by_name(record.topic, prefix)
+        spec = specs[record.topic]
+        batch.audit_rows.append(_audit_row(batch, record, spec, serde, state.chain_head, chain_hash))
         batch.end[where] = PartitionState(record.offset + 1, chain_hash)
     return batch
 
 
 def _audit_row(
-    batch: Batch, record: RawRecord, serde: Serde, prefix: str, prev_hash: bytes, chain_hash: bytes
+    batch: Batch, record: RawRecord, spec: TopicSpec | None, serde: Serde, prev_hash: bytes, chain_hash: bytes
 ) -> tuple[Any, ...]:
-    spec = by_name(record.topic, prefix)
     on_dlq = spec is DLQ
     name: str | None = None
     value: dict[str, Any] | None = None
@@ -158,7 +160,6 @@ def _audit_row(
         error.replace("\x00", "\ufffd") if error is not None else None,
         _headers_json(record.headers),
         root_id,
-        agent_ids(value) if value is not None else [],
         meta.get("event_id"),
         meta.get("occurred_at"),
         prev_hash,

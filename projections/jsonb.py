@@ -14,16 +14,17 @@ from typing import Any
 
 from agentlog.serde import to_jsonable
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=to_jsonable)
+
 
 def jsonb_text(value: Any) -> str:
-    """Compact JSON of a decoded Avro value that ``jsonb`` accepts."""
-    plain = to_jsonable(value)
+    """Compact JSON of a decoded Avro value that ``jsonb`` accepts (as :func:`~agentlog.serde.dumps` writes it)."""
     try:
-        text = json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)  # the C encoder; to_jsonable only for UUIDs, datetimes, bytes
     except ValueError:
-        return json.dumps(_clean(plain), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(_clean(to_jsonable(value)), separators=(",", ":"), ensure_ascii=False)
     if "\\u0000" in text:
-        return json.dumps(_clean(plain), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(_clean(to_jsonable(value)), separators=(",", ":"), ensure_ascii=False)
     return text
 
 

@@ -36,7 +36,6 @@ IDENT_REGISTRATION = 1
 STATUS_RANKS = {"registered": 0, "admitted": 1, "approved": 1, "running": 2}
 ENDED_RANK = 3
 ENDED = ("completed", "failed", "terminated", "timed_out", "rejected")
-_AGENT_FIELDS = ("agent_id", "child_agent_id", "parent_agent_id", "from_agent_id", "to_agent_id", "ended_by_agent_id")
 
 
 @dataclass(frozen=True, order=True)
@@ -163,16 +162,6 @@ class LineageWrites:
         """Deltas with identity first, in reading order, then the others."""
         first = [self.agents[a] for a in self.identity_order]
         return first + [d for a, d in self.agents.items() if a not in set(self.identity_order)]
-
-
-def agent_ids(value: dict[str, Any]) -> list[str]:
-    """Every agent a record names (agent, child, parent, handoff ends), without repeats."""
-    found: list[str] = []
-    for name in _AGENT_FIELDS:
-        item = value.get(name)
-        if isinstance(item, str) and item not in found:
-            found.append(item)
-    return found
 
 
 def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], position: Position) -> None:  # noqa: PLR0912  (one branch per record type reads best)

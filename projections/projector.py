@@ -5,6 +5,11 @@ partition assignment the projector reads them and seeks there, and every batch m
 them in the same transaction as its rows (:mod:`projections.writer` lists the steps).
 Offsets are also committed to Kafka after each batch, for lag monitoring only.
 
+Reading and writing overlap: while batch N is written (one writer thread, one
+connection), batch N+1 is read and built from the positions N will leave. N+1 is handed
+to the writer only once N has committed; if N failed, N+1 is dropped with it. A
+rebalance waits for the batch in flight before the partitions are given up.
+
 Failures never lose or repeat a record:
 
 * the database goes away: the batch's transaction is rolled back; the projector waits
@@ -25,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -96,6 +102,11 @@ class Projector:
         self.writer = writer or BatchWriter(settings, self.options.schema, self.options.role)
         self.stats = ProjectorStats()
         self._states: dict[TopicPartition, PartitionState] = {}
+        """Committed position of every owned partition."""
+        self._ahead: dict[TopicPartition, PartitionState] = {}
+        """Positions once the batch in flight commits: where the next batch starts."""
+        self._pending: tuple[Batch, Future[None]] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-writer")
         self._stop = threading.Event()
         self._backoff = 0.0
         self._dlq: KafkaProducer | None = None
@@ -122,9 +133,13 @@ class Projector:
                 if records:
                     self._last_activity = time.monotonic()
                     self._project(consumer, records)
-                elif self._idle():
-                    break
+                else:
+                    self._settle(consumer)
+                    if self._idle():
+                        break
+            self._settle(consumer)
         finally:
+            self._executor.shutdown(wait=True)
             consumer.close()
             self.writer.close()
         return self.stats
@@ -168,25 +183,38 @@ class Projector:
         )
 
     def _project(self, consumer: Consumer, records: list[RawRecord]) -> None:
-        batch = build_batch(records, self._states, self.serde, self.settings.topic_prefix)
+        """Build a batch (while the previous one is being written), then hand it to the writer thread."""
+        batch = build_batch(records, self._ahead, self.serde, self.settings.topic_prefix)
         if not batch:
             return
+        if not self._settle(consumer):
+            return  # the batch before failed and the consumer was sent back: this one is void
         try:
             self._dead_letter(batch)
-            self.writer.write(batch)
+        except DeliveryError as e:
+            self._failed(consumer, e)
+            return
+        self._pending = (batch, self._executor.submit(self.writer.write, batch))
+        self._ahead.update(batch.end)
+
+    def _settle(self, consumer: Consumer, *, resync: bool = True) -> bool:
+        """Wait for the batch in flight; account for it, or re-seek after its failure. True if it committed."""
+        if self._pending is None:
+            return True
+        batch, future = self._pending
+        self._pending = None
+        try:
+            future.result()
         except StalePositionsError as e:
             log.info("re-seeking: %s", e)
             self.stats.retries += 1
-            self._resync(consumer)
-            return
-        except (DatabaseUnavailableError, DeliveryError) as e:
-            self.stats.retries += 1
-            self.stats.errors.append(str(e))
-            self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
-            log.warning("batch of %d records not written (%s); retrying in %.1fs", len(batch), e, self._backoff)
-            self._stop.wait(self._backoff)
-            self._resync(consumer)
-            return
+            if resync:
+                self._resync(consumer)
+            return False
+        except DatabaseUnavailableError as e:
+            if resync:
+                self._failed(consumer, e)
+            return False
         self._backoff = 0.0
         self._states.update(batch.end)
         self.stats.records += len(batch)
@@ -197,6 +225,16 @@ class Projector:
             consumer.commit(offsets=committed, asynchronous=True)  # for lag monitoring only
         except KafkaException as e:
             log.debug("monitoring commit failed: %s", e)
+        return True
+
+    def _failed(self, consumer: Consumer, error: ProjectionError | DeliveryError) -> None:
+        """Back off, then send the consumer back to the stored positions."""
+        self.stats.retries += 1
+        self.stats.errors.append(str(error))
+        self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
+        log.warning("batch not written (%s); retrying in %.1fs", error, self._backoff)
+        self._stop.wait(self._backoff)
+        self._resync(consumer)
 
     def _dead_letter(self, batch: Batch) -> None:
         """Produce the batch's dead letters and wait for every acknowledgement (raises on failure)."""
@@ -233,24 +271,29 @@ class Projector:
                 delay = min(self.options.max_backoff_s, delay * 2)
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        self._settle(consumer, resync=False)
         states = self._load_positions([(p.topic, p.partition) for p in partitions])
         for p in partitions:
             state = states[(p.topic, p.partition)]
             p.offset = state.next_offset if state.next_offset > 0 else OFFSET_BEGINNING
         self._states = states
+        self._ahead = dict(states)
         self._last_activity = time.monotonic()
         log.info("assigned %d partitions", len(partitions))
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        self._settle(consumer, resync=False)  # the batch in flight commits (or not) before others take over
         for p in partitions:
             self._states.pop((p.topic, p.partition), None)
+            self._ahead.pop((p.topic, p.partition), None)
         consumer.unassign()
 
     def _resync(self, consumer: Consumer) -> None:
         """Forget what was read since the last commit: seek every owned partition to its stored position."""
         states = self._load_positions(list(self._states))
         self._states = states
+        self._ahead = dict(states)
         targets = [
             KafkaPartition(t, p, s.next_offset if s.next_offset > 0 else OFFSET_BEGINNING)
             for (t, p), s in states.items()

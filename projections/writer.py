@@ -24,12 +24,14 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import errors, sql
 from psycopg.rows import TupleRow
+from psycopg.types.json import set_json_dumps
 
 from agentlog.settings import Settings
 from projections import audit_chain
 from projections.batch import AUDIT_COLUMNS, Batch, PartitionState, TopicPartition
 from projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connect, require_tables
 from projections.errors import DatabaseUnavailableError, StalePositionsError
+from projections.jsonb import jsonb_text
 from projections.lineage_events import AgentDelta
 
 AGENT_EVENT_COLUMNS = (
@@ -175,10 +177,67 @@ def agent_params(delta: AgentDelta) -> dict[str, object]:
     }
 
 
+AUDIT_TYPES = [
+    "text",
+    "int4",
+    "int8",
+    "int8",
+    "timestamptz",
+    "bytea",
+    "text",
+    "jsonb",
+    "bytea",
+    "text",
+    "jsonb",
+    "text",
+    "uuid",
+    "timestamptz",
+    "bytea",
+    "bytea",
+]
+AGENT_EVENT_TYPES = [
+    "text",
+    "int4",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "int2",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+]
+DENIED_TYPES = [
+    "text",
+    "int4",
+    "int8",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "int4",
+    "text",
+    "timestamptz",
+]
+HANDOFF_TYPES = ["text", "int4", "int8", "uuid", "text", "text", "text", "text", "text", "timestamptz"]
+
+
 def _copy_sql(table: str, columns: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
+
+
+def _json_passthrough(value: object) -> str:
+    """JSON columns arrive as text already made by :func:`projections.jsonb.jsonb_text`."""
+    return value if isinstance(value, str) else jsonb_text(value)
 
 
 class BatchWriter:
@@ -199,6 +258,7 @@ class BatchWriter:
             try:
                 require_tables(conn, self.schema)
                 conn.rollback()
+                set_json_dumps(_json_passthrough, context=conn)
             except BaseException:
                 conn.close()
                 raise
@@ -238,16 +298,15 @@ class BatchWriter:
             conn = self.connection()
             with conn.transaction(), conn.cursor() as cur:
                 self._check_positions(cur, batch.start)
-                with cur.copy(_copy_sql("audit_log", AUDIT_COLUMNS)) as copy:
-                    for row in batch.audit_rows:
-                        copy.write_row(row)
-                for table, columns, rows in (
-                    ("agent_events", AGENT_EVENT_COLUMNS, batch.lineage.agent_events),
-                    ("denied_spawns", DENIED_COLUMNS, batch.lineage.denied),
-                    ("handoffs", HANDOFF_COLUMNS, batch.lineage.handoffs),
+                for table, columns, types, rows in (
+                    ("audit_log", AUDIT_COLUMNS, AUDIT_TYPES, batch.audit_rows),
+                    ("agent_events", AGENT_EVENT_COLUMNS, AGENT_EVENT_TYPES, batch.lineage.agent_events),
+                    ("denied_spawns", DENIED_COLUMNS, DENIED_TYPES, batch.lineage.denied),
+                    ("handoffs", HANDOFF_COLUMNS, HANDOFF_TYPES, batch.lineage.handoffs),
                 ):
                     if rows:
                         with cur.copy(_copy_sql(table, columns)) as copy:
+                            copy.set_types(types)
                             for row in rows:
                                 copy.write_row(row)
                 agents = [agent_params(d) for d in batch.lineage.ordered_agents()]

@@ -33,7 +33,10 @@ CREATE TABLE audit_log (
     error        text,                          -- why the record was undecodable or misplaced
     headers      jsonb,
     root_id      text,
-    agent_ids    text[]      NOT NULL DEFAULT '{}',
+    -- every agent the record names, in any role; computed by the server from the value
+    agent_ids    text[]      GENERATED ALWAYS AS (array_remove(ARRAY[
+                     value->>'agent_id', value->>'child_agent_id', value->>'parent_agent_id',
+                     value->>'from_agent_id', value->>'to_agent_id', value->>'ended_by_agent_id'], NULL)) STORED,
     event_id     uuid,
     occurred_at  timestamptz,
     prev_hash    bytea       NOT NULL,
