@@ -1,33 +1,57 @@
 #!/usr/bin/env bash
-# The demo workload: create the topics, publish a small agent tree's events with the CLI,
-# and tail them back decoded. Run through `make demo` (which starts the stack first).
+# The demo workload, run by `make demo` after the stack is up: create the topics, publish
+# a policy, start the spawn gate and the projector in the background, show publish and tail
+# on a small tree, run a scripted mission that provokes every denial and a cascade, then
+# print the mission's lineage tree from PostgreSQL. Logs: .state/logs/{spawn-gate,projector}.log
 set -euo pipefail
 
-root="demo-$(date +%Y%m%d%H%M%S)"
-tenant="acme"
-meta() { printf '{"tenant_id":"%s","root_id":"%s"}' "$tenant" "$root"; }
+export COLUMNS="${COLUMNS:-160}"  # rich tables: wide enough for the messages when piped
+logs="${AGENTLOG_STATE_DIR:-$PWD/.state}/logs"
+mkdir -p "$logs"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
 
-step "topics (agentlog topics create)"
+step "topics, the default policy and the projection tables"
 agentlog topics create
+agentlog policy publish processors/policies/default.yaml
+agentlog db migrate
 
-step "an orchestrator registers as the root of tree $root"
-agentlog publish RootAgentRegistered --json "{\"meta\":$(meta),\"agent_id\":\"$root\",\"config\":\"orchestrator\",\"token_budget\":200000,\"spawn_budget\":6,\"task\":{\"title\":\"Write a market report\"}}"
+step "start the spawn gate and the projector in the background (logs in $logs)"
+agentlog processors run --worker-id demo >>"$logs/spawn-gate.log" 2>&1 &
+pids+=($!)
+agentlog projector run >>"$logs/projector.log" 2>&1 &
+pids+=($!)
 
-step "it asks for two specialists (JSON lines on stdin, published atomically)"
+root="cli-demo-$(date +%H%M%S)"
+meta="{\"tenant_id\":\"acme\",\"root_id\":\"$root\"}"
+step "publish with the CLI: a root and two spawn requests (JSON lines on stdin, one transaction)"
+agentlog publish RootAgentRegistered --json "{\"meta\":$meta,\"agent_id\":\"$root\",\"config\":\"orchestrator\",\"token_budget\":200000,\"spawn_budget\":6}"
 agentlog publish SpawnRequested <<JSON
-{"meta":$(meta),"parent_agent_id":"$root","child_config":"researcher","task":{"title":"Collect sources","priority":"HIGH"},"requested_token_budget":40000,"requested_spawn_budget":2}
-{"meta":$(meta),"parent_agent_id":"$root","child_config":"coder","task":{"title":"Build the charts"},"requested_token_budget":30000}
+{"meta":$meta,"parent_agent_id":"$root","child_config":"researcher","task":{"title":"Collect sources","priority":"HIGH"},"requested_token_budget":40000,"requested_spawn_budget":2}
+{"meta":$meta,"parent_agent_id":"$root","child_config":"coder","task":{"title":"Build the charts"},"requested_token_budget":30000}
 JSON
 
-step "lifecycle reports and a handoff"
-agentlog publish TokensConsumed --json "{\"meta\":$(meta),\"agent_id\":\"$root\",\"tokens\":1200,\"model\":\"small\"}"
-agentlog publish Handoff --json "{\"meta\":$(meta),\"from_agent_id\":\"$root\",\"to_agent_id\":\"reviewer-1\",\"task\":{\"title\":\"Review the draft\"},\"context\":{\"draft\":\"s3://reports/draft-1\"}}"
-
 step "a payload with a mistake is refused, naming the field (exit code 2, nothing published)"
-if agentlog publish SpawnRequested --json "{\"meta\":$(meta),\"parent_agent_id\":\"$root\",\"child_config\":\"coder\",\"task\":{\"title\":\"x\"},\"requested_token_budget\":\"many\"}"; then
+if agentlog publish SpawnRequested --json "{\"meta\":$meta,\"parent_agent_id\":\"$root\",\"child_config\":\"coder\",\"task\":{\"title\":\"x\"},\"requested_token_budget\":\"many\"}"; then
   echo "unexpected: the bad payload was accepted" >&2; exit 1
 fi
 
-step "everything of tree $root, tailed back decoded (agentlog tail --all --filter meta.root_id=$root)"
-agentlog tail --all --from-beginning --filter "meta.root_id=$root"
+sleep 2
+step "the requests and the gate's decisions, tailed back decoded (agentlog tail … --filter meta.root_id=$root)"
+agentlog tail agentlog.spawn.requests agentlog.policy.decisions --filter "meta.root_id=$root"
+
+step "a scripted mission through the SDK (deploy/local/demo_mission.py)"
+python3 deploy/local/demo_mission.py
+mission="$(cat .state/demo-root)"
+
+step "the mission's lineage tree, from PostgreSQL (agentlog lineage tree $mission)"
+for _ in $(seq 1 30); do
+  agentlog lineage tree "$mission" >/dev/null 2>&1 && break
+  sleep 1
+done
+sleep 3  # let the projector catch up with the last decisions
+agentlog lineage tree "$mission"
+step "denied spawns of the mission (agentlog lineage denied $mission)"
+agentlog lineage denied "$mission"
