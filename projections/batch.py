@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentlog.dead_letters import DeadLetter
 from agentlog.errors import DecodeError
@@ -45,8 +45,7 @@ Headers = list[tuple[str, bytes | None]]
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One Kafka record as the projector read it."""
 
     topic: str
@@ -58,8 +57,7 @@ class RawRecord:
     headers: Headers | None = None
 
 
-@dataclass(frozen=True)
-class PartitionState:
+class PartitionState(NamedTuple):
     """Where a partition's projection stands: the next offset and the chain's head hash."""
 
     next_offset: int

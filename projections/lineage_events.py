@@ -18,9 +18,9 @@ The SQL upsert in :mod:`projections.writer` applies the very same rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentlog import events as ev
 from projections.jsonb import jsonb_text
@@ -38,8 +38,7 @@ ENDED_RANK = 3
 ENDED = ("completed", "failed", "terminated", "timed_out", "rejected")
 
 
-@dataclass(frozen=True, order=True)
-class Position:
+class Position(NamedTuple):
     """Where a record is in Kafka."""
 
     topic: str
@@ -47,8 +46,7 @@ class Position:
     offset: int
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Where an agent sits in its tree and what it was granted."""
 
     rank: int
@@ -68,8 +66,7 @@ class Identity:
         return (-self.rank, self.at, self.position) < (-other.rank, other.at, other.position)
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """A status an event gives an agent."""
 
     name: str
@@ -134,7 +131,7 @@ class LineageWrites:
         """Merge ``delta`` into the batch and record the event in the agent's history."""
         current = self.agents.get(delta.agent_id)
         if current is None:
-            self.agents[delta.agent_id] = replace(delta)
+            self.agents[delta.agent_id] = delta  # callers hand over a fresh delta per event
         else:
             current.merge(delta)
         if delta.identity is not None and delta.agent_id not in self.identity_order:
