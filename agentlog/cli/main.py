@@ -9,6 +9,7 @@ from agentlog.cli.publish import publish
 from agentlog.cli.tail import tail_command
 from processors import cli as processors_cli
 from projections import cli as projections_cli
+from replay import cli as replay_cli
 
 app = typer.Typer(
     help="agentlog: the event-sourced control plane for multi-agent systems.",
@@ -27,6 +28,7 @@ app.add_typer(projections_cli.db_app, name="db")
 app.add_typer(projections_cli.projector_app, name="projector")
 app.add_typer(projections_cli.lineage_app, name="lineage")
 app.add_typer(projections_cli.audit_app, name="audit")
+app.add_typer(replay_cli.app, name="replay")
 
 
 def main() -> None:

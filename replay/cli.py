@@ -1,0 +1,218 @@
+"""``agentlog replay``: export, check-export, verify, rebuild, decisions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentlog.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE, fail, fail_for
+from agentlog.errors import AgentlogError
+from agentlog.settings import get_settings
+from processors.errors import PolicyError
+from projections.db import DEFAULT_SCHEMA, check_schema_name
+from projections.errors import DatabaseUnavailableError, NotMigratedError
+from replay.errors import ExportFormatError, SelectionError
+
+app = typer.Typer(
+    help="Audit replay: export, verify the audit table, rebuild the projections, re-run the decisions.",
+    no_args_is_help=True,
+)
+
+Schema = Annotated[str, typer.Option(help="Schema of the live projections.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")]
+AsJson = Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")]
+
+
+def _moment(option: str, text: str | None) -> datetime | None:
+    from agentlog.cli.tail import parse_since
+
+    if text is None:
+        return None
+    try:
+        return parse_since(text)
+    except ValueError as e:
+        fail(str(e).replace("--since", option), EXIT_BAD_INPUT)
+
+
+def _schema(schema: str) -> str:
+    try:
+        return check_schema_name(schema)
+    except ValueError as e:
+        fail(f"--schema: {e}", EXIT_BAD_INPUT)
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File to write; the manifest goes to FILE.manifest.json.")
+    ],
+    root: Annotated[str | None, typer.Option(help="Only the tree of this root id.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only the subtree under this agent (itself included).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only events of this tenant.")] = None,
+    since: Annotated[str | None, typer.Option(help="Broker time from: ISO-8601 or 10m/2h/1d ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="Broker time up to (excluded): ISO-8601 or 10m/2h/1d ago.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv.")] = "jsonl",
+    quiet: Quiet = False,
+) -> None:
+    """Export records from Kafka, decoded, in order, with positions and chain hashes, plus a manifest."""
+    from replay.export import ExportFormat, export, manifest_path
+    from replay.progress import Progress
+    from replay.selection import Selection
+
+    if format not in ("jsonl", "csv"):
+        fail(f"--format {format!r}: expected jsonl or csv", EXIT_BAD_INPUT)
+    selection = Selection(root, agent, tenant, _moment("--since", since), _moment("--until", until))
+    if selection.since and selection.until and selection.since >= selection.until:
+        fail("--since must be before --until", EXIT_BAD_INPUT)
+    if not output.parent.exists():
+        fail(f"--output {output}: directory {output.parent} does not exist", EXIT_BAD_INPUT)
+    try:
+        manifest = export(
+            get_settings(), selection, output, ExportFormat(format), progress=Progress("export", enabled=not quiet)
+        )
+    except SelectionError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    except AgentlogError as e:
+        fail_for(e)
+    counts = ", ".join(f"{n} {name.rsplit('.', 1)[-1]}" for name, n in sorted(manifest.counts.items()))
+    print(f"exported {manifest.records} records to {output} ({counts or 'none'})")
+    print(f"manifest {manifest_path(output)}; sha256 {manifest.sha256}")
+
+
+@app.command("check-export")
+def check_export_command(
+    file: Annotated[Path, typer.Argument(help="An export file (its manifest next to it).")],
+) -> None:
+    """Check an export against its manifest: digest, every chain hash, decoded events, counts; exit 1 on a problem."""
+    from replay.check_export import check_export, load_manifest
+
+    if not file.is_file():
+        fail(f"{file}: no such file", EXIT_BAD_INPUT)
+    try:
+        manifest = load_manifest(file)
+        problems = check_export(file)
+    except ExportFormatError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        fail(f"{file}: {len(problems)} problems", EXIT_FAILURE)
+    print(f"{file}: {manifest['records']} records; digest, chain hashes, decoded events and counts check out")
+
+
+@app.command("verify")
+def verify_command(
+    schema: Schema = DEFAULT_SCHEMA,
+    deep: Annotated[bool, typer.Option("--deep", help="Also compare the decoded columns (slower).")] = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference."""
+    from replay.progress import Progress
+    from replay.verify import verify
+
+    try:
+        report = verify(get_settings(), _schema(schema), deep=deep, progress=Progress("verify", enabled=not quiet))
+    except (DatabaseUnavailableError, NotMigratedError) as e:
+        fail(str(e))
+    except AgentlogError as e:
+        fail_for(e)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "clean": report.clean,
+                    "records": report.records,
+                    "rows": report.rows,
+                    "partitions": report.partitions,
+                    "lag": report.lag,
+                    "compacted": report.compacted,
+                    "differences": [d.as_json() for d in report.differences],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for difference in report.differences:
+            print(difference)
+        print(f"{report.records:,} Kafka records, {report.rows:,} audit rows in {report.partitions} partitions")
+        if report.compacted:
+            print(f"{report.compacted} rows of policy records removed by compaction (their chain checks out)")
+        for where, n in sorted(report.lag.items()):
+            print(f"not projected yet: {n} records of {where}")
+    if not report.clean:
+        fail(f"{len(report.differences)} audit rows differ from Kafka", EXIT_FAILURE)
+    if not as_json:
+        print("every audit row matches Kafka and every chain verifies")
+
+
+@app.command("decisions")
+def decisions_command(
+    root: Annotated[str | None, typer.Option(help="Only the decisions of this tree.")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="What-if: decide under this policy file instead of the recorded ones."),
+    ] = None,
+    policy_name: Annotated[str, typer.Option(help="The policy the gate enforced.")] = "default",
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Replay an export file (a golden log) instead of Kafka.")
+    ] = None,
+    schema: Annotated[str, typer.Option(help="Schema whose audit table holds compacted policy versions.")] = (
+        DEFAULT_SCHEMA
+    ),
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-run the spawn gate over the recorded inputs; prove every recorded decision, or show a what-if."""
+    from processors.policy import load_policy
+    from replay.render import decision_report_text
+    from replay.runs import decisions_report
+
+    what_if = None
+    if policy is not None:
+        try:
+            what_if = load_policy(policy)
+        except PolicyError as e:
+            fail(str(e), EXIT_BAD_INPUT)
+    if log is not None and not log.is_file():
+        fail(f"--log {log}: no such file", EXIT_BAD_INPUT)
+    try:
+        report = decisions_report(
+            get_settings(),
+            log=log,
+            what_if=what_if,
+            root_id=root,
+            policy_name=policy_name,
+            schema=_schema(schema),
+            progress=not quiet,
+        )
+    except ExportFormatError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    except AgentlogError as e:
+        fail_for(e)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "what_if": report.what_if,
+                    "clean": report.clean,
+                    "partitions": report.partitions,
+                    "inputs": report.inputs,
+                    "recorded": report.recorded,
+                    "reproduced": report.reproduced,
+                    "pending": report.pending,
+                    "policy_versions": report.policy_versions,
+                    "outcomes": [o.as_json() for o in report.outcomes],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        print("\n".join(decision_report_text(report)))
+    if report.what_if is None and not report.clean:
+        fail(f"{len(report.outcomes)} recorded decisions are not reproduced by the gate's core", EXIT_FAILURE)

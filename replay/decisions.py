@@ -1,0 +1,380 @@
+"""``replay decisions``: the spawn gate's pure core re-run over the recorded log.
+
+Per partition, a fresh :class:`~processors.tree_state.PartitionState` is fed the gate's
+inputs in the gate's order, each decided by :func:`processors.spawn_gate.decide` with the
+policy version its recorded decisions name; a recorded timeout (outputs without a
+causation id) is a timer tick: :func:`processors.spawn_gate.expire` at its ``occurred_at``.
+The recorded decisions drive the walk, group by group (the outputs of one input, or of
+one tick, are consecutive on the decisions topic):
+
+- a group caused by input *X* (appended at *A*): inputs are decided in order up to *X*
+  (never past append time *A*); *X*'s outputs must be the group, byte for byte;
+- a tick at *T*: inputs appended before *T* + the gate's clock margin are decided first
+  (the gate's watermark trails the time it saw both topics at their end by that margin),
+  then ``expire`` at *T*; its outputs must be the group.
+
+Inputs decided on the way must have no outputs; if they do, the gate recorded nothing
+for a decision the core makes (``unrecorded``) — unless the gate has not committed that
+input yet (``pending``: past its committed offsets, read before the decisions). A group
+whose input is not found is ``orphan``. Every such case is an :class:`Outcome` with both
+sides. Inputs that do not decode are skipped, as the gate dead-letters them.
+
+With a what-if policy every input and tick is decided under that policy instead, and the
+outcomes are the decisions that would change (compared without ``policy_version``).
+Timeouts of the what-if are taken at the recorded ticks only.
+
+Memory: one partition's state (the gate holds the same) and one group; the log streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agentlog.errors import DecodeError
+from agentlog.events import Event
+from agentlog.serde import Serde, to_jsonable
+from agentlog.topics import TREE_PARTITIONS
+from processors.clock import to_micros
+from processors.gate_input import decode_input
+from processors.gate_worker import GateConfig
+from processors.input_merge import InputRecord
+from processors.policy import Policy
+from processors.spawn_gate import decide, expire, prune_ended
+from processors.tree_state import PartitionState
+from replay.log_source import LogSource
+from replay.policies import PolicyHistory
+from replay.progress import Progress
+from replay.topic_reader import Record
+
+CLOCK_MARGIN_MS = GateConfig.clock_margin_ms
+"""The gate's watermark trails the moment both inputs were seen at their end by this much."""
+_NEVER = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What a group of decisions answers: one input event, or one timer tick."""
+
+    kind: str
+    """``input`` or ``tick``."""
+    event_id: str | None = None
+    record: str | None = None
+    position: str | None = None
+    """``topic[partition]@offset`` of the input."""
+    at: datetime | None = None
+    root_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "tick":
+            return f"timer tick at {self.at.isoformat() if self.at else '?'}"
+        name = (self.record or "input").rsplit(".", 1)[-1]
+        where = f" ({self.position})" if self.position else ""
+        return f"{name} {self.event_id}{where}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The cause as JSON."""
+        return {
+            "kind": self.kind,
+            "event_id": self.event_id,
+            "record": self.record,
+            "position": self.position,
+            "at": self.at.isoformat() if self.at else None,
+            "root_id": self.root_id,
+        }
+
+
+@dataclass
+class Outcome:
+    """One cause whose recorded decisions and replayed decisions differ."""
+
+    partition: int
+    cause: Cause
+    status: str
+    """``divergent``, ``unrecorded``, ``orphan``, ``undecodable``, ``unknown-policy`` or (what-if) ``changed``."""
+    recorded: list[dict[str, Any]]
+    """The recorded decisions, decoded (JSON-ready), each with its ``_position``."""
+    replayed: list[dict[str, Any]]
+    """The decisions of the replay (JSON-ready)."""
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome as JSON."""
+        return {
+            "partition": self.partition,
+            "cause": self.cause.as_json(),
+            "status": self.status,
+            "note": self.note,
+            "recorded": self.recorded,
+            "replayed": self.replayed,
+        }
+
+
+@dataclass
+class DecisionReport:
+    """What a decision replay found."""
+
+    what_if: str | None = None
+    """The what-if policy (name and version), or None for a verification."""
+    partitions: int = 0
+    inputs: int = 0
+    recorded: int = 0
+    """Recorded decisions read."""
+    reproduced: int = 0
+    """Recorded decisions the replay produced byte for byte (verification) or unchanged (what-if)."""
+    groups: int = 0
+    pending: int = 0
+    """Inputs the gate has not committed decisions for yet, that the replay decides."""
+    outcomes: list[Outcome] = field(default_factory=list)
+    policy_versions: list[int] = field(default_factory=list)
+    policy_problems: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Every recorded decision was reproduced and nothing else was decided."""
+        return not self.outcomes
+
+
+@dataclass
+class _Group:
+    cause: Cause
+    key: tuple[str, Any]
+    records: list[tuple[Record, dict[str, Any], str]]
+    """(record, decoded value, record full name), in offset order."""
+    version: int | None
+
+    @property
+    def appended_ms(self) -> int:
+        return self.records[0][0].timestamp_ms
+
+
+class _Peekable:
+    def __init__(self, items: Iterator[InputRecord]) -> None:
+        self._items = items
+        self._next: InputRecord | None = next(items, None)
+
+    def peek(self) -> InputRecord | None:
+        return self._next
+
+    def pop(self) -> InputRecord:
+        item = self._next
+        assert item is not None
+        self._next = next(self._items, None)
+        return item
+
+
+def _position(record: Record) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+class DecisionReplay:
+    """Re-runs the gate over a :class:`LogSource`; :meth:`run` returns the report."""
+
+    def __init__(
+        self,
+        source: LogSource,
+        policies: PolicyHistory,
+        *,
+        what_if: Policy | None = None,
+        root_id: str | None = None,
+        partitions: int = TREE_PARTITIONS,
+        clock_margin_ms: int = CLOCK_MARGIN_MS,
+        serde: Serde | None = None,
+        decisions_topic: str = "agentlog.policy.decisions",
+        progress: Progress | None = None,
+    ) -> None:
+        self.source = source
+        self.policies = policies
+        self.what_if = what_if
+        self.root_id = root_id
+        self.partition_count = partitions
+        self.clock_margin_ms = clock_margin_ms
+        self.serde = serde or Serde()
+        self.decisions_topic = decisions_topic
+        self.progress = progress or Progress("decisions", enabled=False)
+        self.report = DecisionReport(
+            what_if=f"{what_if.name} v{what_if.version}" if what_if else None,
+            policy_versions=sorted(policies.versions),
+            policy_problems=list(policies.problems),
+        )
+
+    def run(self, partitions: list[int] | None = None) -> DecisionReport:
+        """Replay ``partitions`` (default: all of the source, or the selected tree's)."""
+        if partitions is None:
+            partitions = self.source.partitions()
+            if self.root_id is not None:
+                from replay.partitioning import partition_of
+
+                partitions = [partition_of(self.root_id, self.partition_count)]
+        for partition in partitions:
+            self._partition(partition)
+            self.report.partitions += 1
+        return self.report
+
+    # -- one partition ------------------------------------------------------------------
+
+    def _partition(self, partition: int) -> None:
+        state = PartitionState(partition=partition, partitions=self.partition_count)
+        inputs = _Peekable(self.source.inputs(partition))
+        decided = self.source.decided_up_to(partition)
+        for group in self._groups(partition, self.source.decisions(partition)):
+            self.report.groups += 1
+            if group.cause.kind == "tick":
+                assert group.cause.at is not None
+                self._feed(state, inputs, decided, to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1)
+                policy = self._policy(partition, group, None)
+                replayed = expire(state, group.cause.at, policy)
+                prune_ended(state, group.cause.at)
+                self._compare(partition, group, replayed)
+                continue
+            found = self._feed(state, inputs, decided, group.appended_ms, group)
+            if found is None:
+                note = "no input with this event id was appended before the decision"
+                self._outcome(partition, group.cause, "orphan", group, [], note)
+        self._feed(state, inputs, decided, _NEVER)
+
+    def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[_Group]:
+        """The recorded decisions in consecutive groups of one cause."""
+        current: _Group | None = None
+        for record in records:
+            self.report.recorded += 1
+            try:
+                decoded = self.serde.decode_value(record.value or b"")
+            except DecodeError as e:
+                if current is not None:
+                    yield current
+                    current = None
+                cause = Cause("input", position=_position(record))
+                self.report.outcomes.append(
+                    Outcome(partition, cause, "undecodable", [{"_position": _position(record)}], [], str(e))
+                )
+                continue
+            value, name = decoded.value, decoded.full_name
+            meta = value["meta"]
+            causation = meta.get("causation_id")
+            key: tuple[str, Any] = ("input", str(causation)) if causation is not None else ("tick", meta["occurred_at"])
+            if current is not None and current.key == key:
+                current.records.append((record, value, name))
+                continue
+            if current is not None:
+                yield current
+            if causation is not None:
+                cause = Cause("input", event_id=str(causation), root_id=meta.get("root_id"))
+            else:
+                cause = Cause("tick", at=meta["occurred_at"], root_id=meta.get("root_id"))
+            version = value.get("policy_version")
+            current = _Group(cause, key, [(record, value, name)], int(version) if version is not None else None)
+        if current is not None:
+            yield current
+
+    def _feed(
+        self,
+        state: PartitionState,
+        inputs: _Peekable,
+        decided: dict[int, int] | None,
+        limit_ms: int,
+        target: _Group | None = None,
+    ) -> InputRecord | None:
+        """Decide inputs appended at or before ``limit_ms``, up to ``target``'s input (returned when found)."""
+        while (record := inputs.peek()) is not None and record.timestamp_ms <= limit_ms:
+            inputs.pop()
+            self.progress.advance()
+            try:
+                event = decode_input(self.serde, record)
+            except DecodeError:
+                continue  # the gate dead-letters it
+            selected = self.root_id is None or event.meta.root_id == self.root_id
+            self.report.inputs += selected
+            if target is not None and str(event.meta.event_id) == target.cause.event_id:
+                cause = Cause(
+                    "input", str(event.meta.event_id), event.avro_name, _position_of(record), None, event.meta.root_id
+                )
+                target.cause = cause
+                policy = self._policy(record.partition, target, record)
+                self._compare(record.partition, target, decide(state, event, policy))
+                return record
+            outputs = decide(state, event, self._policy_at(record))
+            if not outputs or not selected:
+                continue
+            if decided is not None and record.offset >= decided[record.source]:
+                self.report.pending += 1
+                continue
+            cause = Cause(
+                "input", str(event.meta.event_id), event.avro_name, _position_of(record), None, event.meta.root_id
+            )
+            status = "changed" if self.what_if else "unrecorded"
+            self._outcome(
+                record.partition, cause, status, None, outputs, "the gate recorded no decision for this input"
+            )
+        return None
+
+    # -- policies -----------------------------------------------------------------------
+
+    def _policy_at(self, record: InputRecord) -> Policy | None:
+        if self.what_if is not None:
+            return self.what_if
+        return self.policies.in_force_at(record.timestamp_ms)
+
+    def _policy(self, partition: int, group: _Group, record: InputRecord | None) -> Policy | None:
+        if self.what_if is not None:
+            return self.what_if
+        if group.version is None:
+            return self.policies.in_force_at(record.timestamp_ms if record else group.appended_ms)
+        if not self.policies.has(group.version):
+            return self.policies.in_force_at(group.appended_ms)
+        return self.policies.get(group.version)
+
+    # -- comparing ----------------------------------------------------------------------
+
+    def _compare(self, partition: int, group: _Group, replayed: list[Event]) -> None:
+        if self.root_id is not None and group.cause.kind == "tick":  # a tick spans trees: keep the selected one's
+            group = _Group(
+                Cause("tick", at=group.cause.at, root_id=self.root_id),
+                group.key,
+                [(r, v, n) for r, v, n in group.records if v["meta"]["root_id"] == self.root_id],
+                group.version,
+            )
+            replayed = [e for e in replayed if e.meta.root_id == self.root_id]
+        elif self.root_id is not None and group.cause.root_id != self.root_id:
+            return
+        recorded = group.records
+        if self.what_if is None:
+            same = len(recorded) == len(replayed) and all(
+                r.value == self.serde.encode(e, self.decisions_topic)
+                for (r, _, _), e in zip(recorded, replayed, strict=True)
+            )
+            if same:
+                self.report.reproduced += len(recorded)
+                return
+            status, note = "divergent", ""
+            if group.version is not None and not self.policies.has(group.version):
+                status, note = "unknown-policy", f"policy version {group.version} is not recorded anywhere"
+            self._outcome(partition, group.cause, status, group, replayed, note)
+            return
+        before = [_without_version(to_jsonable(v)) for _, v, _ in recorded]
+        after = [_without_version(to_jsonable(e.model_dump())) for e in replayed]
+        if before == after:
+            self.report.reproduced += len(recorded)
+        else:
+            self._outcome(partition, group.cause, "changed", group, replayed)
+
+    def _outcome(
+        self, partition: int, cause: Cause, status: str, group: _Group | None, replayed: list[Event], note: str = ""
+    ) -> None:
+        if self.root_id is not None and cause.root_id != self.root_id:
+            return
+        recorded = (
+            [{"_record": n, "_position": _position(r), **to_jsonable(v)} for r, v, n in group.records] if group else []
+        )
+        replayed_json = [{"_record": e.avro_name, **to_jsonable(e.model_dump())} for e in replayed]
+        self.report.outcomes.append(Outcome(partition, cause, status, recorded, replayed_json, note))
+
+
+def _position_of(record: InputRecord) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def _without_version(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k != "policy_version"}

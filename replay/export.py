@@ -1,0 +1,353 @@
+"""``replay export``: the records of a tree, a subtree, a tenant or a time range, from Kafka, to a file.
+
+The file holds one record per line (JSON lines) or row (CSV), decoded, with its topic,
+partition, offset, broker timestamp, exact key and value bytes (base64) and the audit
+chain hashes recomputed from Kafka (``prev_hash``, ``hash``: see
+:mod:`projections.audit_chain`). Order: the policy topic first, then partition by
+partition the tree-keyed topics merged in the spawn gate's order (append time, topic,
+offset), then the dead letters. The manifest next to it (``FILE.manifest.json``) records
+the request, the counts per record type, the first and last positions, the chain head of
+every partition read, and the SHA-256 of the file; :mod:`replay.check_export` checks both.
+
+Every partition is read from offset 0 (the chain needs every record before the first one
+exported) by one consumer per topic, in a stream: memory stays flat.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import heapq
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from agentlog.errors import DecodeError
+from agentlog.serde import Serde, to_jsonable
+from agentlog.settings import Settings
+from agentlog.topics import CATALOGUE, DLQ, POLICY_CONFIG, TopicSpec
+from replay.progress import Progress
+from replay.selection import Selection, find_root, names_any, subtree
+from replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
+
+FORMAT = "agentlog-export/1"
+CSV_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "timestamp_ms",
+    "record",
+    "event_json",
+    "error",
+    "key_b64",
+    "value_b64",
+    "prev_hash",
+    "hash",
+)
+
+
+class ExportFormat(StrEnum):
+    """How records are written."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def manifest_path(path: Path) -> Path:
+    """Where the manifest of the export ``path`` lives."""
+    return path.with_name(path.name + ".manifest.json")
+
+
+@dataclass
+class ExportLine:
+    """One exported record: position, decoded content (or why not), exact bytes, chain hashes."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    record: str | None
+    event: Any
+    error: str | None
+    key: bytes | None
+    value: bytes | None
+    prev_hash: bytes
+    hash: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of one line (key order fixed)."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp_ms": self.timestamp_ms,
+            "record": self.record,
+            "event": self.event,
+            "error": self.error,
+            "key_b64": _b64(self.key),
+            "value_b64": _b64(self.value),
+            "prev_hash": self.prev_hash.hex(),
+            "hash": self.hash.hex(),
+        }
+
+    def as_row(self) -> list[Any]:
+        """The CSV row (columns :data:`CSV_COLUMNS`)."""
+        event = json.dumps(self.event, separators=(",", ":"), ensure_ascii=False) if self.event is not None else ""
+        return [
+            self.topic,
+            self.partition,
+            self.offset,
+            self.timestamp_ms,
+            self.record or "",
+            event,
+            self.error or "",
+            _b64(self.key) or "",
+            _b64(self.value) or "",
+            self.prev_hash.hex(),
+            self.hash.hex(),
+        ]
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data is not None else None
+
+
+@dataclass
+class PartitionSummary:
+    """What the export read of one (topic, partition) and took from it."""
+
+    topic: str
+    partition: int
+    read: int = 0
+    exported: int = 0
+    first_offset: int | None = None
+    last_offset: int | None = None
+    chain_head: str | None = None
+    """Hash of the last record read (exported or not): compare with ``projector_positions.chain_head``."""
+
+
+@dataclass
+class Manifest:
+    """What an export holds; written next to it as JSON."""
+
+    data_file: str
+    encoding: str
+    request: dict[str, Any]
+    complete: bool
+    """Nothing filtered out: every partition read is in the file in full, so its chain must be unbroken."""
+    topic_prefix: str
+    created_at: str
+    records: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    first: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    partitions: list[PartitionSummary] = field(default_factory=list)
+    sha256: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The manifest document."""
+        return {
+            "format": FORMAT,
+            "data_file": self.data_file,
+            "encoding": self.encoding,
+            "request": self.request,
+            "complete": self.complete,
+            "topic_prefix": self.topic_prefix,
+            "created_at": self.created_at,
+            "records": self.records,
+            "counts": dict(sorted(self.counts.items())),
+            "first": self.first,
+            "last": self.last,
+            "partitions": [vars(p) for p in self.partitions],
+            "sha256": self.sha256,
+        }
+
+
+class _HashingWriter:
+    """A text sink that hashes the UTF-8 bytes it writes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, text: str) -> int:
+        self.digest.update(text.encode())
+        return self.out.write(text)
+
+
+def _position(line: ExportLine) -> dict[str, Any]:
+    return {"topic": line.topic, "partition": line.partition, "offset": line.offset, "timestamp_ms": line.timestamp_ms}
+
+
+class _Source:
+    """The records to export, in export order, with their chain hashes and per-partition summaries."""
+
+    def __init__(self, settings: Settings, selection: Selection, progress: Progress) -> None:
+        self.settings = settings
+        self.selection = selection
+        self.progress = progress
+        self.summaries: list[PartitionSummary] = []
+
+    def _topic(self, spec: TopicSpec) -> str:
+        return self.settings.topic_prefix + spec.name
+
+    def _stream(self, topic: str, partition: int) -> tuple[PartitionSummary, Iterator[ChainedRecord]]:
+        summary = PartitionSummary(topic, partition)
+        self.summaries.append(summary)
+
+        def items() -> Iterator[ChainedRecord]:
+            for item in chained(read_partition(self.settings, topic, partition)):
+                summary.read += 1
+                summary.chain_head = item.hash.hex()
+                self.progress.advance()
+                yield item
+
+        return summary, items()
+
+    def records(self) -> Iterator[tuple[ChainedRecord, PartitionSummary]]:
+        """Every record read, in export order, with the summary of its partition."""
+        policy_topic = self._topic(POLICY_CONFIG)
+        for p in partitions_of(self.settings, policy_topic):
+            summary, stream = self._stream(policy_topic, p)
+            for item in stream:
+                yield item, summary
+        tree_specs = [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ)]
+        topics = [self._topic(s) for s in tree_specs]
+        numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
+        wanted = self.selection.tree_partition(len(numbers))
+        for p in numbers:
+            if wanted is not None and p != wanted:
+                continue
+            streams = []
+            for rank, topic in enumerate(topics):
+                summary, stream = self._stream(topic, p)
+                streams.append(_keyed(stream, rank, summary))
+            for _, item, summary in heapq.merge(*streams, key=lambda entry: entry[0]):
+                yield item, summary
+        if self.selection.root_id is None and self.selection.agent_id is None and self.selection.tenant_id is None:
+            dlq = self._topic(DLQ)
+            for p in partitions_of(self.settings, dlq):
+                summary, stream = self._stream(dlq, p)
+                for item in stream:
+                    yield item, summary
+
+
+def _keyed(
+    stream: Iterator[ChainedRecord], rank: int, summary: PartitionSummary
+) -> Iterator[tuple[tuple[int, int, int], ChainedRecord, PartitionSummary]]:
+    for item in stream:
+        yield (item.record.timestamp_ms, rank, item.record.offset), item, summary
+
+
+def export(
+    settings: Settings,
+    selection: Selection,
+    path: Path,
+    encoding: ExportFormat = ExportFormat.jsonl,
+    *,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Write the selected records to ``path`` and the manifest next to it; returns the manifest."""
+    progress = progress or Progress("export", enabled=False)
+    if selection.agent_id is not None and selection.root_id is None:
+        selection = Selection(
+            find_root(settings, selection.agent_id),
+            selection.agent_id,
+            selection.tenant_id,
+            selection.since,
+            selection.until,
+        )
+    agents = (
+        subtree(settings, selection.root_id, selection.agent_id) if selection.root_id and selection.agent_id else None
+    )
+    serde = Serde.from_settings(settings)
+    manifest = Manifest(
+        data_file=path.name,
+        encoding=encoding.value,
+        request=selection.as_json(),
+        complete=selection.everything,
+        topic_prefix=settings.topic_prefix,
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    counts: Counter[str] = Counter()
+    policy_topic = settings.topic_prefix + POLICY_CONFIG.name
+    root_key = selection.root_id.encode() if selection.root_id else None
+    source = _Source(settings, selection, progress)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        sink = _HashingWriter(handle)
+        rows = csv.writer(sink, lineterminator="\n") if encoding is ExportFormat.csv else None
+        if rows is not None:
+            rows.writerow(CSV_COLUMNS)
+        for item, summary in source.records():
+            record = item.record
+            is_policy = record.topic == policy_topic
+            if not is_policy:
+                if not selection.in_time(record.timestamp_ms):
+                    continue
+                if root_key is not None and record.key != root_key:
+                    continue
+            line = _decode(serde, item)
+            if not is_policy and not _selected(line, selection, agents):
+                continue
+            if rows is not None:
+                rows.writerow(line.as_row())
+            else:
+                sink.write(json.dumps(line.as_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
+            counts[line.record or "undecodable"] += 1
+            summary.exported += 1
+            if summary.first_offset is None:
+                summary.first_offset = record.offset
+            summary.last_offset = record.offset
+            manifest.first = manifest.first or _position(line)
+            manifest.last = _position(line)
+    manifest.records = sum(counts.values())
+    manifest.counts = dict(counts)
+    manifest.partitions = source.summaries
+    manifest.sha256 = sink.digest.hexdigest()
+    manifest_path(path).write_text(json.dumps(manifest.as_json(), indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _decode(serde: Serde, item: ChainedRecord) -> ExportLine:
+    record = item.record
+    name: str | None = None
+    event: Any = None
+    error: str | None = None
+    try:
+        decoded = serde.decode_value(record.value or b"")
+        name, event = decoded.full_name, to_jsonable(decoded.value)
+    except DecodeError as e:
+        error = str(e)
+    return ExportLine(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+        name,
+        event,
+        error,
+        record.key,
+        record.value,
+        item.prev_hash,
+        item.hash,
+    )
+
+
+def _selected(line: ExportLine, selection: Selection, agents: frozenset[str] | None) -> bool:
+    if selection.root_id is None and selection.agent_id is None and selection.tenant_id is None:
+        return True  # everything, or a time range only (already applied): undecodable records too
+    event = line.event
+    if not isinstance(event, dict):
+        return False
+    meta = event.get("meta") or {}
+    if selection.root_id is not None and meta.get("root_id") != selection.root_id:
+        return False
+    if selection.tenant_id is not None and meta.get("tenant_id") != selection.tenant_id:
+        return False
+    return agents is None or names_any(event, agents)

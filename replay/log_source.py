@@ -1,0 +1,139 @@
+"""Where a decision replay reads the recorded log from: Kafka, or an export file (golden logs).
+
+Both give, per partition, the spawn gate's inputs in its decision order
+(:meth:`processors.input_merge.InputRecord.sort_key`) and the recorded decisions in offset
+order, as streams.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from confluent_kafka import Consumer, TopicPartition
+
+from agentlog import kafka_config
+from agentlog.settings import Settings
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
+from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
+from replay.check_export import load_manifest, read_lines
+from replay.topic_reader import Record, partitions_of, read_partition
+
+
+class LogSource(Protocol):
+    """A recorded log, read partition by partition."""
+
+    def partitions(self) -> list[int]:
+        """The partitions of the tree-keyed topics."""
+        ...
+
+    def inputs(self, partition: int) -> Iterator[InputRecord]:
+        """The gate's inputs of ``partition`` in its decision order."""
+        ...
+
+    def decisions(self, partition: int) -> Iterator[Record]:
+        """The recorded decisions of ``partition`` in offset order."""
+        ...
+
+    def policy_records(self) -> Iterator[Record]:
+        """Every record of the policy topic."""
+        ...
+
+    def decided_up_to(self, partition: int) -> dict[int, int] | None:
+        """Per input source, the offset up to which (excluded) the gate has committed its decisions; None: all."""
+        ...
+
+
+def _merge(requests: Iterator[Record], lifecycle: Iterator[Record]) -> Iterator[InputRecord]:
+    def inputs(source: int, records: Iterator[Record]) -> Iterator[InputRecord]:
+        for r in records:
+            yield InputRecord(source, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+
+    return heapq.merge(inputs(REQUESTS, requests), inputs(LIFECYCLE, lifecycle), key=InputRecord.sort_key)
+
+
+class KafkaLog:
+    """The log on the broker (``settings.topic_prefix``).
+
+    The gate's committed input offsets are read first, so that every input below them has
+    its decisions in the decision streams read afterwards; inputs past them may not be
+    decided yet.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        prefix = settings.topic_prefix
+        self.requests = prefix + SPAWN_REQUESTS.name
+        self.lifecycle = prefix + AGENT_LIFECYCLE.name
+        self.decisions_topic = prefix + POLICY_DECISIONS.name
+        self._committed = self._gate_offsets()
+
+    def _gate_offsets(self) -> dict[tuple[int, int], int]:
+        group = f"{self.settings.topic_prefix}agentlog.spawn-gate"
+        consumer = Consumer(kafka_config.reader(self.settings, group))
+        try:
+            tps = [TopicPartition(t, p) for t in (self.requests, self.lifecycle) for p in self.partitions()]
+            committed = consumer.committed(tps, timeout=10)
+        finally:
+            consumer.close()
+        sources = {self.requests: REQUESTS, self.lifecycle: LIFECYCLE}
+        return {(sources[tp.topic], tp.partition): max(tp.offset, 0) for tp in committed}
+
+    def partitions(self) -> list[int]:
+        return partitions_of(self.settings, self.requests)
+
+    def inputs(self, partition: int) -> Iterator[InputRecord]:
+        return _merge(
+            read_partition(self.settings, self.requests, partition),
+            read_partition(self.settings, self.lifecycle, partition),
+        )
+
+    def decisions(self, partition: int) -> Iterator[Record]:
+        return read_partition(self.settings, self.decisions_topic, partition)
+
+    def policy_records(self) -> Iterator[Record]:
+        topic = self.settings.topic_prefix + POLICY_CONFIG.name
+        for partition in partitions_of(self.settings, topic):
+            yield from read_partition(self.settings, topic, partition)
+
+    def decided_up_to(self, partition: int) -> dict[int, int] | None:
+        return {source: self._committed.get((source, partition), 0) for source in (REQUESTS, LIFECYCLE)}
+
+
+class ExportLog:
+    """A log recorded by ``replay export`` (a golden log): the file is read once per stream."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        manifest = load_manifest(path)
+        self.encoding = str(manifest.get("encoding", "jsonl"))
+        prefix = str(manifest.get("topic_prefix", ""))
+        self.requests = prefix + SPAWN_REQUESTS.name
+        self.lifecycle = prefix + AGENT_LIFECYCLE.name
+        self.decisions_topic = prefix + POLICY_DECISIONS.name
+        self.policy_topic = prefix + POLICY_CONFIG.name
+        self._partitions = sorted(
+            {int(p["partition"]) for p in manifest.get("partitions", []) if p["topic"] == self.requests}
+        )
+
+    def _records(self, topic: str, partition: int | None = None) -> Iterator[Record]:
+        for _, line in read_lines(self.path, self.encoding):
+            if line.topic == topic and (partition is None or line.partition == partition):
+                yield Record(line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value)
+
+    def partitions(self) -> list[int]:
+        return self._partitions
+
+    def inputs(self, partition: int) -> Iterator[InputRecord]:
+        return _merge(self._records(self.requests, partition), self._records(self.lifecycle, partition))
+
+    def decisions(self, partition: int) -> Iterator[Record]:
+        return self._records(self.decisions_topic, partition)
+
+    def policy_records(self) -> Iterator[Record]:
+        return self._records(self.policy_topic)
+
+    def decided_up_to(self, partition: int) -> dict[int, int] | None:
+        return None

@@ -1,0 +1,115 @@
+"""Reading topic partitions back from Kafka, from their first record to their end, as a stream.
+
+Replay never loads a topic: each partition is read by its own consumer in offset order and
+handed on record by record, so memory stays flat however long the log. "The end" is the
+high watermark when reading starts: records appended later are left for the next run, so
+that a replay of a live system terminates and every step of it sees the same records.
+Readers are ``read_committed``: aborted records and transaction markers are never seen
+(offsets are therefore sparse; nothing here counts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, TopicPartition
+
+from agentlog import kafka_config
+from agentlog.settings import Settings
+from projections.audit_chain import GENESIS, link
+from replay.errors import KafkaReadError
+
+_BATCH = 10_000
+_WAIT_S = 0.05
+"""``consume`` waits this long for a full batch: short, or every partition's end costs a full wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record, exactly as the audit chain covers it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    """Broker append time (every agentlog topic uses LogAppendTime); -1 when absent."""
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedRecord:
+    """A record with the audit-chain hashes recomputed from Kafka (see :mod:`projections.audit_chain`)."""
+
+    record: Record
+    prev_hash: bytes
+    hash: bytes
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        {
+            **kafka_config.reader(settings),
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+            "queued.max.messages.kbytes": 256 * 1024,
+        }
+    )
+
+
+def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """The partition numbers of ``topic``; raises :class:`KafkaReadError` if it does not exist."""
+    consumer = _consumer(settings)
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    finally:
+        consumer.close()
+    if metadata is None or metadata.error is not None:
+        reason = metadata.error.str() if metadata is not None and metadata.error is not None else "no such topic"
+        raise KafkaReadError(topic, reason)
+    return sorted(metadata.partitions)
+
+
+def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[Record]:
+    """Every committed record of one partition, in offset order, up to its end when reading starts."""
+    consumer = _consumer(settings)
+    try:
+        tp = TopicPartition(topic, partition)
+        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        if high <= low:
+            return
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        last = high - 1
+        while True:
+            for msg in consumer.consume(_BATCH, _WAIT_S):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return
+                    raise KafkaReadError(topic, f"partition {partition}: {error.str()}")
+                kind, timestamp = msg.timestamp()
+                offset = msg.offset()
+                assert offset is not None  # set on every record
+                yield Record(
+                    topic,
+                    partition,
+                    offset,
+                    -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+                    msg.key(),
+                    msg.value(),
+                )
+                if offset >= last:
+                    return
+    finally:
+        consumer.close()
+
+
+def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:
+    """``records`` of one partition (from its first record) with their recomputed chain hashes."""
+    prev = GENESIS
+    for r in records:
+        digest = link(prev, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+        yield ChainedRecord(r, prev, digest)
+        prev = digest
