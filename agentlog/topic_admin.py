@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -61,8 +62,25 @@ def ensure_topics(
             except KafkaException as e:
                 if e.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: a concurrent creator won
                     raise TopicAdminError(f"cannot create {name}: {e}") from e
+        _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
     changes += _align_configs(admin, to_check, timeout)
     return changes
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Return once every partition of ``names`` has a leader, so the topics can be used at once."""
+    deadline = time.monotonic() + timeout
+    while names:
+        topics = admin.list_topics(timeout=timeout).topics
+        names = [
+            n
+            for n in names
+            if n not in topics or not topics[n].partitions or any(p.leader < 0 for p in topics[n].partitions.values())
+        ]
+        if names and time.monotonic() > deadline:
+            raise TopicAdminError(f"partitions of {', '.join(names)} have no leader after {timeout}s")
+        if names:
+            time.sleep(0.1)
 
 
 def _align_configs(admin: AdminClient, topics: list[tuple[str, TopicSpec]], timeout: float) -> list[TopicChange]:

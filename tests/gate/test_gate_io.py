@@ -1,0 +1,158 @@
+"""The spawn gate's edges: the SDK's request-reply, policy publication, and bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from confluent_kafka import Producer as KafkaProducer
+
+from agentlog import dead_letters, kafka_config
+from agentlog import events as ev
+from agentlog.client import AgentlogClient, DecisionTimeout
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.tail import TailOptions, tail
+from agentlog.topics import DLQ, POLICY_DECISIONS, SPAWN_REQUESTS
+from processors.ids import child_agent_id
+from processors.policy import DEFAULT_POLICY_PATH
+
+from .gate_harness import Worker, cli_env, publish_policy
+
+
+@pytest.fixture
+def gate(settings: Settings) -> Iterator[Worker]:
+    """A running spawn-gate worker enforcing the default policy."""
+    publish_policy(settings)
+    worker = Worker(settings, "io")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[AgentlogClient]:
+    """An SDK client of tenant acme."""
+    with AgentlogClient("acme", settings, timeout=60) as client:
+        yield client
+
+
+def test_spawn_returns_the_decision(gate: Worker, client: AgentlogClient) -> None:
+    """register_root and spawn return the gate's answers; the child id derives from the request id."""
+    admitted = client.register_root("root-sdk", "orchestrator", 100_000, 5)
+    assert isinstance(admitted, ev.RootAdmitted) and admitted.policy_version == 1
+    request_id = uuid.uuid4()
+    approved = client.spawn("root-sdk", "root-sdk", "researcher", "find things", 20_000, 2, request_id=request_id)
+    assert isinstance(approved, ev.SpawnApproved)
+    assert approved.child_agent_id == child_agent_id(request_id)
+    assert (approved.depth, approved.granted_token_budget, approved.parent_remaining_tokens) == (1, 20_000, 80_000)
+    denied = client.spawn("root-sdk", approved.child_agent_id, "coder", "write code", 1_000)
+    assert isinstance(denied, ev.SpawnDenied) and denied.reason is ev.DenialReason.NOT_AUTHORIZED
+    assert denied.message.startswith("Cannot spawn")
+
+
+def test_completion_cascades_and_returns_tokens(gate: Worker, client: AgentlogClient, settings: Settings) -> None:
+    """Completing an agent terminates its active descendants and returns unused tokens upward."""
+    client.register_root("root-c", "orchestrator", 100_000, 10)
+    child = client.spawn("root-c", "root-c", "researcher", "a", 30_000, 3)
+    assert isinstance(child, ev.SpawnApproved)
+    grandchild = client.spawn("root-c", child.child_agent_id, "researcher", "b", 10_000, 0)
+    assert isinstance(grandchild, ev.SpawnApproved)
+    client.complete("root-c", child.child_agent_id, "done", tokens_used=5_000)
+    after = client.spawn("root-c", "root-c", "researcher", "c", 95_000 - 5_000, 0)
+    # 100,000 - 30,000 reserved + (30,000 - 5,000 used) returned = 95,000 left.
+    assert isinstance(after, ev.SpawnApproved), after
+    assert after.parent_remaining_tokens == 5_000
+    topic = settings.topic_prefix + POLICY_DECISIONS.name
+    terminated = [
+        r.value
+        for r in tail(settings, TailOptions(topics=[topic], filters={"meta.root_id": "root-c"}))
+        if r.record == ev.AgentTerminated.avro_name and r.value
+    ]
+    assert [(t["agent_id"], t["reason"]) for t in terminated] == [(grandchild.child_agent_id, "ANCESTOR_ENDED")]
+
+
+def test_no_worker_means_a_clear_timeout(settings: Settings) -> None:
+    """Without a running gate, spawn raises DecisionTimeout naming the request instead of hanging."""
+    with AgentlogClient("acme", settings, timeout=2) as client, pytest.raises(DecisionTimeout, match="processors run"):
+        client.register_root("root-x", "orchestrator", 1_000, 1)
+
+
+def test_bad_records_are_dead_lettered_and_the_gate_goes_on(gate: Worker, settings: Settings) -> None:
+    """Garbage bytes and a record of the wrong topic go to the DLQ with the reason; later requests are decided."""
+    topic = settings.topic_prefix + SPAWN_REQUESTS.name
+    misplaced = ev.TokensConsumed(
+        meta=ev.Meta(tenant_id="acme", root_id="root-d", producer="t"), agent_id="a", tokens=1
+    )
+    raw = KafkaProducer({**kafka_config.base(settings), "partitioner": "murmur2_random"})
+    raw.produce(topic, b"\x00garbage", b"root-d")
+    raw.produce(topic, Serde().encode(misplaced, topic), b"root-d")
+    raw.flush(10)
+    with AgentlogClient("acme", settings, timeout=60) as client:
+        assert isinstance(client.register_root("root-d", "orchestrator", 1_000, 1), ev.RootAdmitted)
+    letters = list(tail(settings, TailOptions(topics=[settings.topic_prefix + DLQ.name])))
+    assert len(letters) == 2
+    headers = [dict(letter.headers) for letter in letters]
+    assert {h[dead_letters.STAGE] for h in headers} == {"processors.spawn_gate"}
+    assert {h[dead_letters.SOURCE_TOPIC] for h in headers} == {topic}
+    assert sorted(h[dead_letters.SOURCE_OFFSET] for h in headers) == ["0", "1"]
+    reasons = sorted(h[dead_letters.ERROR_MESSAGE] for h in headers)
+    assert "not an agentlog record" in reasons[1] or "Confluent wire format" in reasons[1]
+    assert "agentlog.lifecycle.TokensConsumed does not belong on agentlog.spawn.requests" in reasons[0]
+    assert {letter.raw for letter in letters if letter.error} | {b"\x00garbage"}
+
+
+def _policy_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["agentlog", "policy", *args], capture_output=True, text=True, env=cli_env(settings), timeout=120, check=False
+    )
+
+
+def test_policy_publish_versions(settings: Settings, tmp_path: Path) -> None:
+    """Publishing is idempotent per version; a changed file must bump the version; bad files name the field."""
+    first = _policy_cli(settings, "publish", str(DEFAULT_POLICY_PATH))
+    assert first.returncode == 0, first.stderr
+    assert "published policy default version 1" in first.stdout
+    again = _policy_cli(settings, "publish", str(DEFAULT_POLICY_PATH))
+    assert again.returncode == 0 and "already published" in again.stdout
+    document = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    document["limits"]["max_depth"] = 2
+    changed = tmp_path / "policy.yaml"
+    changed.write_text(yaml.safe_dump(document))
+    same_version = _policy_cli(settings, "publish", str(changed))
+    assert same_version.returncode == 2 and "version 2" in same_version.stderr
+    document["version"] = 2
+    changed.write_text(yaml.safe_dump(document))
+    assert _policy_cli(settings, "publish", str(changed)).returncode == 0
+    shown = _policy_cli(settings, "show")
+    assert "version: 2" in shown.stdout and "max_depth: 2" in shown.stdout
+    document["limits"]["max_depth"] = -1
+    changed.write_text(yaml.safe_dump(document))
+    bad = _policy_cli(settings, "publish", str(changed))
+    assert bad.returncode == 2 and "limits.max_depth" in bad.stderr
+
+
+def test_newest_policy_version_applies(gate: Worker, settings: Settings, tmp_path: Path) -> None:
+    """A policy published while the gate runs is applied to later requests, and named in them."""
+    with AgentlogClient("acme", settings, timeout=60) as client:
+        root = client.register_root("root-p", "orchestrator", 100_000, 10)
+        assert root.policy_version == 1
+        document = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+        document["version"] = 2
+        document["limits"]["max_depth"] = 1
+        path = tmp_path / "v2.yaml"
+        path.write_text(yaml.safe_dump(document))
+        assert _policy_cli(settings, "publish", str(path)).returncode == 0
+        deadline = time.monotonic() + 60
+        while True:
+            child = client.spawn("root-p", "root-p", "researcher", "a", 1_000, 1)
+            if child.policy_version == 2 or time.monotonic() > deadline:
+                break
+        assert isinstance(child, ev.SpawnApproved) and child.policy_version == 2
+        grandchild = client.spawn("root-p", child.child_agent_id, "researcher", "b", 100, 0)
+        assert isinstance(grandchild, ev.SpawnDenied) and grandchild.reason is ev.DenialReason.DEPTH_EXCEEDED
