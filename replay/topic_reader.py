@@ -10,10 +10,18 @@ Readers are ``read_committed``: aborted records and transaction markers are neve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from agentlog import kafka_config
 from agentlog.settings import Settings
@@ -77,7 +85,7 @@ def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[R
     consumer = _consumer(settings)
     try:
         tp = TopicPartition(topic, partition)
-        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        low, high = _watermarks(consumer, tp)
         if high <= low:
             return
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
@@ -104,6 +112,21 @@ def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[R
                     return
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:
+    """Low and high watermark; retried while the partition has no leader yet (a topic just created)."""
+    for attempt in range(attempts):
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as e:
+            error = e.args[0]
+            retriable = error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
+            if not retriable or attempt == attempts - 1:
+                raise KafkaReadError(tp.topic, f"partition {tp.partition}: {error.str()}") from e
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:

@@ -1,0 +1,55 @@
+"""Running the real spawn gate over a scenario: one ``agentlog processors run`` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from agentlog import events as ev
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topics import POLICY_DECISIONS
+from replay.topic_reader import partitions_of, read_partition
+
+from .scenarios import REQUESTS, Script, play
+
+_ANSWERS = (ev.SpawnApproved, ev.SpawnDenied, ev.RootAdmitted, ev.RootRejected, ev.BudgetToppedUp, ev.TopUpDenied)
+
+
+def answered(settings: Settings) -> int:
+    """How many requests the gate has answered (committed decisions)."""
+    serde = Serde()
+    topic = settings.topic_prefix + POLICY_DECISIONS.name
+    return sum(
+        isinstance(serde.decode(r.value or b""), _ANSWERS)
+        for p in partitions_of(settings, topic)
+        for r in read_partition(settings, topic, p)
+    )
+
+
+def run_scenario(settings: Settings, script: Script, worker_id: str = "replay-tests") -> None:
+    """Play ``script`` against a gate worker until every request is answered and the last deadlines passed."""
+    env = {
+        **os.environ,
+        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    command = [sys.executable, "-m", "agentlog.cli.main", "processors", "run", f"--worker-id={worker_id}"]
+    gate = subprocess.Popen([*command, "--log-level=ERROR"], env=env)
+
+    def settle(expected: int) -> None:
+        deadline = time.monotonic() + 90
+        while (done := answered(settings)) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gate answered {done} of {expected} requests")
+            time.sleep(0.5)
+
+    try:
+        play(settings, script, settle)
+        settle(sum(isinstance(e, REQUESTS) for step in script.steps for e in step.events))
+        time.sleep(2.5)  # timer ticks after the last input
+    finally:
+        gate.terminate()
+        gate.wait(60)

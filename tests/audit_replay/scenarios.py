@@ -1,0 +1,215 @@
+"""Scripted agent trees for the golden logs and the replay tests: every denial, cascades, returns, timeouts.
+
+A scenario is a list of steps; each step publishes events (in order: the gate decides by
+append time, so no step waits for a decision) or a policy version, or waits (for deadlines
+to pass). Ids are derived from the scenario's name, so a re-recording names the same agents.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agentlog import events as ev
+from agentlog.producer import Producer
+from agentlog.settings import Settings
+from processors.ids import child_agent_id
+from processors.policy import Policy, load_default_policy, to_event
+
+NS = uuid.UUID("1f0a6f2e-7c41-5d0e-9b7a-3a9e5c0d2b11")
+
+
+@dataclass
+class Step:
+    """Events to publish, a policy to publish, or a pause."""
+
+    events: list[ev.Event] = field(default_factory=list)
+    policy: Policy | None = None
+    pause_s: float = 0.0
+
+
+class Script:
+    """Builds a scenario's steps with deterministic ids."""
+
+    def __init__(self, name: str, tenant: str = "acme") -> None:
+        self.name = name
+        self.tenant = tenant
+        self.steps: list[Step] = []
+        self._n = 0
+
+    def _id(self) -> uuid.UUID:
+        self._n += 1
+        return uuid.uuid5(NS, f"{self.name}/{self._n}")
+
+    def meta(self, root: str, tenant: str | None = None) -> ev.Meta:
+        return ev.Meta(event_id=self._id(), tenant_id=tenant or self.tenant, root_id=root, producer="golden")
+
+    def publish(self, *events: ev.Event) -> None:
+        self.steps.append(Step(events=list(events)))
+
+    def root(self, root: str, tokens: int, spawns: int, config: str = "orchestrator", **kw: Any) -> str:
+        self.publish(
+            ev.RootAgentRegistered(
+                meta=self.meta(root), agent_id=root, config=config, token_budget=tokens, spawn_budget=spawns, **kw
+            )
+        )
+        return root
+
+    def spawn(self, root: str, parent: str, config: str, tokens: int, spawns: int = 0, **kw: Any) -> str:
+        """Publish a spawn request; returns the id the child gets if approved."""
+        request_id = kw.pop("request_id", None) or self._id()
+        self.publish(
+            ev.SpawnRequested(
+                meta=self.meta(root),
+                request_id=request_id,
+                parent_agent_id=parent,
+                child_config=config,
+                task=ev.TaskSpec(title=f"{config} work"),
+                requested_token_budget=tokens,
+                requested_spawn_budget=spawns,
+                **kw,
+            )
+        )
+        return child_agent_id(request_id)
+
+    def fact(self, make: Callable[[ev.Meta], ev.Event], root: str) -> None:
+        self.publish(make(self.meta(root)))
+
+    def policy(self, policy: Policy) -> None:
+        self.steps.append(Step(policy=policy))
+
+    def pause(self, seconds: float) -> None:
+        self.steps.append(Step(pause_s=seconds))
+
+
+def policy_version(version: int, **limits: int) -> Policy:
+    """The default policy as ``version``, with some limits changed (the circuit trips after 20 denials)."""
+    base = load_default_policy()
+    changed = base.limits.model_copy(update={"circuit_denials": 20, **limits})
+    return base.model_copy(update={"version": version, "limits": changed})
+
+
+def denials() -> Script:
+    """One tree that meets every denial the gate has, a runaway tree that trips its circuit, four policy versions."""
+    s = Script("denials")
+    s.root("golden-nopolicy", 10_000, 2)  # before any policy: NO_POLICY
+    s.spawn("golden-nopolicy", "golden-nopolicy", "researcher", 1_000)  # NO_POLICY
+    s.pause(1.5)
+    s.policy(policy_version(1))
+    s.pause(3.0)  # the gate reads a new version between batches
+    r = s.root("golden-denials", 400_000, 30)
+    a = s.spawn(r, r, "researcher", 120_000, 6)
+    c = s.spawn(r, r, "coder", 100_000, 1)
+    b = s.spawn(r, a, "researcher", 40_000, 3)
+    d = s.spawn(r, b, "researcher", 10_000, 1)
+    s.spawn(r, c, "reviewer", 20_000, 0)
+    s.spawn(r, d, "summarizer", 1_000)  # DEPTH_EXCEEDED
+    s.spawn(r, c, "reviewer", 5_000)  # SPAWN_BUDGET_EXHAUSTED
+    s.spawn(r, b, "researcher", 39_000, 0)  # TOKEN_BUDGET_EXHAUSTED (30,000 left)
+    s.spawn(r, r, "crypto-miner", 1_000)  # CONFIG_NOT_WHITELISTED
+    s.spawn(r, a, "coder", 10_000)  # NOT_AUTHORIZED
+    s.spawn(r, r, "researcher", 1_000, capabilities=["deploy"])  # FORBIDDEN_ACTION
+    s.spawn(r, r, "summarizer", 300_000)  # GRANT_TOO_LARGE
+    s.spawn(r, "nobody", "summarizer", 1_000)  # UNKNOWN_PARENT
+    s.spawn(r, r, "summarizer", -5)  # INVALID_REQUEST
+    duplicate = uuid.uuid5(NS, "denials/duplicate")
+    s.spawn(r, r, "summarizer", 1_000, request_id=duplicate)
+    s.spawn(r, r, "summarizer", 1_000, request_id=duplicate)  # DUPLICATE_REQUEST
+    for _ in range(3):
+        s.spawn(r, r, "summarizer", 2_000)  # the 3rd: PARENT_CONCURRENCY (5 active children)
+    s.spawn(r, r, "coder", 200_000, 2)  # TOKEN_BUDGET_EXHAUSTED before the researcher's tokens come back
+    s.root(r, 1_000, 1)  # RootRejected: DUPLICATE_REQUEST
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=d, tokens=15_000, model="large"), r)  # BudgetExhausted
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=c, tokens=90_000), r)  # BudgetExhausted (20,000 reserved)
+    s.spawn(r, c, "reviewer", 1_000)  # TOKEN_BUDGET_EXHAUSTED (the coder is over budget)
+    s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id="ghost", additional_tokens=5, requested_by=r), r)
+    s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id=d, additional_tokens=8_000, requested_by=b), r)
+    # The first researcher completes: its subtree is terminated and its unused tokens return.
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=a, result_summary="12 sources", tokens_used=30_000), r)
+    s.spawn(r, b, "summarizer", 1_000)  # PARENT_NOT_ACTIVE
+    s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id=b, additional_tokens=5, requested_by=r), r)
+    coder = s.spawn(r, r, "coder", 200_000, 2)  # approved now: the researcher's unused tokens came back
+    runaway = s.root("golden-runaway", 50_000, 5)
+    for _ in range(21):
+        s.spawn(runaway, runaway, "crypto-miner", 1_000)  # 20 denials open the circuit; then CIRCUIT_OPEN
+    s.pause(1.0)
+    s.policy(policy_version(2, max_active_per_tenant=6))
+    s.pause(3.0)
+    s.spawn(r, coder, "reviewer", 1_000)  # TENANT_CONCURRENCY
+    s.pause(1.0)
+    s.policy(policy_version(3, max_active_platform=6))
+    s.pause(3.0)
+    s.spawn(r, coder, "reviewer", 1_000)  # PLATFORM_CONCURRENCY
+    return s
+
+
+def lifecycle() -> Script:
+    """Cascades, requested termination, failure, timeouts, budget returns and late usage."""
+    s = Script("lifecycle", tenant="globex")
+    s.policy(policy_version(1))
+    s.pause(3.0)
+    r = s.root("golden-lifecycle", 300_000, 20)
+    a = s.spawn(r, r, "researcher", 100_000, 4)
+    a1 = s.spawn(r, a, "researcher", 30_000, 1)
+    a2 = s.spawn(r, a1, "summarizer", 5_000)
+    c = s.spawn(r, r, "coder", 80_000, 2)
+    c1 = s.spawn(r, c, "reviewer", 10_000)
+    slow = s.spawn(r, r, "researcher", 20_000, 2, max_runtime_ms=1_500)
+    s.spawn(r, slow, "summarizer", 2_000)
+    s.fact(lambda m: ev.AgentStarted(meta=m, agent_id=a, runtime="golden"), r)
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=a1, tokens=4_000), r)
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=a2, tokens=1_000), r)
+    # a1 fails: a2 is terminated, unused tokens flow back to a.
+    s.fact(lambda m: ev.AgentFailed(meta=m, agent_id=a1, error="tool crashed", tokens_used=500), r)
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=a2, tokens=300), r)  # late: charged to a
+    s.spawn(r, a, "researcher", 90_000)  # fits again only because a1's tokens came back
+    # An operator stops the coder: its reviewer goes with it.
+    s.fact(lambda m: ev.TerminationRequested(meta=m, agent_id=c, requested_by="operator", reason="off track"), r)
+    s.fact(lambda m: ev.TerminationRequested(meta=m, agent_id=c1, requested_by="operator"), r)  # already ended
+    s.pause(4.0)  # `slow` passes its deadline: timed out by the gate's timer, its child with it
+    s.spawn(r, slow, "summarizer", 1_000)  # PARENT_NOT_ACTIVE
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=r, tokens=295_000), r)  # the root overspends
+    s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id=r, additional_tokens=50_000, requested_by="ops"), r)
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=r, result_summary="done", tokens_used=1_000), r)
+    s.spawn(r, r, "summarizer", 1_000)  # the tree has ended
+    return s
+
+
+SCENARIOS: dict[str, Callable[[], Script]] = {"denials": denials, "lifecycle": lifecycle}
+
+
+def _now(event: ev.Event) -> ev.Event:
+    """``event`` as happening now (the gate's clock is the events' time: deadlines count from it)."""
+    return event.model_copy(update={"meta": event.meta.model_copy(update={"occurred_at": datetime.now(UTC)})})
+
+
+REQUESTS = (ev.RootAgentRegistered, ev.SpawnRequested, ev.BudgetTopUpRequested)
+"""Inputs the gate answers with exactly one decision."""
+
+
+def play(settings: Settings, script: Script, settle: Callable[[int], None] | None = None) -> None:
+    """Publish a scenario's steps in order.
+
+    ``settle(n)`` (when given) must wait until the gate has answered ``n`` requests; it is
+    called before each policy version and after each pause, so that the decisions before a
+    new version are taken under the old one (the gate applies the newest version it has read).
+    """
+    requests = 0
+    with Producer(settings) as producer:
+        for step in script.steps:
+            if step.policy is not None:
+                if settle is not None:
+                    settle(requests)
+                producer.publish(to_event(step.policy, published_by="golden"))
+            if step.events:
+                producer.publish_many([_now(e) for e in step.events])
+                requests += sum(isinstance(e, REQUESTS) for e in step.events)
+            if step.pause_s:
+                producer.flush()
+                time.sleep(step.pause_s)
+                if settle is not None:
+                    settle(requests)

@@ -1,0 +1,141 @@
+"""Golden logs: recorded gate runs, checked in, must replay to the recorded decisions byte for byte."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentlog import events as ev
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from processors.policy import Policy
+from replay.check_export import check_export
+from replay.export import manifest_path
+from replay.render import decision_report_text
+from replay.runs import decisions_report
+
+from .scenarios import policy_version
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+LOGS = sorted(GOLDEN.glob("*.jsonl"))
+
+
+def _decisions(path: Path) -> list[dict[str, object]]:
+    lines = (json.loads(text) for text in path.read_text().splitlines())
+    return [line for line in lines if ".decision." in (line["record"] or "")]
+
+
+def _copy(path: Path, into: Path) -> Path:
+    target = into / path.name
+    shutil.copy(path, target)
+    shutil.copy(manifest_path(path), manifest_path(target))
+    return target
+
+
+def test_there_are_golden_logs() -> None:
+    """The recorded scenarios are checked in."""
+    assert {p.stem for p in LOGS} >= {"denials", "lifecycle"}
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_golden_log_checks_out_against_its_manifest(path: Path) -> None:
+    """Digest, chain hashes, decoded events and counts of each golden log are intact."""
+    assert check_export(path) == []
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_golden_log_replays_byte_for_byte(path: Path) -> None:
+    """The gate's pure core reproduces every recorded decision, byte for byte, and decides nothing else."""
+    report = decisions_report(Settings(), log=path)
+    assert report.outcomes == []
+    assert report.recorded == len(_decisions(path)) > 0
+    assert report.reproduced == report.recorded
+    assert report.pending == 0
+
+
+def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
+    """Between them the golden logs hold every denial reason, each termination path, returns and a timeout."""
+    decisions = [d for path in LOGS for d in _decisions(path)]
+    reasons = {d["event"]["reason"] for d in decisions if d["event"].get("reason")}  # type: ignore[index,union-attr]
+    every_denial = {r.value for r in ev.DenialReason} - {"UNKNOWN"}
+    assert every_denial <= reasons, f"missing {sorted(every_denial - reasons)}"
+    assert {"ANCESTOR_ENDED", "REQUESTED"} <= reasons
+    kinds = {str(d["record"]).rsplit(".", 1)[-1] for d in decisions}
+    assert {"AgentTimedOut", "BudgetExhausted", "BudgetToppedUp", "CircuitOpened", "RootRejected"} <= kinds
+    returned = [d["event"]["returned_tokens"] for d in decisions if "returned_tokens" in d["event"]]  # type: ignore[operator,index]
+    assert any(int(t) > 0 for t in returned)  # type: ignore[call-overload]
+    versions = {d["event"]["policy_version"] for d in decisions}  # type: ignore[index]
+    assert {0, 1, 2, 3} <= versions
+
+
+def test_an_altered_decision_is_reported_side_by_side(tmp_path: Path) -> None:
+    """A recorded decision whose bytes differ from the replay's is a divergence naming the field and both values."""
+    path = _copy(GOLDEN / "denials.jsonl", tmp_path)
+    serde = Serde()
+    lines = path.read_text().splitlines()
+    for i, text in enumerate(lines):
+        line = json.loads(text)
+        if line["record"] == ev.SpawnApproved.avro_name:
+            event = serde.decode(base64.b64decode(line["value_b64"]))
+            forged = event.model_copy(update={"granted_token_budget": 999_999})
+            line["value_b64"] = base64.b64encode(serde.encode(forged, line["topic"])).decode()
+            lines[i] = json.dumps(line, separators=(",", ":"))
+            target = line
+            break
+    path.write_text("\n".join(lines) + "\n")
+    report = decisions_report(Settings(), log=path)
+    assert [o.status for o in report.outcomes] == ["divergent"]
+    outcome = report.outcomes[0]
+    assert outcome.recorded[0]["_position"] == f"{target['topic']}[{target['partition']}]@{target['offset']}"
+    assert outcome.recorded[0]["granted_token_budget"] == 999_999
+    assert outcome.replayed[0]["granted_token_budget"] == 120_000
+    text = "\n".join(decision_report_text(report))
+    assert "granted_token_budget: recorded 999999 | replayed 120000" in text
+    assert "1 divergences" in text
+
+
+def test_what_if_lists_the_decisions_another_policy_changes() -> None:
+    """Under max_depth 1 the depth-2 and depth-3 approvals become denials, reported as changes."""
+    strict: Policy = policy_version(9, max_depth=1)
+    report = decisions_report(Settings(), log=GOLDEN / "denials.jsonl", what_if=strict)
+    assert report.what_if == "default v9"
+    assert report.outcomes, "a stricter depth limit must change decisions"
+    assert all(o.status == "changed" for o in report.outcomes)
+    flipped = [
+        o
+        for o in report.outcomes
+        if o.recorded
+        and o.recorded[0]["_record"] == ev.SpawnApproved.avro_name
+        and o.replayed[0]["_record"] == ev.SpawnDenied.avro_name
+    ]
+    assert {o.recorded[0]["depth"] for o in flipped} == {2, 3}
+    # the depth-2 researcher is denied, so the depth-3 one's parent is unknown
+    assert {o.replayed[0]["reason"] for o in flipped} == {"DEPTH_EXCEEDED", "UNKNOWN_PARENT"}
+    json.dumps([o.as_json() for o in report.outcomes], default=str)
+
+
+def test_cli_replays_a_golden_log_and_shows_a_what_if(tmp_path: Path) -> None:
+    """`agentlog replay decisions --log` proves the log (exit 0); with --policy it prints a diff and JSON."""
+    agentlog = [sys.executable, "-m", "agentlog.cli.main", "replay", "decisions", "-q"]
+    proved = subprocess.run(
+        [*agentlog, "--log", str(GOLDEN / "lifecycle.jsonl")], check=False, capture_output=True, text=True
+    )
+    assert proved.returncode == 0, proved.stderr
+    assert "every recorded decision reproduced byte for byte" in proved.stdout
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(json.dumps(policy_version(7, max_depth=1).model_dump(mode="json")))
+    what_if = [*agentlog, "--log", str(GOLDEN / "lifecycle.jsonl"), "--policy", str(policy)]
+    text = subprocess.run(what_if, check=False, capture_output=True, text=True)
+    assert text.returncode == 0, text.stderr
+    assert "- recorded  SpawnApproved" in text.stdout
+    assert "+ what-if  SpawnDenied" in text.stdout
+    as_json = subprocess.run([*what_if, "--json"], check=False, capture_output=True, text=True)
+    document = json.loads(as_json.stdout)
+    assert document["what_if"] == "default v7"
+    assert {o["status"] for o in document["outcomes"]} == {"changed"}
