@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from agentlog.producer import Producer
 from agentlog.serde import Serde
@@ -43,7 +44,7 @@ from projections.lineage import Lineage
 from projections.migrate import migrate
 from projections.projector import Projector, ProjectorOptions
 from projections.workload import ForestShape, forest
-from projections.writer import BatchWriter
+from projections.writer import AUDIT_TYPES, BatchWriter
 
 
 class TimedWriter(BatchWriter):
@@ -114,6 +115,7 @@ def throughput(settings: Settings, events: int) -> None:
             f"({writer.rows:,} rows in {busy:.2f}s from first to last commit; run incl. group join {wall:.1f}s)"
         )
         with connect(settings, schema, autocommit=True) as conn:
+            set_json_dumps(lambda text: text, context=conn)  # JSON values are read back as the text written
             as_written = [
                 sql.SQL("{}::text").format(sql.Identifier(c)) if c in ("value", "headers") else sql.Identifier(c)
                 for c in AUDIT_COLUMNS
@@ -125,8 +127,9 @@ def throughput(settings: Settings, events: int) -> None:
                 conn.execute(sql.SQL("CREATE TABLE {} (LIKE audit_log" + like + ")").format(table))
 
                 def copy(table: sql.Identifier = table) -> None:
-                    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)
+                    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, columns)
                     with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as out:
+                        out.set_types(AUDIT_TYPES)
                         for row in rows:
                             out.write_row(row)
 
