@@ -131,7 +131,7 @@ def tree_dot(tree: Tree) -> str:
     ids = _ids(tree)
 
     def q(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
     lines = ["digraph lineage {", "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
     for agent in tree.agents:
