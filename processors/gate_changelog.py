@@ -10,6 +10,7 @@ from the beginning to the last stable offset with a ``read_committed`` consumer.
 from __future__ import annotations
 
 import json
+import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -39,34 +40,38 @@ def encode_tree(tree: TreeState) -> bytes:
     return json.dumps(tree.to_dict(), separators=(",", ":")).encode()
 
 
-def restore_partition(settings: Settings, partition: int, partitions: int, timeout_s: float = 60.0) -> PartitionState:
-    """The state of ``partition`` as of the last committed transaction."""
-    import time
-
-    state = PartitionState(partition=partition, partitions=partitions)
+def restore_partitions(
+    settings: Settings, partitions: list[int], partition_count: int, timeout_s: float = 60.0
+) -> dict[int, PartitionState]:
+    """The state of each of ``partitions`` as of the last committed transaction, read in one pass."""
+    latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
     consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
     try:
-        consumer.assign([TopicPartition(changelog_topic(settings), partition, OFFSET_BEGINNING)])
-        latest: dict[str, bytes | None] = {}
+        consumer.assign([TopicPartition(changelog_topic(settings), p, OFFSET_BEGINNING) for p in partitions])
+        unfinished = set(partitions)
         deadline = time.monotonic() + timeout_s
-        while True:
+        while unfinished:
             if time.monotonic() > deadline:
-                raise GateError(f"restoring partition {partition} took longer than {timeout_s}s")
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break
-                raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
-            key = msg.key()
-            if key is not None:
-                latest[key.decode()] = msg.value()
+                raise GateError(f"restoring partitions {sorted(unfinished)} took longer than {timeout_s}s")
+            for msg in consumer.consume(10_000, 0.2):
+                partition = msg.partition() or 0
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        unfinished.discard(partition)
+                        continue
+                    raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
+                key = msg.key()
+                if key is not None:
+                    latest[partition][key.decode()] = msg.value()
     finally:
         consumer.close()
-    for value in latest.values():
-        if value is not None:
-            state.put_tree(TreeState.from_dict(json.loads(value)))
-    state.compact_deadlines()
-    return state
+    states = {}
+    for partition, trees in latest.items():
+        state = PartitionState(partition=partition, partitions=partition_count)
+        for value in trees.values():
+            if value is not None:
+                state.put_tree(TreeState.from_dict(json.loads(value)))
+        state.compact_deadlines()
+        states[partition] = state
+    return states

@@ -46,7 +46,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 from processors.errors import GateError
-from processors.gate_changelog import GATE_CHANGELOG, changelog_topic, encode_tree, restore_partition
+from processors.gate_changelog import GATE_CHANGELOG, changelog_topic, encode_tree, restore_partitions
 from processors.gate_input import SOURCES, decode_input
 from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
 from processors.policy_reader import PolicyReader
@@ -302,16 +302,16 @@ class SpawnGateWorker:
         assigned = sorted(self.states)
         tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
         committed = self.consumer.committed(tps, timeout=30) if tps else []
-        for p in assigned:
-            self._restore(p)
+        self._restore(assigned)
         for tp in committed:
             tp.offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING when nothing was committed
             self.consumer.seek(tp)
 
-    def _restore(self, partition: int) -> None:
-        self.states[partition] = restore_partition(self.settings, partition, TREE_PARTITIONS)
-        self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
-        self.stats.restores += 1
+    def _restore(self, partitions: list[int]) -> None:
+        self.states.update(restore_partitions(self.settings, partitions, TREE_PARTITIONS))
+        for partition in partitions:
+            self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
+        self.stats.restores += len(partitions)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in partitions})
@@ -319,7 +319,7 @@ class SpawnGateWorker:
             topics = {tp.topic for tp in partitions if tp.partition == p}
             if topics != set(self.topics):
                 raise GateError(f"partition {p} assigned for {sorted(topics)} only; the inputs must be co-partitioned")
-            self._restore(p)
+        self._restore(numbers)
         self.stats.assigned = sorted(self.states)
         log.info("assigned partitions %s", numbers)
 

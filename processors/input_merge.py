@@ -5,7 +5,10 @@ are co-partitioned: partition *p* of each holds the same trees. Their records mu
 decided in one order that does not depend on how fetches happened to interleave, so that
 a restarted processor, a second worker after a rebalance and the replay tool all see the
 same sequence. That order is the broker's append time (the topics use
-``message.timestamp.type=LogAppendTime``), then the topic (requests first), then the offset.
+``message.timestamp.type=LogAppendTime``), then the topic, then the offset. Within one
+millisecond lifecycle facts go before requests: a runtime that reports a completion and
+then asks for a new spawn expects the returned tokens to count, while a request's
+follow-up facts (usage of the new child) need the decision first and so come later anyway.
 
 A record is *released* only when no record that sorts before it can still arrive:
 
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 
 REQUESTS = 0
 LIFECYCLE = 1
+_TIE_RANK = (1, 0)
+"""Rank of each source among records appended in the same millisecond: lifecycle first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +51,8 @@ class InputRecord:
     headers: list[tuple[str, bytes]] | None = None
 
     def sort_key(self) -> tuple[int, int, int]:
-        """(append time, topic, offset): the order records are decided in."""
-        return (self.timestamp_ms, self.source, self.offset)
+        """(append time, topic rank, offset): the order records are decided in."""
+        return (self.timestamp_ms, _TIE_RANK[self.source], self.offset)
 
 
 @dataclass

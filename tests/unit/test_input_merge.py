@@ -1,0 +1,84 @@
+"""The spawn gate's deterministic order of its two input topics."""
+
+from __future__ import annotations
+
+import random
+
+from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+
+
+def _record(source: int, offset: int, ts: int) -> InputRecord:
+    return InputRecord(source, "t", 0, offset, ts, None, None)
+
+
+def test_a_record_waits_until_the_other_topic_is_confirmed_at_its_end() -> None:
+    """With nothing buffered from the other topic, a record is held until its end is confirmed after it."""
+    merge = PartitionMerge(clock_margin_ms=5)
+    merge.add(_record(REQUESTS, 0, 1_000))
+    assert merge.release() == [] and merge.blocked_on() == LIFECYCLE
+    merge.reached_end(LIFECYCLE, 7)
+    merge.confirm_end(LIFECYCLE, 1_003)  # asked before the record's time + margin: not enough
+    assert merge.release() == []
+    merge.confirm_end(LIFECYCLE, 1_005)
+    assert [r.offset for r in merge.release()] == [0]
+    assert merge.blocked_on() is None and merge.pending() == 0
+
+
+def test_order_is_append_time_then_lifecycle_first_then_offset() -> None:
+    """Records of both topics come out by time; within one millisecond lifecycle facts go first."""
+    merge = PartitionMerge()
+    for record in [_record(REQUESTS, 0, 10), _record(REQUESTS, 1, 20), _record(REQUESTS, 2, 30)]:
+        merge.add(record)
+    for record in [_record(LIFECYCLE, 0, 20), _record(LIFECYCLE, 1, 25), _record(LIFECYCLE, 2, 40)]:
+        merge.add(record)
+    released = merge.release()
+    # (40, lifecycle) stays: nothing from requests sorts after it yet.
+    assert [(r.timestamp_ms, r.source) for r in released] == [
+        (10, REQUESTS), (20, LIFECYCLE), (20, REQUESTS), (25, LIFECYCLE), (30, REQUESTS)
+    ]  # fmt: skip
+    assert merge.blocked_on() == REQUESTS and merge.first_pending_offset(LIFECYCLE) == 2
+
+
+def test_a_record_fetched_after_the_end_moves_the_end_on() -> None:
+    """An end confirmed earlier no longer counts once a newer record of that topic arrived."""
+    merge = PartitionMerge(clock_margin_ms=0)
+    merge.reached_end(LIFECYCLE, 3)
+    merge.confirm_end(LIFECYCLE, 100)
+    merge.add(_record(LIFECYCLE, 3, 150))
+    merge.add(_record(REQUESTS, 0, 160))
+    assert [r.source for r in merge.release()] == [LIFECYCLE]
+    assert merge.end_offset(LIFECYCLE) is None and merge.blocked_on() == LIFECYCLE
+
+
+def test_release_order_does_not_depend_on_fetch_interleaving() -> None:
+    """However fetches interleave the two topics, the released sequence is the same."""
+    requests = [_record(REQUESTS, i, t) for i, t in enumerate([1, 3, 3, 8, 9, 15])]
+    lifecycle = [_record(LIFECYCLE, i, t) for i, t in enumerate([2, 3, 7, 9, 20])]
+    expected = sorted(requests + lifecycle, key=InputRecord.sort_key)
+    for seed in range(50):
+        rng = random.Random(seed)
+        merge = PartitionMerge(clock_margin_ms=0)
+        queues, out = [list(requests), list(lifecycle)], []
+        while any(queues):
+            source = rng.choice([i for i, q in enumerate(queues) if q])
+            for _ in range(rng.randint(1, 3)):
+                if queues[source]:
+                    merge.add(queues[source].pop(0))
+            out += merge.release()
+        for source in (REQUESTS, LIFECYCLE):
+            merge.reached_end(source, 99)
+            merge.confirm_end(source, 1_000)
+        out += merge.release()
+        assert out == expected
+
+
+def test_watermark_needs_both_topics_confirmed() -> None:
+    """Inputs are complete up to the older of the two confirmations (minus the margin)."""
+    merge = PartitionMerge(clock_margin_ms=5)
+    assert merge.watermark_ms() is None
+    merge.reached_end(REQUESTS, 0)
+    merge.confirm_end(REQUESTS, 500)
+    assert merge.watermark_ms() is None
+    merge.reached_end(LIFECYCLE, 0)
+    merge.confirm_end(LIFECYCLE, 400)
+    assert merge.watermark_ms() == 395
