@@ -8,6 +8,12 @@ Two wire formats, both read by :meth:`Serde.decode_value`:
 * Confluent wire format, when a schema registry is configured: ``00`` + 4-byte big-endian
   schema id + Avro binary body. Schemas are never auto-registered; a schema missing from
   the registry is an error.
+
+The body is written and read by code compiled for each schema (:mod:`agentlog.avro_compiled`),
+byte for byte what fastavro writes and reads, about twice as fast. fastavro still encodes what
+the compiled encoder does not take (a field left out, to be filled with its default; a value
+of the wrong type, to get fastavro's error) and decodes data written by an older schema,
+which needs schema resolution.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Literal
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from agentlog.avro_compiled import AvroDecodeError, codec_for
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import EVENT_TYPES, Event
 from agentlog.schema_registry import SchemaRegistry
@@ -71,13 +78,18 @@ class Serde:
     def encode_value(self, full_name: str, value: dict[str, Any], topic: str) -> bytes:
         """Bytes of a record given as plain Python (as ``model_dump`` yields it)."""
         schema = self.store.get(full_name)
-        body = io.BytesIO()
         if self.registry is None:
-            body.write(SINGLE_OBJECT_MAGIC)
-            body.write(schema.fingerprint)
+            header = SINGLE_OBJECT_MAGIC + schema.fingerprint
         else:
-            body.write(CONFLUENT_MAGIC)
-            body.write(struct.pack(">I", self.registry.id_for(topic, schema)))
+            header = CONFLUENT_MAGIC + struct.pack(">I", self.registry.id_for(topic, schema))
+        codec = codec_for(schema)
+        if codec is not None:
+            try:
+                return codec.encode(value, header)
+            except Exception:
+                pass  # fastavro fills in defaults of missing fields, or raises its own error
+        body = io.BytesIO()
+        body.write(header)
         schemaless_writer(body, schema.parsed, value)
         return body.getvalue()
 
@@ -105,6 +117,12 @@ class Serde:
             reader = self.store.get(writer.full_name)
         except Exception as e:
             raise DecodeError(f"record {writer.full_name} is not part of this contract") from e
+        codec = codec_for(reader) if writer.fingerprint == reader.fingerprint else None
+        if codec is not None:
+            try:
+                return Decoded(reader, codec.decode(data, offset), encoding)
+            except AvroDecodeError as e:
+                raise DecodeError(f"body does not match {writer.full_name}: {e}") from e
         body = io.BytesIO(data[offset:])
         try:
             value = schemaless_reader(body, writer.parsed, None if reader is writer else reader.parsed)
