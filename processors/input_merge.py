@@ -89,7 +89,7 @@ class PartitionMerge:
 
     def release(self) -> list[InputRecord]:
         """Every record that can be decided now, in order."""
-        released = []
+        released: list[InputRecord] = []
         while True:
             candidates = [h[0] for h in self._heaps if h]
             if not candidates:

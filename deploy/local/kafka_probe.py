@@ -71,7 +71,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def probe_raw(bootstrap: str, timeout: float) -> str:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         sock.settimeout(timeout)
         r = call(sock, API_VERSIONS, 0, 1, b"")
