@@ -136,3 +136,49 @@ def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:
         digest = link(prev, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
         yield ChainedRecord(r, prev, digest)
         prev = digest
+
+
+def record_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """For every partition of ``topics`` holding records: the offset after its last committed record, now.
+
+    Not the high watermark: transaction markers and aborted records take offsets too, and a
+    projector that read everything stands at the last record + 1. Found by reading the tail
+    of each partition (a wider tail when it holds only markers).
+    """
+    ends: dict[tuple[str, int], int] = {}
+    consumer = _consumer(settings)
+    try:
+        for topic in topics:
+            for partition in partitions_of(settings, topic):
+                low, high = _watermarks(consumer, TopicPartition(topic, partition))
+                window = 64
+                while high > low:
+                    start = max(low, high - window)
+                    last = _last_offset(consumer, topic, partition, start, high)
+                    if last is not None:
+                        ends[(topic, partition)] = last + 1
+                        break
+                    if start == low:
+                        break  # markers only: nothing committed to project
+                    window *= 16
+    finally:
+        consumer.close()
+    return ends
+
+
+def _last_offset(consumer: Consumer, topic: str, partition: int, start: int, high: int) -> int | None:
+    consumer.assign([TopicPartition(topic, partition, start)])
+    last: int | None = None
+    try:
+        while True:
+            for msg in consumer.consume(_BATCH, _WAIT_S):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return last
+                    raise KafkaReadError(topic, f"partition {partition}: {error.str()}")
+                last = msg.offset()
+                if last is not None and last >= high - 1:
+                    return last
+    finally:
+        consumer.unassign()
