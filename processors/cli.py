@@ -31,6 +31,10 @@ def run(
     ] = None,
     policy: Annotated[str, typer.Option(help="Name of the policy to enforce.")] = "default",
     batch_size: Annotated[int, typer.Option(min=1, help="Most records decided per transaction.")] = 2000,
+    batch_wait_ms: Annotated[int, typer.Option(min=1, help="Longest wait for records before deciding.")] = 20,
+    clock_margin_ms: Annotated[
+        int, typer.Option(min=0, help="Allowed clock difference between this host and the brokers.")
+    ] = 5,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Run the spawn gate until SIGTERM or Ctrl-C. Start several to share the partitions."""
@@ -39,7 +43,13 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    config = GateConfig(worker_id=worker_id or socket.gethostname(), policy_name=policy, batch_size=batch_size)
+    config = GateConfig(
+        worker_id=worker_id or socket.gethostname(),
+        policy_name=policy,
+        batch_size=batch_size,
+        batch_wait_ms=batch_wait_ms,
+        clock_margin_ms=clock_margin_ms,
+    )
     try:
         stats = SpawnGateWorker(settings, config).run(stop)
     except AgentlogError as e:
