@@ -310,7 +310,7 @@ def main() -> None:
         return report.records
 
     def run_decisions() -> int:
-        report = decisions_report(settings)
+        report = decisions_report(settings, workers=2)
         assert report.clean, report.outcomes[:3]
         return report.inputs + report.recorded
 

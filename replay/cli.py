@@ -108,6 +108,7 @@ def check_export_command(
 def verify_command(
     schema: Schema = DEFAULT_SCHEMA,
     deep: Annotated[bool, typer.Option("--deep", help="Also compare the decoded columns (slower).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Partitions checked at once.")] = 8,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -116,7 +117,8 @@ def verify_command(
     from replay.verify import verify
 
     try:
-        report = verify(get_settings(), _schema(schema), deep=deep, progress=Progress("verify", enabled=not quiet))
+        progress = Progress("verify", enabled=not quiet)
+        report = verify(get_settings(), _schema(schema), deep=deep, workers=workers, progress=progress)
     except (DatabaseUnavailableError, NotMigratedError) as e:
         fail(str(e))
     except AgentlogError as e:
@@ -207,6 +209,7 @@ def decisions_command(
     schema: Annotated[str, typer.Option(help="Schema whose audit table holds compacted policy versions.")] = (
         DEFAULT_SCHEMA
     ),
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the partitions.")] = 1,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -232,6 +235,7 @@ def decisions_command(
             policy_name=policy_name,
             schema=_schema(schema),
             progress=not quiet,
+            workers=workers,
         )
     except ExportFormatError as e:
         fail(str(e), EXIT_BAD_INPUT)

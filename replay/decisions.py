@@ -28,6 +28,7 @@ Memory: one partition's state (the gate holds the same) and one group; the log s
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,6 +136,16 @@ class DecisionReport:
     def clean(self) -> bool:
         """Every recorded decision was reproduced and nothing else was decided."""
         return not self.outcomes
+
+    def merge(self, other: DecisionReport) -> None:
+        """Fold the report of other partitions into this one."""
+        self.partitions += other.partitions
+        self.inputs += other.inputs
+        self.recorded += other.recorded
+        self.reproduced += other.reproduced
+        self.groups += other.groups
+        self.pending += other.pending
+        self.outcomes += other.outcomes
 
 
 @dataclass
@@ -254,7 +265,9 @@ class DecisionReplay:
             value, name = decoded.value, decoded.full_name
             meta = value["meta"]
             causation = meta.get("causation_id")
-            key: tuple[str, Any] = ("input", str(causation)) if causation is not None else ("tick", meta["occurred_at"])
+            if causation is not None and not isinstance(causation, uuid.UUID):
+                causation = uuid.UUID(str(causation))  # a uuid inside a union may decode as text
+            key: tuple[str, Any] = ("input", causation) if causation is not None else ("tick", meta["occurred_at"])
             if current is not None and current.key == key:
                 current.records.append((record, value, name))
                 continue
@@ -287,7 +300,7 @@ class DecisionReplay:
                 continue  # the gate dead-letters it
             selected = self.root_id is None or event.meta.root_id == self.root_id
             self.report.inputs += selected
-            if target is not None and str(event.meta.event_id) == target.cause.event_id:
+            if target is not None and event.meta.event_id == target.key[1]:
                 cause = Cause(
                     "input", str(event.meta.event_id), event.avro_name, _position_of(record), None, event.meta.root_id
                 )

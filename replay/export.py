@@ -4,10 +4,11 @@ The file holds one record per line (JSON lines) or row (CSV), decoded, with its 
 partition, offset, broker timestamp, exact key and value bytes (base64) and the audit
 chain hashes recomputed from Kafka (``prev_hash``, ``hash``: see
 :mod:`projections.audit_chain`). Order: the policy topic first, then partition by
-partition the tree-keyed topics merged in the spawn gate's order (append time, topic,
-offset), then the dead letters. The manifest next to it (``FILE.manifest.json``) records
-the request, the counts per record type, the first and last positions, the chain head of
-every partition read, and the SHA-256 of the file; :mod:`replay.check_export` checks both.
+partition the tree-keyed topics merged in the spawn gate's order (append time, lifecycle
+before requests, other topics after, offset), then the dead letters. The manifest next to
+it (``FILE.manifest.json``) records the request, the counts per record type, the first
+and last positions, the chain head of every partition read, and the SHA-256 of the file;
+:mod:`replay.check_export` checks both.
 
 Every partition is read from offset 0 (the chain needs every record before the first one
 exported) by one consumer per topic, in a stream: memory stays flat.
@@ -31,7 +32,7 @@ from typing import Any, TextIO
 from agentlog.errors import DecodeError
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
-from agentlog.topics import CATALOGUE, DLQ, POLICY_CONFIG, TopicSpec
+from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
 from replay.progress import Progress
 from replay.selection import Selection, find_root, names_any, subtree
 from replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
@@ -217,7 +218,9 @@ class _Source:
             summary, stream = self._stream(policy_topic, p)
             for item in stream:
                 yield item, summary
-        tree_specs = [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ)]
+        # Same-millisecond ties in the gate's order: lifecycle facts before requests (processors.input_merge).
+        inputs_first = [AGENT_LIFECYCLE, SPAWN_REQUESTS]
+        tree_specs = inputs_first + [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ, *inputs_first)]
         topics = [self._topic(s) for s in tree_specs]
         numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
         wanted = self.selection.tree_partition(len(numbers))

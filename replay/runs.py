@@ -1,17 +1,52 @@
-"""Wiring of the decision replay: which log, which policies, which topic names."""
+"""Wiring of the decision replay: which log, which policies, which topic names; partitions in parallel."""
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS
+from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 from processors.policy import Policy
 from replay.decisions import DecisionReplay, DecisionReport
 from replay.log_source import ExportLog, KafkaLog, LogSource
+from replay.partitioning import partition_of
 from replay.policies import PolicyHistory, add_from_audit
 from replay.progress import Progress
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a worker process needs to replay some partitions (picklable)."""
+
+    source: LogSource
+    history: PolicyHistory
+    what_if: Policy | None
+    root_id: str | None
+    settings: Settings | None
+    """For the wire format of a Kafka log; None for an export file."""
+    decisions_topic: str
+    progress: bool
+
+    def run(self, partitions: list[int]) -> DecisionReport:
+        serde = Serde.from_settings(self.settings) if self.settings is not None else Serde()
+        replay = DecisionReplay(
+            self.source,
+            self.history,
+            what_if=self.what_if,
+            root_id=self.root_id,
+            serde=serde,
+            decisions_topic=self.decisions_topic,
+            progress=Progress(f"decisions {partitions}", enabled=self.progress),
+        )
+        return replay.run(partitions)
+
+
+def _run_one(plan: _Plan, partition: int) -> DecisionReport:
+    return plan.run([partition])
 
 
 def decisions_report(
@@ -23,11 +58,13 @@ def decisions_report(
     policy_name: str = "default",
     schema: str | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> DecisionReport:
     """Replay the gate over Kafka (or the export file ``log``) and compare with its recorded decisions.
 
     Policy versions come from the log; versions a decision names that the log lacks are
-    looked up in the audit table of ``schema`` (when given and reachable).
+    looked up in the audit table of ``schema`` (when given and reachable). Partitions are
+    independent (each has its own gate state), so ``workers`` processes share them.
     """
     serde = Serde.from_settings(settings) if log is None else Serde()
     source: LogSource
@@ -41,13 +78,17 @@ def decisions_report(
     history.add_records(source.policy_records(), serde)
     if log is None and schema is not None:
         add_from_audit(history, settings, schema)
-    replay = DecisionReplay(
-        source,
-        history,
-        what_if=what_if,
-        root_id=root_id,
-        serde=serde,
-        decisions_topic=decisions_topic,
-        progress=Progress("decisions", enabled=progress),
+    plan = _Plan(source, history, what_if, root_id, settings if log is None else None, decisions_topic, progress)
+    partitions = source.partitions() if root_id is None else [partition_of(root_id, TREE_PARTITIONS)]
+    if workers <= 1 or len(partitions) <= 1:
+        return plan.run(partitions)
+    report = DecisionReport(
+        what_if=f"{what_if.name} v{what_if.version}" if what_if else None,
+        policy_versions=sorted(history.versions),
+        policy_problems=list(history.problems),
     )
-    return replay.run()
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding librdkafka threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for partial in pool.map(_run_one, [plan] * len(partitions), partitions):
+            report.merge(partial)
+    return report

@@ -14,17 +14,22 @@ hash before it and carry the recomputed hash. What is found:
 - ``reordered``: an altered row holds, intact, the record of another offset of its
   partition (rows swapped or moved); it names both offsets.
 
-With ``deep``, the decoded columns (record name, value, root id, event id, occurred at,
-error) are also compared with what the projector derives from the record's bytes.
+The database recomputes each row's hash from the row's own columns (:data:`replay.chain.ROW_HASH_SQL`),
+so only the offsets and three hashes per row travel; equal hashes prove equal contents.
+A row that disagrees is then read in full to name what differs. With ``deep``, every row
+is read in full and its decoded columns (record name, value, root id, event id, occurred
+at, error) are also compared with what the projector derives from the record's bytes.
 
-Both sides are streamed (one consumer and one server-side cursor per partition); memory
-grows with the number of differences only.
+Partitions are checked in parallel (``workers``), each with one consumer and one
+server-side cursor, streaming: memory grows with the number of differences only.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,15 +38,18 @@ from psycopg import sql
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE, by_name
-from projections.audit_chain import GENESIS, link
+from projections.audit_chain import GENESIS
 from projections.batch import PartitionState as ProjectedState
 from projections.batch import RawRecord, build_batch
 from projections.db import DEFAULT_SCHEMA, Conn, connect, require_tables
+from replay.chain import ROW_HASH_SQL, PartitionChain
 from replay.progress import Progress
 from replay.topic_reader import Record, partitions_of, read_partition
 
 CHAINED_COLUMNS = ("timestamp_ms", "key", "raw_value", "prev_hash", "hash")
 DEEP_COLUMNS = ("record_name", "value", "error", "root_id", "event_id", "occurred_at")
+_FULL_COLUMNS = '"offset", timestamp_ms, key, raw_value, prev_hash, hash'
+_DEEP_SELECT = ", record_name, value::text, error, root_id, event_id, occurred_at"
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,16 @@ class VerifyReport:
         """No difference at all (lag is not a difference)."""
         return not self.differences
 
+    def add(self, other: VerifyReport) -> None:
+        """Fold one partition's report into this one."""
+        self.differences += other.differences
+        self.records += other.records
+        self.rows += other.rows
+        self.partitions += other.partitions
+        self.compacted += other.compacted
+        for where, n in other.lag.items():
+            self.lag[where] = self.lag.get(where, 0) + n
+
 
 @dataclass(slots=True)
 class _Row:
@@ -107,15 +125,21 @@ def _content(timestamp_ms: int, key: bytes | None, value: bytes | None) -> tuple
     return (timestamp_ms, key, value)
 
 
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
 class _PartitionCheck:
     """The walk over one partition: Kafka records and audit rows side by side."""
 
-    def __init__(self, topic: str, partition: int, next_offset: int | None, compacted: bool, report: VerifyReport):
+    def __init__(self, conn: Conn, topic: str, partition: int, next_offset: int | None, compacted: bool) -> None:
+        self.conn = conn
         self.topic = topic
         self.partition = partition
         self.next_offset = next_offset
         self.compacted = compacted
-        self.report = report
+        self.chain = PartitionChain(topic, partition)
+        self.report = VerifyReport(partitions=1)
         self.prev = GENESIS
         # Only for rows that disagree: who holds what, to tell a swap or a move from an alteration.
         self.kafka_at: dict[tuple[int, bytes | None, bytes | None], int] = {}
@@ -124,11 +148,19 @@ class _PartitionCheck:
     def diff(self, kind: str, offset: int, detail: str, columns: tuple[str, ...] = ()) -> Difference:
         return Difference(kind, self.topic, self.partition, offset, detail, columns)
 
+    def full_row(self, offset: int) -> _Row:
+        """Every chained column of the row at ``offset`` (read only for rows that disagree)."""
+        row = self.conn.execute(
+            sql.SQL(
+                "SELECT " + _FULL_COLUMNS + ' FROM audit_log WHERE topic = %s AND partition = %s AND "offset" = %s'
+            ),
+            (self.topic, self.partition, offset),
+        ).fetchone()
+        assert row is not None  # it was just read by the cursor, in the same transaction
+        return _Row(row[0], row[1], _bytes(row[2]), _bytes(row[3]), bytes(row[4]), bytes(row[5]))
+
     def kafka_only(self, record: Record) -> None:
-        truth = link(
-            self.prev, record.topic, record.partition, record.offset, record.timestamp_ms, record.key, record.value
-        )
-        self.prev = truth
+        self.prev = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
         if self.next_offset is None or record.offset >= self.next_offset:
             where = f"{self.topic}[{self.partition}]"
             self.report.lag[where] = self.report.lag.get(where, 0) + 1
@@ -138,7 +170,7 @@ class _PartitionCheck:
 
     def row_only(self, row: _Row) -> None:
         if self.compacted and row.prev_hash == self.prev:
-            own = link(row.prev_hash, self.topic, self.partition, row.offset, row.timestamp_ms, row.key, row.raw_value)
+            own = self.chain.link(row.prev_hash, row.offset, row.timestamp_ms, row.key, row.raw_value)
             if own == row.hash:
                 self.prev = row.hash  # a record compaction removed; the chain went through it
                 self.report.compacted += 1
@@ -147,9 +179,7 @@ class _PartitionCheck:
         self.wrong_rows.append((row, difference))
 
     def both(self, record: Record, row: _Row, deep_expected: tuple[Any, ...] | None) -> None:
-        truth = link(
-            self.prev, record.topic, record.partition, record.offset, record.timestamp_ms, record.key, record.value
-        )
+        truth = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
         expected = (record.timestamp_ms, record.key, record.value, self.prev, truth)
         actual = (row.timestamp_ms, row.key, row.raw_value, row.prev_hash, row.hash)
         columns = tuple(name for name, a, b in zip(CHAINED_COLUMNS, actual, expected, strict=True) if a != b)
@@ -161,19 +191,27 @@ class _PartitionCheck:
             detail = "differs from the Kafka record in " + ", ".join(columns)
             self.wrong_rows.append((row, self.diff("altered", row.offset, detail, columns)))
 
-    def finish(self) -> None:
-        """Tell swapped or moved rows from altered and extra ones, and record the differences."""
+    def both_by_hash(self, record: Record, offset: int, prev_hash: bytes, row_hash: bytes, server_hash: bytes) -> None:
+        """The fast path: equal hashes prove an intact row; otherwise read the row and compare column by column."""
+        truth = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
+        if prev_hash == self.prev and row_hash == truth and server_hash == truth:
+            self.prev = truth
+            return
+        self.both(record, self.full_row(offset), None)
+
+    def finish(self) -> VerifyReport:
+        """Tell swapped or moved rows from altered and extra ones; the partition's report."""
         for row, difference in self.wrong_rows:
             source = self.kafka_at.get(_content(row.timestamp_ms, row.key, row.raw_value))
             if source is not None and source != row.offset:
                 detail = f"holds the record of offset {source} (rows swapped or moved)"
-                if row.hash != link(
-                    row.prev_hash, self.topic, self.partition, source, row.timestamp_ms, row.key, row.raw_value
-                ):
+                if row.hash != self.chain.link(row.prev_hash, source, row.timestamp_ms, row.key, row.raw_value):
                     detail += "; its hashes do not chain"
                 self.report.differences.append(self.diff("reordered", row.offset, detail, difference.columns))
             else:
                 self.report.differences.append(difference)
+        self.report.differences.sort(key=lambda d: d.offset)
+        return self.report
 
 
 def _positions(conn: Conn, topics: list[str]) -> dict[tuple[str, int], int]:
@@ -188,38 +226,6 @@ def _row_partitions(conn: Conn, topics: list[str]) -> set[tuple[str, int]]:
     return {(t, p) for t, p in rows}
 
 
-def _rows(conn: Conn, topic: str, partition: int, deep: bool) -> Iterator[_Row]:
-    extra = ", record_name, value::text, error, root_id, event_id, occurred_at" if deep else ""
-    query = sql.SQL(
-        'SELECT "offset", timestamp_ms, key, raw_value, prev_hash, hash' + extra + " FROM audit_log"
-        ' WHERE topic = %s AND partition = %s ORDER BY "offset"'
-    )
-    with conn.transaction(), conn.cursor(name=f"verify_{partition}", binary=True) as cur:
-        cur.itersize = 10_000
-        cur.execute(query, (topic, partition))
-        for values in cur:
-            deep_values: tuple[Any, ...] = ()
-            if deep:
-                name, value, error, root_id, event_id, occurred_at = values[6:]
-                deep_values = (
-                    name,
-                    json.loads(value) if value is not None else None,
-                    error,
-                    root_id,
-                    event_id,
-                    occurred_at,
-                )
-            yield _Row(
-                values[0],
-                values[1],
-                bytes(values[2]) if values[2] is not None else None,
-                bytes(values[3]) if values[3] is not None else None,
-                bytes(values[4]),
-                bytes(values[5]),
-                deep_values,
-            )
-
-
 def _deep_expected(serde: Serde, prefix: str, record: Record) -> tuple[Any, ...]:
     """The decoded columns the projector writes for ``record`` (computed by its own code)."""
     raw = RawRecord(record.topic, record.partition, record.offset, record.timestamp_ms, record.key, record.value)
@@ -229,50 +235,126 @@ def _deep_expected(serde: Serde, prefix: str, record: Record) -> tuple[Any, ...]
     return (name, json.loads(text) if text is not None else None, error, root_id, event_id, occurred_at)
 
 
+@dataclass(frozen=True)
+class _Job:
+    topic: str
+    partition: int
+    next_offset: int | None
+    compacted: bool
+    in_kafka: bool
+
+
+class _Verifier:
+    def __init__(self, settings: Settings, schema: str, deep: bool, progress: Progress) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.deep = deep
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.serde = Serde.from_settings(settings)
+
+    def advance(self, n: int) -> None:
+        with self.lock:
+            self.progress.advance(n)
+
+    def check(self, job: _Job) -> VerifyReport:
+        with connect(self.settings, self.schema) as conn, conn.transaction():
+            check = _PartitionCheck(conn, job.topic, job.partition, job.next_offset, job.compacted)
+            records = read_partition(self.settings, job.topic, job.partition) if job.in_kafka else iter(())
+            if self.deep:
+                self._walk_full(conn, check, records)
+            else:
+                self._walk_hashes(conn, check, records)
+            return check.finish()
+
+    def _cursor_rows(self, conn: Conn, job_check: _PartitionCheck, columns: str) -> Iterator[tuple[Any, ...]]:
+        query = sql.SQL("SELECT " + columns + ' FROM audit_log WHERE topic = %s AND partition = %s ORDER BY "offset"')
+        with conn.cursor(name=f"verify_{job_check.partition}", binary=True) as cur:
+            cur.itersize = 20_000
+            cur.execute(query, (job_check.topic, job_check.partition))
+            yield from cur
+
+    def _walk_hashes(self, conn: Conn, check: _PartitionCheck, records: Iterator[Record]) -> None:
+        rows = self._cursor_rows(conn, check, '"offset", prev_hash, hash, ' + ROW_HASH_SQL)
+        record, row = next(records, None), next(rows, None)
+        done = 0
+        while record is not None or row is not None:
+            if row is None or (record is not None and record.offset < row[0]):
+                assert record is not None
+                check.kafka_only(record)
+                check.report.records += 1
+                record = next(records, None)
+            elif record is None or row[0] < record.offset:
+                check.row_only(check.full_row(row[0]))
+                check.report.rows += 1
+                row = next(rows, None)
+            else:
+                check.both_by_hash(record, row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]))
+                check.report.records += 1
+                check.report.rows += 1
+                record, row = next(records, None), next(rows, None)
+            done += 1
+            if done == 5000:
+                self.advance(done)
+                done = 0
+        self.advance(done)
+
+    def _walk_full(self, conn: Conn, check: _PartitionCheck, records: Iterator[Record]) -> None:
+        rows = (
+            _Row(
+                r[0],
+                r[1],
+                _bytes(r[2]),
+                _bytes(r[3]),
+                bytes(r[4]),
+                bytes(r[5]),
+                (r[6], json.loads(r[7]) if r[7] is not None else None, *r[8:]),
+            )
+            for r in self._cursor_rows(conn, check, _FULL_COLUMNS + _DEEP_SELECT)
+        )
+        record, row = next(records, None), next(rows, None)
+        while record is not None or row is not None:
+            if row is None or (record is not None and record.offset < row.offset):
+                assert record is not None
+                check.kafka_only(record)
+                check.report.records += 1
+                record = next(records, None)
+            elif record is None or row.offset < record.offset:
+                check.row_only(row)
+                check.report.rows += 1
+                row = next(rows, None)
+            else:
+                check.both(record, row, _deep_expected(self.serde, self.settings.topic_prefix, record))
+                check.report.records += 1
+                check.report.rows += 1
+                record, row = next(records, None), next(rows, None)
+            self.advance(1)
+
+
 def verify(
     settings: Settings,
     schema: str = DEFAULT_SCHEMA,
     *,
     deep: bool = False,
+    workers: int = 8,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Compare every audit row of this prefix's topics with Kafka; the report lists every difference."""
-    progress = progress or Progress("verify", enabled=False)
-    serde = Serde.from_settings(settings)
-    report = VerifyReport()
+    verifier = _Verifier(settings, schema, deep, progress or Progress("verify", enabled=False))
     topics = [settings.topic_prefix + spec.name for spec in CATALOGUE]
     with connect(settings, schema) as conn:
         require_tables(conn, schema)
         positions = _positions(conn, topics)
-        kafka_partitions = {(t, p) for t in topics for p in partitions_of(settings, t)}
-        every = sorted(kafka_partitions | _row_partitions(conn, topics))
-        for topic, partition in every:
-            spec = by_name(topic, settings.topic_prefix)
-            compacted = spec is not None and spec.cleanup_policy == "compact"
-            check = _PartitionCheck(topic, partition, positions.get((topic, partition)), compacted, report)
-            records = read_partition(settings, topic, partition) if (topic, partition) in kafka_partitions else iter(())
-            rows = _rows(conn, topic, partition, deep)
-            record = next(records, None)
-            row = next(rows, None)
-            while record is not None or row is not None:
-                if row is None or (record is not None and record.offset < row.offset):
-                    assert record is not None
-                    check.kafka_only(record)
-                    report.records += 1
-                    progress.advance()
-                    record = next(records, None)
-                elif record is None or row.offset < record.offset:
-                    check.row_only(row)
-                    report.rows += 1
-                    row = next(rows, None)
-                else:
-                    expected = _deep_expected(serde, settings.topic_prefix, record) if deep else None
-                    check.both(record, row, expected)
-                    report.records += 1
-                    report.rows += 1
-                    progress.advance()
-                    record = next(records, None)
-                    row = next(rows, None)
-            check.finish()
-            report.partitions += 1
+        row_partitions = _row_partitions(conn, topics)
+    kafka_partitions = {(t, p) for t in topics for p in partitions_of(settings, t)}
+    jobs = []
+    for topic, partition in sorted(kafka_partitions | row_partitions):
+        spec = by_name(topic, settings.topic_prefix)
+        compacted = spec is not None and spec.cleanup_policy == "compact"
+        in_kafka = (topic, partition) in kafka_partitions
+        jobs.append(_Job(topic, partition, positions.get((topic, partition)), compacted, in_kafka))
+    report = VerifyReport()
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
+        for partial in pool.map(verifier.check, jobs):
+            report.add(partial)
     return report
