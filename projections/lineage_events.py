@@ -121,8 +121,8 @@ class LineageWrites:
     """The lineage rows of a batch of events."""
 
     agents: dict[str, AgentDelta] = field(default_factory=dict)
-    identity_order: list[str] = field(default_factory=list)
-    """Agents in the order their identity events were read: a parent before its children."""
+    identity_order: dict[str, None] = field(default_factory=dict)
+    """Agents in the order their identity events were read (a parent before its children); a dict as ordered set."""
     agent_events: list[tuple[Any, ...]] = field(default_factory=list)
     denied: list[tuple[Any, ...]] = field(default_factory=list)
     handoffs: list[tuple[Any, ...]] = field(default_factory=list)
@@ -134,8 +134,8 @@ class LineageWrites:
             self.agents[delta.agent_id] = delta  # callers hand over a fresh delta per event
         else:
             current.merge(delta)
-        if delta.identity is not None and delta.agent_id not in self.identity_order:
-            self.identity_order.append(delta.agent_id)
+        if delta.identity is not None:
+            self.identity_order.setdefault(delta.agent_id)
         status = delta.status
         self.agent_events.append(
             (
@@ -158,7 +158,7 @@ class LineageWrites:
     def ordered_agents(self) -> list[AgentDelta]:
         """Deltas with identity first, in reading order, then the others."""
         first = [self.agents[a] for a in self.identity_order]
-        return first + [d for a, d in self.agents.items() if a not in set(self.identity_order)]
+        return first + [d for a, d in self.agents.items() if a not in self.identity_order]
 
 
 def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], position: Position) -> None:  # noqa: PLR0912  (one branch per record type reads best)

@@ -9,7 +9,8 @@ The commit protocol of a batch (what makes each event affect the tables exactly 
 3. ``COPY`` the audit rows; a row already there (two projectors raced for an unowned
    partition) violates the primary key and aborts the batch the same way.
 4. ``COPY`` the history rows (agent events, denied spawns, handoffs), then upsert the
-   merged agent rows in one pipelined ``executemany``, parents before children.
+   merged agent rows: ``COPY`` into a temporary staging table, then one ``INSERT … SELECT …
+   ON CONFLICT`` that computes paths as if the rows were upserted one by one in reading order.
 5. Upsert the positions: next offset and chain head of every partition of the batch.
 6. ``COMMIT``. Only now does the caller advance its in-memory positions.
 
@@ -109,22 +110,73 @@ _IDENTITY = [
 _STATUS = ["status", "status_rank", "status_at", "status_topic", "status_partition", "status_offset"]
 _SUMS = ["tokens_consumed", "tokens_returned", "tokens_topped_up"]
 _EARLIEST = ["created_at", "started_at", "budget_exhausted_at"]
-UPSERT_AGENT = (
-    "INSERT INTO agents AS a (agent_id, root_id, tenant_id, parent_id, depth, path, config, token_budget,"
-    " spawn_budget, deadline, policy_version, request_id, created_at, ident_rank, ident_at, ident_topic,"
-    " ident_partition, ident_offset, status, status_rank, status_at, status_topic, status_partition,"
-    " status_offset, started_at, tokens_consumed, tokens_reported, tokens_returned, tokens_topped_up,"
-    " budget_exhausted_at) VALUES ("
-    " %(agent_id)s, %(root_id)s, %(tenant_id)s, %(parent_id)s, %(depth)s,"
-    " CASE WHEN %(ident_rank)s::smallint = 0 THEN NULL"
-    " WHEN %(parent_id)s::text IS NULL THEN ARRAY[%(agent_id)s::text]"
-    " ELSE COALESCE((SELECT p.path FROM agents p WHERE p.agent_id = %(parent_id)s::text AND p.path IS NOT NULL),"
-    " ARRAY[%(parent_id)s::text]) || %(agent_id)s::text END,"
-    " %(config)s, %(token_budget)s, %(spawn_budget)s, %(deadline)s, %(policy_version)s, %(request_id)s,"
-    " %(created_at)s, %(ident_rank)s, %(ident_at)s, %(ident_topic)s, %(ident_partition)s, %(ident_offset)s,"
-    " %(status)s, %(status_rank)s, %(status_at)s, %(status_topic)s, %(status_partition)s, %(status_offset)s,"
-    " %(started_at)s, %(tokens_consumed)s, %(tokens_reported)s, %(tokens_returned)s, %(tokens_topped_up)s,"
-    " %(budget_exhausted_at)s)"
+_STAGE_TYPES = {
+    "ord": "integer",
+    "agent_id": "text",
+    "root_id": "text",
+    "tenant_id": "text",
+    "parent_id": "text",
+    "depth": "integer",
+    "config": "text",
+    "token_budget": "bigint",
+    "spawn_budget": "integer",
+    "deadline": "timestamptz",
+    "policy_version": "integer",
+    "request_id": "uuid",
+    "created_at": "timestamptz",
+    "ident_rank": "smallint",
+    "ident_at": "timestamptz",
+    "ident_topic": 'text COLLATE "C"',
+    "ident_partition": "integer",
+    "ident_offset": "bigint",
+    "status": "text",
+    "status_rank": "smallint",
+    "status_at": "timestamptz",
+    "status_topic": 'text COLLATE "C"',
+    "status_partition": "integer",
+    "status_offset": "bigint",
+    "started_at": "timestamptz",
+    "tokens_consumed": "bigint",
+    "tokens_reported": "bigint",
+    "tokens_returned": "bigint",
+    "tokens_topped_up": "bigint",
+    "budget_exhausted_at": "timestamptz",
+}
+AGENT_STAGE_COLUMNS = tuple(_STAGE_TYPES)
+"""Columns of the staging table the merged agent deltas are copied into (``ord``: reading order)."""
+_COPY_TYPE = {"integer": "int4", "bigint": "int8", "smallint": "int2", 'text COLLATE "C"': "text"}
+AGENT_STAGE_TYPES = [_COPY_TYPE.get(t, t) for t in _STAGE_TYPES.values()]
+AGENT_STAGE = "projector_agent_stage"
+CREATE_AGENT_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {AGENT_STAGE} ("
+    + ", ".join(f"{c} {t}" for c, t in _STAGE_TYPES.items())
+    + ") ON COMMIT DELETE ROWS"
+)
+_AGENT_COLUMNS = [c for c in AGENT_STAGE_COLUMNS if c != "ord"]
+UPSERT_AGENTS = (
+    # The staged rows are upserted in one statement, with the same result as upserting them one
+    # by one in reading order: an agent's path is its parent's stored path (or [parent] if there
+    # is none yet) plus itself -- unless the parent's identity is staged earlier in the same batch
+    # and wins over the stored one: then it is the path the parent gets in this statement.
+    # (Correlated subqueries, so that stored rows are looked up by key, never scanned.)
+    "WITH RECURSIVE wins AS ("
+    f" SELECT s.agent_id, s.ord FROM {AGENT_STAGE} s WHERE s.ident_rank > 0"
+    " AND COALESCE((SELECT " + _IDENTITY_WINS.replace("EXCLUDED.", "s.") + " FROM agents a"
+    " WHERE a.agent_id = s.agent_id), true)"
+    "), paths (agent_id, ord, path) AS ("
+    " SELECT s.agent_id, s.ord, CASE WHEN s.parent_id IS NULL THEN ARRAY[s.agent_id]"
+    " ELSE COALESCE((SELECT p.path FROM agents p WHERE p.agent_id = s.parent_id AND p.path IS NOT NULL),"
+    " ARRAY[s.parent_id]) || s.agent_id END"
+    f" FROM {AGENT_STAGE} s WHERE s.ident_rank > 0"
+    " AND NOT EXISTS (SELECT FROM wins w WHERE w.agent_id = s.parent_id AND w.ord < s.ord)"
+    " UNION ALL"
+    " SELECT s.agent_id, s.ord, up.path || s.agent_id FROM paths up JOIN wins w ON w.agent_id = up.agent_id"
+    f" JOIN {AGENT_STAGE} s ON s.parent_id = up.agent_id AND s.ord > up.ord AND s.ident_rank > 0"
+    ") INSERT INTO agents AS a (path, "
+    + ", ".join(_AGENT_COLUMNS)
+    + ") SELECT p.path, "
+    + ", ".join(f"s.{c}" for c in _AGENT_COLUMNS)
+    + f" FROM {AGENT_STAGE} s LEFT JOIN paths p ON p.agent_id = s.agent_id ORDER BY s.ord"
     " ON CONFLICT (agent_id) DO UPDATE SET "
     + ", ".join(
         [f"{c} = CASE WHEN {_IDENTITY_WINS} THEN EXCLUDED.{c} ELSE a.{c} END" for c in _IDENTITY]
@@ -141,40 +193,47 @@ UPSERT_POSITION = (
 )
 
 
-def agent_params(delta: AgentDelta) -> dict[str, object]:
-    """The parameters of :data:`UPSERT_AGENT` for one merged delta."""
+def agent_row(ord_: int, delta: AgentDelta) -> tuple[object, ...]:
+    """The staging row (:data:`AGENT_STAGE_COLUMNS`) of one merged delta, ``ord_`` its place in reading order."""
     ident, status = delta.identity, delta.status
-    return {
-        "agent_id": delta.agent_id,
-        "root_id": delta.root_id,
-        "tenant_id": delta.tenant_id,
-        "parent_id": ident.parent_id if ident else None,
-        "depth": ident.depth if ident else None,
-        "config": ident.config if ident else None,
-        "token_budget": ident.token_budget if ident else None,
-        "spawn_budget": ident.spawn_budget if ident else None,
-        "deadline": ident.deadline if ident else None,
-        "policy_version": ident.policy_version if ident else None,
-        "request_id": ident.request_id if ident else None,
-        "created_at": delta.created_at,
-        "ident_rank": ident.rank if ident else 0,
-        "ident_at": ident.at if ident else None,
-        "ident_topic": ident.position.topic if ident else None,
-        "ident_partition": ident.position.partition if ident else None,
-        "ident_offset": ident.position.offset if ident else None,
-        "status": status.name if status else None,
-        "status_rank": status.rank if status else None,
-        "status_at": status.at if status else None,
-        "status_topic": status.position.topic if status else None,
-        "status_partition": status.position.partition if status else None,
-        "status_offset": status.position.offset if status else None,
-        "started_at": delta.started_at,
-        "tokens_consumed": delta.tokens_consumed,
-        "tokens_reported": delta.tokens_reported,
-        "tokens_returned": delta.tokens_returned,
-        "tokens_topped_up": delta.tokens_topped_up,
-        "budget_exhausted_at": delta.budget_exhausted_at,
-    }
+    if ident is None:
+        identity: tuple[object, ...] = (None,) * 8 + (delta.created_at, 0, None, None, None, None)
+    else:
+        where = ident.position
+        identity = (
+            ident.parent_id,
+            ident.depth,
+            ident.config,
+            ident.token_budget,
+            ident.spawn_budget,
+            ident.deadline,
+            ident.policy_version,
+            ident.request_id,
+            delta.created_at,
+            ident.rank,
+            ident.at,
+            where.topic,
+            where.partition,
+            where.offset,
+        )
+    state: tuple[object, ...] = (None,) * 6
+    if status is not None:
+        where = status.position
+        state = (status.name, status.rank, status.at, where.topic, where.partition, where.offset)
+    return (
+        ord_,
+        delta.agent_id,
+        delta.root_id,
+        delta.tenant_id,
+        *identity,
+        *state,
+        delta.started_at,
+        delta.tokens_consumed,
+        delta.tokens_reported,
+        delta.tokens_returned,
+        delta.tokens_topped_up,
+        delta.budget_exhausted_at,
+    )
 
 
 AUDIT_TYPES = [
@@ -257,7 +316,9 @@ class BatchWriter:
             )
             try:
                 require_tables(conn, self.schema)
-                conn.rollback()
+                conn.execute("SET jit = off")  # compiling the batch statements costs more than running them
+                conn.execute(CREATE_AGENT_STAGE)
+                conn.commit()
                 set_json_dumps(_json_passthrough, context=conn)
             except BaseException:
                 conn.close()
@@ -309,9 +370,13 @@ class BatchWriter:
                             copy.set_types(types)
                             for row in rows:
                                 copy.write_row(row)
-                agents = [agent_params(d) for d in batch.lineage.ordered_agents()]
+                agents = batch.lineage.ordered_agents()
                 if agents:
-                    cur.executemany(UPSERT_AGENT, agents)
+                    with cur.copy(_copy_sql(AGENT_STAGE, AGENT_STAGE_COLUMNS)) as copy:
+                        copy.set_types(AGENT_STAGE_TYPES)
+                        for i, delta in enumerate(agents):
+                            copy.write_row(agent_row(i, delta))
+                    cur.execute(UPSERT_AGENTS)
                 cur.executemany(
                     UPSERT_POSITION,
                     [(t, p, s.next_offset, s.chain_head) for (t, p), s in sorted(batch.end.items())],
