@@ -231,7 +231,6 @@ class DecisionReplay:
         inputs = _Peekable(self.source.inputs(partition))
         decided = self.source.decided_up_to(partition)
         for group in self._groups(partition, self.source.decisions(partition)):
-            self.report.groups += 1
             if group.cause.kind == "tick":
                 assert group.cause.at is not None
                 self._feed(state, inputs, decided, to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1)
@@ -242,6 +241,7 @@ class DecisionReplay:
                 continue
             found = self._feed(state, inputs, decided, group.appended_ms, group)
             if found is None:
+                self._count(group)
                 note = "no input with this event id was appended before the decision"
                 self._outcome(partition, group.cause, "orphan", group, [], note)
         self._feed(state, inputs, decided, _NEVER)
@@ -250,10 +250,10 @@ class DecisionReplay:
         """The recorded decisions in consecutive groups of one cause."""
         current: _Group | None = None
         for record in records:
-            self.report.recorded += 1
             try:
                 decoded = self.serde.decode_value(record.value or b"")
             except DecodeError as e:
+                self.report.recorded += 1
                 if current is not None:
                     yield current
                     current = None
@@ -352,6 +352,9 @@ class DecisionReplay:
             replayed = [e for e in replayed if e.meta.root_id == self.root_id]
         elif self.root_id is not None and group.cause.root_id != self.root_id:
             return
+        if not group.records and not replayed:
+            return
+        self._count(group)
         recorded = group.records
         if self.what_if is None:
             same = len(recorded) == len(replayed) and all(
@@ -372,6 +375,11 @@ class DecisionReplay:
             self.report.reproduced += len(recorded)
         else:
             self._outcome(partition, group.cause, "changed", group, replayed)
+
+    def _count(self, group: _Group) -> None:
+        if self.root_id is None or group.cause.root_id == self.root_id:
+            self.report.groups += 1
+            self.report.recorded += len(group.records)
 
     def _outcome(
         self, partition: int, cause: Cause, status: str, group: _Group | None, replayed: list[Event], note: str = ""
