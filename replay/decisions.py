@@ -20,7 +20,8 @@ whose input is not found is ``orphan``. Every such case is an :class:`Outcome` w
 sides. Inputs that do not decode are skipped, as the gate dead-letters them.
 
 With a what-if policy every input and tick is decided under that policy instead, and the
-outcomes are the decisions that would change (compared without ``policy_version``).
+outcomes are the decisions that would change (compared without ``policy_version``, the
+``checks`` made and the ``message``: the decision itself, its reason and its numbers).
 Timeouts of the what-if are taken at the recorded ticks only.
 
 Memory: one partition's state (the gate holds the same) and one group; the log streams.
@@ -369,8 +370,8 @@ class DecisionReplay:
                 status, note = "unknown-policy", f"policy version {group.version} is not recorded anywhere"
             self._outcome(partition, group.cause, status, group, replayed, note)
             return
-        before = [_without_version(to_jsonable(v)) for _, v, _ in recorded]
-        after = [_without_version(to_jsonable(e.model_dump())) for e in replayed]
+        before = [_outcome_fields(to_jsonable(v)) for _, v, _ in recorded]
+        after = [_outcome_fields(to_jsonable(e.model_dump())) for e in replayed]
         if before == after:
             self.report.reproduced += len(recorded)
         else:
@@ -397,5 +398,9 @@ def _position_of(record: InputRecord) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
-def _without_version(value: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in value.items() if k != "policy_version"}
+_NOT_OUTCOME = frozenset({"policy_version", "checks", "message"})
+"""What a what-if does not compare: which version, the limits it compared and the sentence saying so."""
+
+
+def _outcome_fields(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k not in _NOT_OUTCOME}
