@@ -21,12 +21,14 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -47,8 +49,22 @@ from projections.workload import ForestShape, forest
 from projections.writer import AUDIT_TYPES, BatchWriter
 
 
+def backend_cpu(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds (user + system) the server process of ``conn`` has used, if it runs on this machine."""
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_row_us(seconds: float | None, rows: int) -> str:
+    return "n/a" if seconds is None else f"{seconds / rows * 1e6:.1f} us"
+
+
 class TimedWriter(BatchWriter):
-    """A writer that notes when batches were written and how long each event took to become visible."""
+    """A writer that notes when batches were written, the CPU they took, and each event's time to visibility."""
 
     def __init__(self, settings: Settings, schema: str) -> None:
         super().__init__(settings, schema)
@@ -56,12 +72,21 @@ class TimedWriter(BatchWriter):
         self.last = 0.0
         self.rows = 0
         self.latencies: list[float] = []
+        self.cpu: list[float] = [0.0, 0.0]
+        """Process CPU seconds at the first write and at the last commit."""
+        self.server_cpu: list[float | None] = [None, None]
+        """The same for the writer's PostgreSQL backend (``None`` if it is not on this machine)."""
 
     def write(self, batch: Batch) -> None:
         started = time.perf_counter()
-        self.first = self.first if self.first is not None else started
+        if self.first is None:
+            self.first = started
+            self.cpu[0] = time.process_time()
+            self.server_cpu[0] = backend_cpu(self.connection())
         super().write(batch)
         self.last = time.perf_counter()
+        self.cpu[1] = time.process_time()
+        self.server_cpu[1] = backend_cpu(self.connection())
         self.rows += len(batch)
         now = datetime.now(UTC)
         occurred = AUDIT_COLUMNS.index("occurred_at")
@@ -114,6 +139,13 @@ def throughput(settings: Settings, events: int) -> None:
             f"projector (decode + chain + lineage, 1 tx/batch): {rate:>10,.0f} events/s "
             f"({writer.rows:,} rows in {busy:.2f}s from first to last commit; run incl. group join {wall:.1f}s)"
         )
+        start_cpu, end_cpu = writer.server_cpu
+        server = end_cpu - start_cpu if start_cpu is not None and end_cpu is not None else None
+        client = writer.cpu[1] - writer.cpu[0]
+        print(
+            f"{'  CPU per event, same span':<49} projector process {per_row_us(client, writer.rows)},"
+            f" PostgreSQL backend {per_row_us(server, writer.rows)}"
+        )
         with connect(settings, schema, autocommit=True) as conn:
             set_json_dumps(lambda text: text, context=conn)  # JSON values are read back as the text written
             as_written = [
@@ -133,9 +165,13 @@ def throughput(settings: Settings, events: int) -> None:
                         for row in rows:
                             out.write_row(row)
 
+                before = backend_cpu(conn)
                 seconds = timed(copy)[0]
+                after = backend_cpu(conn)
+                server = after - before if before is not None and after is not None else None
                 print(
                     f"{label:<49} {len(rows) / seconds:>10,.0f} rows/s   projector = {rate / (len(rows) / seconds):.0%}"
+                    f"   (backend CPU {per_row_us(server, len(rows))}/row)"
                 )
         chain = timed(lambda: [audit_chain.link(r[15], r[0], r[1], r[2], r[3], r[5], r[8]) for r in rows])[0]
         print(f"{'audit chain alone (sha256 per row)':<49} {len(rows) / chain:>10,.0f} rows/s")
