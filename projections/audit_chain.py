@@ -28,22 +28,29 @@ from dataclasses import dataclass
 GENESIS = bytes(32)
 """``prev_hash`` of the first row of every chain."""
 _NULL = struct.pack(">i", -1)
-
-
-def _framed(data: bytes | None) -> bytes:
-    return _NULL if data is None else struct.pack(">i", len(data)) + data
+_LENGTH = struct.Struct(">i").pack
+_POSITION = struct.Struct(">iqq").pack
 
 
 def link(
     prev_hash: bytes, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None, value: bytes | None
 ) -> bytes:
     """The hash of one record, chained to ``prev_hash`` (see the module docstring for the layout)."""
-    digest = hashlib.sha256(prev_hash)
-    digest.update(_framed(topic.encode()))
-    digest.update(struct.pack(">iqq", partition, offset, timestamp_ms))
-    digest.update(_framed(key))
-    digest.update(_framed(value))
-    return digest.digest()
+    name = topic.encode()
+    return hashlib.sha256(
+        b"".join(
+            (
+                prev_hash,
+                _LENGTH(len(name)),
+                name,
+                _POSITION(partition, offset, timestamp_ms),
+                _NULL if key is None else _LENGTH(len(key)),
+                key or b"",
+                _NULL if value is None else _LENGTH(len(value)),
+                value or b"",
+            )
+        )
+    ).digest()
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def build_batch(
     """The rows of ``records``, skipping those of partitions not in ``states`` or already projected."""
     batch = Batch(start={})
     specs: dict[str, TopicSpec | None] = {}
+    accepted: dict[tuple[str, str], bool] = {}
     for record in records:
         where = (record.topic, record.partition)
         state = batch.end.get(where) or states.get(where)
@@ -111,13 +112,19 @@ def build_batch(
         if record.topic not in specs:
             specs[record.topic] = by_name(record.topic, prefix)
         spec = specs[record.topic]
-        batch.audit_rows.append(_audit_row(batch, record, spec, serde, state.chain_head, chain_hash))
+        batch.audit_rows.append(_audit_row(batch, record, spec, serde, accepted, state.chain_head, chain_hash))
         batch.end[where] = PartitionState(record.offset + 1, chain_hash)
     return batch
 
 
 def _audit_row(
-    batch: Batch, record: RawRecord, spec: TopicSpec | None, serde: Serde, prev_hash: bytes, chain_hash: bytes
+    batch: Batch,
+    record: RawRecord,
+    spec: TopicSpec | None,
+    serde: Serde,
+    accepted: dict[tuple[str, str], bool],
+    prev_hash: bytes,
+    chain_hash: bytes,
 ) -> tuple[Any, ...]:
     on_dlq = spec is DLQ
     name: str | None = None
@@ -128,8 +135,12 @@ def _audit_row(
             raise DecodeError("record has no value (tombstone)")
         decoded = serde.decode_value(record.value)
         name, value = decoded.full_name, decoded.value
-        if spec is not None and not spec.accepts(name):
-            raise MisplacedRecordError(name, record.topic)
+        if spec is not None:
+            accepts = accepted.get((record.topic, name))
+            if accepts is None:
+                accepts = accepted[(record.topic, name)] = spec.accepts(name)
+            if not accepts:
+                raise MisplacedRecordError(name, record.topic)
     except (DecodeError, ArithmeticError) as e:  # ArithmeticError: a timestamp out of range
         error = f"{type(e).__name__}: {e}"
         if not on_dlq:

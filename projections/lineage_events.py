@@ -83,7 +83,7 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentDelta:
     """The merged effect of one or more events on one agent row."""
 
