@@ -35,7 +35,11 @@ from processors.input_merge import REQUESTS, InputRecord
 from processors.policy import from_event, load_default_policy, parse_policy, to_event
 from processors.spawn_gate import decide
 from processors.tree_state import PartitionState
-from replay.gate_inputs import read_topic
+
+# Run as a script, bench/ comes first on sys.path and bench/replay.py would shadow the
+# ``replay`` package: drop the folder before importing from it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from replay.gate_inputs import read_topic  # noqa: E402  (after the sys.path fix above)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -55,3 +55,8 @@ sleep 3  # let the projector catch up with the last decisions
 agentlog lineage tree "$mission"
 step "denied spawns of the mission (agentlog lineage denied $mission)"
 agentlog lineage denied "$mission"
+
+step "compliance: recompute the audit chains from Kafka and compare every audit row (agentlog replay verify)"
+agentlog replay verify --quiet
+step "compliance: re-run the gate's pure core over the recorded inputs (agentlog replay decisions)"
+agentlog replay decisions
