@@ -59,7 +59,7 @@ from replay.selection import Selection  # noqa: E402
 from replay.topic_reader import partitions_of  # noqa: E402
 from replay.verify import verify  # noqa: E402
 
-EVENTS_PER_TREE = 29  # measured: ~14 inputs and ~15 decisions per tree of this workload
+EVENTS_PER_TREE = 26  # measured: 14 inputs and ~12 decisions per tree of this workload
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from agentlog.settings import Settings
 from projections.audit_chain import GENESIS, link
 from replay.errors import KafkaReadError
 
-_BATCH = 10_000
+_BATCH = 2_000
 _WAIT_S = 0.5
 """Longest wait for the next record when none is queued (``consume`` returns at the first one)."""
 
@@ -60,9 +60,11 @@ def _consumer(settings: Settings) -> Consumer:
         {
             **kafka_config.reader(settings),
             "enable.partition.eof": True,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
-            "queued.max.messages.kbytes": 256 * 1024,
+            # One partition per consumer, several consumers at once: a modest prefetch keeps memory flat.
+            "fetch.max.bytes": 2 * 1024 * 1024,
+            "max.partition.fetch.bytes": 2 * 1024 * 1024,
+            "queued.max.messages.kbytes": 4 * 1024,
+            "queued.min.messages": 10_000,
             "fetch.wait.max.ms": 10,  # at a partition's end, say so at once (the default waits 500 ms)
         }
     )
