@@ -241,6 +241,8 @@ def decisions_command(
         fail(str(e), EXIT_BAD_INPUT)
     except AgentlogError as e:
         fail_for(e)
+    if root is not None and report.inputs == 0 and report.recorded == 0:
+        fail(f"no inputs or decisions of tree {root!r} on these topics: nothing to prove", EXIT_FAILURE)
     if as_json:
         print(
             json.dumps(
@@ -261,7 +263,5 @@ def decisions_command(
         )
     else:
         print("\n".join(decision_report_text(report)))
-    if root is not None and report.inputs == 0 and report.recorded == 0:
-        fail(f"no inputs or decisions of tree {root!r} on these topics: nothing to prove", EXIT_FAILURE)
     if report.what_if is None and not report.clean:
         fail(f"{len(report.outcomes)} recorded decisions are not reproduced by the gate's core", EXIT_FAILURE)
