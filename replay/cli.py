@@ -210,6 +210,9 @@ def decisions_command(
         DEFAULT_SCHEMA
     ),
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the partitions.")] = 1,
+    clock_margin_ms: Annotated[
+        int, typer.Option(min=0, help="The gate's --clock-margin-ms (where its timer ticks fall among the inputs).")
+    ] = 5,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -236,6 +239,7 @@ def decisions_command(
             schema=_schema(schema),
             progress=not quiet,
             workers=workers,
+            clock_margin_ms=clock_margin_ms,
         )
     except ExportFormatError as e:
         fail(str(e), EXIT_BAD_INPUT)

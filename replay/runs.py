@@ -11,7 +11,7 @@ from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 from processors.policy import Policy
-from replay.decisions import DecisionReplay, DecisionReport
+from replay.decisions import CLOCK_MARGIN_MS, DecisionReplay, DecisionReport
 from replay.log_source import ExportLog, KafkaLog, LogSource
 from replay.partitioning import partition_of
 from replay.policies import PolicyHistory, add_from_audit
@@ -30,6 +30,7 @@ class _Plan:
     """For the wire format of a Kafka log; None for an export file."""
     decisions_topic: str
     progress: bool
+    clock_margin_ms: int = CLOCK_MARGIN_MS
 
     def run(self, partitions: list[int]) -> DecisionReport:
         serde = Serde.from_settings(self.settings) if self.settings is not None else Serde()
@@ -40,6 +41,7 @@ class _Plan:
             root_id=self.root_id,
             serde=serde,
             decisions_topic=self.decisions_topic,
+            clock_margin_ms=self.clock_margin_ms,
             progress=Progress(f"decisions {partitions}", enabled=self.progress),
         )
         return replay.run(partitions)
@@ -59,6 +61,7 @@ def decisions_report(
     schema: str | None = None,
     progress: bool = False,
     workers: int = 1,
+    clock_margin_ms: int = CLOCK_MARGIN_MS,
 ) -> DecisionReport:
     """Replay the gate over Kafka (or the export file ``log``) and compare with its recorded decisions.
 
@@ -78,7 +81,8 @@ def decisions_report(
     history.add_records(source.policy_records(), serde)
     if log is None and schema is not None:
         add_from_audit(history, settings, schema)
-    plan = _Plan(source, history, what_if, root_id, settings if log is None else None, decisions_topic, progress)
+    wire = settings if log is None else None
+    plan = _Plan(source, history, what_if, root_id, wire, decisions_topic, progress, clock_margin_ms)
     partitions = source.partitions() if root_id is None else [partition_of(root_id, TREE_PARTITIONS)]
     if workers <= 1 or len(partitions) <= 1:
         return plan.run(partitions)
