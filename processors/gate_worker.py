@@ -68,7 +68,7 @@ class GateConfig:
     batch_size: int = 2000
     batch_wait_ms: int = 20
     expire_interval_ms: int = 1000
-    transaction_timeout_ms: int = 10_000
+    transaction_timeout_ms: int = 30_000
     clock_margin_ms: int = 5
 
 
@@ -98,6 +98,8 @@ class SpawnGateWorker:
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
+        self._paused: set[tuple[int, int]] = set()
+        """(source, partition) inputs not fetched for now: their buffers are full."""
         ensure_topics(settings, (GATE_CHANGELOG,))
         self.policies = PolicyReader(settings, config.policy_name)
         group = f"{settings.topic_prefix}agentlog.spawn-gate"
@@ -142,14 +144,26 @@ class SpawnGateWorker:
         for msg in records:
             self._buffer(msg)
         self._confirm_ends()
-        released = {p: merge.release() for p, merge in self.merges.items()}
+        share = max(self.config.batch_size // max(len(self.merges), 1), 1)
+        released = {p: merge.release(share) for p, merge in self.merges.items()}
+        self._apply_back_pressure()
         expiring = self._expiry_due()
         if not any(released.values()) and not expiring:
             return
+        started = time.monotonic()
         try:
             self._commit_batch(released, expiring)
         except KafkaException as e:
             self._recover(e)
+        took = time.monotonic() - started
+        if took * 1000 > self.config.transaction_timeout_ms / 4:
+            count = sum(len(r) for r in released.values())
+            log.warning(
+                "a batch of %d inputs took %.1fs (transaction timeout %d ms)",
+                count,
+                took,
+                self.config.transaction_timeout_ms,
+            )
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -170,6 +184,24 @@ class SpawnGateWorker:
         offset = msg.offset()
         assert offset is not None
         merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value()))
+
+    def _apply_back_pressure(self) -> None:
+        """Stop fetching an input whose buffer holds many undecided records; resume it once drained.
+
+        Only the topic with the full buffer is paused: the records wait for the other topic,
+        which must keep being fetched (or be confirmed at its end) for them to be released.
+        """
+        limit = 4 * self.config.batch_size
+        for partition, merge in self.merges.items():
+            for source, topic in enumerate(self.topics):
+                key = (source, partition)
+                pending = merge.pending(source)
+                if key not in self._paused and pending > limit:
+                    self.consumer.pause([TopicPartition(topic, partition)])
+                    self._paused.add(key)
+                elif key in self._paused and pending <= limit // 2:
+                    self.consumer.resume([TopicPartition(topic, partition)])
+                    self._paused.discard(key)
 
     def _confirm_ends(self) -> None:
         """Ask the broker whether an input a release waits on is really at its end."""
@@ -327,6 +359,7 @@ class SpawnGateWorker:
         for p in {tp.partition for tp in partitions}:
             self.states.pop(p, None)
             self.merges.pop(p, None)
+        self._paused = {key for key in self._paused if key[1] in self.merges}
         self.stats.assigned = sorted(self.states)
         log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
 

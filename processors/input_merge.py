@@ -87,10 +87,10 @@ class PartitionMerge:
         """The end offset ``source`` was last read to, while nothing was fetched after it."""
         return self._end_offset[source]
 
-    def release(self) -> list[InputRecord]:
-        """Every record that can be decided now, in order."""
+    def release(self, limit: int | None = None) -> list[InputRecord]:
+        """The records that can be decided now, in order (at most ``limit``)."""
         released: list[InputRecord] = []
-        while True:
+        while limit is None or len(released) < limit:
             candidates = [h[0] for h in self._heaps if h]
             if not candidates:
                 return released
@@ -102,6 +102,7 @@ class PartitionMerge:
                     return released
             heapq.heappop(self._heaps[record.source])
             released.append(record)
+        return released
 
     def blocked_on(self) -> int | None:
         """The source whose end must be confirmed before the next record can be released."""
@@ -121,9 +122,10 @@ class PartitionMerge:
             return None
         return min(t for t in self._caught_up_at if t is not None) - self.clock_margin_ms
 
-    def pending(self) -> int:
-        """Records buffered but not released."""
-        return sum(len(h) for h in self._heaps)
+    def pending(self, source: int | None = None) -> int:
+        """Records buffered but not released (of one source, or of both)."""
+        heaps = self._heaps if source is None else (self._heaps[source],)
+        return sum(len(h) for h in heaps)
 
     def first_pending_offset(self, source: int) -> int | None:
         """Lowest buffered offset of ``source`` (where a commit must resume), if any."""

@@ -58,5 +58,8 @@ agentlog lineage denied "$mission"
 
 step "compliance: recompute the audit chains from Kafka and compare every audit row (agentlog replay verify)"
 agentlog replay verify --quiet
-step "compliance: re-run the gate's pure core over the recorded inputs (agentlog replay decisions)"
-agentlog replay decisions
+step "compliance: re-run the gate's pure core over the mission's recorded inputs (agentlog replay decisions --root $mission)"
+agentlog replay decisions --root "$mission" --quiet
+step "compliance: export the mission from Kafka with its chain hashes and check the file (agentlog replay export / check-export)"
+agentlog replay export --root "$mission" -o "$logs/../demo-mission.jsonl" --quiet
+agentlog replay check-export "$logs/../demo-mission.jsonl"
