@@ -97,7 +97,7 @@ def start_worker(settings: Settings, worker_id: str) -> subprocess.Popen[bytes]:
             "--worker-id",
             worker_id,
             "--log-level",
-            "WARNING",
+            os.environ.get("GATE_LOG_LEVEL", "WARNING"),  # DEBUG: the time of each batch's steps
         ],
         env=env,
         stdout=subprocess.DEVNULL,

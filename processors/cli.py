@@ -31,7 +31,7 @@ def run(
     ] = None,
     policy: Annotated[str, typer.Option(help="Name of the policy to enforce.")] = "default",
     batch_size: Annotated[int, typer.Option(min=1, help="Most records decided per transaction.")] = 2000,
-    batch_wait_ms: Annotated[int, typer.Option(min=1, help="Longest wait for records before deciding.")] = 20,
+    batch_wait_ms: Annotated[int, typer.Option(min=1, help="Longest wait for records before deciding.")] = 5,
     clock_margin_ms: Annotated[
         int, typer.Option(min=0, help="Allowed clock difference between this host and the brokers.")
     ] = 5,

@@ -66,7 +66,7 @@ class GateConfig:
     """Stable per worker slot: a restarted worker with the same id aborts its predecessor's transaction."""
     policy_name: str = "default"
     batch_size: int = 2000
-    batch_wait_ms: int = 20
+    batch_wait_ms: int = 5
     expire_interval_ms: int = 1000
     transaction_timeout_ms: int = 30_000
     clock_margin_ms: int = 5
@@ -239,6 +239,7 @@ class SpawnGateWorker:
     # -- one transaction ----------------------------------------------------------------
 
     def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
+        started = time.monotonic()
         self.producer.begin_transaction()
         offsets: list[TopicPartition] = []
         for partition, records in released.items():
@@ -253,9 +254,19 @@ class SpawnGateWorker:
                 value = encode_tree(tree) if tree is not None else None
                 self._produce(changelog_topic(self.settings), partition, root_id.encode(), value)
             offsets += self._next_offsets(partition, records)
+        decided = time.monotonic()
         if offsets:
             self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+        offsets_sent = time.monotonic()
         self.producer.commit_transaction(30)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch of %d: decide %.1f ms, send offsets %.1f ms, commit %.1f ms",
+                sum(len(r) for r in released.values()),
+                (decided - started) * 1000,
+                (offsets_sent - decided) * 1000,
+                (time.monotonic() - offsets_sent) * 1000,
+            )
         self.stats.batches += 1
         self.stats.inputs += sum(len(r) for r in released.values())
 
