@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
-from agentlog.errors import AgentlogError, DecodeError
+from agentlog.errors import AgentlogError
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
@@ -43,6 +43,7 @@ class _Replies:
     def __init__(self, settings: Settings, serde: Serde) -> None:
         self._serde = serde
         self._waiters: dict[uuid.UUID, tuple[threading.Event, list[ev.Event]]] = {}
+        self._answers: dict[uuid.UUID, tuple[type[ev.Event], ...]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._consumer = Consumer(kafka_config.reader(settings))
@@ -57,15 +58,24 @@ class _Replies:
         self._thread = threading.Thread(target=self._run, name="agentlog-replies", daemon=True)
         self._thread.start()
 
-    def expect(self, event_id: uuid.UUID) -> tuple[threading.Event, list[ev.Event]]:
+    def expect(
+        self, event_id: uuid.UUID, answers: tuple[type[ev.Event], ...]
+    ) -> tuple[threading.Event, list[ev.Event]]:
+        """A slot that fills with the decisions caused by ``event_id`` and is set by an answer.
+
+        Other decisions with the same cause (``CircuitClosed`` before the answer) are kept
+        but do not wake the waiter.
+        """
         slot: tuple[threading.Event, list[ev.Event]] = (threading.Event(), [])
         with self._lock:
             self._waiters[event_id] = slot
+            self._answers[event_id] = answers
         return slot
 
     def forget(self, event_id: uuid.UUID) -> None:
         with self._lock:
             self._waiters.pop(event_id, None)
+            self._answers.pop(event_id, None)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,14 +85,16 @@ class _Replies:
                     continue
                 try:
                     decision = self._serde.decode(msg.value() or b"")
-                except DecodeError:
+                except Exception:  # a record we cannot read is no reply: keep following
                     continue
                 cause = decision.meta.causation_id
                 with self._lock:
                     slot = self._waiters.get(cause) if cause is not None else None
+                    answers = self._answers.get(cause) if cause is not None else None
                 if slot is not None:
                     slot[1].append(decision)
-                    slot[0].set()
+                    if answers is not None and isinstance(decision, answers):
+                        slot[0].set()
 
     def close(self) -> None:
         self._stop.set()
@@ -241,7 +253,7 @@ class AgentlogClient:
         return self._producer.publish(event)
 
     def _ask(self, request: ev.Event, answers: tuple[type[ev.Event], ...]) -> ev.Event:
-        arrived, replies = self._replies.expect(request.meta.event_id)
+        arrived, replies = self._replies.expect(request.meta.event_id, answers)
         try:
             self._producer.publish(request)
             if not arrived.wait(self.timeout):

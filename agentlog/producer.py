@@ -119,7 +119,7 @@ class Producer:
     def publish(self, event: Event) -> Delivery:
         """Send one event and wait for its acknowledgement."""
         self.send(event)
-        return self.flush()[0]
+        return self.flush()[-1]
 
     def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
         """Send events in batches and wait for all of them."""
@@ -138,9 +138,12 @@ class Producer:
             yield
             self.flush()
             self._call(self._kafka.commit_transaction, 30)
-        except BaseException:
+        except BaseException as failure:
             self._pending.clear()
-            self._kafka.abort_transaction(30)
+            try:
+                self._kafka.abort_transaction(30)
+            except KafkaException as e:
+                raise DeliveryError(f"transaction failed ({failure}) and could not be aborted: {e}") from failure
             raise
 
     def _call(self, method: Callable[..., object], *args: object) -> None:

@@ -110,6 +110,8 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
             return
         consumer.assign(assignment)
         open_partitions = {(tp.topic, tp.partition) for tp in assignment}
+        # Without --follow, the end is where each partition ended when reading started.
+        ends = {} if options.follow else _end_offsets(consumer, assignment)
         shown = 0
         while options.follow or open_partitions:
             for msg in consumer.consume(num_messages=500, timeout=0.5):
@@ -119,6 +121,13 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
                         open_partitions.discard((msg.topic(), msg.partition()))
                         continue
                     raise AgentlogError(f"reading {msg.topic()}: {error.str()}")
+                position = (msg.topic() or "", msg.partition() or 0)
+                end = ends.get(position)
+                if end is not None and (msg.offset() or 0) >= end:
+                    open_partitions.discard(position)  # written after tailing started
+                    continue
+                if end is not None and (msg.offset() or 0) + 1 >= end:
+                    open_partitions.discard(position)
                 record = _decode(serde, msg)
                 if not matches(record.value, options.filters):
                     continue
@@ -128,6 +137,15 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
                     return
     finally:
         consumer.close()
+
+
+def _end_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The high watermark of every partition now."""
+    ends = {}
+    for tp in partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
+        ends[(tp.topic, tp.partition)] = int(high)
+    return ends
 
 
 def _assignment(consumer: Consumer, options: TailOptions) -> list[TopicPartition]:

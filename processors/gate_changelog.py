@@ -43,7 +43,12 @@ def encode_tree(tree: TreeState) -> bytes:
 def restore_partitions(
     settings: Settings, partitions: list[int], partition_count: int, timeout_s: float = 60.0
 ) -> dict[int, PartitionState]:
-    """The state of each of ``partitions`` as of the last committed transaction, read in one pass."""
+    """The state of each of ``partitions`` as of the last committed transaction, read in one pass.
+
+    A partition is read until its end for committed reads equals its high watermark: a
+    transaction still being committed (or aborted) is waited for, so that the state
+    matches the input offsets committed with it.
+    """
     latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
     consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
     try:
@@ -58,7 +63,12 @@ def restore_partitions(
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        unfinished.discard(partition)
+                        # The end of committed data; done only if no transaction is pending
+                        # behind it (one still committing holds state the offsets may include).
+                        tp = TopicPartition(changelog_topic(settings), partition)
+                        _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                        if (msg.offset() or 0) >= high:
+                            unfinished.discard(partition)
                         continue
                     raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
                 key = msg.key()

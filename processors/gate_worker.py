@@ -22,8 +22,11 @@ the same transactional id at ``init_transactions``, or by the broker after
 holds exactly the committed state) and resumes at the committed offsets, so the aborted
 batch is decided again, identically. A worker that lost its partitions in a rebalance
 cannot commit: the group generation in its offsets is stale and the broker fences it.
-Any failed step aborts the transaction and rewinds every partition to its committed
-state and offsets. The kill tests in ``tests/processors`` check all of this.
+A failed step that can be aborted aborts the transaction and rewinds every partition to
+its committed state and offsets (with backoff when it keeps failing); anything else stops
+the worker, whose successor settles the transaction. Restoring waits until the changelog
+has no pending transaction, so a batch whose commit is still being completed is included.
+The kill tests in ``tests/gate`` check all of this.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from agentlog import kafka_config
 from agentlog.dead_letters import DeadLetter, dlq_topic
-from agentlog.errors import DecodeError
 from agentlog.events import Event
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -68,7 +70,7 @@ class GateConfig:
     batch_size: int = 2000
     batch_wait_ms: int = 5
     expire_interval_ms: int = 1000
-    transaction_timeout_ms: int = 30_000
+    transaction_timeout_ms: int = 10_000
     clock_margin_ms: int = 5
 
 
@@ -98,6 +100,7 @@ class SpawnGateWorker:
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
+        self._failures = 0
         self._paused: set[tuple[int, int]] = set()
         """(source, partition) inputs not fetched for now: their buffers are full."""
         ensure_topics(settings, (GATE_CHANGELOG,))
@@ -258,7 +261,8 @@ class SpawnGateWorker:
         if offsets:
             self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
         offsets_sent = time.monotonic()
-        self.producer.commit_transaction(30)
+        self._commit_transaction()
+        self._failures = 0
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch of %d: decide %.1f ms, send offsets %.1f ms, commit %.1f ms",
@@ -270,13 +274,26 @@ class SpawnGateWorker:
         self.stats.batches += 1
         self.stats.inputs += sum(len(r) for r in released.values())
 
+    def _commit_transaction(self, attempts: int = 5) -> None:
+        """Commit, retrying while the error says a retry may succeed (a commit that timed out)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.producer.commit_transaction(30)
+                return
+            except KafkaException as e:
+                if not e.args[0].retriable() or attempt == attempts:
+                    raise
+                log.warning("commit attempt %d failed, retrying: %s", attempt, e.args[0].str())
+
     def _process(self, state: PartitionState, record: InputRecord) -> set[str]:
         """Decide one input; returns the root ids of the trees it changed."""
         try:
             event = decode_input(self.serde, record)
-        except DecodeError as e:
+        except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
             self._dead_letter(record, e)
             return set()
+        # decide() answers bad requests with denials and never raises; if it ever did, the
+        # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
         outputs = decide(state, event, self.policies.current)
         self._emit(state.partition, outputs)
         return {event.meta.root_id} | {out.meta.root_id for out in outputs}
@@ -335,13 +352,23 @@ class SpawnGateWorker:
     # -- failures and rebalances --------------------------------------------------------
 
     def _recover(self, error: KafkaException) -> None:
-        """Abort the open transaction and go back to the committed state and offsets."""
+        """Abort the open transaction and go back to the committed state and offsets.
+
+        Errors that leave the transaction in a state that cannot be aborted (fatal ones,
+        fencing) stop the worker: its successor settles the transaction at
+        ``init_transactions``. Repeated failures back off, up to 5 s between attempts.
+        """
         kafka_error = error.args[0]
-        if kafka_error.fatal():
-            raise GateError(f"fatal producer error, this worker must restart: {kafka_error.str()}") from error
-        log.warning("aborting batch: %s", kafka_error.str())
+        if kafka_error.fatal() or not kafka_error.txn_requires_abort():
+            raise GateError(f"transaction failed, this worker must restart: {kafka_error.str()}") from error
+        self._failures += 1
+        log.warning("aborting batch (failure %d in a row): %s", self._failures, kafka_error.str())
         self.stats.aborts += 1
-        self.producer.abort_transaction(30)
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as e:
+            raise GateError(f"cannot abort the transaction, this worker must restart: {e}") from e
+        time.sleep(min(0.1 * 2 ** (self._failures - 1), 5.0))
         assigned = sorted(self.states)
         tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
         committed = self.consumer.committed(tps, timeout=30) if tps else []

@@ -29,6 +29,8 @@ from processors.errors import SnapshotError
 SNAPSHOT_VERSION = 1
 ENDED_TREE_RETENTION_US = 24 * 3600 * 1_000_000
 """How long an ended tree is remembered (so its root id cannot be registered again), in µs."""
+REMEMBERED_REQUESTS = 4096
+"""Denied-spawn and top-up request ids a tree remembers for duplicate detection (the newest)."""
 
 
 class Status(IntEnum):
@@ -85,7 +87,8 @@ class TreeState:
     tenant_id: str
     agents: dict[str, AgentState] = field(default_factory=dict)
     """Every agent of the live tree, ended ones included, in creation order; empty once the tree ended."""
-    seen_requests: set[int] | None = None
+    seen_requests: dict[int, None] | None = None
+    """Decided request ids in the order they came (an ordered set), at most REMEMBERED_REQUESTS."""
     """Ids (``uuid.int``) of denied spawns and of all top-ups; approved spawns are found by their child id."""
     denials: list[int] | None = None
     """Times (µs) of recent denials counted by the circuit breaker."""
@@ -100,13 +103,20 @@ class TreeState:
         return self.agents.get(self.root_id)
 
     def remember(self, request_id: int) -> None:
-        """Record a decided request id (denied spawn or top-up)."""
+        """Record a decided request id (denied spawn or top-up), forgetting the oldest past the cap.
+
+        The cap keeps a tree's changelog record far below Kafka's message size limit even
+        when a runaway agent sends denied requests for ever; a duplicate of a request more
+        than :data:`REMEMBERED_REQUESTS` requests old is decided again.
+        """
         if self.seen_requests is None:
-            self.seen_requests = set()
-        self.seen_requests.add(request_id)
+            self.seen_requests = {}
+        self.seen_requests[request_id] = None
+        if len(self.seen_requests) > REMEMBERED_REQUESTS:
+            del self.seen_requests[next(iter(self.seen_requests))]
 
     def has_seen(self, request_id: int) -> bool:
-        """Whether a denied spawn or a top-up with this id was already decided."""
+        """Whether a denied spawn or a top-up with this id was already decided (recently)."""
         return self.seen_requests is not None and request_id in self.seen_requests
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,7 +143,7 @@ class TreeState:
                 ]
                 for a in self.agents.values()
             ],
-            "seen": sorted(self.seen_requests) if self.seen_requests else [],
+            "seen": list(self.seen_requests) if self.seen_requests else [],  # oldest first
             "denials": self.denials or [],
             "open_until": self.open_until,
             "ended_at": self.ended_at,
@@ -145,7 +155,7 @@ class TreeState:
         tree = cls(
             root_id=str(data["root"]),
             tenant_id=sys.intern(str(data["tenant"])),
-            seen_requests=set(data["seen"]) or None,
+            seen_requests=dict.fromkeys(data["seen"]) or None,
             denials=list(data["denials"]) or None,
             open_until=data["open_until"],
             ended_at=data["ended_at"],

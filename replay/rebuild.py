@@ -6,7 +6,7 @@
    runs) into it with a consumer group of its own, until its stored positions reach the
    snapshot; progress on stderr. Dead letters are *not* produced again: the live projector
    already did, and a rebuild must not write to Kafka.
-4. Compare table by table (:func:`replay.table_digest.table_digests`: row count and a
+4. Compare table by table (:func:`projections.checksums.table_checksums`: row count and a
    digest of the ordered rows) and the positions of both schemas.
 5. With ``swap``: in one transaction rename the live schema to ``<live>_old_<time>`` and
    the rebuilt one to ``<live>``. Stop the live projectors first; the old schema is kept.
@@ -27,12 +27,12 @@ from agentlog import kafka_config
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE
 from projections.batch import Batch
+from projections.checksums import table_checksums
 from projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
 from projections.migrate import migrate
 from projections.projector import Projector, ProjectorOptions
 from replay.errors import ReplayError
 from replay.progress import Progress
-from replay.table_digest import table_digests
 from replay.topic_reader import record_ends
 
 
@@ -154,8 +154,8 @@ def rebuild(
 
 def _compare(settings: Settings, report: RebuildReport, topics: list[str]) -> None:
     with connect(settings, report.live) as live_conn, connect(settings, report.rebuilt) as rebuilt_conn:
-        live_sums = table_digests(live_conn)
-        rebuilt_sums = table_digests(rebuilt_conn)
+        live_sums = table_checksums(live_conn)
+        rebuilt_sums = table_checksums(rebuilt_conn)
         live_positions = _positions(live_conn, topics)
         rebuilt_positions = _positions(rebuilt_conn, topics)
     for table, (rows, checksum) in live_sums.items():

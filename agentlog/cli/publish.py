@@ -12,11 +12,20 @@ from typing import Annotated
 import typer
 
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
-from agentlog.errors import AgentlogError
-from agentlog.events import event_type
+from agentlog.errors import AgentlogError, PayloadError
+from agentlog.events import Event, event_type
 from agentlog.payloads import build_event, parse_documents
 from agentlog.producer import Producer
+from agentlog.serde import Serde
 from agentlog.settings import get_settings
+
+
+def check_encodes(serde: Serde, event: Event, line: int) -> None:
+    """Raise :class:`PayloadError` if a validated event still cannot be written as Avro."""
+    try:
+        serde.encode(event, "agentlog.publish.check")
+    except (ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
+        raise PayloadError(event.avro_name.rsplit(".", 1)[-1], [("<event>", f"cannot be encoded: {e}")], line) from e
 
 
 def publish(
@@ -51,7 +60,10 @@ def publish(
         documents = parse_documents(text)
         producer_name = settings.producer_name if settings.producer_name != "agentlog" else "agentlog-cli"
         events = [build_event(model, doc, producer=producer_name, line=line) for line, doc in documents]
-        producer = Producer(settings, transactional_id=f"agentlog-cli-{uuid.uuid4()}")
+        serde = Serde.from_settings(settings)
+        for (line, _), built in zip(documents, events, strict=True):
+            check_encodes(serde, built, line)  # before any broker is involved: bad input is exit 2
+        producer = Producer(settings, serde=serde, transactional_id=f"agentlog-cli-{uuid.uuid4()}")
         with producer.transaction():
             for item in events:
                 producer.send(item)

@@ -99,3 +99,13 @@ def test_broker_down_is_a_clear_failure(cli_env: dict[str, str]) -> None:
     result = agentlog(env, "publish", "RootAgentRegistered", "--json", json.dumps(root_payload("r")))
     assert result.returncode == 1
     assert "error:" in result.stderr
+
+
+def test_a_value_avro_cannot_hold_is_bad_input(settings: Settings, cli_env: dict[str, str]) -> None:
+    """A string with a lone surrogate passes JSON parsing but not encoding: exit 2, nothing published."""
+    payload = root_payload("root-\\ud800")
+    text = json.dumps(payload).replace("root-\\\\ud800", "root-\\ud800")
+    result = agentlog(cli_env, "publish", "RootAgentRegistered", "--json", text)
+    assert result.returncode == 2, result.stderr
+    assert "cannot be encoded" in result.stderr and "nothing was published" in result.stderr
+    assert read_all(settings, SPAWN_REQUESTS.name) == []

@@ -382,3 +382,21 @@ def test_unhandled_events_produce_nothing() -> None:
     alert = ev.AgentAlert(meta=ev.Meta(tenant_id="t", root_id="r", producer="x"), from_agent_id="a", text="hello")
     assert decide(state, alert, small_policy()) == []
     assert state.trees == {}
+
+
+def test_a_tree_remembers_a_bounded_number_of_request_ids() -> None:
+    """A runaway tree's remembered request ids stay capped, so its changelog record stays small."""
+    import json
+    import uuid as _uuid
+
+    from processors.tree_state import REMEMBERED_REQUESTS, TreeState
+
+    tree = TreeState(root_id="r", tenant_id="t")
+    ids = [_uuid.uuid4().int for _ in range(REMEMBERED_REQUESTS + 100)]
+    for request_id in ids:
+        tree.remember(request_id)
+    assert not tree.has_seen(ids[0]) and tree.has_seen(ids[-1])
+    assert len(json.dumps(tree.to_dict())) < 500_000
+    restored = TreeState.from_dict(json.loads(json.dumps(tree.to_dict())))
+    restored.remember(_uuid.uuid4().int)
+    assert not restored.has_seen(ids[100]) and restored.has_seen(ids[101])
