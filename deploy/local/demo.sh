@@ -6,7 +6,8 @@
 set -euo pipefail
 
 export COLUMNS="${COLUMNS:-160}"  # rich tables: wide enough for the messages when piped
-logs="${AGENTLOG_STATE_DIR:-$PWD/.state}/logs"
+state="${AGENTLOG_STATE_DIR:-$PWD/.state}"
+logs="$state/logs"
 mkdir -p "$logs"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 pids=()
@@ -61,5 +62,5 @@ agentlog replay verify --quiet
 step "compliance: re-run the gate's pure core over the mission's recorded inputs (agentlog replay decisions --root $mission)"
 agentlog replay decisions --root "$mission" --quiet
 step "compliance: export the mission from Kafka with its chain hashes and check the file (agentlog replay export / check-export)"
-agentlog replay export --root "$mission" -o "$logs/../demo-mission.jsonl" --quiet
-agentlog replay check-export "$logs/../demo-mission.jsonl"
+agentlog replay export --root "$mission" -o "$state/demo-mission.jsonl" --quiet
+agentlog replay check-export "$state/demo-mission.jsonl"
