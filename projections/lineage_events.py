@@ -37,6 +37,9 @@ STATUS_RANKS = {"registered": 0, "admitted": 1, "approved": 1, "running": 2}
 ENDED_RANK = 3
 ENDED = ("completed", "failed", "terminated", "timed_out", "rejected")
 
+_BIGINT_MAX = 2**63 - 1
+"""Token counters saturate here (a PostgreSQL bigint) instead of overflowing."""
+
 
 class Position(NamedTuple):
     """Where a record is in Kafka."""
@@ -109,10 +112,10 @@ class AgentDelta:
         if other.status is not None and (self.status is None or other.status.beats(self.status)):
             self.status = other.status
         self.started_at = _earliest(self.started_at, other.started_at)
-        self.tokens_consumed += other.tokens_consumed
+        self.tokens_consumed = min(self.tokens_consumed + other.tokens_consumed, _BIGINT_MAX)
         self.tokens_reported = max(self.tokens_reported, other.tokens_reported)
-        self.tokens_returned += other.tokens_returned
-        self.tokens_topped_up += other.tokens_topped_up
+        self.tokens_returned = min(self.tokens_returned + other.tokens_returned, _BIGINT_MAX)
+        self.tokens_topped_up = min(self.tokens_topped_up + other.tokens_topped_up, _BIGINT_MAX)
         self.budget_exhausted_at = _earliest(self.budget_exhausted_at, other.budget_exhausted_at)
 
 

@@ -109,6 +109,7 @@ _IDENTITY = [
 ]
 _STATUS = ["status", "status_rank", "status_at", "status_topic", "status_partition", "status_offset"]
 _SUMS = ["tokens_consumed", "tokens_returned", "tokens_topped_up"]
+_BIGINT_MAX = 2**63 - 1
 _EARLIEST = ["created_at", "started_at", "budget_exhausted_at"]
 _STAGE_TYPES = {
     "ord": "integer",
@@ -181,7 +182,8 @@ UPSERT_AGENTS = (
     + ", ".join(
         [f"{c} = CASE WHEN {_IDENTITY_WINS} THEN EXCLUDED.{c} ELSE a.{c} END" for c in _IDENTITY]
         + [f"{c} = CASE WHEN {_STATUS_WINS} THEN EXCLUDED.{c} ELSE a.{c} END" for c in _STATUS]
-        + [f"{c} = a.{c} + EXCLUDED.{c}" for c in _SUMS]
+        # Saturating sums: absurd reported counts must not overflow bigint and stop the projector.
+        + [f"{c} = LEAST(a.{c}::numeric + EXCLUDED.{c}, {_BIGINT_MAX})::bigint" for c in _SUMS]
         + ["tokens_reported = GREATEST(a.tokens_reported, EXCLUDED.tokens_reported)"]
         + [f"{c} = LEAST(a.{c}, EXCLUDED.{c})" for c in _EARLIEST]
     )

@@ -143,3 +143,30 @@ def test_database_connection_lost_mid_run_loses_nothing(
     assert projector.stats.retries >= 1
     count = db.execute('SELECT count(*), count(DISTINCT (topic, partition, "offset")) FROM audit_log').fetchone()
     assert count == (len(events), len(events))
+
+
+def test_token_counters_saturate_instead_of_stopping_the_projector(
+    publish: Callable[[list[Event]], None], project: Callable[..., ProjectorStats], db: psycopg.Connection[Any]
+) -> None:
+    """Usage reports that add up past a bigint saturate the counter; the projector goes on."""
+    import uuid
+
+    from agentlog.events import Meta, TokensConsumed
+
+    events = forest(ForestShape(roots=1))
+    huge = [
+        TokensConsumed(
+            meta=Meta(event_id=uuid.uuid4(), tenant_id="t", root_id="root-0-0", producer="test"),
+            agent_id="root-0-0",
+            tokens=2**62,
+        )
+        for _ in range(3)
+    ]
+    publish(events)
+    project()
+    publish(huge[:1])
+    project()
+    publish(huge[1:])
+    stats = project()
+    assert stats.records >= 2
+    assert db.execute("SELECT tokens_consumed FROM agents WHERE agent_id = 'root-0-0'").fetchone() == (2**63 - 1,)
