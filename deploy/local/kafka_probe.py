@@ -8,6 +8,7 @@ controller; exit 1 with the reason otherwise. Uses confluent_kafka's AdminClient
 importable, else speaks the Kafka wire protocol directly (ApiVersions v0, then a
 non-flexible Metadata version) so that it also works before the package is installed.
 """
+
 from __future__ import annotations
 
 import socket
@@ -26,8 +27,10 @@ def probe_confluent(bootstrap: str, timeout: float) -> str:
     md = admin.list_topics(timeout=timeout)
     if not md.brokers or md.controller_id < 0:
         raise RuntimeError(f"metadata without brokers/controller: {md.brokers!r}")
-    return (f"cluster {md.cluster_id}, brokers {sorted(md.brokers)}, "
-            f"controller {md.controller_id}, {len(md.topics)} topics (confluent_kafka)")
+    return (
+        f"cluster {md.cluster_id}, brokers {sorted(md.brokers)}, "
+        f"controller {md.controller_id}, {len(md.topics)} topics (confluent_kafka)"
+    )
 
 
 class Reader:
@@ -43,7 +46,7 @@ class Reader:
         n = self.take(">h")
         if n < 0:
             return None
-        s = self.data[self.pos:self.pos + n].decode()
+        s = self.data[self.pos : self.pos + n].decode()
         self.pos += n
         return s
 
@@ -103,8 +106,7 @@ def probe_raw(bootstrap: str, timeout: float) -> str:
         controller = r.take(">i")
         if not brokers or controller < 0:
             raise RuntimeError(f"metadata without brokers/controller: {brokers!r}")
-        return (f"cluster {cluster_id}, brokers {sorted(brokers)}, controller {controller} "
-                f"(raw Metadata v{version})")
+        return f"cluster {cluster_id}, brokers {sorted(brokers)}, controller {controller} (raw Metadata v{version})"
 
 
 def main() -> int:
@@ -112,6 +114,7 @@ def main() -> int:
     timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
     try:
         import confluent_kafka  # type: ignore[import-not-found]  # noqa: F401
+
         probe = probe_confluent
     except ImportError:
         probe = probe_raw
