@@ -7,11 +7,12 @@ agentlog.dlq``) and re-driven.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentlog.topics import DLQ
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 STAGE = "agentlog.dlq.stage"
 ERROR_CLASS = "agentlog.dlq.error.class"
@@ -34,7 +35,7 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
 
-    def headers(self, original: Headers | None = None) -> Headers:
+    def headers(self, original: Sequence[tuple[str, str | bytes | None]] | None = None) -> Headers:
         """The original headers plus the dead-letter headers."""
         return [
             *(original or []),

@@ -13,13 +13,17 @@ SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
 
 
 def decode_input(serde: Serde, record: InputRecord) -> Event:
-    """The event a record holds; raises :class:`DecodeError` for bytes that are not one,
-    or for a record type that does not belong on the record's topic."""
+    """The event a record holds; raises :class:`DecodeError` for bytes that are not one, for a
+    record type that does not belong on the record's topic, or for a key that is not the
+    event's ``meta.root_id`` (such a record may sit in another tree's partition)."""
     spec = SOURCES[record.source]
     decoded = serde.decode_value(record.value or b"")
     if not spec.accepts(decoded.full_name):
         raise DecodeError(f"{decoded.full_name} does not belong on {spec.name}")
     try:
-        return EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
+        event = EVENT_TYPES[decoded.full_name].model_validate(decoded.value)
     except ValueError as e:
         raise DecodeError(f"{decoded.full_name} fails validation: {e}") from e
+    if record.key != event.meta.root_id.encode():
+        raise DecodeError(f"key {record.key!r} is not the event's meta.root_id {event.meta.root_id!r}")
+    return event

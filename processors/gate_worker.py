@@ -186,7 +186,10 @@ class SpawnGateWorker:
         _, timestamp = msg.timestamp()
         offset = msg.offset()
         assert offset is not None
-        merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value()))
+        # Kept for dead letters (trace context among them).
+        raw_headers = msg.headers()
+        headers = list(raw_headers) if isinstance(raw_headers, list) else None
+        merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value(), headers))
 
     def _apply_back_pressure(self) -> None:
         """Stop fetching an input whose buffer holds many undecided records; resume it once drained.

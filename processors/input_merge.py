@@ -48,7 +48,7 @@ class InputRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
     def sort_key(self) -> tuple[int, int, int]:
         """(append time, topic rank, offset): the order records are decided in."""

@@ -84,27 +84,36 @@ def test_no_worker_means_a_clear_timeout(settings: Settings) -> None:
 
 
 def test_bad_records_are_dead_lettered_and_the_gate_goes_on(gate: Worker, settings: Settings) -> None:
-    """Garbage bytes and a record of the wrong topic go to the DLQ with the reason; later requests are decided."""
+    """Garbage, a record of the wrong topic and one under another tree's key are dead-lettered; the gate goes on."""
     topic = settings.topic_prefix + SPAWN_REQUESTS.name
     misplaced = ev.TokensConsumed(
         meta=ev.Meta(tenant_id="acme", root_id="root-d", producer="t"), agent_id="a", tokens=1
     )
+    foreign = ev.RootAgentRegistered(
+        meta=ev.Meta(tenant_id="acme", root_id="root-e", producer="t"),
+        agent_id="root-e",
+        config="orchestrator",
+        token_budget=1,
+        spawn_budget=1,
+    )
     raw = KafkaProducer({**kafka_config.base(settings), "partitioner": "murmur2_random"})
-    raw.produce(topic, b"\x00garbage", b"root-d")
+    raw.produce(topic, b"\x00garbage", b"root-d", headers=[("traceparent", b"00-trace-of-the-bad-record")])
     raw.produce(topic, Serde().encode(misplaced, topic), b"root-d")
+    raw.produce(topic, Serde().encode(foreign, topic), b"root-d")
     raw.flush(10)
     with AgentlogClient("acme", settings, timeout=60) as client:
         assert isinstance(client.register_root("root-d", "orchestrator", 1_000, 1), ev.RootAdmitted)
     letters = list(tail(settings, TailOptions(topics=[settings.topic_prefix + DLQ.name])))
-    assert len(letters) == 2
-    headers = [dict(letter.headers) for letter in letters]
-    assert {h[dead_letters.STAGE] for h in headers} == {"processors.spawn_gate"}
-    assert {h[dead_letters.SOURCE_TOPIC] for h in headers} == {topic}
-    assert sorted(h[dead_letters.SOURCE_OFFSET] for h in headers) == ["0", "1"]
-    reasons = sorted(h[dead_letters.ERROR_MESSAGE] for h in headers)
-    assert "not an agentlog record" in reasons[1] or "Confluent wire format" in reasons[1]
-    assert "agentlog.lifecycle.TokensConsumed does not belong on agentlog.spawn.requests" in reasons[0]
-    assert {letter.raw for letter in letters if letter.error} | {b"\x00garbage"}
+    assert len(letters) == 3
+    headers = {dict(letter.headers)[dead_letters.SOURCE_OFFSET]: dict(letter.headers) for letter in letters}
+    assert {h[dead_letters.STAGE] for h in headers.values()} == {"processors.spawn_gate"}
+    assert {h[dead_letters.SOURCE_TOPIC] for h in headers.values()} == {topic}
+    assert sorted(headers) == ["0", "1", "2"]
+    assert headers["0"]["traceparent"] == "00-trace-of-the-bad-record"  # the original headers travel along
+    assert "Confluent wire format" in headers["0"][dead_letters.ERROR_MESSAGE]
+    assert "does not belong on agentlog.spawn.requests" in headers["1"][dead_letters.ERROR_MESSAGE]
+    assert "is not the event's meta.root_id" in headers["2"][dead_letters.ERROR_MESSAGE]
+    assert {letter.raw for letter in letters if letter.error} == {b"\x00garbage"}
 
 
 def _policy_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
