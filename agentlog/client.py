@@ -9,12 +9,11 @@ sentence to show the agent) — or raises :class:`DecisionTimeout`. Replies are 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
@@ -23,6 +22,7 @@ from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
 from agentlog.topics import POLICY_DECISIONS
+from agentlog.watermarks import watermarks
 
 
 class DecisionTimeout(AgentlogError):
@@ -53,7 +53,7 @@ class _Replies:
             raise AgentlogError(f"topic {topic} is not available: {metadata.error.str()}")
         # Start at the current end, as explicit offsets so that no reply can slip past.
         self._consumer.assign(
-            [TopicPartition(topic, p, _end_offset(self._consumer, topic, p)) for p in metadata.partitions]
+            [TopicPartition(topic, p, watermarks(self._consumer, topic, p)[1]) for p in metadata.partitions]
         )
         self._thread = threading.Thread(target=self._run, name="agentlog-replies", daemon=True)
         self._thread.start()
@@ -100,19 +100,6 @@ class _Replies:
         self._stop.set()
         self._thread.join(5)
         self._consumer.close()
-
-
-def _end_offset(consumer: Consumer, topic: str, partition: int, timeout_s: float = 30.0) -> int:
-    """The partition's high watermark, retrying while a new topic's leadership settles."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            return int(high)
-        except KafkaException as e:
-            if time.monotonic() > deadline:  # leadership of a new topic settles within seconds
-                raise AgentlogError(f"cannot find the end of {topic}[{partition}]: {e}") from e
-            time.sleep(0.2)
 
 
 class AgentlogClient:

@@ -14,6 +14,7 @@ from agentlog import kafka_config
 from agentlog.errors import AgentlogError, DecodeError
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
+from agentlog.watermarks import watermarks
 
 _NOT_FOUND = object()
 
@@ -141,11 +142,7 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
 
 def _end_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
     """The high watermark of every partition now."""
-    ends = {}
-    for tp in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
-        ends[(tp.topic, tp.partition)] = int(high)
-    return ends
+    return {(tp.topic, tp.partition): watermarks(consumer, tp.topic, tp.partition)[1] for tp in partitions}
 
 
 def _assignment(consumer: Consumer, options: TailOptions) -> list[TopicPartition]:

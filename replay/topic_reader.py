@@ -10,7 +10,6 @@ Readers are ``read_committed``: aborted records and transaction markers are neve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,13 +17,14 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
-    KafkaException,
     Message,
     TopicPartition,
 )
 
 from agentlog import kafka_config
+from agentlog.errors import AgentlogError
 from agentlog.settings import Settings
+from agentlog.watermarks import watermarks
 from projections.audit_chain import GENESIS, link
 from replay.errors import KafkaReadError
 
@@ -128,19 +128,12 @@ def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[R
         consumer.close()
 
 
-def _watermarks(consumer: Consumer, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:
-    """Low and high watermark; retried while the partition has no leader yet (a topic just created)."""
-    for attempt in range(attempts):
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            return int(low), int(high)
-        except KafkaException as e:
-            error = e.args[0]
-            retriable = error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
-            if not retriable or attempt == attempts - 1:
-                raise KafkaReadError(tp.topic, f"partition {tp.partition}: {error.str()}") from e
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """Low and high watermark, as a :class:`KafkaReadError` when the broker cannot say."""
+    try:
+        return watermarks(consumer, tp.topic, tp.partition)
+    except AgentlogError as e:
+        raise KafkaReadError(tp.topic, f"partition {tp.partition}: {e}") from e
 
 
 def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:

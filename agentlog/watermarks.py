@@ -1,0 +1,28 @@
+"""A partition's watermarks, asked of the broker, patient while a new topic's leadership settles."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from agentlog.errors import AgentlogError
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
+    """Low and high watermark of ``topic[partition]`` now (not the client's cached values).
+
+    Right after a topic is created the broker may still answer "not leader" for a moment;
+    such answers are retried until ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+            return int(low), int(high)
+        except KafkaException as e:
+            error = e.args[0]
+            settling = error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
+            if not settling or time.monotonic() > deadline:
+                raise AgentlogError(f"cannot read the watermarks of {topic}[{partition}]: {error.str()}") from e
+            time.sleep(0.2)
