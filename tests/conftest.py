@@ -92,6 +92,11 @@ def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running the ``agentlog`` CLI against this test's topics."""
+    return agentlog_env(settings)
+
+
+def agentlog_env(settings: Settings) -> dict[str, str]:
+    """The environment that points an ``agentlog`` process at ``settings`` (and nothing else)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
     env.update(
         AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -12,6 +11,8 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from conftest import agentlog_env
+
 from agentlog import events as ev
 from agentlog.producer import Producer
 from agentlog.serde import Serde
@@ -20,13 +21,6 @@ from agentlog.topics import POLICY_DECISIONS
 from processors.ids import child_agent_id
 from processors.policy import load_default_policy, to_event
 from replay.gate_inputs import read_topic
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    """Environment that points the agentlog CLI at this test's broker and topics."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
-    env.update(AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers, AGENTLOG_TOPIC_PREFIX=settings.topic_prefix)
-    return env
 
 
 @dataclass
@@ -51,7 +45,7 @@ class Worker:
                 "--log-level",
                 "WARNING",
             ],
-            env=cli_env(self.settings),
+            env=agentlog_env(self.settings),
         )
         self.starts += 1
 

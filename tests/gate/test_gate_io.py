@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from confluent_kafka import Producer as KafkaProducer
+from conftest import agentlog_env
 
 from agentlog import dead_letters, kafka_config
 from agentlog import events as ev
@@ -22,7 +23,7 @@ from agentlog.topics import DLQ, POLICY_DECISIONS, SPAWN_REQUESTS
 from processors.ids import child_agent_id
 from processors.policy import DEFAULT_POLICY_PATH
 
-from .gate_harness import Worker, cli_env, publish_policy
+from .gate_harness import Worker, publish_policy
 
 
 @pytest.fixture
@@ -118,7 +119,12 @@ def test_bad_records_are_dead_lettered_and_the_gate_goes_on(gate: Worker, settin
 
 def _policy_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["agentlog", "policy", *args], capture_output=True, text=True, env=cli_env(settings), timeout=120, check=False
+        ["agentlog", "policy", *args],
+        capture_output=True,
+        text=True,
+        env=agentlog_env(settings),
+        timeout=120,
+        check=False,
     )
 
 
