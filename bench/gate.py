@@ -1,24 +1,36 @@
-"""Spawn-gate benchmark: sustained decisions/s, latency at a fixed load, memory with many trees.
+"""Spawn-gate benchmark: decisions/s with 1 and N workers, latency at a fixed load, memory with many trees.
 
-Each figure is measured next to its ceiling in the same run on the same broker: a raw
-pass-through that consumes the same input records and produces them unchanged, with the
-same transactional batches (consume, produce, send offsets, commit) but no decoding, no
-decision and no state. Latency is broker append time of the decision minus broker append
-time of the request (one clock). Memory is the worker process's resident set size.
+Every figure is measured next to its ceiling in the same rounds on the same broker: a raw
+pass-through process (``--child passthrough``) that consumes the same input records and
+produces them unchanged, with the same consumer and producer settings and the same
+transactional batches (consume, produce, send offsets, commit), but no decoding, no
+decision and no state.
+
+How (see ``bench/measure.py``): the gate workers and the pass-through are processes of
+their own, on fresh topics for each round and each contender. The bench starts the
+process(es), waits until the consumer group has assigned every partition, then starts
+the clock, produces the input (pre-encoded, ~10x faster than the gate decides it) and
+stops the clock when the group's committed offsets reach the end offsets of the input —
+polling only those offsets, never the topics.
+CPU per event is the process tree's CPU over that span; memory is its peak RSS.
+Latency is the broker append time of the decision (or the copy) minus that of the
+request (one clock), after a warm-up that proves the worker is deciding; the topics are
+read once, after the load. The profile stage runs in this process, on one core, with
+no broker.
 
     python bench/gate.py [--requests 50000] [--rate 1000] [--seconds 20] [--trees 100000]
+                         [--rounds 3] [--workers 2] [--skip profile throughput latency memory] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
-import subprocess
 import sys
+import threading
 import time
-import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -28,8 +40,8 @@ from agentlog import kafka_config
 from agentlog.producer import Producer as EventProducer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topic_admin import delete_topics, ensure_topics
-from agentlog.topics import CATALOGUE, POLICY_DECISIONS, SPAWN_REQUESTS, TopicSpec
+from agentlog.topic_admin import ensure_topics
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TopicSpec
 from processors.gate_input import decode_input
 from processors.input_merge import REQUESTS, InputRecord
 from processors.policy import from_event, load_default_policy, parse_policy, to_event
@@ -37,11 +49,20 @@ from processors.spawn_gate import decide
 from processors.tree_state import PartitionState
 
 # Run as a script, bench/ comes first on sys.path and bench/replay.py would shadow the
-# ``replay`` package: drop the folder before importing from it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# ``replay`` package: drop the folder before importing from it, and import measure by path.
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 from replay.gate_inputs import read_topic  # noqa: E402  (after the sys.path fix above)
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(BENCH))
+import measure  # noqa: E402
+
+RAW_OUT = TopicSpec("raw.out", 6, (), "root_id", "bench ceiling output")
+GATE_GROUP = "agentlog.spawn-gate"
+RAW_GROUP = "raw-pass-through"
+
+
+# -- workload -----------------------------------------------------------------------------
 
 
 def bench_policy() -> ev.PolicyPublished:
@@ -52,15 +73,15 @@ def bench_policy() -> ev.PolicyPublished:
     return to_event(parse_policy(document, "bench"), published_by="bench")
 
 
-def workload(trees: int, children: int) -> list[ev.Event]:
+def workload(trees: int, children: int, tag: str = "") -> list[ev.Event]:
     """Registrations then spawn requests, trees interleaved."""
     events: list[ev.Event] = []
     for t in range(trees):
-        meta = ev.Meta(tenant_id=f"tenant-{t % 50}", root_id=f"root-{t}", producer="bench")
+        meta = ev.Meta(tenant_id=f"tenant-{t % 50}", root_id=f"root{tag}-{t}", producer="bench")
         events.append(
             ev.RootAgentRegistered(
                 meta=meta,
-                agent_id=f"root-{t}",
+                agent_id=meta.root_id,
                 config="orchestrator",
                 token_budget=1_000_000,
                 spawn_budget=children * 2,
@@ -68,11 +89,11 @@ def workload(trees: int, children: int) -> list[ev.Event]:
         )
     for c in range(children):
         for t in range(trees):
-            meta = ev.Meta(tenant_id=f"tenant-{t % 50}", root_id=f"root-{t}", producer="bench")
+            meta = ev.Meta(tenant_id=f"tenant-{t % 50}", root_id=f"root{tag}-{t}", producer="bench")
             events.append(
                 ev.SpawnRequested(
                     meta=meta,
-                    parent_agent_id=f"root-{t}",
+                    parent_agent_id=meta.root_id,
                     child_config="summarizer",
                     task=ev.TaskSpec(title=f"part {c}"),
                     requested_token_budget=1_000,
@@ -81,203 +102,287 @@ def workload(trees: int, children: int) -> list[ev.Event]:
     return events
 
 
-def start_worker(settings: Settings, worker_id: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
-        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentlog.cli.main",
-            "processors",
-            "run",
-            "--worker-id",
-            worker_id,
-            "--log-level",
-            os.environ.get("GATE_LOG_LEVEL", "WARNING"),  # DEBUG: the time of each batch's steps
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+Encoded = list[tuple[bytes, bytes]]
+"""(key, value) of each request, encoded once and produced to every round's fresh topics."""
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def encode(events: Sequence[ev.Event]) -> Encoded:
+    serde = Serde()
+    return [(e.meta.root_id.encode(), serde.encode(e, SPAWN_REQUESTS.name)) for e in events]
 
 
-def count_records(settings: Settings, topic: str) -> tuple[int, int, int]:
-    """(records, first append ms, last append ms) of a topic, read_committed."""
-    n, first, last = 0, None, 0
-    for _p, _o, ts, _k, _v in read_topic(settings, topic):
-        n += 1
-        first = ts if first is None else min(first, ts)
-        last = max(last, ts)
-    return n, first or 0, last
+def produce(settings: Settings, records: Encoded) -> None:
+    """Produce pre-encoded requests without a transaction (so the high watermark is the end)."""
+    producer = Producer({**kafka_config.producer(settings), "linger.ms": 20})
+    topic = settings.topic_prefix + SPAWN_REQUESTS.name
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120):
+        raise SystemExit("could not produce the workload")
 
 
-def wait_for(settings: Settings, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        n, first, last = count_records(settings, topic)
-        if n >= expected or time.monotonic() > deadline:
-            return n, first, last
-        time.sleep(1)
-
-
-def pass_through(settings: Settings, source: str, target: str, expected: int) -> None:
-    """The ceiling: consume → produce the same bytes, one transaction per batch, no decisions."""
-    consumer = Consumer({**kafka_config.reader(settings, f"{settings.topic_prefix}raw"), "fetch.wait.max.ms": 10})
-    producer = Producer({**kafka_config.producer(settings, f"{settings.topic_prefix}raw"), "linger.ms": 2})
-    producer.init_transactions(30)
-    consumer.subscribe([source])
-    moved = 0
-    while moved < expected:
-        batch = [m for m in consumer.consume(2000, 0.02) if m.error() is None]
-        if not batch:
-            continue
-        producer.begin_transaction()
-        for msg in batch:
-            producer.produce(target, msg.value(), msg.key(), partition=msg.partition())
-        offsets = {}
-        for msg in batch:
-            offsets[(msg.topic(), msg.partition())] = (msg.offset() or 0) + 1
-        producer.send_offsets_to_transaction(
-            [TopicPartition(t, p, o) for (t, p), o in offsets.items()], consumer.consumer_group_metadata(), 30
-        )
-        producer.commit_transaction(30)
-        moved += len(batch)
-    consumer.close()
-
-
-def fresh_settings(label: str) -> Settings:
-    settings = Settings(topic_prefix=f"bench-{label}-{uuid.uuid4().hex[:6]}.")
-    ensure_topics(settings)
-    ensure_topics(settings, (TopicSpec("raw.out", 6, (), "root_id", "bench ceiling output"),))
+def fresh_topics(scratch: measure.Scratch, label: str) -> Settings:
+    settings = scratch.settings(label)
+    ensure_topics(settings, (RAW_OUT,))
     with EventProducer(settings) as producer:
         producer.publish(bench_policy())
     return settings
 
 
-def cleanup(settings: Settings) -> None:
-    delete_topics(
-        settings,
-        [settings.topic_prefix + s.name for s in CATALOGUE]
-        + [settings.topic_prefix + "raw.out", settings.topic_prefix + "agentlog.spawn-gate.changelog"],
+# -- the contenders -----------------------------------------------------------------------
+
+
+def start_gates(settings: Settings, workers: int) -> list[measure.Service]:
+    return [
+        measure.Service(
+            measure.agentlog_command("processors", "run", f"--worker-id=bench-{i}", "--log-level=WARNING"),
+            measure.child_env(settings),
+            f"gate worker {i}",
+        )
+        for i in range(workers)
+    ]
+
+
+def start_passthrough(settings: Settings) -> list[measure.Service]:
+    argv = [sys.executable, __file__, "--child", "passthrough"]
+    return [measure.Service(argv, measure.child_env(settings), "pass-through")]
+
+
+def passthrough_child(settings: Settings) -> None:
+    """The ceiling: consume → produce the same bytes, one transaction per batch, as the gate's clients are set."""
+    group = settings.topic_prefix + RAW_GROUP
+    consumer = Consumer(
+        {
+            **kafka_config.reader(settings, group),
+            "partition.assignment.strategy": "range",
+            "fetch.wait.max.ms": 10,
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+        }
+    )
+    producer = Producer({**kafka_config.producer(settings, group), "linger.ms": 2})
+    producer.init_transactions(30)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    target = settings.topic_prefix + RAW_OUT.name
+    consumer.subscribe([settings.topic_prefix + SPAWN_REQUESTS.name])
+    while not stop.is_set():
+        batch = [m for m in consumer.consume(2000, 0.005) if m.error() is None]
+        if not batch:
+            continue
+        producer.begin_transaction()
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in batch:
+            producer.produce(target, msg.value(), msg.key(), partition=msg.partition())
+            offsets[(msg.topic(), msg.partition())] = (msg.offset() or 0) + 1
+        producer.send_offsets_to_transaction(
+            [TopicPartition(t, p, o) for (t, p), o in offsets.items()], consumer.consumer_group_metadata(), 30
+        )
+        producer.commit_transaction(30)
+    consumer.close()
+
+
+Starter = Callable[[Settings], list[measure.Service]]
+
+
+def contenders(workers: int) -> list[tuple[str, str, Starter, int]]:
+    """(label, group suffix, starter, members) of the ceiling and the gate with 1 and N workers."""
+    rows: list[tuple[str, str, Starter, int]] = [
+        ("raw pass-through (consume → produce, tx)", RAW_GROUP, start_passthrough, 1),
+        ("spawn gate, 1 worker", GATE_GROUP, lambda s: start_gates(s, 1), 1),
+    ]
+    if workers > 1:
+        rows.append((f"spawn gate, {workers} workers", GATE_GROUP, lambda s: start_gates(s, workers), workers))
+    return rows
+
+
+def input_partitions(settings: Settings, group_suffix: str) -> list[TopicPartition]:
+    topics = [SPAWN_REQUESTS.name] + ([AGENT_LIFECYCLE.name] if group_suffix == GATE_GROUP else [])
+    return measure.partitions(measure.admin(settings), [settings.topic_prefix + t for t in topics])
+
+
+def drain(
+    settings: Settings, group_suffix: str, services: list[measure.Service], members: int, records: Encoded
+) -> float:
+    """Wait until every worker holds its partitions, then produce ``records`` and time the group's
+    committed offsets reaching their end; returns seconds.
+
+    The input is produced only once the whole group is assigned: a backlog waiting on the
+    topic would be half decided by the first worker before the others have joined.
+    """
+    client = measure.admin(settings)
+    tps = input_partitions(settings, group_suffix)
+    group = settings.topic_prefix + group_suffix
+    measure.wait_assigned(client, group, len(tps), members, services)
+    started = time.monotonic()
+    for service in services:
+        service.start_span()
+    produce(settings, records)
+    ends = {tp: end for tp, end in measure.end_offsets(client, tps).items() if end > 0}
+    finished = measure.wait_until(measure.caught_up(client, group, ends), services)
+    for service in services:
+        service.end_span()
+    return finished - started
+
+
+def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: int) -> None:
+    trees = max(requests // 5, 1)
+    records = encode(workload(trees, (requests - trees) // trees))
+    rows = [
+        (label, suffix, start, members, measure.Series(label)) for label, suffix, start, members in contenders(workers)
+    ]
+    for _ in range(rounds):
+        for _label, suffix, start, members, series in rows:
+            settings = fresh_topics(scratch, "tp")
+            services = start(settings)
+            try:
+                seconds = drain(settings, suffix, services, members, records)
+            finally:
+                measure.stop_all(services)
+            cpu = sum(s.cpu_span_s for s in services)
+            memory = max((s.memory() for s in services), key=lambda m: m.peak_total_mib)
+            series.add(len(records) / seconds, cpu / len(records) * 1e6, memory)
+    series_list = [row[-1] for row in rows]
+    measure.print_table(
+        f"throughput: {len(records):,} requests ({trees:,} trees) produced at once, {rounds} rounds"
+        " (peak RSS: the largest worker)",
+        series_list,
+        ceiling=series_list[0],
+    )
+    print("  goal: ≥ 5,000 decisions/s and ≥ 25 % of the pass-through")
+    if workers > 1:
+        print(measure.speedup(f"{workers} workers", series_list[2], series_list[1]))
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+def paced(settings: Settings, records: Encoded, rate: int) -> None:
+    """Produce ``records`` at ``rate`` per second, in 10 ms steps."""
+    producer = Producer(kafka_config.producer(settings))
+    topic = settings.topic_prefix + SPAWN_REQUESTS.name
+    step = max(rate // 100, 1)
+    started = time.monotonic()
+    for i in range(0, len(records), step):
+        for key, value in records[i : i + step]:
+            producer.produce(topic, value, key)
+        producer.poll(0)
+        pause = started + (i + step) / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    if producer.flush(60):
+        raise SystemExit("could not produce the paced load")
+
+
+def append_times(settings: Settings, topic: str, key: Callable[[bytes], str]) -> dict[str, int]:
+    return {key(v): ts for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + topic) if v}
+
+
+def delays_ms(settings: Settings, gate: bool, skip: set[str]) -> list[float]:
+    """Append → append delay of each request's decision (gate) or copy (pass-through)."""
+    serde = Serde()
+
+    def event_id(value: bytes) -> str:
+        return str(serde.decode(value).meta.event_id)
+
+    requests = append_times(settings, SPAWN_REQUESTS.name, event_id)
+    if gate:
+        out = [
+            (str(serde.decode(v).meta.causation_id), ts)
+            for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name)
+            if v
+        ]
+    else:
+        out = [
+            (event_id(v), ts) for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + RAW_OUT.name) if v
+        ]
+    return [float(ts - requests[cause]) for cause, ts in out if cause in requests and cause not in skip]
+
+
+def latency(scratch: measure.Scratch, rate: int, seconds: int, rounds: int) -> None:
+    total = rate * seconds
+    warm_up = encode(workload(20, 2, tag="w"))
+    load = encode(workload(max(total // 4, 1), 3)[:total])
+    serde = Serde()
+    warm_ids = {str(serde.decode(v).meta.event_id) for _k, v in warm_up}
+    rows = {
+        label: (suffix, start, members, measure.Series(f"{label}: p50", " ms"), measure.Series(f"{label}: p99", " ms"))
+        for label, suffix, start, members in contenders(1)
+    }
+    for _ in range(rounds):
+        for suffix, start, members, p50, p99 in rows.values():
+            settings = fresh_topics(scratch, "lat")
+            services = start(settings)
+            try:
+                drain(settings, suffix, services, members, warm_up)  # assigned, policy read, deciding
+                paced(settings, load, rate)
+                client = measure.admin(settings)
+                ends = {tp: e for tp, e in measure.end_offsets(client, input_partitions(settings, suffix)).items() if e}
+                measure.wait_until(measure.caught_up(client, settings.topic_prefix + suffix, ends), services)
+            finally:
+                measure.stop_all(services)
+            delays = delays_ms(settings, suffix == GATE_GROUP, warm_ids)
+            memory = services[0].memory()
+            p50.add(statistics.median(delays), memory=memory)
+            p99.add(measure.pct(delays, 0.99), memory=memory)
+    measure.print_table(
+        f"latency at {rate:,} requests/s for {seconds}s, broker append of the request → append of the output,"
+        f" {rounds} rounds",
+        [s for row in rows.values() for s in row[3:]],
+    )
+    print("  goal: p99 ≤ 100 ms for the gate")
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def memory(scratch: measure.Scratch, trees: int) -> None:
+    settings = fresh_topics(scratch, "mem")
+    records = encode(workload(trees, 1))
+    services = start_gates(settings, 1)
+    try:
+        seconds = drain(settings, GATE_GROUP, services, 1, records)
+    finally:
+        measure.stop_all(services)
+    print(
+        f"\nmemory: {trees:,} live trees (root + 1 child each, {len(records):,} requests in {seconds:.1f}s):"
+        f" gate worker peak RSS {services[0].memory()}   (goal ≤ 500 MiB)"
     )
 
 
-def throughput(requests: int) -> None:
-    trees = max(requests // 5, 1)
-    events = workload(trees, (requests - trees) // trees)
-    settings = fresh_settings("tp")
-    try:
-        with EventProducer(settings) as producer:
-            producer.publish_many(events)
-        requests_topic = settings.topic_prefix + SPAWN_REQUESTS.name
-        started = time.monotonic()
-        pass_through(settings, requests_topic, settings.topic_prefix + "raw.out", len(events))
-        raw_s = time.monotonic() - started
-        worker = start_worker(settings, "bench")
-        n, first, last = wait_for(settings, settings.topic_prefix + POLICY_DECISIONS.name, len(events), 600)
-        peak = rss_mib(worker.pid)
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-        gate_rate = n / max((last - first) / 1000, 1e-3)
-        print(f"\nthroughput: {len(events):,} requests ({trees:,} trees) already on the topic")
-        print(f"  raw pass-through (consume → produce, transactions)  {len(events) / raw_s:>10,.0f} records/s")
-        print(
-            f"  spawn gate (decode → decide → encode, transactions) {gate_rate:>10,.0f} decisions/s"
-            f"   ratio {gate_rate / (len(events) / raw_s):.0%}   (goal ≥ 5,000/s)"
-        )
-        print(f"  worker resident memory after it: {peak:,.0f} MiB")
-    finally:
-        cleanup(settings)
+# -- profile ------------------------------------------------------------------------------
 
 
-def latency(rate: int, seconds: int) -> None:
-    settings = fresh_settings("lat")
-    worker = start_worker(settings, "bench-lat")
-    try:
-        time.sleep(5)  # let the worker join its group and read the policy
-        total = rate * seconds
-        events = workload(max(total // 4, 1), 3)[:total]
-        with EventProducer(settings) as producer:
-            started = time.monotonic()
-            for i in range(0, len(events), max(rate // 100, 1)):
-                producer.publish_many(events[i : i + max(rate // 100, 1)])
-                pause = started + (i / rate) - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-        wait_for(settings, settings.topic_prefix + POLICY_DECISIONS.name, len(events), 120)
-        requests = {
-            str(_decode_meta(v).event_id): ts
-            for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + SPAWN_REQUESTS.name)
-        }
-        delays = []
-        for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name):
-            cause = _decode_meta(v).causation_id
-            if cause is not None and str(cause) in requests:
-                delays.append(ts - requests[str(cause)])
-        delays.sort()
-        p50, p99 = statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
-        print(f"\nlatency at {rate:,} requests/s for {seconds}s ({len(delays):,} decisions, append → append):")
-        print(f"  p50 {p50:.0f} ms   p99 {p99:.0f} ms   max {delays[-1]:.0f} ms   (goal p99 ≤ 100 ms)")
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-        cleanup(settings)
-
-
-_SERDE = Serde()
-
-
-def _decode_meta(value: bytes | None) -> ev.Meta:
-    return _SERDE.decode(value or b"").meta
-
-
-def memory(trees: int) -> None:
-    settings = fresh_settings("mem")
-    try:
-        with EventProducer(settings) as producer:
-            producer.publish_many(workload(trees, 1))
-        worker = start_worker(settings, "bench-mem")
-        n, _, _ = wait_for(settings, settings.topic_prefix + POLICY_DECISIONS.name, trees * 2, 900)
-        size = rss_mib(worker.pid)
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-        print(
-            f"\nmemory: {trees:,} live trees (root + 1 child each, {n:,} decisions): worker RSS {size:,.0f} MiB"
-            "   (goal ≤ 500 MiB)"
-        )
-    finally:
-        cleanup(settings)
-
-
-def where_time_goes(count: int) -> None:
-    """One core, no broker: decode, decide and encode rates of the same records."""
+def where_time_goes(count: int, rounds: int) -> None:
+    """One core, no broker: decode, decide and encode rates of the same records, CPU time."""
     serde = Serde()
     events = workload(max(count // 5, 1), 4)[:count]
-    raw = [InputRecord(REQUESTS, "t", 0, i, i, None, serde.encode(e, "t")) for i, e in enumerate(events)]
-    state = PartitionState(partition=0, partitions=1)
+    raw = [
+        InputRecord(REQUESTS, "t", 0, i, i, e.meta.root_id.encode(), serde.encode(e, "t")) for i, e in enumerate(events)
+    ]
     policy = from_event(bench_policy())
-    t0 = time.perf_counter()
-    decoded = [decode_input(serde, r) for r in raw]
-    t1 = time.perf_counter()
-    outputs = [out for e in decoded for out in decide(state, e, policy)]
-    t2 = time.perf_counter()
-    for out in outputs:
-        serde.encode(out, "t")
-    t3 = time.perf_counter()
-    print(f"\nwhere the time goes (one core, {count:,} requests, no broker):")
-    print(
-        f"  decode {count / (t1 - t0):>10,.0f}/s   decide {count / (t2 - t1):>10,.0f}/s"
-        f"   encode {len(outputs) / (t3 - t2):>10,.0f}/s"
+    stages = {name: measure.Series(name) for name in ("decode", "decide", "encode")}
+    for _ in range(rounds):
+        state = PartitionState(partition=0, partitions=1)
+        t0 = time.process_time()
+        decoded = [decode_input(serde, r) for r in raw]
+        t1 = time.process_time()
+        outputs = [out for e in decoded for out in decide(state, e, policy)]
+        t2 = time.process_time()
+        for out in outputs:
+            serde.encode(out, "t")
+        t3 = time.process_time()
+        stages["decode"].add(count / (t1 - t0), (t1 - t0) / count * 1e6)
+        stages["decide"].add(count / (t2 - t1), (t2 - t1) / count * 1e6)
+        stages["encode"].add(len(outputs) / (t3 - t2), (t3 - t2) / len(outputs) * 1e6)
+    measure.print_table(
+        f"where the time goes (one core, CPU time, {count:,} requests, no broker, {rounds} rounds)",
+        list(stages.values()),
     )
 
 
@@ -287,16 +392,28 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--trees", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds alternating the ceiling and the gate")
+    parser.add_argument("--workers", type=int, default=2, help="also measure this many gate workers (1: only one)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "profile"])
+    parser.add_argument("--keep", action="store_true", help="keep the topics and groups created")
+    parser.add_argument("--child", choices=["passthrough"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if "profile" not in args.skip:
-        where_time_goes(20_000)
-    if "throughput" not in args.skip:
-        throughput(args.requests)
-    if "latency" not in args.skip:
-        latency(args.rate, args.seconds)
-    if "memory" not in args.skip:
-        memory(args.trees)
+    if args.child == "passthrough":
+        passthrough_child(Settings())
+        return
+    scratch = measure.Scratch(Settings(), keep=args.keep)
+    print(f"gate benchmark on {scratch.base.bootstrap_servers}; {measure.load_average()}")
+    try:
+        if "profile" not in args.skip:
+            where_time_goes(min(20_000, args.requests), args.rounds)
+        if "throughput" not in args.skip:
+            throughput(scratch, args.requests, args.rounds, args.workers)
+        if "latency" not in args.skip:
+            latency(scratch, args.rate, args.seconds, args.rounds)
+        if "memory" not in args.skip:
+            memory(scratch, args.trees)
+    finally:
+        scratch.clean()
 
 
 if __name__ == "__main__":

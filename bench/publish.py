@@ -1,20 +1,36 @@
 """Publish throughput: the SDK (model → Avro → broker, acks=all) next to a raw producer.
 
 Both send the same number of records of the same size with the same keys to the same
-broker in the same run; the raw producer sends bytes encoded in advance, so the ratio is
-what the SDK's validation-free encode, keying and delivery tracking cost. Also measures
-encode/decode rates of the serde on one core.
+broker in the same rounds, each round alternating the two, each run in a fresh child
+process (``--job``) so that one run's heap and garbage do not weigh on the next. The
+child times only the sending and reports its wall time and CPU time:
 
-    python bench/publish.py [--events 100000] [--record SpawnRequested]
+- **raw** (the ceiling): a plain confluent-kafka producer sends bytes encoded before the
+  clock starts (kept in a frozen list, outside the garbage collector's reach);
+- **sdk**: builds each event as an application does — one model at a time, right before
+  sending it — and sends it with ``Producer.send``;
+- **build**: builds the same models and drops them, without sending: what the
+  application itself pays, so that the SDK's own cost is *sdk - build*.
+
+Each child connects and sends one record before its clock starts. Both senders flush
+every ``--flush-every`` records and at the end, as a streaming application does, so that
+neither keeps the whole run in memory. The serde rates at
+the end are CPU time on one core, in this process.
+
+    python bench/publish.py [--events 100000] [--record SpawnRequested] [--rounds 3] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer as KafkaProducer
 
@@ -25,44 +41,42 @@ from agentlog.samples import sample_record
 from agentlog.schema_store import default_store
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topic_admin import delete_topics, ensure_topics
-from agentlog.topics import CATALOGUE, topic_of
+from agentlog.topics import topic_of
+
+sys.path.append(str(Path(__file__).resolve().parent))
+import measure
 
 SERDE_RECORDS = ("SpawnRequested", "SpawnApproved", "TokensConsumed", "AgentCompleted")
 
 
-def make_events(record: str, count: int, trees: int = 1000) -> list[Event]:
-    """``count`` events of one record type spread over ``trees`` root ids."""
+def build_events(record: str, count: int, trees: int = 1000) -> Iterator[Event]:
+    """``count`` events of one record type spread over ``trees`` root ids, built one at a time."""
     store = default_store()
     model = EVENT_TYPES[store.get(record).full_name]
     template = sample_record(store.get(record))
-    events = []
     for i in range(count):
-        value = dict(template)
-        value["meta"] = {**template["meta"], "event_id": uuid.uuid4(), "root_id": f"root-{i % trees}"}
-        events.append(model.model_validate(value))
-    return events
+        meta = {**template["meta"], "event_id": uuid.uuid4(), "root_id": f"root-{i % trees}"}
+        yield model.model_validate({**template, "meta": meta})
 
 
-def rate(count: int, seconds: float) -> str:
-    return f"{count / seconds:>12,.0f}/s"
+def frozen(items: list[Any]) -> list[Any]:
+    """``items``, moved out of the garbage collector's generations (they live for the whole run)."""
+    gc.collect()
+    gc.freeze()
+    return items
 
 
-def timed(action: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
-    start = clock()
-    action()
-    return clock() - start
+# -- jobs (child processes) ---------------------------------------------------------------
 
 
-def bench_sdk(settings: Settings, events: list[Event]) -> float:
-    with Producer(settings) as producer:
-        return timed(lambda: producer.publish_many(events))
-
-
-def bench_raw(settings: Settings, events: list[Event]) -> float:
+def job_raw(settings: Settings, record: str, count: int, flush_every: int) -> None:
     serde = Serde()
-    topic = settings.topic_prefix + topic_of(type(events[0])).name
-    payloads = [(e.meta.root_id.encode(), serde.encode(e, topic)) for e in events]
+    events = build_events(record, count)
+    first = next(events)
+    topic = settings.topic_prefix + topic_of(type(first)).name
+    payloads = frozen(
+        [(e.meta.root_id.encode(), serde.encode(e, topic)) for e in (first, *events)]  # encoded before the clock
+    )
     producer = KafkaProducer(kafka_config.producer(settings))
     failures: list[object] = []
 
@@ -70,69 +84,129 @@ def bench_raw(settings: Settings, events: list[Event]) -> float:
         if err is not None:
             failures.append(err)
 
-    def send_all() -> None:
-        for key, value in payloads:
-            while True:
-                try:
-                    producer.produce(topic, value, key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-        producer.flush(60)
-
-    seconds = timed(send_all)
+    producer.produce(topic, payloads[0][1], payloads[0][0])  # connect and get the producer id first
+    producer.flush(30)
+    clock = measure.JobClock()
+    for i, (key, value) in enumerate(payloads, 1):
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % flush_every == 0:
+            producer.flush(60)
+    producer.flush(60)
     if failures:
         raise SystemExit(f"raw producer: {len(failures)} deliveries failed")
-    return seconds
+    clock.report(len(payloads))
 
 
-def bench_serde(count: int) -> None:
+def job_sdk(settings: Settings, record: str, count: int, flush_every: int) -> None:
+    with Producer(settings) as producer:
+        producer.publish(next(build_events(record, 1)))  # connect and get the producer id first
+        clock = measure.JobClock()
+        for i, event in enumerate(build_events(record, count), 1):
+            producer.send(event)
+            if i % flush_every == 0:
+                producer.flush(60)
+        producer.flush(60)
+        clock.report(count)
+
+
+def job_build(_settings: Settings, record: str, count: int, _flush_every: int) -> None:
+    clock = measure.JobClock()
+    deque(build_events(record, count), maxlen=0)
+    clock.report(count)
+
+
+JOBS: dict[str, Callable[[Settings, str, int, int], None]] = {"raw": job_raw, "sdk": job_sdk, "build": job_build}
+
+
+# -- the parent ---------------------------------------------------------------------------
+
+
+def run_rounds(settings: Settings, args: argparse.Namespace) -> None:
+    labels = {
+        "raw": "raw confluent-kafka producer (pre-encoded)",
+        "sdk": "agentlog SDK (build model → Avro → broker)",
+        "build": "building the models alone (no send)",
+    }
+    series = {job: measure.Series(label) for job, label in labels.items()}
+    env = measure.child_env(settings)
+    for _ in range(args.rounds):
+        for job in ("raw", "sdk", "build"):
+            argv = [sys.executable, __file__, "--job", job, "--events", str(args.events), "--record", args.record]
+            result = measure.run_job([*argv, "--flush-every", str(args.flush_every)], env)
+            series[job].add(result.count / result.seconds, result.cpu_s / result.count * 1e6, result.memory)
+    size = len(Serde().encode(next(build_events(args.record, 1)), "t"))
+    measure.print_table(
+        f"publish: {args.events:,} {args.record} events ({size} bytes each), flush every {args.flush_every:,},"
+        f" {args.rounds} rounds",
+        [series["raw"], series["sdk"]],
+        ceiling=series["raw"],
+    )
+    build_us = series["build"].cpu_us
+    sdk_us = series["sdk"].cpu_us
+    own = [s - b for s, b in zip(sdk_us, build_us, strict=False)]
+    print(
+        f"  {'of the SDK CPU per event: building the model':<44}{sorted(build_us)[len(build_us) // 2]:>10.1f} µs,"
+        f" the SDK itself {sorted(own)[len(own) // 2]:.1f} µs"
+    )
+    print("  goal: SDK ≥ 50 % of the raw producer")
+
+
+def bench_serde(count: int, rounds: int) -> None:
     store = default_store()
     serde = Serde(store)
-    print(f"\nserde on one core ({count:,} records each, CPU time: other processes on the machine do not count)")
+    print(f"\nserde on one core ({count:,} records each, CPU time, median of {rounds} rounds)")
     print("(Avro ↔ plain dicts is the serde itself; the model columns add pydantic's dump and validation)")
     columns = ("dict→Avro", "Avro→dict", "model→Avro", "Avro→model")
     print(f"{'record':<18}{'bytes':>7}" + "".join(f"{c:>16}" for c in columns))
     for record in SERDE_RECORDS:
-        events = make_events(record, count)
+        events = frozen(list(build_events(record, count)))
         name = events[0].avro_name
-        values = [e.model_dump() for e in events]
-        encoded: list[bytes] = []
-        cpu = time.process_time
-        enc = timed(lambda: encoded.extend(serde.encode_value(name, v, "t") for v in values), cpu)  # noqa: B023
-        # Results are dropped as they come (deque of length 0), as a consumer does: keeping
-        # 50,000 decoded records alive makes the garbage collector the thing measured.
-        dec = timed(lambda: deque((serde.decode_value(b) for b in encoded), maxlen=0), cpu)  # noqa: B023
-        enc_model = timed(lambda: deque((serde.encode(e, "t") for e in events), maxlen=0), cpu)  # noqa: B023
-        dec_model = timed(lambda: deque((serde.decode(b) for b in encoded), maxlen=0), cpu)  # noqa: B023
-        rates = "".join(f"{rate(count, seconds):>16}" for seconds in (enc, dec, enc_model, dec_model))
-        print(f"{name.rsplit('.', 1)[-1]:<18}{len(encoded[0]):>7}{rates}")
+        values = frozen([e.model_dump() for e in events])
+        encoded = frozen([serde.encode_value(name, v, "t") for v in values])
+        # Results are dropped as they come (deque of length 0), as a consumer does.
+        actions: list[Callable[[], object]] = [
+            lambda: deque((serde.encode_value(name, v, "t") for v in values), maxlen=0),  # noqa: B023
+            lambda: deque((serde.decode_value(b) for b in encoded), maxlen=0),  # noqa: B023
+            lambda: deque((serde.encode(e, "t") for e in events), maxlen=0),  # noqa: B023
+            lambda: deque((serde.decode(b) for b in encoded), maxlen=0),  # noqa: B023
+        ]
+        rates = []
+        for action in actions:
+            seconds = []
+            for _ in range(rounds):
+                start = time.process_time()
+                action()
+                seconds.append(time.process_time() - start)
+            rates.append(count / sorted(seconds)[len(seconds) // 2])
+        gc.unfreeze()
+        print(f"{name.rsplit('.', 1)[-1]:<18}{len(encoded[0]):>7}" + "".join(f"{r:>14,.0f}/s" for r in rates))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--record", default="SpawnRequested")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating SDK/raw rounds; best of each is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds alternating raw and SDK")
+    parser.add_argument("--flush-every", type=int, default=10_000, help="records between flushes, in both senders")
+    parser.add_argument("--serde-events", type=int, default=50_000)
+    parser.add_argument("--keep", action="store_true", help="keep the topics created")
+    parser.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    settings = Settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
-    ensure_topics(settings)
+    if args.job:
+        JOBS[args.job](Settings(), args.record, args.events, args.flush_every)
+        return
+    scratch = measure.Scratch(Settings(), keep=args.keep)
+    print(f"publish benchmark on {scratch.base.bootstrap_servers}; {measure.load_average()}")
     try:
-        events = make_events(args.record, args.events)
-        size = len(Serde().encode(events[0], "t"))
-        print(f"publish: {args.events:,} {args.record} events ({size} bytes each) to {settings.bootstrap_servers}")
-        sdk_times, raw_times = [], []
-        for _ in range(args.rounds):
-            raw_times.append(bench_raw(settings, events))
-            sdk_times.append(bench_sdk(settings, events))
-        sdk, raw = min(sdk_times), min(raw_times)
-        print(f"  raw confluent-kafka producer (pre-encoded) {rate(args.events, raw)}")
-        print(f"  agentlog SDK (model → Avro → broker)      {rate(args.events, sdk)}")
-        print(f"  ratio SDK / raw                           {raw / sdk:>12.0%}   (goal ≥ 50%)")
-        bench_serde(min(args.events, 50_000))
+        run_rounds(scratch.settings("pub"), args)
+        bench_serde(min(args.events, args.serde_events), args.rounds)
     finally:
-        delete_topics(settings, [settings.topic_prefix + spec.name for spec in CATALOGUE])
+        scratch.clean()
 
 
 if __name__ == "__main__":

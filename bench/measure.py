@@ -1,0 +1,483 @@
+"""What every benchmark shares: processes measured from outside, rounds, figures, clean-up.
+
+Two ways a stage is measured, both from outside the measured code:
+
+- **A service** (the gate, a pass-through, the projector) runs as its own process,
+  started by :class:`Service`. The bench waits until the consumer group has assigned
+  every partition, starts the clock, and stops it when the committed positions (Kafka
+  offsets, or the projector's positions table) reach the end offsets it knows. It polls
+  only those small answers, never the topics themselves. CPU is read from ``/proc`` for
+  the service's process tree at both ends of the measured span.
+- **A job** (a publish run, a replay command, a plain consume) runs as a child process
+  of the bench script (:func:`run_job`): the child imports everything, then times only
+  the work and reports its wall time, its count and its CPU time (its own and that of
+  the workers it waited for, from the kernel's accounting) as one JSON line.
+
+Either way a sampler in the bench process records the resident memory of every process
+of the tree every 0.2 s, and a stage is run for several rounds alternating with its
+ceiling: a figure is the median of the rounds with their spread (min-max).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from agentlog import kafka_config
+from agentlog.settings import Settings
+from agentlog.topic_admin import delete_topics, ensure_topics
+from agentlog.topics import CATALOGUE
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_INTERVAL_S = 0.2
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def _tree(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu_s(root: psutil.Process) -> float:
+    """CPU seconds (user + system) used so far by a process, its live descendants and those it reaped."""
+    total = 0.0
+    for proc in _tree(root):
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + (t.children_user + t.children_system if proc is root else 0.0)
+    return total
+
+
+class MemorySampler:
+    """Samples the resident memory of a process tree; keeps the peak of each process and of their sum."""
+
+    def __init__(self, root_pid: int, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+        self.root = psutil.Process(root_pid)
+        self.interval_s = interval_s
+        self.peak_by_pid: dict[int, int] = {}
+        self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def sample(self) -> None:
+        total = 0
+        for proc in _tree(self.root):
+            try:
+                rss = proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            total += rss
+            self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
+        self.peak_total = max(self.peak_total, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def memory(self) -> Memory:
+        return Memory(processes=len(self.peak_by_pid), peak_total_mib=self.peak_total / 2**20)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak resident memory of a process tree: how many processes, and the peak of their sum."""
+
+    processes: int
+    peak_total_mib: float
+
+    def __str__(self) -> str:
+        return f"{self.peak_total_mib:,.0f} MiB" + (f" ({self.processes} proc.)" if self.processes > 1 else "")
+
+
+def agentlog_command(*args: str) -> list[str]:
+    """argv of the ``agentlog`` CLI run by this interpreter."""
+    return [sys.executable, "-m", "agentlog.cli.main", *args]
+
+
+def child_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a process that uses ``settings`` (prefix, servers, database)."""
+    return {
+        **os.environ,
+        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
+        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "AGENTLOG_DATABASE_URL": settings.database_url.get_secret_value(),
+        **extra,
+    }
+
+
+class Service:
+    """A long-running process measured from outside: CPU over a span, memory all along."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], label: str) -> None:
+        self.label = label
+        self.popen = subprocess.Popen(list(argv), env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+        self.process = psutil.Process(self.popen.pid)
+        self.sampler = MemorySampler(self.popen.pid).start()
+        self._cpu_start: float | None = None
+        self.cpu_span_s = 0.0
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise SystemExit(f"{self.label} exited with status {self.popen.returncode} during the benchmark")
+
+    def start_span(self) -> None:
+        self._cpu_start = tree_cpu_s(self.process)
+
+    def end_span(self) -> None:
+        assert self._cpu_start is not None, "end_span() before start_span()"
+        self.cpu_span_s = tree_cpu_s(self.process) - self._cpu_start
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        self.sampler.stop()
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def memory(self) -> Memory:
+        return self.sampler.memory()
+
+
+def stop_all(services: Iterable[Service]) -> None:
+    for service in services:
+        service.stop()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job reported of itself, and the memory its process tree reached."""
+
+    seconds: float
+    count: int
+    cpu_s: float
+    memory: Memory
+    extra: dict[str, Any]
+
+
+def run_job(argv: Sequence[str], env: dict[str, str] | None = None, timeout_s: float = 3600) -> JobResult:
+    """Run a job child (it ends with :func:`report_job`'s JSON line) and sample its memory."""
+    popen = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, cwd=REPO, text=True)
+    sampler = MemorySampler(popen.pid).start()
+    try:
+        out, _ = popen.communicate(timeout=timeout_s)
+    finally:
+        sampler.stop()
+    if popen.returncode != 0:
+        raise SystemExit(f"job {' '.join(argv[1:4])} … exited with status {popen.returncode}")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise SystemExit(f"job {' '.join(argv[1:4])} … printed no result line")
+    result = json.loads(lines[-1])
+    return JobResult(
+        seconds=result.pop("seconds"),
+        count=result.pop("count"),
+        cpu_s=result.pop("cpu_s"),
+        memory=sampler.memory(),
+        extra=result,
+    )
+
+
+class JobClock:
+    """Inside a job: wall time and CPU time (this process and the children it reaped) of the work."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = self._cpu_now()
+
+    @staticmethod
+    def _cpu_now() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    def report(self, count: int, **extra: object) -> None:
+        """Print the job's result line (the last line of its output)."""
+        seconds, cpu_s = time.perf_counter() - self._wall, self._cpu_now() - self._cpu
+        print(json.dumps({"seconds": seconds, "count": count, "cpu_s": cpu_s, **extra}, default=str), flush=True)
+
+
+# -- Kafka positions ----------------------------------------------------------------------
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(kafka_config.base(settings))
+
+
+def partitions(client: AdminClient, topics: Iterable[str]) -> list[TopicPartition]:
+    metadata = client.list_topics(timeout=10)
+    return [TopicPartition(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)]
+
+
+def end_offsets(client: AdminClient, tps: Sequence[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The high watermark of every partition (inputs produced without transactions end there)."""
+    futures = client.list_offsets({TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in tps})
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+
+def committed(client: AdminClient, group: str, tps: Sequence[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The group's committed offsets (-1 where nothing is committed yet)."""
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(tp.topic, tp.partition) for tp in tps])
+    answer = client.list_consumer_group_offsets([request])[group].result()
+    return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
+
+
+def wait_assigned(
+    client: AdminClient,
+    group: str,
+    expected_partitions: int,
+    members: int = 1,
+    services: Sequence[Service] = (),
+    timeout_s: float = 120.0,
+) -> float:
+    """Wait until ``group`` is stable with ``members`` members holding ``expected_partitions``; return the time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for service in services:
+            service.check_alive()
+        try:
+            description = client.describe_consumer_groups([group])[group].result()
+        except KafkaException:  # the group's coordinator is not ready yet, or the group not created
+            time.sleep(0.1)
+            continue
+        held = sum(len(m.assignment.topic_partitions) for m in description.members if m.assignment)
+        if (
+            description.state == ConsumerGroupState.STABLE
+            and len(description.members) == members
+            and held >= expected_partitions
+        ):
+            return time.monotonic()
+        time.sleep(0.05)
+    raise SystemExit(f"group {group} did not assign {expected_partitions} partitions to {members} members in time")
+
+
+def wait_until(
+    done: Callable[[], bool], services: Sequence[Service] = (), timeout_s: float = 900.0, poll_s: float = 0.1
+) -> float:
+    """Poll ``done`` until it holds; return the time it first held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return time.monotonic()
+        for service in services:
+            service.check_alive()
+        time.sleep(poll_s)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for the stage to finish")
+
+
+def caught_up(client: AdminClient, group: str, ends: dict[tuple[str, int], int]) -> Callable[[], bool]:
+    """A check that ``group`` has committed up to ``ends`` on every partition."""
+    tps = [TopicPartition(t, p) for t, p in ends]
+
+    def check() -> bool:
+        try:
+            positions = committed(client, group, tps)
+        except KafkaException:  # coordinator moving or loading: ask again next time
+            return False
+        return all(positions.get(tp, -1) >= end for tp, end in ends.items())
+
+    return check
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@dataclass
+class Scratch:
+    """Topics, consumer groups and schemas a benchmark created; removed by :meth:`clean` unless kept."""
+
+    base: Settings
+    keep: bool = False
+    prefixes: list[str] = field(default_factory=list)
+    extra_topics: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    schemas: list[str] = field(default_factory=list)
+
+    def settings(self, label: str, *, create: bool = True) -> Settings:
+        """Settings with a fresh topic prefix (and the catalogue's topics created).
+
+        The prefix nests under the configured one, so that a benchmark run with
+        ``AGENTLOG_TOPIC_PREFIX`` set (as the smoke tests do) stays inside it.
+        """
+        prefix = f"{self.base.topic_prefix}bench-{label}-{uuid.uuid4().hex[:6]}."
+        self.prefixes.append(prefix)
+        scoped = self.base.model_copy(update={"topic_prefix": prefix})
+        if create:
+            ensure_topics(scoped)
+        return scoped
+
+    def group(self, name: str) -> str:
+        """A consumer group name, scoped like the topics and removed at the end."""
+        scoped = f"{self.base.topic_prefix}bench-{name}-{uuid.uuid4().hex[:6]}"
+        self.groups.append(scoped)
+        return scoped
+
+    def schema(self, label: str) -> str:
+        """A PostgreSQL schema name (not created), scoped like the topics and dropped at the end."""
+        name = f"{self.schema_prefix}{label}_{uuid.uuid4().hex[:6]}"
+        self.schemas.append(name)
+        return name
+
+    @property
+    def schema_prefix(self) -> str:
+        scope = "".join(c if c.isalnum() else "_" for c in self.base.topic_prefix.lower())
+        return f"bench_{scope}"
+
+    def clean(self) -> None:
+        if self.keep:
+            print(f"\nkept: topic prefixes {self.prefixes}, schemas {self.schemas}")
+            return
+        client = admin(self.base)
+        existing = set(client.list_topics(timeout=10).topics)
+        doomed = [t for t in existing if any(t.startswith(p) for p in self.prefixes)] + [
+            t for t in self.extra_topics if t in existing
+        ]
+        if doomed:
+            delete_topics(self.base, doomed)
+        self._delete_groups(client)
+        if self.schemas:
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.base.database_url.get_secret_value(), autocommit=True) as conn:
+                for schema in self.schemas:
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+    def _delete_groups(self, client: AdminClient, patience_s: float = 20.0) -> None:
+        """Delete our consumer groups; static members linger for a session timeout after they stop."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            groups = {g.group_id for g in client.list_consumer_groups().result().valid}
+            ours = [g for g in groups if g in self.groups or any(g.startswith(p) for p in self.prefixes)]
+            if not ours:
+                return
+            failed = []
+            for group, future in client.delete_consumer_groups(ours).items():
+                try:
+                    future.result()
+                except KafkaException:
+                    failed.append(group)
+            if not failed:
+                return
+            if time.monotonic() > deadline:
+                print(f"(consumer groups left behind, still in use: {', '.join(sorted(failed))})")
+                return
+            time.sleep(1)
+
+
+def catalogue_topics(settings: Settings) -> list[str]:
+    return [settings.topic_prefix + spec.name for spec in CATALOGUE]
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """One figure over several rounds."""
+
+    label: str
+    unit: str = "/s"
+    values: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    """CPU µs per event of the measured process(es), per round."""
+    backend_cpu_us: list[float] = field(default_factory=list)
+    """CPU µs per event of the PostgreSQL backend(s), per round (where one is involved)."""
+    memory: list[Memory] = field(default_factory=list)
+
+    def add(
+        self, value: float, cpu_us: float | None = None, memory: Memory | None = None, backend_us: float | None = None
+    ) -> None:
+        self.values.append(value)
+        if cpu_us is not None:
+            self.cpu_us.append(cpu_us)
+        if backend_us is not None:
+            self.backend_cpu_us.append(backend_us)
+        if memory is not None:
+            self.memory.append(memory)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+
+def spread(values: Sequence[float], fmt: str = ",.0f") -> str:
+    if len(values) < 2:
+        return ""
+    return f"{min(values):{fmt}}-{max(values):{fmt}}"
+
+
+def print_table(title: str, rows: Sequence[Series], ceiling: Series | None = None, value_fmt: str = ",.0f") -> None:
+    """Median, spread, ratio to the ceiling (median of per-round ratios), CPU per event and peak memory."""
+    print(f"\n{title}")
+    header = f"  {'':<44}{'median':>12}{'spread (min-max)':>22}{'of ceiling':>12}{'CPU µs/ev':>11}{'PG µs/ev':>10}"
+    print(header + f"{'peak RSS':>22}")
+    for row in rows:
+        ratio = ""
+        if ceiling is not None and row is not ceiling and ceiling.values:
+            ratios = [v / c for v, c in zip(row.values, ceiling.values, strict=False) if c]
+            if ratios:
+                ratio = f"{statistics.median(ratios):.0%}"
+                if len(ratios) > 1:
+                    ratio += f" ({min(ratios):.0%}-{max(ratios):.0%})"
+        cpu = f"{statistics.median(row.cpu_us):.0f}" if row.cpu_us else "-"
+        backend = f"{statistics.median(row.backend_cpu_us):.0f}" if row.backend_cpu_us else "-"
+        memory = str(max(row.memory, key=lambda m: m.peak_total_mib)) if row.memory else "-"
+        value = f"{row.median:{value_fmt}}{row.unit}"
+        print(
+            f"  {row.label:<44}{value:>12}{spread(row.values, value_fmt):>22}{ratio:>12}{cpu:>11}{backend:>10}"
+            f"{memory:>22}"
+        )
+
+
+def speedup(label: str, many: Series, one: Series) -> str:
+    ratios = [m / o for m, o in zip(many.values, one.values, strict=False) if o]
+    text = f"{statistics.median(ratios):.2f}x"
+    if len(ratios) > 1:
+        text += f" ({min(ratios):.2f}-{max(ratios):.2f}x)"
+    return f"  speed-up, {label}: {text} against one worker in the same rounds"
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered), math.ceil(q * len(ordered))) - 1)]

@@ -1,0 +1,86 @@
+"""Every benchmark runs to the end on a tiny workload, prints its figures and leaves nothing behind.
+
+The figures themselves are not asserted (timings belong to the benchmarks, not the tests):
+only that each script completes as documented, prints every table it promises, and
+removes the topics, consumer groups and schemas it created.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from confluent_kafka.admin import AdminClient
+from conftest import REPO, agentlog_env
+
+from agentlog.settings import Settings
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def leftovers(settings: Settings) -> set[str]:
+    """Topics, consumer groups and schemas in this test's scope (the benchmarks nest theirs under it)."""
+    prefix = settings.topic_prefix
+    scope = "bench_" + "".join(c if c.isalnum() else "_" for c in prefix.lower())
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    topics = {f"topic {t}" for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + "bench-")}
+    groups = {
+        f"group {g.group_id}" for g in admin.list_consumer_groups().result().valid if g.group_id.startswith(prefix)
+    }
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", [scope]).fetchall()
+    return topics | groups | {f"schema {name}" for (name,) in rows}
+
+
+def run_bench(settings: Settings, script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        env=agentlog_env(settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    left = leftovers(settings)
+    assert not left, f"{script} left behind {sorted(left)}"
+    print(done.stdout)
+    return done.stdout
+
+
+def test_publish_bench(settings: Settings) -> None:
+    """bench/publish.py prints the raw and SDK rates, their ratio and the serde table."""
+    out = run_bench(settings, "publish.py", "--events", "2000", "--rounds", "2", "--serde-events", "500")
+    for figure in ("raw confluent-kafka producer", "agentlog SDK", "of ceiling", "building the model", "Avro→model"):
+        assert figure in out
+
+
+def test_gate_bench(settings: Settings) -> None:
+    """bench/gate.py prints the profile, throughput with 1 and 2 workers, latency and memory."""
+    out = run_bench(
+        settings, "gate.py", "--requests", "1500", "--rate", "200", "--seconds", "2", "--trees", "300",
+        "--rounds", "1", "--workers", "2",
+    )  # fmt: skip
+    for figure in ("decide", "raw pass-through", "spawn gate, 2 workers", "speed-up", "p99", "memory: 300 live trees"):
+        assert figure in out
+
+
+def test_projector_bench(settings: Settings) -> None:
+    """bench/projector.py prints throughput (1 and 2 projectors) next to COPY, latency and lineage queries."""
+    out = run_bench(
+        settings, "projector.py", "--events", "2000", "--latency-seconds", "2", "--forest-roots", "2",
+        "--rounds", "1", "--workers", "2",
+    )  # fmt: skip
+    for figure in ("COPY", "speed-up", "p99", "ancestors"):
+        assert figure in out
+
+
+def test_replay_bench(settings: Settings) -> None:
+    """bench/replay.py prints the plain consume and every replay stage, with 1 and 2 decision workers."""
+    out = run_bench(settings, "replay.py", "--events", "2000", "--rounds", "1", "--workers", "2")
+    for figure in ("plain consume", "export", "verify", "rebuild", "decisions", "speed-up"):
+        assert figure in out
