@@ -210,6 +210,23 @@ def create_topics(bootstrap: str, *names: str) -> None:
         fut.result()
 
 
+def delete_scratch(bootstrap: str, app_id: str, *topics: str) -> None:
+    """Remove the run's topics, faust's internal topics of the app and the consumer groups it used."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    doomed = [t for t in admin.list_topics(timeout=10).topics if t in topics or t.startswith(app_id)]
+    for fut in admin.delete_topics(doomed).values() if doomed else ():
+        fut.result()
+    prefixes = (app_id, *topics)
+    groups = [g.group_id for g in admin.list_consumer_groups().result().valid if g.group_id.startswith(prefixes)]
+    for fut in admin.delete_consumer_groups(groups).values() if groups else ():
+        try:
+            fut.result()
+        except Exception as e:  # a group whose members are still leaving: say so, keep the figures
+            print(f"  (consumer group not deleted: {e})")
+
+
 def produce(bootstrap: str, topic: str, records: int, keys: int, rate: float, done: threading.Event) -> None:
     from confluent_kafka import Producer
 
@@ -233,7 +250,7 @@ def read_all(bootstrap: str, topic: str, isolation: str) -> list[tuple[int, int,
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"eos-check-reader-{uuid.uuid4().hex[:8]}",
+            "group.id": f"{topic}-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": isolation,
             "enable.partition.eof": True,
@@ -409,7 +426,11 @@ class Run:
                 if w.proc is not None and w.proc.poll() is None:
                     w.kill()
             self.offsets.close()
-        self.report(elapsed)
+        try:
+            self.report(elapsed)
+        finally:
+            if not self.args.keep:
+                delete_scratch(self.args.bootstrap, self.app_id, self.in_topic, self.out_topic)
 
     def report(self, elapsed: float) -> None:
         bootstrap = self.args.bootstrap
@@ -452,7 +473,7 @@ def main() -> None:
 
     parser.add_argument("--records", type=int, default=20000, help="input records per variant")
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs per variant")
-    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--bootstrap", default=os.environ.get("AGENTLOG_BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
     parser.add_argument("--variant", choices=["single", "rebalance", "both"], default="both")
     parser.add_argument(
         "--sink",
@@ -469,6 +490,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--loglevel", default="warn", help="faust worker log level (crit/error/warn/info/debug)")
     parser.add_argument("--workdir", default=None, help="where worker logs go (default: new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the topics and consumer groups of each variant")
     args = parser.parse_args()
 
     if args.cmd == "worker":

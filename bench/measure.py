@@ -188,16 +188,29 @@ class JobResult:
     cpu_s: float
     memory: Memory
     extra: dict[str, Any]
+    postgres_cpu_s: float | None = None
+    """CPU of the whole PostgreSQL server (every backend, reaped ones included) while the job ran."""
 
 
-def run_job(argv: Sequence[str], env: dict[str, str] | None = None, timeout_s: float = 3600) -> JobResult:
-    """Run a job child (it ends with :func:`report_job`'s JSON line) and sample its memory."""
+def run_job(
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    timeout_s: float = 3600,
+    postgres: psutil.Process | None = None,
+) -> JobResult:
+    """Run a job child (it ends with :meth:`JobClock.report`'s JSON line) and sample its memory.
+
+    With ``postgres`` (see :func:`postgres_server`), the server's CPU over the job's whole
+    run is reported too: the job's own backends are among its children.
+    """
     popen = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, cwd=REPO, text=True)
     sampler = MemorySampler(popen.pid).start()
+    server_before = tree_cpu_s(postgres) if postgres is not None else None
     try:
         out, _ = popen.communicate(timeout=timeout_s)
     finally:
         sampler.stop()
+    server_cpu = tree_cpu_s(postgres) - server_before if postgres is not None and server_before is not None else None
     if popen.returncode != 0:
         raise SystemExit(f"job {' '.join(argv[1:4])} … exited with status {popen.returncode}")
     lines = [line for line in out.splitlines() if line.startswith("{")]
@@ -210,7 +223,21 @@ def run_job(argv: Sequence[str], env: dict[str, str] | None = None, timeout_s: f
         cpu_s=result.pop("cpu_s"),
         memory=sampler.memory(),
         extra=result,
+        postgres_cpu_s=server_cpu,
     )
+
+
+def postgres_server(settings: Settings) -> psutil.Process | None:
+    """The local PostgreSQL server process (the parent of every backend), or ``None`` if it is remote."""
+    import psycopg
+
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    try:
+        server = psutil.Process(int(row[0]) if row else -1).parent()
+    except (psutil.NoSuchProcess, ValueError):
+        return None
+    return server if server is not None and "postgres" in server.name() else None
 
 
 class JobClock:
@@ -444,7 +471,7 @@ def spread(values: Sequence[float], fmt: str = ",.0f") -> str:
 def print_table(title: str, rows: Sequence[Series], ceiling: Series | None = None, value_fmt: str = ",.0f") -> None:
     """Median, spread, ratio to the ceiling (median of per-round ratios), CPU per event and peak memory."""
     print(f"\n{title}")
-    header = f"  {'':<44}{'median':>12}{'spread (min-max)':>22}{'of ceiling':>12}{'CPU µs/ev':>11}{'PG µs/ev':>10}"
+    header = f"  {'':<44}{'median':>12}{'spread (min-max)':>24}{'of ceiling':>18}{'CPU µs/ev':>11}{'PG µs/ev':>10}"
     print(header + f"{'peak RSS':>22}")
     for row in rows:
         ratio = ""
@@ -459,7 +486,7 @@ def print_table(title: str, rows: Sequence[Series], ceiling: Series | None = Non
         memory = str(max(row.memory, key=lambda m: m.peak_total_mib)) if row.memory else "-"
         value = f"{row.median:{value_fmt}}{row.unit}"
         print(
-            f"  {row.label:<44}{value:>12}{spread(row.values, value_fmt):>22}{ratio:>12}{cpu:>11}{backend:>10}"
+            f"  {row.label:<44}{value:>12}{spread(row.values, value_fmt):>24}{ratio:>18}{cpu:>11}{backend:>10}"
             f"{memory:>22}"
         )
 

@@ -84,3 +84,15 @@ def test_replay_bench(settings: Settings) -> None:
     out = run_bench(settings, "replay.py", "--events", "2000", "--rounds", "1", "--workers", "2")
     for figure in ("plain consume", "export", "verify", "rebuild", "decisions", "speed-up"):
         assert figure in out
+
+
+def test_faust_experiment(settings: Settings) -> None:
+    """bench/faust_eos_check.py runs one tiny variant, prints its counts and deletes its topics."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    before = {t for t in admin.list_topics(timeout=10).topics if t.startswith("eos-")}
+    out = run_bench(
+        settings, "faust_eos_check.py", "--records", "300", "--kills", "1", "--variant", "single", "--sink", "plain",
+        "--rate", "0", "--min-gap", "0.2", "--max-gap", "0.5",
+    )  # fmt: skip
+    assert "RESULT single/plain" in out and "read_committed" in out
+    assert {t for t in admin.list_topics(timeout=10).topics if t.startswith("eos-")} <= before
