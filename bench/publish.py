@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import sys
 import time
 import uuid
@@ -75,7 +76,9 @@ def job_raw(settings: Settings, record: str, count: int, flush_every: int) -> No
     first = next(events)
     topic = settings.topic_prefix + topic_of(type(first)).name
     payloads = frozen(
-        [(e.meta.root_id.encode(), serde.encode(e, topic)) for e in (first, *events)]  # encoded before the clock
+        [
+            (e.meta.root_id.encode(), serde.encode(e, topic)) for e in itertools.chain([first], events)
+        ]  # before the clock
     )
     producer = KafkaProducer(kafka_config.producer(settings))
     failures: list[object] = []
