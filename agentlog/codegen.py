@@ -10,6 +10,7 @@ import keyword
 from pathlib import Path
 from typing import Any
 
+from agentlog.limits import LIMIT_ATTRIBUTE, MAX_CHARS, MAX_ITEMS, MAX_ITEMS_ATTRIBUTE
 from agentlog.schema_store import Schema, load_definitions
 
 MODELS_PATH = Path(__file__).resolve().parent / "events" / "_models.py"
@@ -27,8 +28,10 @@ DEFAULT_FACTORIES = {
     ("agentlog.message.DecisionRecorded", "message_id"): "uuid.uuid4",
 }
 
+_STRING_TYPES = {"id": "Id", "short": "ShortText", "text": "Text"}
+"""The bounded string type of each kind of :mod:`agentlog.limits`."""
+
 _PRIMITIVE_TYPES = {
-    "string": "str",
     "boolean": "bool",
     "int": "Int32",
     "long": "Int64",
@@ -47,7 +50,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentlog.events.types import Int32, Int64, UtcDatetime, utc_now
+from agentlog.events.types import Id, Int32, Int64, ShortText, Text, UtcDatetime, utc_now
 
 
 class AvroRecord(BaseModel):
@@ -72,24 +75,42 @@ def _full(name: str, namespace: str) -> str:
     return name if "." in name else f"{namespace}.{name}"
 
 
-def _annotation(avro_type: Any, namespace: str) -> str:
+def _annotation(avro_type: Any, namespace: str, kind: str = "id") -> str:
+    """The Python type of ``avro_type``; its strings (items and values included) are of ``kind``."""
+    if avro_type == "string":
+        return _STRING_TYPES[kind]
     if isinstance(avro_type, str):
         return _PRIMITIVE_TYPES.get(avro_type) or _short(_full(avro_type, namespace))
     if isinstance(avro_type, list):
         branches = [b for b in avro_type if b != "null"]
-        inner = " | ".join(_annotation(b, namespace) for b in branches)
+        inner = " | ".join(_annotation(b, namespace, kind) for b in branches)
         return f"{inner} | None" if "null" in avro_type else inner
     logical = avro_type.get("logicalType")
     if logical == "uuid":
         return "uuid.UUID"
     if logical == "timestamp-micros":
         return "UtcDatetime"
-    kind = avro_type["type"]
-    if kind == "array":
-        return f"list[{_annotation(avro_type['items'], namespace)}]"
-    if kind == "map":
-        return f"dict[str, {_annotation(avro_type['values'], namespace)}]"
-    return _annotation(kind, namespace)
+    container = avro_type["type"]
+    if container == "array":
+        return f"list[{_annotation(avro_type['items'], namespace, kind)}]"
+    if container == "map":
+        return f"dict[Id, {_annotation(avro_type['values'], namespace, kind)}]"
+    return _annotation(container, namespace, kind)
+
+
+def _kind(full_name: str, field: dict[str, Any]) -> str:
+    kind = field.get(LIMIT_ATTRIBUTE, "id")
+    if kind not in MAX_CHARS:
+        raise ValueError(f"{full_name}.{field['name']}: {LIMIT_ATTRIBUTE} {kind!r} is not one of {sorted(MAX_CHARS)}")
+    return str(kind)
+
+
+def _max_items(field: dict[str, Any]) -> str | None:
+    """``max_length=…`` for a list or map field (nullable or not), else ``None``."""
+    branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
+    if any(isinstance(b, dict) and b.get("type") in ("array", "map") for b in branches):
+        return f"max_length={int(field.get(MAX_ITEMS_ATTRIBUTE, MAX_ITEMS))}"
+    return None
 
 
 def _default(owner: str, field: dict[str, Any], annotation: str) -> str | None:
@@ -107,7 +128,8 @@ def _default(owner: str, field: dict[str, Any], annotation: str) -> str | None:
         return "default_factory=dict"
     if isinstance(value, dict):
         return f"default_factory=lambda: {annotation}.model_validate({value!r})"
-    enum_type = annotation if isinstance(value, str) and annotation not in ("str", "uuid.UUID") else None
+    plain = ("uuid.UUID", *_STRING_TYPES.values())
+    enum_type = annotation if isinstance(value, str) and annotation not in plain else None
     if enum_type:
         return f"default={enum_type}.{value}"
     return f"default={value!r}"
@@ -129,8 +151,8 @@ def _render_record(full_name: str, schema: Schema) -> str:
         name = field["name"]
         if keyword.iskeyword(name):
             raise ValueError(f"{full_name}.{name}: a Python keyword cannot be a field name")
-        annotation = _annotation(field["type"], namespace)
-        args = [a for a in (_default(full_name, field, annotation),) if a]
+        annotation = _annotation(field["type"], namespace, _kind(full_name, field))
+        args = [a for a in (_default(full_name, field, annotation), _max_items(field)) if a]
         args.append(f"description={field['doc']!r}")
         lines.append(f"    {name}: {annotation} = Field({', '.join(args)})")
     return "\n".join(lines)

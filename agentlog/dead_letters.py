@@ -2,7 +2,11 @@
 
 The original key and value bytes are kept untouched; headers say which stage gave up,
 why, and where the record came from, so that it can be inspected (``agentlog tail
-agentlog.dlq``) and re-driven.
+agentlog.dlq``) and re-driven. A record too large to be dead-lettered whole (a dead
+letter must fit the producer's message limit with its headers) keeps the first
+:data:`~agentlog.limits.DEAD_LETTER_KEEP_BYTES` of its key and value, and a
+``agentlog.dlq.truncated`` header gives the original sizes: the position headers still
+lead to the whole record on its topic.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentlog.limits import DEAD_LETTER_KEEP_BYTES
 from agentlog.topics import DLQ
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -20,6 +25,11 @@ ERROR_MESSAGE = "agentlog.dlq.error.message"
 SOURCE_TOPIC = "agentlog.dlq.source.topic"
 SOURCE_PARTITION = "agentlog.dlq.source.partition"
 SOURCE_OFFSET = "agentlog.dlq.source.offset"
+TRUNCATED = "agentlog.dlq.truncated"
+
+RECORD_BUDGET = 900_000
+"""Bytes a dead letter may take (key, value and headers): under librdkafka's default
+``message.max.bytes`` of 1,000,000, with room for the record's framing."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,32 @@ class DeadLetter:
             (SOURCE_PARTITION, str(self.partition).encode()),
             (SOURCE_OFFSET, str(self.offset).encode()),
         ]
+
+    def record(
+        self, original: Sequence[tuple[str, str | bytes | None]] | None = None
+    ) -> tuple[bytes | None, bytes | None, Headers]:
+        """Key, value and headers of the dead letter, cut to fit :data:`RECORD_BUDGET` when they would not."""
+        headers = self.headers(original)
+        key, value = self.key, self.value
+        size = len(key or b"") + len(value or b"") + _headers_size(headers)
+        if size <= RECORD_BUDGET:
+            return key, value, headers
+        kept_original = list(original or []) if _headers_size(original or []) <= DEAD_LETTER_KEEP_BYTES else []
+        sizes = (
+            f"key {len(key or b'')} bytes, value {len(value or b'')} bytes, headers {_headers_size(original or [])}"
+            f" bytes{'' if kept_original else ' (dropped)'}; kept the first {DEAD_LETTER_KEEP_BYTES} bytes"
+            " of key and value"
+        )
+        cut = DEAD_LETTER_KEEP_BYTES
+        return (
+            None if key is None else key[:cut],
+            None if value is None else value[:cut],
+            [*self.headers(kept_original), (TRUNCATED, sizes.encode())],
+        )
+
+
+def _headers_size(headers: Sequence[tuple[str, str | bytes | None]]) -> int:
+    return sum(len(name) + len(value or b"") for name, value in headers)
 
 
 def dlq_topic(prefix: str) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from agentlog import events as ev
+from agentlog.limits import quote
 from processors import budget
 from processors.clock import from_micros, to_micros
 from processors.emitter import Emitter
@@ -120,7 +121,7 @@ def decide_termination(
     if tree is None or agent is None or not agent.active:
         return
     version = policy.version if policy else 0
-    why = f": {event.reason}" if event.reason else ""
+    why = f": {quote(event.reason)}" if event.reason else ""
 
     def announce(returned: int) -> None:
         out.emit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES, Event
+from agentlog.limits import record_size_problem
 from agentlog.serde import Serde
 from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS
 from processors.input_merge import InputRecord
@@ -15,8 +16,13 @@ SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
 def decode_input(serde: Serde, record: InputRecord) -> Event:
     """The event a record holds; raises :class:`DecodeError` for bytes that are not one, for a
     record type that does not belong on the record's topic, or for a key that is not the
-    event's ``meta.root_id`` (such a record may sit in another tree's partition)."""
+    event's ``meta.root_id`` (such a record may sit in another tree's partition). Records
+    larger than the contract allows and fields longer than their kind allows
+    (:mod:`agentlog.limits`) fail too, naming the size or the field."""
     spec = SOURCES[record.source]
+    problem = record_size_problem(len(record.value or b""))
+    if problem is not None:
+        raise DecodeError(problem)
     decoded = serde.decode_value(record.value or b"")
     if not spec.accepts(decoded.full_name):
         raise DecodeError(f"{decoded.full_name} does not belong on {spec.name}")

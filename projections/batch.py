@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 from agentlog.dead_letters import DeadLetter
 from agentlog.errors import DecodeError
+from agentlog.events.limits_scan import over_limit
+from agentlog.limits import MAX_CHARS, record_size_problem
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
 from projections import audit_chain
@@ -62,6 +64,14 @@ class PartitionState(NamedTuple):
 
     next_offset: int
     chain_head: bytes
+
+
+class OverLimitError(DecodeError):
+    """A record decoded, but is larger, or has a longer id, than the contract allows (:mod:`agentlog.limits`).
+
+    Its audit row keeps the exact bytes but no decoded value: an over-long id must not
+    reach an index.
+    """
 
 
 class MisplacedRecordError(DecodeError):
@@ -141,8 +151,13 @@ def _audit_row(
                 accepts = accepted[(record.topic, name)] = spec.accepts(name)
             if not accepts:
                 raise MisplacedRecordError(name, record.topic)
+        problem = record_size_problem(len(record.value)) or over_limit(decoded.full_name, decoded.value)
+        if problem is not None:
+            raise OverLimitError(problem)
     except (DecodeError, ArithmeticError) as e:  # ArithmeticError: a timestamp out of range
         error = f"{type(e).__name__}: {e}"
+        if isinstance(e, OverLimitError):
+            value = None
         if not on_dlq:
             dead = DeadLetter(STAGE, e, record.topic, record.partition, record.offset, record.key, record.value)
             batch.dead_letters.append((dead, record.headers))
@@ -155,6 +170,8 @@ def _audit_row(
     root_id = meta.get("root_id")
     if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":
         root_id = record.key.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    if root_id is not None and len(root_id) > MAX_CHARS["id"]:
+        root_id = None  # not a root id of the contract, and too long for the index
     timestamp = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms >= 0 else None
     return (
         record.topic,

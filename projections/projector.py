@@ -251,8 +251,14 @@ class Projector:
         topic = dlq_topic(self.settings.topic_prefix)
         for dead, headers in batch.dead_letters:
             original = cast("list[tuple[str, bytes]]", headers)  # null header values pass through unchanged
-            all_headers: Any = dead.headers(original)
-            self._dlq.produce(topic, dead.value, dead.key, headers=all_headers, on_delivery=on_delivery)
+            key, value, all_headers = dead.record(original)
+            try:
+                self._dlq.produce(topic, value, key, headers=cast(Any, all_headers), on_delivery=on_delivery)
+            except BufferError:
+                self._dlq.flush(30)  # the local queue is full: drain it, then queue this one
+                self._dlq.produce(topic, value, key, headers=cast(Any, all_headers), on_delivery=on_delivery)
+            except KafkaException as e:
+                raise DeliveryError(f"cannot queue a dead letter for {topic}: {e}", topic=topic) from e
         remaining = self._dlq.flush(30)
         if failures or remaining:
             raise DeliveryError(f"{len(failures) + remaining} dead letters not delivered to {topic}", topic=topic)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentlog.events.types import Int32, Int64, UtcDatetime, utc_now
+from agentlog.events.types import Id, Int32, Int64, ShortText, Text, UtcDatetime, utc_now
 
 
 class AvroRecord(BaseModel):
@@ -95,20 +95,20 @@ class Meta(AvroRecord):
     avro_name: ClassVar[str] = "agentlog.common.Meta"
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Unique id of this event (UUID); consumers use it to recognise a redelivery.')
     occurred_at: UtcDatetime = Field(default_factory=utc_now, description='When the act happened, UTC, microsecond precision.')
-    tenant_id: str = Field(description='Tenant that owns the agent tree; concurrency caps are counted per tenant.')
-    root_id: str = Field(description='Id of the lineage root agent (or root mission). The Kafka key: everything of one tree lands in one partition, in order.')
-    producer: str = Field(description="Who emitted the event: a runtime, a processor or a tool, e.g. 'agentlog-cli' or 'processors.spawn_gate'.")
+    tenant_id: Id = Field(description='Tenant that owns the agent tree; concurrency caps are counted per tenant.')
+    root_id: Id = Field(description='Id of the lineage root agent (or root mission). The Kafka key: everything of one tree lands in one partition, in order.')
+    producer: Id = Field(description="Who emitted the event: a runtime, a processor or a tool, e.g. 'agentlog-cli' or 'processors.spawn_gate'.")
     causation_id: uuid.UUID | None = Field(default=None, description='event_id of the event that directly caused this one, if any.')
-    correlation_id: str | None = Field(default=None, description='Id shared by every event of one conversation or workflow, if any.')
+    correlation_id: Id | None = Field(default=None, description='Id shared by every event of one conversation or workflow, if any.')
 
 
 class TaskSpec(AvroRecord):
     """The work an agent is asked to do."""
 
     avro_name: ClassVar[str] = "agentlog.common.TaskSpec"
-    title: str = Field(description='Short name of the task.')
-    description: str = Field(default='', description='What the task is, in full.')
-    acceptance_criteria: list[str] = Field(default_factory=list, description='Conditions the result must meet to count as done.')
+    title: ShortText = Field(description='Short name of the task.')
+    description: Text = Field(default='', description='What the task is, in full.')
+    acceptance_criteria: list[ShortText] = Field(default_factory=list, max_length=64, description='Conditions the result must meet to count as done.')
     deadline: UtcDatetime | None = Field(default=None, description='Moment by which the task must be finished, UTC; null for none.')
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency of the task.')
 
@@ -117,7 +117,7 @@ class LimitCheck(AvroRecord):
     """One comparison a decision made: the limit in force and the value it was compared with."""
 
     avro_name: ClassVar[str] = "agentlog.decision.LimitCheck"
-    name: str = Field(description="Which limit, e.g. 'max_depth', 'parent_remaining_tokens', 'max_parallel_children'.")
+    name: Id = Field(description="Which limit, e.g. 'max_depth', 'parent_remaining_tokens', 'max_parallel_children'.")
     limit: Int64 = Field(description='The limit in force.')
     value: Int64 = Field(description='The value compared with the limit (what the request would need or reach).')
     passed: bool = Field(description='Whether the value was within the limit.')
@@ -127,12 +127,12 @@ class ConfigRule(AvroRecord):
     """One whitelisted agent config and its authority."""
 
     avro_name: ClassVar[str] = "agentlog.policy.ConfigRule"
-    name: str = Field(description="Config (role) name, e.g. 'orchestrator'.")
+    name: Id = Field(description="Config (role) name, e.g. 'orchestrator'.")
     may_spawn: bool = Field(default=False, description='Whether agents of this config may spawn children at all.')
-    spawnable_by: list[str] = Field(default_factory=list, description='Configs whose agents may spawn this config; empty means only as a root.')
+    spawnable_by: list[Id] = Field(default_factory=list, max_length=1024, description='Configs whose agents may spawn this config; empty means only as a root.')
     max_token_grant: Int64 = Field(description='Largest token budget an agent of this config may be granted.')
     max_spawn_grant: Int32 = Field(default=0, description='Largest spawn budget an agent of this config may be granted.')
-    forbidden_actions: list[str] = Field(default_factory=list, description='Capabilities an agent of this config may never be given.')
+    forbidden_actions: list[Id] = Field(default_factory=list, max_length=64, description='Capabilities an agent of this config may never be given.')
 
 
 class Limits(AvroRecord):
@@ -164,12 +164,12 @@ class AgentTerminated(Event):
 
     avro_name: ClassVar[str] = "agentlog.decision.AgentTerminated"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that was ended.')
+    agent_id: Id = Field(description='Agent that was ended.')
     reason: TerminationReason = Field(default=TerminationReason.UNKNOWN, description='Why it was ended.')
-    ended_by_agent_id: str | None = Field(default=None, description='For ancestor_ended: the ancestor whose end caused this one.')
+    ended_by_agent_id: Id | None = Field(default=None, description='For ancestor_ended: the ancestor whose end caused this one.')
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class AgentTimedOut(Event):
@@ -177,11 +177,11 @@ class AgentTimedOut(Event):
 
     avro_name: ClassVar[str] = "agentlog.decision.AgentTimedOut"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that timed out.')
+    agent_id: Id = Field(description='Agent that timed out.')
     deadline: UtcDatetime = Field(description='The deadline that passed, UTC.')
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class BudgetExhausted(Event):
@@ -189,11 +189,11 @@ class BudgetExhausted(Event):
 
     avro_name: ClassVar[str] = "agentlog.decision.BudgetExhausted"
     meta: Meta = Field(description="Event envelope; causation_id is the usage report's event_id.")
-    agent_id: str = Field(description='Agent over its grant.')
+    agent_id: Id = Field(description='Agent over its grant.')
     token_budget: Int64 = Field(description="The agent's grant.")
     tokens_used: Int64 = Field(description='Tokens the agent has used in total.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class BudgetToppedUp(Event):
@@ -202,15 +202,15 @@ class BudgetToppedUp(Event):
     avro_name: ClassVar[str] = "agentlog.decision.BudgetToppedUp"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
     request_id: uuid.UUID = Field(description='The top-up request this answers.')
-    agent_id: str = Field(description='Agent whose grant grew.')
+    agent_id: Id = Field(description='Agent whose grant grew.')
     additional_tokens: Int64 = Field(description='Tokens added to the grant.')
     token_budget: Int64 = Field(description="The agent's grant after the top-up.")
     remaining_tokens: Int64 = Field(description='Tokens the agent has left to grant or spend after the top-up (negative while still over budget).')
     parent_remaining_tokens: Int64 | None = Field(default=None, description='Tokens the parent has left after reserving the top-up; null for a root.')
     spawns_unblocked: bool = Field(default=False, description='Whether the agent was blocked by BudgetExhausted and may spawn again.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class CircuitClosed(Event):
@@ -219,7 +219,7 @@ class CircuitClosed(Event):
     avro_name: ClassVar[str] = "agentlog.decision.CircuitClosed"
     meta: Meta = Field(description='Event envelope; meta.root_id names the tree.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class CircuitOpened(Event):
@@ -232,7 +232,7 @@ class CircuitOpened(Event):
     window_ms: Int64 = Field(description='Length of the counting window in milliseconds.')
     open_until: UtcDatetime = Field(description='When the cool-down ends, UTC.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class RootAdmitted(Event):
@@ -240,14 +240,14 @@ class RootAdmitted(Event):
 
     avro_name: ClassVar[str] = "agentlog.decision.RootAdmitted"
     meta: Meta = Field(description="Event envelope; causation_id is the registration's event_id, meta.root_id the new root.")
-    agent_id: str = Field(description='Id of the admitted root agent.')
-    config: str = Field(description='Agent config (role) of the root.')
+    agent_id: Id = Field(description='Id of the admitted root agent.')
+    config: Id = Field(description='Agent config (role) of the root.')
     token_budget: Int64 = Field(description="Tokens the whole tree may consume (the root's grant).")
     spawn_budget: Int32 = Field(description='Spawn budget of the root: the tree never holds more than spawn_budget + 1 agents.')
     deadline: UtcDatetime | None = Field(default=None, description='When the root times out, UTC; null for never.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class RootRejected(Event):
@@ -255,12 +255,12 @@ class RootRejected(Event):
 
     avro_name: ClassVar[str] = "agentlog.decision.RootRejected"
     meta: Meta = Field(description="Event envelope; causation_id is the registration's event_id.")
-    agent_id: str = Field(description='Id the root asked to be registered under.')
-    config: str = Field(description='Agent config (role) that was asked for.')
+    agent_id: Id = Field(description='Id the root asked to be registered under.')
+    config: Id = Field(description='Agent config (role) that was asked for.')
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the registration was rejected.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class SpawnApproved(Event):
@@ -269,18 +269,18 @@ class SpawnApproved(Event):
     avro_name: ClassVar[str] = "agentlog.decision.SpawnApproved"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
     request_id: uuid.UUID = Field(description='The request this answers.')
-    parent_agent_id: str = Field(description='The spawning agent.')
-    child_agent_id: str = Field(description='Id of the new agent, derived deterministically from request_id.')
-    child_config: str = Field(description='Agent config (role) of the child.')
+    parent_agent_id: Id = Field(description='The spawning agent.')
+    child_agent_id: Id = Field(description='Id of the new agent, derived deterministically from request_id.')
+    child_config: Id = Field(description='Agent config (role) of the child.')
     depth: Int32 = Field(description='Depth of the child; the root is 0.')
     granted_token_budget: Int64 = Field(description='Tokens reserved for the child.')
     granted_spawn_budget: Int32 = Field(description='Spawn budget of the child.')
     deadline: UtcDatetime | None = Field(default=None, description='When the child times out, UTC; null for never.')
     parent_remaining_tokens: Int64 = Field(description='Tokens the parent has left to grant or spend after this grant.')
     parent_remaining_spawn_budget: Int32 = Field(description='Spawn budget the parent has left after this grant.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class SpawnDenied(Event):
@@ -289,12 +289,12 @@ class SpawnDenied(Event):
     avro_name: ClassVar[str] = "agentlog.decision.SpawnDenied"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
     request_id: uuid.UUID = Field(description='The request this answers.')
-    parent_agent_id: str = Field(description='The agent that asked.')
-    child_config: str = Field(description='Agent config (role) that was asked for.')
+    parent_agent_id: Id = Field(description='The agent that asked.')
+    child_config: Id = Field(description='Agent config (role) that was asked for.')
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the spawn was denied.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
-    message: str = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
+    message: Text = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
 
 
 class TopUpDenied(Event):
@@ -303,12 +303,12 @@ class TopUpDenied(Event):
     avro_name: ClassVar[str] = "agentlog.decision.TopUpDenied"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
     request_id: uuid.UUID = Field(description='The top-up request this answers.')
-    agent_id: str = Field(description='Agent whose grant was to grow.')
+    agent_id: Id = Field(description='Agent whose grant was to grow.')
     additional_tokens: Int64 = Field(description='Tokens that were asked for.')
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the top-up was denied.')
-    checks: list[LimitCheck] = Field(default_factory=list, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
+    checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
-    message: str = Field(description='A sentence an agent can be shown.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class AgentCompleted(Event):
@@ -316,8 +316,8 @@ class AgentCompleted(Event):
 
     avro_name: ClassVar[str] = "agentlog.lifecycle.AgentCompleted"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that completed.')
-    result_summary: str = Field(default='', description='What the agent produced, in a few sentences.')
+    agent_id: Id = Field(description='Agent that completed.')
+    result_summary: Text = Field(default='', description='What the agent produced, in a few sentences.')
     tokens_used: Int64 = Field(default=0, description='Tokens spent since the last TokensConsumed report, counted before the agent ends.')
     quality_score: float | None = Field(default=None, description='Self- or reviewer-assessed quality between 0 and 1, if assessed.')
 
@@ -327,8 +327,8 @@ class AgentFailed(Event):
 
     avro_name: ClassVar[str] = "agentlog.lifecycle.AgentFailed"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that failed.')
-    error: str = Field(description='What went wrong.')
+    agent_id: Id = Field(description='Agent that failed.')
+    error: Text = Field(description='What went wrong.')
     retryable: bool = Field(default=False, description='Whether the task could succeed if tried again.')
     tokens_used: Int64 = Field(default=0, description='Tokens spent since the last TokensConsumed report, counted before the agent ends.')
 
@@ -338,8 +338,8 @@ class AgentStarted(Event):
 
     avro_name: ClassVar[str] = "agentlog.lifecycle.AgentStarted"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that started.')
-    runtime: str | None = Field(default=None, description='Runtime or host that runs the agent, if known.')
+    agent_id: Id = Field(description='Agent that started.')
+    runtime: Id | None = Field(default=None, description='Runtime or host that runs the agent, if known.')
 
 
 class BudgetTopUpRequested(Event):
@@ -348,10 +348,10 @@ class BudgetTopUpRequested(Event):
     avro_name: ClassVar[str] = "agentlog.lifecycle.BudgetTopUpRequested"
     meta: Meta = Field(description='Event envelope.')
     request_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this top-up request.')
-    agent_id: str = Field(description='Agent whose grant should grow.')
+    agent_id: Id = Field(description='Agent whose grant should grow.')
     additional_tokens: Int64 = Field(description='Tokens to add.')
-    requested_by: str = Field(description='Agent or operator asking.')
-    reason: str = Field(default='', description='Why, in words.')
+    requested_by: Id = Field(description='Agent or operator asking.')
+    reason: Text = Field(default='', description='Why, in words.')
 
 
 class TerminationRequested(Event):
@@ -359,9 +359,9 @@ class TerminationRequested(Event):
 
     avro_name: ClassVar[str] = "agentlog.lifecycle.TerminationRequested"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent to terminate.')
-    requested_by: str = Field(description='Agent or operator asking for the termination.')
-    reason: str = Field(default='', description='Why, in words.')
+    agent_id: Id = Field(description='Agent to terminate.')
+    requested_by: Id = Field(description='Agent or operator asking for the termination.')
+    reason: Text = Field(default='', description='Why, in words.')
 
 
 class TokensConsumed(Event):
@@ -369,9 +369,9 @@ class TokensConsumed(Event):
 
     avro_name: ClassVar[str] = "agentlog.lifecycle.TokensConsumed"
     meta: Meta = Field(description='Event envelope.')
-    agent_id: str = Field(description='Agent that spent the tokens.')
+    agent_id: Id = Field(description='Agent that spent the tokens.')
     tokens: Int64 = Field(description='Tokens spent in this report (not a running total).')
-    model: str | None = Field(default=None, description='Model that consumed them, if known.')
+    model: Id | None = Field(default=None, description='Model that consumed them, if known.')
 
 
 class AgentAlert(Event):
@@ -380,9 +380,9 @@ class AgentAlert(Event):
     avro_name: ClassVar[str] = "agentlog.message.AgentAlert"
     meta: Meta = Field(description='Event envelope.')
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this alert.')
-    from_agent_id: str = Field(description='Sender.')
+    from_agent_id: Id = Field(description='Sender.')
     priority: Priority = Field(default=Priority.HIGH, description='Urgency.')
-    text: str = Field(description='What happened.')
+    text: Text = Field(description='What happened.')
 
 
 class AgentQuestion(Event):
@@ -391,11 +391,11 @@ class AgentQuestion(Event):
     avro_name: ClassVar[str] = "agentlog.message.AgentQuestion"
     meta: Meta = Field(description='Event envelope.')
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this question.')
-    from_agent_id: str = Field(description='Agent asking.')
-    to_agent_id: str | None = Field(default=None, description='Agent expected to decide; null for whoever owns the tree.')
+    from_agent_id: Id = Field(description='Agent asking.')
+    to_agent_id: Id | None = Field(default=None, description='Agent expected to decide; null for whoever owns the tree.')
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
-    question: str = Field(description='The question.')
-    options: list[str] = Field(default_factory=list, description='Choices on offer, if the answer is one of a set.')
+    question: Text = Field(description='The question.')
+    options: list[ShortText] = Field(default_factory=list, max_length=64, description='Choices on offer, if the answer is one of a set.')
     decide_by: UtcDatetime | None = Field(default=None, description='When a decision is needed, UTC, if ever.')
 
 
@@ -405,11 +405,11 @@ class AgentRequest(Event):
     avro_name: ClassVar[str] = "agentlog.message.AgentRequest"
     meta: Meta = Field(description='Event envelope.')
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this message.')
-    from_agent_id: str = Field(description='Sender.')
-    to_agent_id: str = Field(description='Recipient.')
+    from_agent_id: Id = Field(description='Sender.')
+    to_agent_id: Id = Field(description='Recipient.')
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
-    subject: str = Field(description='One line saying what is asked.')
-    body: str = Field(default='', description='The request in full.')
+    subject: ShortText = Field(description='One line saying what is asked.')
+    body: Text = Field(default='', description='The request in full.')
     reply_by: UtcDatetime | None = Field(default=None, description='When an answer is needed, UTC, if ever.')
 
 
@@ -420,11 +420,11 @@ class DecisionRecorded(Event):
     meta: Meta = Field(description='Event envelope.')
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this decision.')
     question_id: uuid.UUID = Field(description='message_id of the question answered.')
-    decided_by: str = Field(description='Agent or person who decided.')
+    decided_by: Id = Field(description='Agent or person who decided.')
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
-    choice: str = Field(description='What was decided.')
-    rationale: str = Field(default='', description='Why.')
-    impact: str = Field(default='', description='What the decision changes.')
+    choice: ShortText = Field(description='What was decided.')
+    rationale: Text = Field(default='', description='Why.')
+    impact: Text = Field(default='', description='What the decision changes.')
 
 
 class Handoff(Event):
@@ -433,11 +433,11 @@ class Handoff(Event):
     avro_name: ClassVar[str] = "agentlog.message.Handoff"
     meta: Meta = Field(description='Event envelope.')
     message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this handoff.')
-    from_agent_id: str = Field(description='Agent giving the task away.')
-    to_agent_id: str = Field(description='Agent taking the task over.')
+    from_agent_id: Id = Field(description='Agent giving the task away.')
+    to_agent_id: Id = Field(description='Agent taking the task over.')
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
     task: TaskSpec = Field(description='The task handed over.')
-    context: dict[str, str] = Field(default_factory=dict, description='Context the receiver needs (findings, pointers), as named text.')
+    context: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='Context the receiver needs (findings, pointers), as named text.')
 
 
 class DependencyAdded(Event):
@@ -445,8 +445,8 @@ class DependencyAdded(Event):
 
     avro_name: ClassVar[str] = "agentlog.mission.DependencyAdded"
     meta: Meta = Field(description='Event envelope.')
-    mission_id: str = Field(description='The dependent mission.')
-    depends_on: str = Field(description='The mission it depends on.')
+    mission_id: Id = Field(description='The dependent mission.')
+    depends_on: Id = Field(description='The mission it depends on.')
     kind: DependencyKind = Field(default=DependencyKind.HARD, description='Hard or soft dependency.')
 
 
@@ -455,10 +455,10 @@ class MissionCreated(Event):
 
     avro_name: ClassVar[str] = "agentlog.mission.MissionCreated"
     meta: Meta = Field(description='Event envelope; meta.root_id is the root mission id.')
-    mission_id: str = Field(description='Id of the mission.')
-    parent_mission_id: str | None = Field(default=None, description='Mission this one is part of, if any.')
+    mission_id: Id = Field(description='Id of the mission.')
+    parent_mission_id: Id | None = Field(default=None, description='Mission this one is part of, if any.')
     task: TaskSpec = Field(description='What the mission must achieve.')
-    owner_agent_id: str | None = Field(default=None, description='Agent responsible for the mission, if assigned.')
+    owner_agent_id: Id | None = Field(default=None, description='Agent responsible for the mission, if assigned.')
     max_attempts: Int32 = Field(default=3, description='Times the mission may be retried after failing.')
 
 
@@ -467,10 +467,10 @@ class MissionTransitionRejected(Event):
 
     avro_name: ClassVar[str] = "agentlog.mission.MissionTransitionRejected"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
-    mission_id: str = Field(description='Mission that was to move.')
+    mission_id: Id = Field(description='Mission that was to move.')
     from_state: MissionState = Field(default=MissionState.UNKNOWN, description='Current state.')
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Requested state.')
-    reason: str = Field(description='Why the transition is not allowed.')
+    reason: Text = Field(description='Why the transition is not allowed.')
 
 
 class MissionTransitionRequested(Event):
@@ -478,10 +478,10 @@ class MissionTransitionRequested(Event):
 
     avro_name: ClassVar[str] = "agentlog.mission.MissionTransitionRequested"
     meta: Meta = Field(description='Event envelope.')
-    mission_id: str = Field(description='Mission to move.')
+    mission_id: Id = Field(description='Mission to move.')
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Wanted state.')
-    requested_by: str = Field(description='Agent or operator asking.')
-    reason: str = Field(default='', description='Why, in words.')
+    requested_by: Id = Field(description='Agent or operator asking.')
+    reason: Text = Field(default='', description='Why, in words.')
 
 
 class MissionTransitioned(Event):
@@ -489,10 +489,10 @@ class MissionTransitioned(Event):
 
     avro_name: ClassVar[str] = "agentlog.mission.MissionTransitioned"
     meta: Meta = Field(description="Event envelope; causation_id is the request's event_id.")
-    mission_id: str = Field(description='Mission that moved.')
+    mission_id: Id = Field(description='Mission that moved.')
     from_state: MissionState = Field(default=MissionState.UNKNOWN, description='State before.')
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='State after.')
-    reason: str = Field(default='', description='Why, in words.')
+    reason: Text = Field(default='', description='Why, in words.')
     attempt: Int32 = Field(default=1, description='Attempt number, 1 for the first run.')
 
 
@@ -501,12 +501,12 @@ class PolicyPublished(Event):
 
     avro_name: ClassVar[str] = "agentlog.policy.PolicyPublished"
     meta: Meta = Field(description='Event envelope; meta.root_id is the policy name.')
-    policy_name: str = Field(description='Name of the policy; the Kafka key of the compacted policy topic.')
+    policy_name: Id = Field(description='Name of the policy; the Kafka key of the compacted policy topic.')
     version: Int32 = Field(description='Version number, increasing by one per publication.')
-    content_hash: str = Field(description='SHA-256 (hex) of the canonical JSON of limits and configs.')
+    content_hash: Id = Field(description='SHA-256 (hex) of the canonical JSON of limits and configs.')
     limits: Limits = Field(description='Numeric limits.')
-    configs: list[ConfigRule] = Field(description='The config whitelist; configs not listed are denied.')
-    published_by: str = Field(description='Who published this version.')
+    configs: list[ConfigRule] = Field(max_length=1024, description='The config whitelist; configs not listed are denied.')
+    published_by: Id = Field(description='Who published this version.')
 
 
 class RootAgentRegistered(Event):
@@ -514,13 +514,13 @@ class RootAgentRegistered(Event):
 
     avro_name: ClassVar[str] = "agentlog.spawn.RootAgentRegistered"
     meta: Meta = Field(description='Event envelope; meta.root_id equals agent_id.')
-    agent_id: str = Field(description='Id of the root agent.')
-    config: str = Field(description="Agent config (role) of the root; must be in the policy's whitelist.")
+    agent_id: Id = Field(description='Id of the root agent.')
+    config: Id = Field(description="Agent config (role) of the root; must be in the policy's whitelist.")
     token_budget: Int64 = Field(description='Tokens the whole tree may consume.')
     spawn_budget: Int32 = Field(description='Spawn budget of the root: the tree never holds more than spawn_budget + 1 agents.')
     max_runtime_ms: Int64 | None = Field(default=None, description='Wall-clock limit for the root in milliseconds; null uses the policy default.')
     task: TaskSpec | None = Field(default=None, description='The mission the root works on, if given.')
-    capabilities: list[str] = Field(default_factory=list, description='Capabilities (tools, actions) the root asks for.')
+    capabilities: list[Id] = Field(default_factory=list, max_length=64, description='Capabilities (tools, actions) the root asks for.')
 
 
 class SpawnRequested(Event):
@@ -529,13 +529,13 @@ class SpawnRequested(Event):
     avro_name: ClassVar[str] = "agentlog.spawn.SpawnRequested"
     meta: Meta = Field(description='Event envelope.')
     request_id: uuid.UUID = Field(default_factory=uuid.uuid4, description='Id of this request; the child agent id is derived from it deterministically.')
-    parent_agent_id: str = Field(description='Agent asking to spawn.')
-    child_config: str = Field(description="Agent config (role) of the child; must be whitelisted and spawnable by the parent's config.")
+    parent_agent_id: Id = Field(description='Agent asking to spawn.')
+    child_config: Id = Field(description="Agent config (role) of the child; must be whitelisted and spawnable by the parent's config.")
     task: TaskSpec = Field(description='What the child is asked to do.')
     requested_token_budget: Int64 = Field(description="Tokens to reserve for the child out of the parent's remaining tokens.")
     requested_spawn_budget: Int32 = Field(default=0, description="Spawn budget for the child; the child costs 1 + this out of the parent's spawn budget.")
     max_runtime_ms: Int64 | None = Field(default=None, description='Wall-clock limit for the child in milliseconds; null uses the policy default.')
-    capabilities: list[str] = Field(default_factory=list, description='Capabilities (tools, actions) the child needs.')
+    capabilities: list[Id] = Field(default_factory=list, max_length=64, description='Capabilities (tools, actions) the child needs.')
     context_inheritance: ContextInheritance = Field(default_factory=lambda: ContextInheritance.model_validate({'conversation': False, 'memory': False, 'tools': True, 'files': False}), description="Which parts of the parent's context the child receives.")
 
 

@@ -1,4 +1,4 @@
-"""Field types shared by the generated event models: Avro's int widths and UTC timestamps."""
+"""Field types shared by the generated event models: Avro's int widths, UTC timestamps, bounded strings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+
+from agentlog.limits import MAX_CHARS
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -24,3 +26,9 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """Avro ``long``."""
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 """Avro ``long`` with ``logicalType: timestamp-micros``."""
+Id = Annotated[str, Field(max_length=MAX_CHARS["id"])]
+"""A string of kind ``id`` (ids, names, configs): see :mod:`agentlog.limits`."""
+ShortText = Annotated[str, Field(max_length=MAX_CHARS["short"])]
+"""A string of kind ``short`` (titles, subjects, list items)."""
+Text = Annotated[str, Field(max_length=MAX_CHARS["text"])]
+"""A string of kind ``text`` (descriptions, summaries, messages)."""

@@ -102,10 +102,10 @@ def test_broker_down_is_a_clear_failure(cli_env: dict[str, str]) -> None:
 
 
 def test_a_value_avro_cannot_hold_is_bad_input(settings: Settings, cli_env: dict[str, str]) -> None:
-    """A string with a lone surrogate passes JSON parsing but not encoding: exit 2, nothing published."""
+    """A string with a lone surrogate parses as JSON but fails validation: exit 2 naming the field, nothing sent."""
     payload = root_payload("root-\\ud800")
     text = json.dumps(payload).replace("root-\\\\ud800", "root-\\ud800")
     result = agentlog(cli_env, "publish", "RootAgentRegistered", "--json", text)
     assert result.returncode == 2, result.stderr
-    assert "cannot be encoded" in result.stderr and "nothing was published" in result.stderr
+    assert "meta.root_id" in result.stderr and "nothing was published" in result.stderr
     assert read_all(settings, SPAWN_REQUESTS.name) == []

@@ -85,13 +85,16 @@ def read_topic(settings: Settings, base_topic: str, timeout: float = 10.0) -> li
         consumer.close()
 
 
-def produce_raw(settings: Settings, base_topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
-    """Produce raw ``(key, value)`` bytes to a catalogue topic, as a broken client would."""
+def produce_raw(
+    settings: Settings, base_topic: str, records: list[tuple[bytes | None, bytes | None]], *, big: bool = False
+) -> None:
+    """Produce raw ``(key, value)`` bytes to a catalogue topic, as a broken client would (``big``: up to 1 MiB)."""
     from confluent_kafka import Producer as KafkaProducer
 
     from agentlog import kafka_config
 
-    producer = KafkaProducer(kafka_config.producer(settings))
+    extra = {"message.max.bytes": 1_048_576} if big else {}
+    producer = KafkaProducer({**kafka_config.producer(settings), **extra})
     for key, value in records:
         producer.produce(settings.topic_prefix + base_topic, value, key)
     assert producer.flush(30) == 0

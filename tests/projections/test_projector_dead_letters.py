@@ -65,3 +65,35 @@ def test_undecodable_and_misplaced_records_are_audited_and_dead_lettered(
     assert misplaced_projected == (sum(1 for e in events if topic_of(type(e)) is AGENT_LIFECYCLE),)
     assert verify_stored_chains(db) == []
     assert project().records == 0
+
+
+def test_huge_and_over_long_records_are_dead_lettered_and_projection_goes_on(
+    settings: Settings,
+    publish: Callable[[list[Event]], None],
+    project: Callable[..., ProjectorStats],
+    db: psycopg.Connection[Any],
+) -> None:
+    """A record of about 1 MB and one with a 250,000-character id: audited without a value, cut dead letters."""
+    events = forest(ForestShape(roots=1))
+    long_id = next(e for e in events if type(e).__name__ == "SpawnApproved")
+    over_long = Serde().encode(long_id.model_copy(update={"child_agent_id": "x" * 250_000}), "t")
+    publish(events[:5])
+    produce_raw(settings, SPAWN_REQUESTS.name, [(b"root-0-0", b"\x00" + b"g" * 1_039_000)], big=True)
+    produce_raw(settings, topic_of(type(long_id)).name, [(b"root-0-0", over_long)])
+    publish(events[5:])
+
+    stats = project()
+
+    assert stats.dead_letters == 2
+    bad = db.execute(
+        "SELECT error, value IS NULL, length(raw_value) FROM audit_log WHERE error IS NOT NULL AND topic NOT LIKE %s"
+        " ORDER BY length(raw_value)",
+        ("%" + DLQ.name,),
+    ).fetchall()
+    assert [(null, size) for _, null, size in bad] == [(True, len(over_long)), (True, 1_039_001)]
+    assert "child_agent_id is 250,000 characters" in bad[0][0]
+    assert db.execute("SELECT count(*) FROM agents WHERE length(agent_id) > 256").fetchone() == (0,)
+    letters = read_topic(settings, DLQ.name)
+    assert len(letters) == 2
+    cut = [m for m in letters if dead_letters.TRUNCATED in dict(m.headers())]
+    assert len(cut) == 1 and len(cut[0].value()) == 64 * 1024
