@@ -17,8 +17,9 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as KafkaProducer
 
 from agentlog import kafka_config, tracing
-from agentlog.errors import DeliveryError
+from agentlog.errors import DeliveryError, PayloadError
 from agentlog.events import Event
+from agentlog.limits import MAX_RECORD_BYTES, record_size_problem
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
 from agentlog.topics import key_of, topic_of
@@ -69,6 +70,9 @@ class Producer:
     def _send(self, event: Event, headers: tracing.Headers) -> None:
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
+        if len(value) > MAX_RECORD_BYTES:
+            problem = record_size_problem(len(value)) or ""
+            raise PayloadError(event.avro_name.rsplit(".", 1)[-1], [("<event>", problem)])
         slot: list[Delivery | KafkaError | None] = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -111,8 +115,16 @@ class Producer:
             else:
                 failures.append(f"{event.avro_name} {event.meta.event_id}: {outcome.str()}")
         if failures or remaining:
+            unacknowledged = sum(1 for _, (outcome,) in pending if outcome is None)
+            maybe_later = (
+                f"; {unacknowledged} of them may still be delivered later (the client keeps retrying them until"
+                " message.timeout.ms): retry with the same request or event ids, never with new ones"
+                if unacknowledged
+                else ""
+            )
             raise DeliveryError(
-                f"{len(failures)} of {len(pending)} records not delivered; first: {failures[0] if failures else ''}"
+                f"{len(failures)} of {len(pending)} records not delivered{maybe_later};"
+                f" first: {failures[0] if failures else ''}"
             )
         return deliveries
 

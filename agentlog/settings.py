@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     """Default ``meta.producer`` of events this process emits."""
     kafka_extra: dict[str, str] = {}
     """Extra librdkafka properties (security settings and the like), as a JSON object."""
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """How long a command waits for the broker to answer before it gives up with "cannot reach Kafka"."""
 
 
 @lru_cache(maxsize=1)

@@ -97,11 +97,11 @@ POLICY_CONFIG = TopicSpec(
     "agentlog.policy.config",
     1,
     (ev.PolicyPublished,),
-    "policy_name",
-    "Versioned spawn policies; compacted, the newest version of each policy is in force.",
+    "policy_name:version",
+    "Versioned spawn policies; compacted by name and version, so every version stays; the newest is in force.",
     cleanup_policy="compact",
-    # Keep every version for a week before compaction may drop superseded ones; replay reads
-    # older versions from the audit log.
+    # Every version has a key of its own, so compaction keeps them all (records keyed by the
+    # name alone, before 0.2, still compact to the newest of them).
     extra_config={"min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)},
 )
 MESSAGES = TopicSpec(
@@ -157,9 +157,9 @@ def topic_of(event_type: type[ev.Event]) -> TopicSpec:
 
 
 def key_of(event: ev.Event) -> str:
-    """The Kafka key of an event: its tree's ``root_id``, or the policy name for policies."""
+    """The Kafka key of an event: its tree's ``root_id``, or ``name:version`` for policies."""
     if isinstance(event, ev.PolicyPublished):
-        return event.policy_name
+        return f"{event.policy_name}:{event.version}"
     return event.meta.root_id
 
 

@@ -11,13 +11,12 @@ from typing import Annotated
 
 import typer
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
-from agentlog.producer import Producer
-from agentlog.settings import get_settings
 from processors.errors import PolicyError
 from processors.gate_worker import GateConfig, SpawnGateWorker
-from processors.policy import DEFAULT_POLICY_PATH, load_policy, to_event
+from processors.policy import DEFAULT_POLICY_PATH, load_policy
+from processors.policy_publisher import PolicyVersionError, publish_policy
 from processors.policy_reader import PolicyReader
 
 processors_app = typer.Typer(help="Stream processors.", no_args_is_help=True)
@@ -39,7 +38,7 @@ def run(
 ) -> None:
     """Run the spawn gate until SIGTERM or Ctrl-C. Start several to share the partitions."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
+    settings = kafka_settings()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -62,31 +61,27 @@ def publish(
     file: Annotated[Path, typer.Argument(help="Policy YAML file.")] = DEFAULT_POLICY_PATH,
     published_by: Annotated[str, typer.Option(help="Who publishes (recorded in the event).")] = "agentlog-cli",
 ) -> None:
-    """Validate a policy file and publish it as PolicyPublished (idempotent for an unchanged version)."""
-    settings = get_settings()
+    """Validate a policy file and publish it as the next version (idempotent for an unchanged version).
+
+    Publishers of one policy are serialised (see ``processors/policy_publisher.py``): two at
+    once cannot both publish, and a version is never published with two contents.
+    """
+    settings = kafka_settings()
     try:
         policy = load_policy(file)
     except PolicyError as e:
         fail(str(e), EXIT_BAD_INPUT)
     try:
-        reader = PolicyReader(settings, policy.name)
-        reader.catch_up()
-        current = reader.current
-        if current is not None and current.version >= policy.version:
-            if current.version == policy.version and current.content_hash() == policy.content_hash():
-                print(f"policy {policy.name} version {policy.version} is already published")
-                return
-            fail(
-                f"policy {policy.name} is at version {current.version}; give the changed file version "
-                f"{current.version + 1} (versions only go up)",
-                EXIT_BAD_INPUT,
-            )
-        with Producer(settings) as producer:
-            delivery = producer.publish(to_event(policy, published_by=published_by))
+        publication = publish_policy(settings, policy, published_by)
+    except PolicyVersionError as e:
+        fail(str(e), EXIT_BAD_INPUT)
     except AgentlogError as e:
         fail_for(e)
+    if publication.delivery is None:
+        print(f"policy {policy.name} version {policy.version} is already published")
+        return
     digest = policy.content_hash()[:12]
-    print(f"published policy {policy.name} version {policy.version} ({digest}) at offset {delivery.offset}")
+    print(f"published policy {policy.name} version {policy.version} ({digest}) at offset {publication.delivery.offset}")
 
 
 @policy_app.command("show")
@@ -94,7 +89,7 @@ def show(name: Annotated[str, typer.Argument(help="Policy name.")] = "default") 
     """Print the version of a policy in force, as YAML-like text."""
     import yaml
 
-    settings = get_settings()
+    settings = kafka_settings()
     try:
         reader = PolicyReader(settings, name)
         reader.catch_up()

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from agentlog import kafka_config
 from agentlog.settings import Settings
 from agentlog.topics import TREE_PARTITIONS, TopicSpec
+from agentlog.watermarks import watermarks
 from processors.errors import GateError
 from processors.tree_state import PartitionState, TreeState
 
@@ -65,10 +66,12 @@ def restore_partitions(
                     if error.code() == KafkaError._PARTITION_EOF:
                         # The end of committed data; done only if no transaction is pending
                         # behind it (one still committing holds state the offsets may include).
-                        tp = TopicPartition(changelog_topic(settings), partition)
-                        _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                        remaining = max(deadline - time.monotonic(), 1.0)
+                        _, high = watermarks(consumer, changelog_topic(settings), partition, remaining)
                         if (msg.offset() or 0) >= high:
                             unfinished.discard(partition)
+                        continue
+                    if not error.fatal():  # a broker that is away or just back: keep reading until the deadline
                         continue
                     raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
                 key = msg.key()

@@ -22,10 +22,15 @@ the same transactional id at ``init_transactions``, or by the broker after
 holds exactly the committed state) and resumes at the committed offsets, so the aborted
 batch is decided again, identically. A worker that lost its partitions in a rebalance
 cannot commit: the group generation in its offsets is stale and the broker fences it.
-A failed step that can be aborted aborts the transaction and rewinds every partition to
-its committed state and offsets (with backoff when it keeps failing); anything else stops
-the worker, whose successor settles the transaction. Restoring waits until the changelog
-has no pending transaction, so a batch whose commit is still being completed is included.
+A step that fails because the broker is away (a retriable error: sending the offsets or
+the commit timed out) is called again, with backoff, until the broker answers: the
+transaction stays open, and fetch and end-of-partition errors of an outage are waited out
+the same way (logged once per outage). A failed step that can be aborted aborts the
+transaction and rewinds every partition to its committed state and offsets (with backoff
+when it keeps failing); anything else stops the worker, whose successor settles the
+transaction, with a message that says whether another worker with the same id took over.
+Restoring waits until the changelog has no pending transaction, so a batch whose commit is
+still being completed is included.
 The kill tests in ``tests/gate`` check all of this.
 """
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +103,12 @@ class SpawnGateWorker:
         self.stats = GateStats()
         self.topics = [settings.topic_prefix + spec.name for spec in SOURCES]
         self.decisions_topic = settings.topic_prefix + POLICY_DECISIONS.name
+        self._stopping = threading.Event()
+        """Set when the worker is asked to stop: retries give up then."""
+        self._outage_since: float | None = None
+        """When Kafka stopped answering (monotonic), while it does not."""
+        self._fatal: KafkaError | None = None
+        """The error that made the producer fatal: librdkafka's later errors say only "Fatal error"."""
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
@@ -116,13 +128,16 @@ class SpawnGateWorker:
                 "fetch.wait.max.ms": 10,
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
+                "error_cb": self._on_client_error,
             }
         )
+        self._transactional_id = f"{group}.{config.worker_id}"
         self.producer = Producer(
             {
-                **kafka_config.producer(settings, f"{group}.{config.worker_id}"),
+                **kafka_config.producer(settings, self._transactional_id),
                 "linger.ms": 2,
                 "transaction.timeout.ms": config.transaction_timeout_ms,
+                "error_cb": self._on_client_error,
             }
         )
 
@@ -132,6 +147,13 @@ class SpawnGateWorker:
         """Process until ``stop`` is set; returns the counters."""
         self.producer.init_transactions(60)
         self.policies.catch_up()
+        if self.policies.current is None:
+            raise GateError(
+                f"no version of policy {self.config.policy_name!r} is published on"
+                f" {self.settings.topic_prefix}agentlog.policy.config: publish one with `agentlog policy publish`,"
+                " or name a published policy with --policy"
+            )
+        self._stopping = stop
         self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not stop.is_set():
@@ -171,18 +193,20 @@ class SpawnGateWorker:
     # -- fetching -----------------------------------------------------------------------
 
     def _buffer(self, msg: Message) -> None:
+        error = msg.error()
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+            self._consumer_error(error, msg)
+            return
         partition = msg.partition()
         assert partition is not None
         merge = self.merges.get(partition)
         if merge is None:  # revoked since it was fetched
             return
         source = self.topics.index(msg.topic() or "")
-        error = msg.error()
         if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                merge.reached_end(source, msg.offset() or 0)
-                return
-            raise GateError(f"consuming {msg.topic()}[{partition}]: {error.str()}")
+            merge.reached_end(source, msg.offset() or 0)
+            return
+        self._available()
         _, timestamp = msg.timestamp()
         offset = msg.offset()
         assert offset is not None
@@ -227,7 +251,12 @@ class SpawnGateWorker:
         if end_read is None:
             return  # not at the end yet: the fetcher will say so with an end-of-partition event
         asked_at = _now_ms()
-        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topics[source], partition), 5, False)
+        try:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topics[source], partition), 5, False)
+        except KafkaException as e:  # the broker is away: the end stays unconfirmed, and the records wait
+            self._unavailable(e.args[0])
+            return
+        self._available()
         if high <= end_read:
             merge.confirm_end(source, asked_at)
 
@@ -262,9 +291,10 @@ class SpawnGateWorker:
             offsets += self._next_offsets(partition, records)
         decided = time.monotonic()
         if offsets:
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            group = self.consumer.consumer_group_metadata()
+            self._retrying("sending the offsets", lambda: self.producer.send_offsets_to_transaction(offsets, group, 30))
         offsets_sent = time.monotonic()
-        self._commit_transaction()
+        self._retrying("committing", lambda: self.producer.commit_transaction(30))
         self._failures = 0
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -277,16 +307,28 @@ class SpawnGateWorker:
         self.stats.batches += 1
         self.stats.inputs += sum(len(r) for r in released.values())
 
-    def _commit_transaction(self, attempts: int = 5) -> None:
-        """Commit, retrying while the error says a retry may succeed (a commit that timed out)."""
-        for attempt in range(1, attempts + 1):
+    def _retrying(self, step: str, call: Callable[[], object]) -> None:
+        """Run one transaction step, again and again while its error says a retry may succeed.
+
+        A broker that is away makes these calls time out with a retriable error; the
+        transaction stays open and the same call resumes it once the broker answers
+        (librdkafka's contract). Errors that need an abort, or are fatal, go to the caller.
+        """
+        delay = 0.1
+        while True:
             try:
-                self.producer.commit_transaction(30)
-                return
+                call()
             except KafkaException as e:
-                if not e.args[0].retriable() or attempt == attempts:
+                error = e.args[0]
+                if error.fatal() or error.txn_requires_abort() or not error.retriable() or self._stopping.is_set():
                     raise
-                log.warning("commit attempt %d failed, retrying: %s", attempt, e.args[0].str())
+                self._unavailable(error)
+                log.debug("%s failed, retrying in %.1fs: %s", step, delay, error.str())
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._available()
+            return
 
     def _process(self, state: PartitionState, record: InputRecord) -> set[str]:
         """Decide one input; returns the root ids of the trees it changed."""
@@ -318,8 +360,8 @@ class SpawnGateWorker:
 
     def _dead_letter(self, record: InputRecord, error: Exception) -> None:
         letter = DeadLetter(STAGE, error, record.topic, record.partition, record.offset, record.key, record.value)
-        headers: list[tuple[str, str | bytes | None]] = list(letter.headers(record.headers))
-        self._produce(dlq_topic(self.settings.topic_prefix), None, record.key, record.value, headers)
+        key, value, headers = letter.record(record.headers)
+        self._produce(dlq_topic(self.settings.topic_prefix), None, key, value, list(headers))
         self.stats.dead_letters += 1
         log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
 
@@ -363,7 +405,7 @@ class SpawnGateWorker:
         """
         kafka_error = error.args[0]
         if kafka_error.fatal() or not kafka_error.txn_requires_abort():
-            raise GateError(f"transaction failed, this worker must restart: {kafka_error.str()}") from error
+            raise GateError(self._fatal_message(kafka_error)) from error
         self._failures += 1
         log.warning("aborting batch (failure %d in a row): %s", self._failures, kafka_error.str())
         self.stats.aborts += 1
@@ -374,14 +416,54 @@ class SpawnGateWorker:
         time.sleep(min(0.1 * 2 ** (self._failures - 1), 5.0))
         assigned = sorted(self.states)
         tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
-        committed = self.consumer.committed(tps, timeout=30) if tps else []
+        committed: list[TopicPartition] = []
+        if tps:
+            self._retrying("reading the committed offsets", lambda: committed.extend(self.consumer.committed(tps, 30)))
         self._restore(assigned)
         for tp in committed:
             tp.offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING when nothing was committed
             self.consumer.seek(tp)
 
+    def _consumer_error(self, error: KafkaError, msg: Message) -> None:
+        """A consumer error: fatal ones (this worker was replaced) stop it; the others are waited out."""
+        if error.fatal():
+            if error.code() == KafkaError.FENCED_INSTANCE_ID:
+                raise GateError(
+                    f"another gate worker with the same --worker-id joined the group (instance"
+                    f" {self._transactional_id}); this one stops"
+                )
+            raise GateError(f"consuming {msg.topic()}[{msg.partition()}]: {error.str()}")
+        self._unavailable(error)
+
+    def _unavailable(self, error: KafkaError) -> None:
+        """Note that Kafka does not answer (logged once per outage); the loop goes on and retries."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("Kafka does not answer (%s): waiting for it; nothing is lost", error.str())
+
+    def _available(self) -> None:
+        if self._outage_since is not None:
+            log.warning("Kafka answers again after %.0fs; deciding goes on", time.monotonic() - self._outage_since)
+            self._outage_since = None
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (served by poll and consume, on this thread)."""
+        if error.fatal():
+            self._fatal = self._fatal or error
+        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            self._unavailable(error)
+
+    def _fatal_message(self, error: KafkaError) -> str:
+        cause = self._fatal or error
+        if cause.code() in _FENCED:
+            return (
+                f"another gate worker with the same --worker-id (transactional id {self._transactional_id}) has"
+                f" taken over; this one stops ({cause.str()})"
+            )
+        return f"transaction failed, this worker must restart: {cause.str()}"
+
     def _restore(self, partitions: list[int]) -> None:
-        self.states.update(restore_partitions(self.settings, partitions, TREE_PARTITIONS))
+        self.states.update(restore_partitions(self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S))
         for partition in partitions:
             self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
         self.stats.restores += len(partitions)
@@ -403,6 +485,13 @@ class SpawnGateWorker:
         self._paused = {key for key in self._paused if key[1] in self.merges}
         self.stats.assigned = sorted(self.states)
         log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
+
+
+RESTORE_TIMEOUT_S = 600.0
+"""How long restoring may wait, a broker outage included, before the worker gives up."""
+
+_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+"""The errors that say a newer producer with the same transactional id exists."""
 
 
 def _now_ms() -> int:

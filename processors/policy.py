@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from agentlog import events as ev
+from agentlog.limits import MAX_CHARS
 from processors.errors import PolicyError
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policies" / "default.yaml"
@@ -57,13 +58,25 @@ def _problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError(_PROBLEMS, "{summary}", {"summary": summary, "problems": problems})
 
 
+MAX_POLICY_VERSION = 1_000_000
+"""The highest policy version: a new one every minute for almost two years, yet far from freezing Avro's int."""
+
+
 class Policy(BaseModel):
     """A versioned spawn policy: numeric limits and the whitelisted configs with their authority."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, description="Policy name; the key of the compacted policy topic.")
-    version: int = Field(default=1, ge=1, le=2**31 - 1, description="Version, increasing by one per publication.")
+    name: str = Field(
+        min_length=1, max_length=MAX_CHARS["id"], description="Policy name; the key of the compacted policy topic."
+    )
+    version: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_POLICY_VERSION,
+        strict=True,
+        description="Version: 1 first, then one more per publication.",
+    )
     limits: ev.Limits = Field(default_factory=ev.Limits, description="Numeric limits.")
     configs: tuple[ev.ConfigRule, ...] = Field(min_length=1, description="Whitelisted configs; others are denied.")
 
@@ -178,6 +191,8 @@ def load_policy(path: str | Path) -> Policy:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise PolicyError(source, [("", f"cannot read the file: {e.strerror or e}")]) from e
+    except UnicodeDecodeError as e:
+        raise PolicyError(source, [("", f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})")]) from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -1,4 +1,4 @@
-"""Follows the compacted policy topic and keeps the newest version of one policy in force."""
+"""Follows the policy topic and keeps the newest version of one policy in force (the first content of each)."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ class PolicyReader:
     def _apply(self, msg: object) -> None:
         error = msg.error()  # type: ignore[attr-defined]
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.fatal():
                 raise GateError(f"reading the policy topic: {error.str()}")
-            return
+            return  # the end of the topic, or a broker that is away: the next poll reads on
         try:
             event = self._serde.decode(msg.value() or b"")  # type: ignore[attr-defined]
             if not isinstance(event, PolicyPublished) or event.policy_name != self.policy_name:
@@ -66,3 +66,7 @@ class PolicyReader:
         if self.current is None or policy.version > self.current.version:
             self.current = policy
             log.info("policy %s version %d now in force", policy.name, policy.version)
+        elif policy.version == self.current.version and policy.content_hash() != self.current.content_hash():
+            # The first content of a version stands (replay reads it the same way); only a
+            # publisher bypassing `agentlog policy publish` can write a second one.
+            log.error("ignoring policy %s version %d published again with other content", policy.name, policy.version)

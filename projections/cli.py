@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, UnknownRecordError
 from agentlog.settings import get_settings
 from projections import render
@@ -59,15 +59,15 @@ def _schema(schema: str) -> str:
         fail(f"--schema: {e}", EXIT_BAD_INPUT)
 
 
-def _as_of(text: str | None) -> datetime | None:
+def _as_of(text: str | None, option: str = "--as-of") -> datetime | None:
     from agentlog.cli.tail import parse_since
 
     if text is None:
         return None
     try:
-        return parse_since(text)
+        return parse_since(text, option=option)
     except ValueError as e:
-        fail(str(e).replace("--since", "--as-of"), EXIT_BAD_INPUT)
+        fail(str(e), EXIT_BAD_INPUT)
 
 
 @contextmanager
@@ -137,7 +137,7 @@ def run_command(
         idle_exit_s=until_idle,
         session_timeout_ms=session_timeout_ms,
     )
-    projector = Projector(get_settings(), options)
+    projector = Projector(kafka_settings(), options)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         projector.stop()
@@ -253,7 +253,7 @@ def audit_show_command(
     """Audit log rows, filtered by tree, agent, record type and time range, oldest first."""
     if output not in ("pretty", "json"):
         fail(f"--output {output!r}: expected pretty or json", EXIT_BAD_INPUT)
-    query = AuditFilter(root, agent, record, _as_of(since), _as_of(until), undecodable, limit)
+    query = AuditFilter(root, agent, record, _as_of(since, "--since"), _as_of(until, "--until"), undecodable, limit)
     with _reading(schema) as conn:
         entries = show(conn, query)
     if output == "json":

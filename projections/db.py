@@ -24,7 +24,9 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 def check_schema_name(schema: str) -> str:
     """``schema`` if it is a plain lower-case identifier; raises ValueError otherwise."""
     if not _SCHEMA_NAME.match(schema):
-        raise ValueError(f"schema {schema!r}: expected lower-case letters, digits and underscores")
+        raise ValueError(f"schema {schema!r}: expected lower-case letters, digits and underscores (at most 63)")
+    if schema.startswith("pg_") or schema == "information_schema":
+        raise ValueError(f"schema {schema!r}: names starting with pg_, and information_schema, are PostgreSQL's own")
     return schema
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agentlog.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE, fail, fail_for
+from agentlog.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.settings import get_settings
 from processors.errors import PolicyError
@@ -33,9 +33,9 @@ def _moment(option: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_since(text)
+        return parse_since(text, option=option)
     except ValueError as e:
-        fail(str(e).replace("--since", option), EXIT_BAD_INPUT)
+        fail(str(e), EXIT_BAD_INPUT)
 
 
 def _schema(schema: str) -> str:
@@ -72,7 +72,7 @@ def export_command(
         fail(f"--output {output}: directory {output.parent} does not exist", EXIT_BAD_INPUT)
     try:
         manifest = export(
-            get_settings(), selection, output, ExportFormat(format), progress=Progress("export", enabled=not quiet)
+            kafka_settings(), selection, output, ExportFormat(format), progress=Progress("export", enabled=not quiet)
         )
     except SelectionError as e:
         fail(str(e), EXIT_BAD_INPUT)
@@ -118,7 +118,7 @@ def verify_command(
 
     try:
         progress = Progress("verify", enabled=not quiet)
-        report = verify(get_settings(), _schema(schema), deep=deep, workers=workers, progress=progress)
+        report = verify(kafka_settings(), _schema(schema), deep=deep, workers=workers, progress=progress)
     except (DatabaseUnavailableError, NotMigratedError) as e:
         fail(str(e))
     except AgentlogError as e:
@@ -170,7 +170,7 @@ def rebuild_command(
     target = _schema(into) if into is not None else None
     try:
         report = rebuild(
-            get_settings(), _schema(schema), target, swap=swap, progress=Progress("rebuild", enabled=not quiet)
+            kafka_settings(), _schema(schema), target, swap=swap, progress=Progress("rebuild", enabled=not quiet)
         )
     except (DatabaseUnavailableError, NotMigratedError) as e:
         fail(str(e))
@@ -231,7 +231,7 @@ def decisions_command(
         fail(f"--log {log}: no such file", EXIT_BAD_INPUT)
     try:
         report = decisions_report(
-            get_settings(),
+            get_settings() if log is not None else kafka_settings(),
             log=log,
             what_if=what_if,
             root_id=root,

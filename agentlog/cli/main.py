@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from agentlog.cli import schemas, topics
+from agentlog.cli.output import EXIT_FAILURE
 from agentlog.cli.publish import publish
 from agentlog.cli.tail import tail_command
 from processors import cli as processors_cli
@@ -32,8 +35,20 @@ app.add_typer(replay_cli.app, name="replay")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a Kafka or database failure no command reported itself is one line, exit 1."""
+    from confluent_kafka import KafkaException
+    from psycopg import OperationalError
+
+    from agentlog.settings import get_settings
+
+    try:
+        app()
+    except KafkaException as e:
+        print(f"error: Kafka at {get_settings().bootstrap_servers}: {e.args[0].str()}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
+    except OperationalError as e:
+        print(f"error: PostgreSQL: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import NoReturn
 import typer
 
 from agentlog.errors import AgentlogError, PayloadError, UnknownRecordError
+from agentlog.settings import Settings, get_settings
 
 EXIT_FAILURE = 1
 """The operation failed (broker or database trouble, a check that found problems)."""
@@ -31,3 +32,19 @@ def fail_for(error: AgentlogError) -> NoReturn:
     if isinstance(error, UnknownRecordError):
         fail(str(error), EXIT_BAD_INPUT)
     fail(str(error))
+
+
+def kafka_settings() -> Settings:
+    """The settings, once a broker has answered; otherwise ``error: cannot reach Kafka at …`` and exit 1.
+
+    Commands that need Kafka start with it, so that an absent broker is reported within
+    ``AGENTLOG_CONNECT_TIMEOUT_S``, in one line, instead of by whichever call fails first.
+    """
+    from agentlog.kafka_check import ensure_reachable
+
+    settings = get_settings()
+    try:
+        ensure_reachable(settings)
+    except AgentlogError as e:
+        fail(str(e))
+    return settings

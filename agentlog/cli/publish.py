@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, PayloadError
 from agentlog.events import Event, event_type
+from agentlog.limits import record_size_problem
 from agentlog.payloads import build_event, parse_documents
 from agentlog.producer import Producer
 from agentlog.serde import Serde
@@ -22,10 +23,14 @@ from agentlog.settings import get_settings
 
 def check_encodes(serde: Serde, event: Event, line: int) -> None:
     """Raise :class:`PayloadError` if a validated event still cannot be written as Avro."""
+    record = event.avro_name.rsplit(".", 1)[-1]
     try:
-        serde.encode(event, "agentlog.publish.check")
+        encoded = serde.encode(event, "agentlog.publish.check")
     except (ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
-        raise PayloadError(event.avro_name.rsplit(".", 1)[-1], [("<event>", f"cannot be encoded: {e}")], line) from e
+        raise PayloadError(record, [("<event>", f"cannot be encoded: {e}")], line) from e
+    problem = record_size_problem(len(encoded))
+    if problem is not None:
+        raise PayloadError(record, [("<event>", problem)], line)
 
 
 def publish(
@@ -50,9 +55,13 @@ def publish(
             text = json_text
         elif file is not None:
             try:
-                text = file.read_text()
+                text = file.read_text(encoding="utf-8")
             except OSError as e:
                 fail(f"cannot read {file}: {e.strerror}", EXIT_BAD_INPUT)
+            except UnicodeDecodeError as e:
+                fail(
+                    f"--file {file}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})", EXIT_BAD_INPUT
+                )
         else:
             if sys.stdin.isatty():
                 fail("no payload: give --json, --file or pipe JSON on stdin", EXIT_BAD_INPUT)
@@ -63,6 +72,7 @@ def publish(
         serde = Serde.from_settings(settings)
         for (line, _), built in zip(documents, events, strict=True):
             check_encodes(serde, built, line)  # before any broker is involved: bad input is exit 2
+        kafka_settings()  # everything is valid: now the broker must answer
         producer = Producer(settings, serde=serde, transactional_id=f"agentlog-cli-{uuid.uuid4()}")
         with producer.transaction():
             for item in events:

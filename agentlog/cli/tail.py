@@ -11,10 +11,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for
+from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.serde import dumps
-from agentlog.settings import get_settings
 from agentlog.tail import TailedRecord, TailOptions, tail
 from agentlog.topics import CATALOGUE, by_name
 
@@ -22,15 +21,22 @@ _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``10m``, ``2h``, ``1d`` ago, or an ISO-8601 timestamp (UTC when no zone is given)."""
+def parse_since(text: str, now: datetime | None = None, option: str = "--since") -> datetime:
+    """``10m``, ``2h``, ``1d`` ago, or an ISO-8601 timestamp (UTC when no zone is given).
+
+    Raises ValueError naming ``option`` for text that is neither, or for a moment before
+    the year 1 or after 9999.
+    """
     match = _DURATION.match(text.strip())
     if match:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError as e:
+            raise ValueError(f"{option} {text!r}: that is before the year 1") from e
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as e:
-        raise ValueError(f"--since {text!r}: expected a duration like 10m/2h/1d or an ISO-8601 timestamp") from e
+        raise ValueError(f"{option} {text!r}: expected a duration like 10m/2h/1d or an ISO-8601 timestamp") from e
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -83,7 +89,7 @@ def tail_command(
     --since) and keeps going. Records that cannot be decoded are shown with their raw
     bytes and the reason, and tailing goes on.
     """
-    settings = get_settings()
+    settings = kafka_settings()
     if output not in ("pretty", "json"):
         fail(f"--output {output!r}: expected pretty or json", EXIT_BAD_INPUT)
     names = [settings.topic_prefix + spec.name for spec in CATALOGUE] if all_topics else []

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
 
-from agentlog.cli.output import fail, fail_for
+from agentlog.cli.output import fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.settings import get_settings
 from agentlog.topic_admin import ensure_topics
@@ -37,7 +37,7 @@ def create(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
 ) -> None:
     """Create missing topics and align the configs of existing ones (idempotent)."""
-    settings = get_settings()
+    settings = kafka_settings()
     try:
         changes = ensure_topics(settings, dry_run=dry_run)
     except AgentlogError as e:

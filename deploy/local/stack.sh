@@ -6,6 +6,7 @@
 #   bash deploy/local/stack.sh down     stop both (data is kept)
 #   bash deploy/local/stack.sh status   running/answering per service; non-zero exit if not
 #   bash deploy/local/stack.sh env      print `export ...` lines for `eval`
+#   bash deploy/local/stack.sh kafka-stop | kafka-start   the broker alone (outage tests)
 #
 # Environment (defaults in brackets):
 #   AGENTLOG_STATE_DIR              state, data and logs                     [<repo>/.state]
@@ -458,10 +459,19 @@ cmd_env() {
   printf 'export AGENTLOG_DATABASE_URL=%q\n' "$PG_URL"
 }
 
+# kafka-stop / kafka-start: the broker alone (outage tests stop it under load and bring it back).
+cmd_kafka_start() {
+  kafka_start
+  wait_until kafka kafka_probe kafka_alive "$LOGS/kafka.out" "$LOGS/kafka.log"
+  say "kafka    ready on $KAFKA_HOST:$KAFKA_PORT"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  kafka-stop) kafka_stop ;;
+  kafka-start) cmd_kafka_start ;;
+  *) echo "usage: $0 up|down|status|env|kafka-stop|kafka-start" >&2; exit 2 ;;
 esac

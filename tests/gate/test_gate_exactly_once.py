@@ -1,10 +1,12 @@
-"""The spawn gate under SIGKILL and rebalances: one decision per request, no over-grant, same result."""
+"""The spawn gate under SIGKILL, rebalances and a broker outage: one decision per request, no over-grant."""
 
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +19,16 @@ from replay.redecide import redecide
 
 from .gate_harness import Worker, Workload, answered_requests, publish_policy, wait_for_answers
 
+STACK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stack.sh"
 
-def _feed(settings: Settings, workload: Workload, pause_s: float) -> threading.Thread:
+
+def _feed(settings: Settings, workload: Workload, pause_s: float, flush_timeout_s: float = 30.0) -> threading.Thread:
     def run() -> None:
         with Producer(settings) as producer:
             for batch in workload.batches:
-                producer.publish_many(batch)
+                for event in batch:
+                    producer.send(event)
+                producer.flush(flush_timeout_s)
                 time.sleep(pause_s)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -132,4 +138,36 @@ def test_two_workers_with_a_rebalance_and_kills(settings: Settings) -> None:
     finally:
         first.stop()
         second.stop()
+    _assert_effectively_once(settings, workload, decisions)
+
+
+def _local_broker(settings: Settings) -> bool:
+    """Whether the tests run against the broker of ``deploy/local`` (which this test may stop and start)."""
+    env = subprocess.run(["bash", str(STACK), "env"], capture_output=True, text=True, check=True).stdout
+    return f"AGENTLOG_BOOTSTRAP_SERVERS={settings.bootstrap_servers}" in env
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_broker_outage_is_waited_out(settings: Settings) -> None:
+    """The broker stopped for 30 s under load: every request decided exactly once, by the same worker process."""
+    if not _local_broker(settings):
+        pytest.skip("stops the broker: only against the local stack of deploy/local")
+    publish_policy(settings)
+    workload = Workload(trees=100, requests_per_tree=10, seed=9)
+    workload.build()
+    worker = Worker(settings, "w1")
+    worker.start()
+    try:
+        feeder = _feed(settings, workload, 0.3, flush_timeout_s=300)
+        time.sleep(6)
+        subprocess.run(["bash", str(STACK), "kafka-stop"], check=True, timeout=120)
+        time.sleep(30)
+        subprocess.run(["bash", str(STACK), "kafka-start"], check=True, timeout=300)
+        feeder.join(600)
+        assert not feeder.is_alive()
+        decisions = wait_for_answers(settings, workload.requests + workload.trees, 300)
+        assert worker.alive() and worker.starts == 1, "the worker had to be restarted"
+    finally:
+        worker.stop()
     _assert_effectively_once(settings, workload, decisions)

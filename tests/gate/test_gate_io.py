@@ -171,3 +171,44 @@ def test_newest_policy_version_applies(gate: Worker, settings: Settings, tmp_pat
         assert isinstance(child, ev.SpawnApproved) and child.policy_version == 2
         grandchild = client.spawn("root-p", child.child_agent_id, "researcher", "b", 100, 0)
         assert isinstance(grandchild, ev.SpawnDenied) and grandchild.reason is ev.DenialReason.DEPTH_EXCEEDED
+
+
+def test_a_gate_without_a_published_policy_refuses_to_start(settings: Settings) -> None:
+    """A mistyped --policy does not join the gate's group: the worker exits 1 naming the policy."""
+    done = subprocess.run(
+        ["agentlog", "processors", "run", "--policy", "nosuchpolicy", "--worker-id", "typo"],
+        capture_output=True,
+        text=True,
+        env=agentlog_env(settings),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "no version of policy 'nosuchpolicy' is published" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_concurrent_publishers_cannot_share_a_version(settings: Settings, tmp_path: Path) -> None:
+    """Two `policy publish` of one version with different contents at once: exactly one of them publishes."""
+    assert _policy_cli(settings, "publish", str(DEFAULT_POLICY_PATH)).returncode == 0
+    document = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    files = []
+    for depth in (1, 2):
+        document.update(version=2, limits={**document["limits"], "max_depth": depth})
+        files.append(tmp_path / f"depth{depth}.yaml")
+        files[-1].write_text(yaml.safe_dump(document))
+    env = agentlog_env(settings)
+    racers = [
+        subprocess.Popen(
+            ["agentlog", "policy", "publish", str(f)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for f in files
+    ]
+    outcomes = [(r.returncode, err.decode()) for r in racers for _, err in [r.communicate(timeout=120)]]
+    assert sorted(code for code, _ in outcomes) in ([0, 1], [0, 2]), outcomes
+    versions = [
+        r.value["version"]
+        for r in tail(settings, TailOptions(topics=[settings.topic_prefix + "agentlog.policy.config"]))
+        if r.value
+    ]
+    assert versions == [1, 2]
