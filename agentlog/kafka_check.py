@@ -17,7 +17,9 @@ class KafkaUnreachableError(AgentlogError):
 def ensure_reachable(settings: Settings) -> None:
     """Return once a broker answers; raise :class:`KafkaUnreachableError` after ``settings.connect_timeout_s``."""
     timeout = settings.connect_timeout_s
-    client = AdminClient({**kafka_config.base(settings), "socket.connection.setup.timeout.ms": int(timeout * 1000)})
+    # log_level 0: librdkafka would print a line per failed connection attempt; the error says it once.
+    quiet = {"socket.connection.setup.timeout.ms": int(timeout * 1000), "log_level": 0}
+    client = AdminClient({**kafka_config.base(settings), **quiet})
     try:
         client.list_topics(timeout=timeout)
     except KafkaException as e:

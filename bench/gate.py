@@ -1,4 +1,4 @@
-"""Spawn-gate benchmark: decisions/s with 1 and N workers, latency at a fixed load, memory with many trees.
+"""Spawn-gate benchmark: decisions/s with 1 and N workers, latency at a fixed load, memory, one large tree.
 
 Every figure is measured next to its ceiling in the same rounds on the same broker: a raw
 pass-through process (``--child passthrough``) that consumes the same input records and
@@ -18,7 +18,11 @@ request (one clock), after a warm-up that proves the worker is deciding; the top
 read once, after the load. The profile stage runs in this process, on one core, with
 no broker.
 
-    python bench/gate.py [--requests 50000] [--rate 1000] [--seconds 20] [--trees 100000]
+A large tree (``--big-tree-leads``, 100: 20,001 agents in one tree) is decided by one
+worker, then a fresh child process restores the changelog as a worker does on assignment:
+its restore time and memory.
+
+    python bench/gate.py [--requests 50000] [--rate 1000] [--seconds 20] [--trees 100000] [--big-tree-leads 100]
                          [--rounds 3] [--workers 2] [--skip profile throughput latency memory] [--keep]
 """
 
@@ -41,11 +45,13 @@ from agentlog.producer import Producer as EventProducer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
-from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TopicSpec
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS, TopicSpec
+from processors.gate_changelog import restore_partitions
 from processors.gate_input import decode_input
 from processors.input_merge import REQUESTS, InputRecord
 from processors.policy import from_event, load_default_policy, parse_policy, to_event
 from processors.spawn_gate import decide
+from processors.testing import wide_tree, wide_tree_policy
 from processors.tree_state import PartitionState
 
 # Run as a script, bench/ comes first on sys.path and bench/replay.py would shadow the
@@ -126,11 +132,11 @@ def produce(settings: Settings, records: Encoded) -> None:
         raise SystemExit("could not produce the workload")
 
 
-def fresh_topics(scratch: measure.Scratch, label: str) -> Settings:
+def fresh_topics(scratch: measure.Scratch, label: str, policy: ev.PolicyPublished | None = None) -> Settings:
     settings = scratch.settings(label)
     ensure_topics(settings, (RAW_OUT,))
     with EventProducer(settings) as producer:
-        producer.publish(bench_policy())
+        producer.publish(policy or bench_policy())
     return settings
 
 
@@ -355,6 +361,35 @@ def memory(scratch: measure.Scratch, trees: int) -> None:
     )
 
 
+# -- one large tree -----------------------------------------------------------------------
+
+
+def big_tree(scratch: measure.Scratch, leads: int) -> None:
+    """One tree of ``1 + leads * 200`` agents decided by one worker, then restored by a fresh process."""
+    settings = fresh_topics(scratch, "big", to_event(wide_tree_policy(), published_by="bench"))
+    records = encode(wide_tree(leads=leads))
+    services = start_gates(settings, 1)
+    try:
+        seconds = drain(settings, GATE_GROUP, services, 1, records)
+    finally:
+        measure.stop_all(services)
+    restore = measure.run_job([sys.executable, __file__, "--child", "restore"], measure.child_env(settings))
+    print(
+        f"\none tree of {len(records):,} agents: decided at {len(records) / seconds:,.0f} requests/s"
+        f" (worker peak RSS {services[0].memory()}); a fresh process restores its partition in"
+        f" {restore.seconds:.2f}s ({restore.cpu_s / max(restore.count, 1) * 1e6:.0f} µs CPU per agent),"
+        f" peak RSS {restore.memory}"
+    )
+
+
+def restore_child(settings: Settings) -> None:
+    """Restore every changelog partition, as a worker does on assignment; report the agents restored."""
+    clock = measure.JobClock()
+    restored = restore_partitions(settings, list(range(TREE_PARTITIONS)), TREE_PARTITIONS)
+    agents = sum(len(t.agents) for state, _ in restored.values() for t in state.trees.values())
+    clock.report(agents)
+
+
 # -- profile ------------------------------------------------------------------------------
 
 
@@ -394,12 +429,18 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds alternating the ceiling and the gate")
     parser.add_argument("--workers", type=int, default=2, help="also measure this many gate workers (1: only one)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "profile"])
+    parser.add_argument("--big-tree-leads", type=int, default=100, help="the large tree: 1 + 200 agents per lead")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "big-tree", "profile"]
+    )
     parser.add_argument("--keep", action="store_true", help="keep the topics and groups created")
-    parser.add_argument("--child", choices=["passthrough"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["passthrough", "restore"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "passthrough":
         passthrough_child(Settings())
+        return
+    if args.child == "restore":
+        restore_child(Settings())
         return
     scratch = measure.Scratch(Settings(), keep=args.keep)
     print(f"gate benchmark on {scratch.base.bootstrap_servers}; {measure.load_average()}")
@@ -412,6 +453,8 @@ def main() -> None:
             latency(scratch, args.rate, args.seconds, args.rounds)
         if "memory" not in args.skip:
             memory(scratch, args.trees)
+        if "big-tree" not in args.skip:
+            big_tree(scratch, args.big_tree_leads)
     finally:
         scratch.clean()
 

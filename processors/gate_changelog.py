@@ -1,16 +1,32 @@
 """The spawn gate's state, kept in a compacted changelog topic written in its transactions.
 
-Each record is one tree (key: root id, value: the tree as compact JSON; a tombstone when the
-tree is forgotten). The gate writes the trees a batch changed in the same Kafka transaction
-as the batch's decisions and input offsets, so the changelog always describes exactly the
-state after the last committed batch. Restoring a partition reads its changelog partition
-from the beginning to the last stable offset with a ``read_committed`` consumer.
+Layout 2 (this one) holds a tree in several records, so that a tree as large as a policy
+allows keeps fitting the broker's message limit:
+
+- the **tree record**, key ``0xFF 'h' root_id``: the tree without its agents (tenant,
+  remembered request ids, circuit, end) and how many chunks its agents take;
+- **agent chunks**, key ``0xFF 'c' k root_id`` (``k`` a 4-byte big-endian number): the
+  rows of agents ``k * CHUNK_AGENTS`` up to the next chunk, in creation order.
+
+Keys start with the byte 0xFF, which no UTF-8 text (no root id) can start with, so no root
+id can name another tree's records. A batch writes the tree record of every tree it
+changed and only the chunks whose bytes changed (:class:`ChangelogWriter` remembers what
+it wrote); a forgotten tree becomes tombstones. Layout 1 (one record per tree, key
+``root_id``, the whole tree) is still read; a tree restored from it is written in layout 2
+and its old record tombstoned at its next change.
+
+The gate writes these records in the same Kafka transaction as the batch's decisions and
+input offsets, so the changelog always describes exactly the state after the last
+committed batch. Restoring a partition reads its changelog partition from the beginning
+to the last stable offset with a ``read_committed`` consumer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -36,21 +52,122 @@ def changelog_topic(settings: Settings) -> str:
     return settings.topic_prefix + GATE_CHANGELOG.name
 
 
-def encode_tree(tree: TreeState) -> bytes:
-    """A tree as a changelog value."""
-    return json.dumps(tree.to_dict(), separators=(",", ":")).encode()
+LAYOUT = 2
+CHUNK_AGENTS = 500
+"""Agents per chunk: rows of ids at their 256-character limit keep a chunk under ~450 KB."""
+_V2 = b"\xff"
+_TREE = _V2 + b"h"
+_CHUNK = _V2 + b"c"
+
+
+def tree_key(root_id: str) -> bytes:
+    return _TREE + root_id.encode()
+
+
+def chunk_key(root_id: str, number: int) -> bytes:
+    return _CHUNK + number.to_bytes(4, "big") + root_id.encode()
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _digest(chunk: bytes) -> bytes:
+    return hashlib.blake2b(chunk, digest_size=16).digest()
+
+
+def encode_chunks(tree: TreeState) -> list[bytes]:
+    """The agent chunks of ``tree`` (at least one: a tree has its root)."""
+    rows = tree.agent_rows()
+    return [_json(rows[i : i + CHUNK_AGENTS]) for i in range(0, max(len(rows), 1), CHUNK_AGENTS)]
+
+
+class ChangelogWriter:
+    """The records to write for the trees of one partition that a batch changed.
+
+    It remembers a digest of every chunk written (or restored), so that a batch writes a
+    large tree's tree record and only its changed chunks. After an aborted transaction the
+    worker restores the partition, and with it a new writer: what it remembers is always
+    what is committed.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, list[bytes]] = {}
+        """Per tree, a digest of each chunk on the changelog."""
+        self._legacy: set[str] = set()
+        """Trees whose layout-1 record is still on the changelog."""
+
+    def restored(self, tree: TreeState, layouts: tuple[bool, bool]) -> None:
+        """Note what the changelog holds of ``tree`` after a restore: (a layout-1 record, layout-2 records)."""
+        legacy, chunked = layouts
+        self._chunks[tree.root_id] = [_digest(chunk) for chunk in encode_chunks(tree)] if chunked else []
+        if legacy:
+            self._legacy.add(tree.root_id)
+
+    def records(self, root_id: str, tree: TreeState | None) -> list[tuple[bytes, bytes | None]]:
+        """(key, value) of what changed for ``root_id``; ``tree`` None: the tree is forgotten."""
+        written = self._chunks.pop(root_id, [])
+        out: list[tuple[bytes, bytes | None]] = []
+        if root_id in self._legacy:
+            self._legacy.discard(root_id)
+            out.append((root_id.encode(), None))
+        if tree is None:
+            out += [(chunk_key(root_id, k), None) for k in range(len(written))]
+            out.append((tree_key(root_id), None))
+            return out
+        chunks = encode_chunks(tree)
+        digests = [_digest(chunk) for chunk in chunks]
+        out += [
+            (chunk_key(root_id, k), chunk)
+            for k, (chunk, digest) in enumerate(zip(chunks, digests, strict=True))
+            if k >= len(written) or written[k] != digest
+        ]
+        out += [(chunk_key(root_id, k), None) for k in range(len(chunks), len(written))]
+        out.append((tree_key(root_id), _json({"layout": LAYOUT, **tree.header(), "chunks": len(chunks)})))
+        self._chunks[root_id] = digests
+        return out
+
+
+def _assemble(records: dict[bytes, bytes]) -> list[tuple[TreeState, tuple[bool, bool]]]:
+    """The trees the latest records of one changelog partition describe, each with the layouts it is held in
+    (a layout-1 record, layout-2 records)."""
+    headers: dict[str, dict[str, Any]] = {}
+    chunks: dict[tuple[str, int], list[list[Any]]] = {}
+    legacy: dict[str, bytes] = {}
+    for key, value in records.items():
+        if key.startswith(_TREE):
+            headers[key[len(_TREE) :].decode()] = json.loads(value)
+        elif key.startswith(_CHUNK):
+            number = int.from_bytes(key[len(_CHUNK) : len(_CHUNK) + 4], "big")
+            chunks[(key[len(_CHUNK) + 4 :].decode(), number)] = json.loads(value)
+        else:
+            legacy[key.decode()] = value
+    trees: list[tuple[TreeState, tuple[bool, bool]]] = []
+    for root_id, header in headers.items():
+        count = int(header.pop("chunks"))
+        header.pop("layout", None)
+        missing = [k for k in range(count) if (root_id, k) not in chunks]
+        if missing:
+            raise GateError(f"the changelog of tree {root_id!r} lacks agent chunks {missing}")
+        rows = [row for k in range(count) for row in chunks[(root_id, k)]]
+        trees.append((TreeState.from_parts(header, rows), (root_id in legacy, True)))
+    trees += [
+        (TreeState.from_dict(json.loads(v)), (True, False)) for root_id, v in legacy.items() if root_id not in headers
+    ]
+    return trees
 
 
 def restore_partitions(
     settings: Settings, partitions: list[int], partition_count: int, timeout_s: float = 60.0
-) -> dict[int, PartitionState]:
-    """The state of each of ``partitions`` as of the last committed transaction, read in one pass.
+) -> dict[int, tuple[PartitionState, ChangelogWriter]]:
+    """The state of each of ``partitions`` as of the last committed transaction, read in one pass,
+    and a writer that knows what the changelog holds of it.
 
     A partition is read until its end for committed reads equals its high watermark: a
     transaction still being committed (or aborted) is waited for, so that the state
     matches the input offsets committed with it.
     """
-    latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
+    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
     consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
     try:
         consumer.assign([TopicPartition(changelog_topic(settings), p, OFFSET_BEGINNING) for p in partitions])
@@ -76,15 +193,16 @@ def restore_partitions(
                     raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
                 key = msg.key()
                 if key is not None:
-                    latest[partition][key.decode()] = msg.value()
+                    latest[partition][key] = msg.value()
     finally:
         consumer.close()
-    states = {}
-    for partition, trees in latest.items():
+    restored = {}
+    for partition, records in latest.items():
         state = PartitionState(partition=partition, partitions=partition_count)
-        for value in trees.values():
-            if value is not None:
-                state.put_tree(TreeState.from_dict(json.loads(value)))
+        writer = ChangelogWriter()
+        for tree, layouts in _assemble({k: v for k, v in records.items() if v is not None}):
+            state.put_tree(tree)
+            writer.restored(tree, layouts)
         state.compact_deadlines()
-        states[partition] = state
-    return states
+        restored[partition] = (state, writer)
+    return restored

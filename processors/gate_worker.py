@@ -54,7 +54,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 from processors.errors import GateError
-from processors.gate_changelog import GATE_CHANGELOG, changelog_topic, encode_tree, restore_partitions
+from processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from processors.gate_input import SOURCES, decode_input
 from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
 from processors.policy_reader import PolicyReader
@@ -110,6 +110,8 @@ class SpawnGateWorker:
         self._fatal: KafkaError | None = None
         """The error that made the producer fatal: librdkafka's later errors say only "Fatal error"."""
         self.states: dict[int, PartitionState] = {}
+        self.changelogs: dict[int, ChangelogWriter] = {}
+        """What the changelog holds of each owned partition's trees (restored with the state)."""
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
         self._failures = 0
@@ -284,10 +286,10 @@ class SpawnGateWorker:
                 dirty |= self._process(state, record)
             if expiring:
                 dirty |= self._expire(partition, state)
+            changelog = self.changelogs[partition]
             for root_id in sorted(dirty):
-                tree = state.trees.get(root_id)
-                value = encode_tree(tree) if tree is not None else None
-                self._produce(changelog_topic(self.settings), partition, root_id.encode(), value)
+                for key, value in changelog.records(root_id, state.trees.get(root_id)):
+                    self._produce(changelog_topic(self.settings), partition, key, value)
             offsets += self._next_offsets(partition, records)
         decided = time.monotonic()
         if offsets:
@@ -463,7 +465,11 @@ class SpawnGateWorker:
         return f"transaction failed, this worker must restart: {cause.str()}"
 
     def _restore(self, partitions: list[int]) -> None:
-        self.states.update(restore_partitions(self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S))
+        for partition, (state, changelog) in restore_partitions(
+            self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S
+        ).items():
+            self.states[partition] = state
+            self.changelogs[partition] = changelog
         for partition in partitions:
             self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
         self.stats.restores += len(partitions)
@@ -482,6 +488,7 @@ class SpawnGateWorker:
         for p in {tp.partition for tp in partitions}:
             self.states.pop(p, None)
             self.merges.pop(p, None)
+            self.changelogs.pop(p, None)
         self._paused = {key for key in self._paused if key[1] in self.merges}
         self.stats.assigned = sorted(self.states)
         log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))

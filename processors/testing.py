@@ -6,11 +6,13 @@ them to :func:`processors.spawn_gate.decide` and keeps every input and output.
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from agentlog import events as ev
+from processors.ids import child_agent_id
 from processors.policy import Policy, parse_policy
 from processors.spawn_gate import decide, expire
 from processors.tree_state import PartitionState
@@ -245,3 +247,66 @@ def one(outputs: list[ev.Event], kind: type[E]) -> E:
     if len(found) != 1:
         raise AssertionError(f"expected one {kind.__name__}, got {[type(o).__name__ for o in outputs]}")
     return found[0]
+
+
+def wide_tree_policy() -> Policy:
+    """The policy ``default`` v1 under which one tree may hold 20,001 agents: 100 leads of 199 workers each."""
+    return parse_policy(
+        {
+            "name": "default",
+            "version": 1,
+            "limits": {
+                "max_depth": 2,
+                "max_parallel_children": 200,
+                "max_active_per_tenant": 1_000_000,
+                "max_active_platform": 1_000_000,
+            },
+            "configs": [
+                {
+                    "name": "orchestrator",
+                    "may_spawn": True,
+                    "spawnable_by": [],
+                    "max_token_grant": 10**9,
+                    "max_spawn_grant": 30_000,
+                },
+                {
+                    "name": "lead",
+                    "may_spawn": True,
+                    "spawnable_by": ["orchestrator"],
+                    "max_token_grant": 10**6,
+                    "max_spawn_grant": 199,
+                },
+                {"name": "worker", "may_spawn": False, "spawnable_by": ["lead"], "max_token_grant": 100},
+            ],
+        },
+        "wide_tree_policy",
+    )
+
+
+def wide_tree(root_id: str = "big", leads: int = 100, workers_per_lead: int = 199, seed: int = 3) -> list[ev.Event]:
+    """A root, ``leads`` leads and their workers, as requests with deterministic ids (all approved under
+    :func:`wide_tree_policy`): ``1 + leads * (1 + workers_per_lead)`` agents in one tree."""
+    rng = random.Random(seed)
+
+    def meta() -> ev.Meta:
+        return ev.Meta(event_id=uuid.UUID(int=rng.getrandbits(128)), tenant_id="acme", root_id=root_id, producer="t")
+
+    def spawn(parent: str, config: str, tokens: int, spawns: int = 0) -> ev.SpawnRequested:
+        return ev.SpawnRequested(
+            meta=meta(),
+            request_id=uuid.UUID(int=rng.getrandbits(128)),
+            parent_agent_id=parent,
+            child_config=config,
+            task=ev.TaskSpec(title=config),
+            requested_token_budget=tokens,
+            requested_spawn_budget=spawns,
+        )
+
+    spawn_budget = leads * (1 + workers_per_lead)
+    root = ev.RootAgentRegistered(
+        meta=meta(), agent_id=root_id, config="orchestrator", token_budget=10**8, spawn_budget=spawn_budget
+    )
+    lead_requests = [spawn(root_id, "lead", 10_000, workers_per_lead) for _ in range(leads)]
+    ids = [child_agent_id(r.request_id) for r in lead_requests]
+    workers = [spawn(ids[i % leads], "worker", 50) for i in range(leads * workers_per_lead)]
+    return [root, *lead_requests, *workers]

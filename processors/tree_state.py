@@ -125,29 +125,58 @@ class TreeState:
             "root": self.root_id,
             "tenant": self.tenant_id,
             "agents": [
-                [
-                    a.agent_id,
-                    a.parent,
-                    a.depth,
-                    a.config,
-                    a.token_grant,
-                    a.spawn_budget,
-                    a.spawn_remaining,
-                    a.deadline,
-                    a.tokens_spent,
-                    a.tokens_reserved,
-                    a.active_children,
-                    int(a.status),
-                    a.exhausted,
-                    a.children or [],
-                ]
-                for a in self.agents.values()
+                [*row, a.children or []] for row, a in zip(self.agent_rows(), self.agents.values(), strict=True)
             ],
             "seen": list(self.seen_requests) if self.seen_requests else [],  # oldest first
             "denials": self.denials or [],
             "open_until": self.open_until,
             "ended_at": self.ended_at,
         }
+
+    def header(self) -> dict[str, Any]:
+        """Everything of the tree but its agents, JSON-able (the changelog's tree record)."""
+        return {
+            "root": self.root_id,
+            "tenant": self.tenant_id,
+            "seen": list(self.seen_requests) if self.seen_requests else [],  # oldest first
+            "denials": self.denials or [],
+            "open_until": self.open_until,
+            "ended_at": self.ended_at,
+        }
+
+    def agent_rows(self) -> list[list[Any]]:
+        """One JSON-able row per agent in creation order, without child lists (the parents rebuild them)."""
+        return [
+            [
+                a.agent_id,
+                a.parent,
+                a.depth,
+                a.config,
+                a.token_grant,
+                a.spawn_budget,
+                a.spawn_remaining,
+                a.deadline,
+                a.tokens_spent,
+                a.tokens_reserved,
+                a.active_children,
+                int(a.status),
+                a.exhausted,
+            ]
+            for a in self.agents.values()
+        ]
+
+    @classmethod
+    def from_parts(cls, header: dict[str, Any], rows: list[list[Any]]) -> TreeState:
+        """The tree a :meth:`header` and its :meth:`agent_rows` describe.
+
+        Child lists are rebuilt from the parents in creation order: that is the order in
+        which approvals appended them.
+        """
+        children_of: dict[str | None, list[str]] = {}
+        for row in rows:
+            children_of.setdefault(row[1], []).append(row[0])
+        agents = [[*row, children_of.get(row[0], [])] for row in rows]
+        return cls.from_dict({**header, "agents": agents})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TreeState:

@@ -63,9 +63,10 @@ def test_gate_bench(settings: Settings) -> None:
     """bench/gate.py prints the profile, throughput with 1 and 2 workers, latency and memory."""
     out = run_bench(
         settings, "gate.py", "--requests", "1500", "--rate", "200", "--seconds", "2", "--trees", "300",
-        "--rounds", "1", "--workers", "2",
+        "--rounds", "1", "--workers", "2", "--big-tree-leads", "3",
     )  # fmt: skip
-    for figure in ("decide", "raw pass-through", "spawn gate, 2 workers", "speed-up", "p99", "memory: 300 live trees"):
+    figures = ("decide", "raw pass-through", "spawn gate, 2 workers", "speed-up", "p99", "memory: 300 live trees")
+    for figure in (*figures, "one tree of 601 agents"):
         assert figure in out
 
 

@@ -13,7 +13,8 @@ import pytest
 from agentlog import events as ev
 from agentlog.producer import Producer
 from agentlog.settings import Settings
-from processors.policy import load_default_policy
+from processors.policy import load_default_policy, to_event
+from processors.testing import wide_tree, wide_tree_policy
 from replay.gate_inputs import gate_inputs
 from replay.redecide import redecide
 
@@ -171,3 +172,31 @@ def test_a_broker_outage_is_waited_out(settings: Settings) -> None:
     finally:
         worker.stop()
     _assert_effectively_once(settings, workload, decisions)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_tree_of_20000_agents_survives_a_kill(settings: Settings) -> None:
+    """One tree grown to 20,001 agents through the real gate, SIGKILLed midway: decided as by the pure core."""
+    with Producer(settings) as producer:
+        producer.publish(to_event(wide_tree_policy(), published_by="tests"))
+    events = wide_tree()
+    worker = Worker(settings, "big")
+    worker.start()
+    try:
+        with Producer(settings) as producer:
+            producer.publish_many(events)
+        wait_for_answers(settings, len(events) // 2, 300)
+        worker.kill()
+        worker.start()
+        decisions = wait_for_answers(settings, len(events), 600)
+    finally:
+        worker.stop()
+    answers = answered_requests(decisions)
+    assert len(answers) == len(events) and set(answers.values()) == {1}
+    approved = [d for ds in decisions.values() for d in ds if isinstance(d, ev.SpawnApproved)]
+    assert len(approved) == 20_000
+    reference = redecide(gate_inputs(settings), wide_tree_policy())
+    assert {p: [d.model_dump() for d in ds] for p, ds in decisions.items() if ds} == {
+        p: [d.model_dump() for d in ds] for p, ds in reference.items() if ds
+    }

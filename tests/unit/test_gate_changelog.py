@@ -1,0 +1,87 @@
+"""The changelog layout: a tree in a tree record and agent chunks, only changed chunks written, layout 1 still read."""
+
+from __future__ import annotations
+
+import json
+
+from processors.gate_changelog import CHUNK_AGENTS, ChangelogWriter, _assemble, chunk_key, tree_key
+from processors.tree_state import AgentState, TreeState
+
+
+def big_tree(agents: int) -> TreeState:
+    tree = TreeState(root_id="root", tenant_id="acme", seen_requests={7: None, 9: None}, denials=[5])
+    root = AgentState("root", None, 0, "orchestrator", 10**9, agents, agents - 1, None)
+    tree.agents["root"] = root
+    root.children = []
+    for i in range(1, agents):
+        child = AgentState(f"agent-{i}", "root", 1, "worker", 1_000, 0, 0, 123 + i)
+        tree.agents[child.agent_id] = child
+        root.children.append(child.agent_id)
+        root.tokens_reserved += 1_000
+        root.active_children += 1
+    return tree
+
+
+def apply(log: dict[bytes, bytes], records: list[tuple[bytes, bytes | None]]) -> None:
+    """What compaction keeps of ``records`` on top of ``log``."""
+    for key, value in records:
+        if value is None:
+            log.pop(key, None)
+        else:
+            log[key] = value
+
+
+def test_a_large_tree_is_chunked_and_restores_exactly() -> None:
+    """A 20,000-agent tree takes 40 chunks, none near the message limit, and reads back equal."""
+    tree = big_tree(20_000)
+    records = ChangelogWriter().records("root", tree)
+    assert len(records) == 20_000 // CHUNK_AGENTS + 1
+    assert max(len(v or b"") for _, v in records) < 500_000
+    log: dict[bytes, bytes] = {}
+    apply(log, records)
+    ((restored, layouts),) = _assemble(log)
+    assert restored.to_dict() == tree.to_dict() and layouts == (False, True)
+
+
+def test_only_changed_chunks_are_written() -> None:
+    """Spending in an agent of chunk 1 writes chunk 1, chunk 0 (the root) and the tree record: nothing else."""
+    tree = big_tree(1_600)
+    writer = ChangelogWriter()
+    assert len(writer.records("root", tree)) == 5
+    tree.agents["agent-700"].tokens_spent += 10
+    keys = [key for key, _ in writer.records("root", tree)]
+    assert keys == [chunk_key("root", 1), tree_key("root")]
+    tree.agents["root"].tokens_spent += 1
+    assert [key for key, _ in writer.records("root", tree)] == [chunk_key("root", 0), tree_key("root")]
+
+
+def test_a_forgotten_tree_leaves_tombstones_only() -> None:
+    """Every chunk and the tree record get a tombstone."""
+    writer = ChangelogWriter()
+    log: dict[bytes, bytes] = {}
+    apply(log, writer.records("root", big_tree(1_200)))
+    forget = writer.records("root", None)
+    assert all(value is None for _, value in forget) and len(forget) == 4
+    apply(log, forget)
+    assert log == {}
+
+
+def test_layout_1_records_are_restored_and_replaced() -> None:
+    """A tree written by the layout-1 gate (key root id, the whole tree) restores; its next write retires it."""
+    tree = big_tree(30)
+    log = {b"root": json.dumps(tree.to_dict(), separators=(",", ":")).encode()}
+    ((restored, layouts),) = _assemble(log)
+    assert restored.to_dict() == tree.to_dict() and layouts == (True, False)
+    writer = ChangelogWriter()
+    writer.restored(restored, layouts)
+    records = writer.records("root", restored)
+    assert records[0] == (b"root", None) and len(records) == 3  # the old record retired, a chunk, the tree record
+    apply(log, records)
+    ((again, layouts),) = _assemble(log)
+    assert again.to_dict() == tree.to_dict() and layouts == (False, True)
+
+
+def test_no_root_id_can_name_another_trees_records() -> None:
+    """Layout-2 keys start with 0xFF, which no UTF-8 root id starts with."""
+    assert not "\xffh-root".encode().startswith(b"\xff")
+    assert tree_key("a") != chunk_key("a", 0) and tree_key("c\x00\x00\x00\x00a") != chunk_key("a", 0)
