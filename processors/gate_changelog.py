@@ -168,7 +168,7 @@ def restore_partitions(
     matches the input offsets committed with it.
     """
     latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
-    consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
+    consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True, "fetch.wait.max.ms": 10})
     try:
         consumer.assign([TopicPartition(changelog_topic(settings), p, OFFSET_BEGINNING) for p in partitions])
         unfinished = set(partitions)
