@@ -5,8 +5,8 @@ allows keeps fitting the broker's message limit:
 
 - the **tree record**, key ``0xFF 'h' root_id``: the tree without its agents (tenant,
   remembered request ids, circuit, end) and how many chunks its agents take;
-- **agent chunks**, key ``0xFF 'c' k root_id`` (``k`` a 4-byte big-endian number): the
-  rows of agents ``k * CHUNK_AGENTS`` up to the next chunk, in creation order.
+- **agent chunks**, key ``0xFF 'c' k root_id`` (``k`` a 4-byte big-endian number): rows
+  of agents in creation order, up to :data:`CHUNK_BYTES` a chunk.
 
 Keys start with the byte 0xFF, which no UTF-8 text (no root id) can start with, so no root
 id can name another tree's records. A batch writes the tree record of every tree it
@@ -53,8 +53,9 @@ def changelog_topic(settings: Settings) -> str:
 
 
 LAYOUT = 2
-CHUNK_AGENTS = 500
-"""Agents per chunk: rows of ids at their 256-character limit keep a chunk under ~450 KB."""
+CHUNK_BYTES = 256 * 1024
+"""A chunk holds agent rows up to this many bytes (a row is at most ~3.2 KB: three ids of 256
+characters of up to 4 UTF-8 bytes each, and numbers), far under the broker's 1 MB."""
 _V2 = b"\xff"
 _TREE = _V2 + b"h"
 _CHUNK = _V2 + b"c"
@@ -69,7 +70,7 @@ def chunk_key(root_id: str, number: int) -> bytes:
 
 
 def _json(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _digest(chunk: bytes) -> bytes:
@@ -77,9 +78,24 @@ def _digest(chunk: bytes) -> bytes:
 
 
 def encode_chunks(tree: TreeState) -> list[bytes]:
-    """The agent chunks of ``tree`` (at least one: a tree has its root)."""
-    rows = tree.agent_rows()
-    return [_json(rows[i : i + CHUNK_AGENTS]) for i in range(0, max(len(rows), 1), CHUNK_AGENTS)]
+    """The agent chunks of ``tree`` in creation order, each a JSON list of rows of at most :data:`CHUNK_BYTES`.
+
+    Rows fill a chunk in order; a chunk's rows change only when its agents change (or a
+    row before them changes size), so a growing tree rewrites its last chunk and those
+    holding the agents a batch touched.
+    """
+    chunks: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for row in tree.agent_rows():
+        encoded = _json(row)
+        if current and size + len(encoded) + 1 > CHUNK_BYTES:
+            chunks.append(b"[" + b",".join(current) + b"]")
+            current, size = [], 0
+        current.append(encoded)
+        size += len(encoded) + 1
+    chunks.append(b"[" + b",".join(current) + b"]")
+    return chunks
 
 
 class ChangelogWriter:
