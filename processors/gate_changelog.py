@@ -5,6 +5,8 @@ allows keeps fitting the broker's message limit:
 
 - the **tree record**, key ``0xFF 'h' root_id``: the tree without its agents (tenant,
   remembered request ids, circuit, end) and how many chunks its agents take;
+- the **partition record**, key ``0xFF 'p'``: the name of the policy the gate enforces
+  there (a worker started with another ``--policy`` refuses to go on);
 - **agent chunks**, key ``0xFF 'c' k root_id`` (``k`` a 4-byte big-endian number): rows
   of agents in creation order, up to :data:`CHUNK_BYTES` a chunk.
 
@@ -59,6 +61,8 @@ characters of up to 4 UTF-8 bytes each, and numbers), far under the broker's 1 M
 _V2 = b"\xff"
 _TREE = _V2 + b"h"
 _CHUNK = _V2 + b"c"
+_POLICY = _V2 + b"p"
+"""The partition record: which policy the gate enforces on this partition."""
 
 
 def tree_key(root_id: str) -> bytes:
@@ -107,7 +111,9 @@ class ChangelogWriter:
     what is committed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, policy_name: str | None = None) -> None:
+        self.policy_name = policy_name
+        """The policy the gate has enforced on this partition (the partition record), if any."""
         self._chunks: dict[str, list[bytes]] = {}
         """Per tree, a digest of each chunk on the changelog."""
         self._legacy: set[str] = set()
@@ -119,6 +125,13 @@ class ChangelogWriter:
         self._chunks[tree.root_id] = [_digest(chunk) for chunk in encode_chunks(tree)] if chunked else []
         if legacy:
             self._legacy.add(tree.root_id)
+
+    def policy_records(self, policy_name: str) -> list[tuple[bytes, bytes | None]]:
+        """The partition record naming ``policy_name``, if it is not written yet."""
+        if self.policy_name == policy_name:
+            return []
+        self.policy_name = policy_name
+        return [(_POLICY, _json({"layout": LAYOUT, "policy": policy_name}))]
 
     def records(self, root_id: str, tree: TreeState | None) -> list[tuple[bytes, bytes | None]]:
         """(key, value) of what changed for ``root_id``; ``tree`` None: the tree is forgotten."""
@@ -215,8 +228,10 @@ def restore_partitions(
     restored = {}
     for partition, records in latest.items():
         state = PartitionState(partition=partition, partitions=partition_count)
-        writer = ChangelogWriter()
-        for tree, layouts in _assemble({k: v for k, v in records.items() if v is not None}):
+        present = {k: v for k, v in records.items() if v is not None}
+        partition_record = present.pop(_POLICY, None)
+        writer = ChangelogWriter(json.loads(partition_record)["policy"] if partition_record else None)
+        for tree, layouts in _assemble(present):
             state.put_tree(tree)
             writer.restored(tree, layouts)
         state.compact_deadlines()

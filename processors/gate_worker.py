@@ -287,6 +287,8 @@ class SpawnGateWorker:
             if expiring:
                 dirty |= self._expire(partition, state)
             changelog = self.changelogs[partition]
+            for key, value in changelog.policy_records(self.config.policy_name):
+                self._produce(changelog_topic(self.settings), partition, key, value)
             for root_id in sorted(dirty):
                 for key, value in changelog.records(root_id, state.trees.get(root_id)):
                     self._produce(changelog_topic(self.settings), partition, key, value)
@@ -481,6 +483,17 @@ class SpawnGateWorker:
             if topics != set(self.topics):
                 raise GateError(f"partition {p} assigned for {sorted(topics)} only; the inputs must be co-partitioned")
         self._restore(numbers)
+        enforced = sorted(
+            c.policy_name
+            for c in self.changelogs.values()
+            if c.policy_name is not None and c.policy_name != self.config.policy_name
+        )
+        if enforced:
+            raise GateError(
+                f"this deployment's gate enforces policy {enforced[0]!r} (recorded in its state); this worker"
+                f" was started with --policy {self.config.policy_name!r}: start it with --policy"
+                f" {enforced[0]}, or give another deployment its own AGENTLOG_TOPIC_PREFIX"
+            )
         self.stats.assigned = sorted(self.states)
         log.info("assigned partitions %s", numbers)
 

@@ -16,12 +16,13 @@ from conftest import agentlog_env
 from agentlog import dead_letters, kafka_config
 from agentlog import events as ev
 from agentlog.client import AgentlogClient, DecisionTimeout
+from agentlog.producer import Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
 from agentlog.topics import DLQ, POLICY_DECISIONS, SPAWN_REQUESTS
 from processors.ids import child_agent_id
-from processors.policy import DEFAULT_POLICY_PATH
+from processors.policy import DEFAULT_POLICY_PATH, parse_policy, to_event
 
 from .gate_harness import Worker, publish_policy
 
@@ -244,3 +245,24 @@ def test_huge_records_are_dead_lettered_and_the_gate_goes_on(gate: Worker, setti
     assert dead_letters.TRUNCATED not in by_root["root-long"]  # 250 KB fits whole
     assert "the contract allows" in by_root["root-1mb"][dead_letters.ERROR_MESSAGE]
     assert dead_letters.TRUNCATED in by_root["root-1mb"] and dead_letters.TRUNCATED in by_root["root-key"]
+
+
+def test_a_gate_with_another_policy_than_its_deployment_refuses(gate: Worker, settings: Settings) -> None:
+    """Once a deployment's gate has enforced `default`, a worker started with another published policy stops."""
+    with AgentlogClient("acme", settings, timeout=60) as client:
+        assert isinstance(client.register_root("root-pol", "orchestrator", 1_000, 1), ev.RootAdmitted)
+    gate.stop()
+    other = yaml.safe_load(DEFAULT_POLICY_PATH.read_text()) | {"name": "other"}
+    with Producer(settings) as producer:
+        producer.publish(to_event(parse_policy(other, "test"), published_by="tests"))
+    done = subprocess.run(
+        ["agentlog", "processors", "run", "--policy", "other", "--worker-id", "io"],
+        capture_output=True,
+        text=True,
+        env=agentlog_env(settings),
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "enforces policy 'default'" in done.stderr and "--policy 'other'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -98,3 +98,12 @@ def test_hostile_ids_cannot_outgrow_a_chunk() -> None:
         tree.agents[f"{long_id}{i}"[-256:]] = AgentState(f"{long_id}{i}"[-256:], long_id, 1, long_id, 1, 0, 0, None)
     chunks = [v for _, v in ChangelogWriter().records("root", tree) if v]
     assert len(chunks) > 2 and max(map(len, chunks)) <= CHUNK_BYTES
+
+
+def test_the_partition_record_names_the_policy_once() -> None:
+    """The policy the gate enforces is written once per partition, and again only if it changes."""
+    writer = ChangelogWriter()
+    (record,) = writer.policy_records("default")
+    assert json.loads(record[1] or b"")["policy"] == "default"
+    assert writer.policy_records("default") == []
+    assert ChangelogWriter("default").policy_records("default") == []
