@@ -61,22 +61,21 @@ class DeadLetter:
         self, original: Sequence[tuple[str, str | bytes | None]] | None = None
     ) -> tuple[bytes | None, bytes | None, Headers]:
         """Key, value and headers of the dead letter, cut to fit :data:`RECORD_BUDGET` when they would not."""
+        key, value, original = self.key, self.value, list(original or [])
         headers = self.headers(original)
-        key, value = self.key, self.value
-        size = len(key or b"") + len(value or b"") + _headers_size(headers)
-        if size <= RECORD_BUDGET:
+        key_size, value_size, original_size = len(key or b""), len(value or b""), _headers_size(original)
+        if key_size + value_size + _headers_size(headers) <= RECORD_BUDGET:
             return key, value, headers
-        kept_original = list(original or []) if _headers_size(original or []) <= DEAD_LETTER_KEEP_BYTES else []
+        keep = DEAD_LETTER_KEEP_BYTES
+        kept = original if original_size <= keep else []
         sizes = (
-            f"key {len(key or b'')} bytes, value {len(value or b'')} bytes, headers {_headers_size(original or [])}"
-            f" bytes{'' if kept_original else ' (dropped)'}; kept the first {DEAD_LETTER_KEEP_BYTES} bytes"
-            " of key and value"
+            f"key {key_size} bytes, value {value_size} bytes, headers {original_size} bytes"
+            f"{'' if kept else ' (dropped)'}; kept the first {keep} bytes of key and value"
         )
-        cut = DEAD_LETTER_KEEP_BYTES
         return (
-            None if key is None else key[:cut],
-            None if value is None else value[:cut],
-            [*self.headers(kept_original), (TRUNCATED, sizes.encode())],
+            None if key is None else key[:keep],
+            None if value is None else value[:keep],
+            [*self.headers(kept), (TRUNCATED, sizes.encode())],
         )
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from agentlog.errors import PayloadError
+
 LIMIT_ATTRIBUTE: Final = "agentlog.limit"
 """The ``.avsc`` field attribute naming a string field's kind."""
 MAX_ITEMS_ATTRIBUTE: Final = "agentlog.maxItems"
@@ -45,6 +47,13 @@ def record_size_problem(size: int) -> str | None:
     if size <= MAX_RECORD_BYTES:
         return None
     return f"the encoded record is {size:,} bytes; the contract allows {MAX_RECORD_BYTES:,}"
+
+
+def check_record_size(avro_name: str, size: int, line: int | None = None) -> None:
+    """Raise :class:`~agentlog.errors.PayloadError` when an encoded record of ``avro_name`` is too large."""
+    problem = record_size_problem(size)
+    if problem is not None:
+        raise PayloadError(avro_name.rsplit(".", 1)[-1], [("<event>", problem)], line)
 
 
 QUOTE_CHARS: Final = 1_000

@@ -17,9 +17,9 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as KafkaProducer
 
 from agentlog import kafka_config, tracing
-from agentlog.errors import DeliveryError, PayloadError
+from agentlog.errors import DeliveryError
 from agentlog.events import Event
-from agentlog.limits import MAX_RECORD_BYTES, record_size_problem
+from agentlog.limits import check_record_size
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
 from agentlog.topics import key_of, topic_of
@@ -70,9 +70,7 @@ class Producer:
     def _send(self, event: Event, headers: tracing.Headers) -> None:
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
-        if len(value) > MAX_RECORD_BYTES:
-            problem = record_size_problem(len(value)) or ""
-            raise PayloadError(event.avro_name.rsplit(".", 1)[-1], [("<event>", problem)])
+        check_record_size(event.avro_name, len(value))
         slot: list[Delivery | KafkaError | None] = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:

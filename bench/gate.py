@@ -229,8 +229,7 @@ def drain(
     for service in services:
         service.start_span()
     produce(settings, records)
-    ends = {tp: end for tp, end in measure.end_offsets(client, tps).items() if end > 0}
-    finished = measure.wait_until(measure.caught_up(client, group, ends), services)
+    finished = measure.wait_committed(client, group, tps, services)
     for service in services:
         service.end_span()
     return finished - started
@@ -328,8 +327,8 @@ def latency(scratch: measure.Scratch, rate: int, seconds: int, rounds: int) -> N
                 drain(settings, suffix, services, members, warm_up)  # assigned, policy read, deciding
                 paced(settings, load, rate)
                 client = measure.admin(settings)
-                ends = {tp: e for tp, e in measure.end_offsets(client, input_partitions(settings, suffix)).items() if e}
-                measure.wait_until(measure.caught_up(client, settings.topic_prefix + suffix, ends), services)
+                tps = input_partitions(settings, suffix)
+                measure.wait_committed(client, settings.topic_prefix + suffix, tps, services)
             finally:
                 measure.stop_all(services)
             delays = delays_ms(settings, suffix == GATE_GROUP, warm_ids)

@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, ConsumerGroupDescription, OffsetSpec
+from psycopg import sql
 
 from agentlog import kafka_config
 from agentlog.settings import Settings
@@ -229,8 +231,6 @@ def run_job(
 
 def postgres_server(settings: Settings) -> psutil.Process | None:
     """The local PostgreSQL server process (the parent of every backend), or ``None`` if it is remote."""
-    import psycopg
-
     with psycopg.connect(settings.database_url.get_secret_value()) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
     try:
@@ -283,6 +283,14 @@ def committed(client: AdminClient, group: str, tps: Sequence[TopicPartition]) ->
     return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
 
 
+def describe_group(client: AdminClient, group: str) -> ConsumerGroupDescription | None:
+    """The group as the coordinator sees it; ``None`` while the coordinator is not ready or the group not created."""
+    try:
+        return client.describe_consumer_groups([group])[group].result()
+    except KafkaException:
+        return None
+
+
 def wait_assigned(
     client: AdminClient,
     group: str,
@@ -296,9 +304,8 @@ def wait_assigned(
     while time.monotonic() < deadline:
         for service in services:
             service.check_alive()
-        try:
-            description = client.describe_consumer_groups([group])[group].result()
-        except KafkaException:  # the group's coordinator is not ready yet, or the group not created
+        description = describe_group(client, group)
+        if description is None:
             time.sleep(0.1)
             continue
         held = sum(len(m.assignment.topic_partitions) for m in description.members if m.assignment)
@@ -338,6 +345,51 @@ def caught_up(client: AdminClient, group: str, ends: dict[tuple[str, int], int])
         return all(positions.get(tp, -1) >= end for tp, end in ends.items())
 
     return check
+
+
+def nonempty_ends(client: AdminClient, tps: Sequence[TopicPartition]) -> dict[tuple[str, int], int]:
+    """End offsets of the partitions that hold records (a consumer commits nothing for the others)."""
+    return {tp: end for tp, end in end_offsets(client, tps).items() if end > 0}
+
+
+def wait_committed(
+    client: AdminClient, group: str, tps: Sequence[TopicPartition], services: Sequence[Service] = ()
+) -> float:
+    """Wait until ``group`` has committed every record now on ``tps``; return the time it had."""
+    return wait_until(caught_up(client, group, nonempty_ends(client, tps)), services)
+
+
+# -- the projector's positions ------------------------------------------------------------
+
+
+def projector_positions(conn: psycopg.Connection[Any]) -> dict[tuple[str, int], int]:
+    """The next offsets the projector has committed, in the schema of ``conn``."""
+    rows = conn.execute("SELECT topic, partition, next_offset FROM projector_positions").fetchall()
+    return {(topic, partition): offset for topic, partition, offset in rows}
+
+
+def projected(conn: psycopg.Connection[Any], ends: dict[tuple[str, int], int]) -> Callable[[], bool]:
+    """A check that the projector's positions have reached ``ends`` on every partition."""
+
+    def check() -> bool:
+        positions = projector_positions(conn)
+        return all(positions.get(where, 0) >= end for where, end in ends.items())
+
+    return check
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) of a local process; ``None`` if it is not on this machine (or gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+def drop_schema(settings: Settings, schema: str) -> None:
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -396,13 +448,8 @@ class Scratch:
         if doomed:
             delete_topics(self.base, doomed)
         self._delete_groups(client)
-        if self.schemas:
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(self.base.database_url.get_secret_value(), autocommit=True) as conn:
-                for schema in self.schemas:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        for schema in self.schemas:
+            drop_schema(self.base, schema)
 
     def _delete_groups(self, client: AdminClient, patience_s: float = 20.0) -> None:
         """Delete our consumer groups; static members linger for a session timeout after they stop."""

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import sys
@@ -63,7 +62,7 @@ from types import FrameType
 from typing import Any
 
 import psutil
-from confluent_kafka import ConsumerGroupState, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
@@ -98,19 +97,9 @@ Ends = dict[tuple[str, int], int]
 # -- the projector's PostgreSQL side ----------------------------------------------------------
 
 
-def proc_cpu_s(pid: int) -> float | None:
-    """CPU seconds (utime + stime, fields 14 and 15 of ``/proc/<pid>/stat``) of a local process."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()  # fields from the 3rd on (the name may hold spaces)
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def backends_cpu_s(pids: Sequence[int]) -> float | None:
     """CPU seconds of the PostgreSQL backends ``pids``; ``None`` if none is on this machine."""
-    times = [t for t in (proc_cpu_s(pid) for pid in pids) if t is not None]
+    times = [t for t in (measure.process_cpu_s(pid) for pid in pids) if t is not None]
     return sum(times) if times else None
 
 
@@ -131,22 +120,6 @@ def service_backends(conn: Conn, services: Sequence[measure.Service], app_name: 
         "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) OR application_name = %s", (ports, app_name)
     ).fetchall()
     return [int(pid) for (pid,) in rows]
-
-
-def positions(conn: Conn) -> Ends:
-    """The committed positions (next offsets) of the schema of ``conn``."""
-    rows = conn.execute("SELECT topic, partition, next_offset FROM projector_positions").fetchall()
-    return {(topic, partition): offset for topic, partition, offset in rows}
-
-
-def reached(conn: Conn, ends: Ends) -> Callable[[], bool]:
-    """A check that the committed positions have reached ``ends`` on every partition."""
-
-    def check() -> bool:
-        committed = positions(conn)
-        return all(committed.get(where, 0) >= end for where, end in ends.items())
-
-    return check
 
 
 @contextmanager
@@ -170,9 +143,8 @@ def wait_joined(
     while time.monotonic() < deadline:
         for service in services:
             service.check_alive()
-        try:
-            description = client.describe_consumer_groups([group])[group].result()
-        except KafkaException:  # the group's coordinator is not ready yet
+        description = measure.describe_group(client, group)
+        if description is None:
             time.sleep(0.1)
             continue
         if len(description.members) >= members:
@@ -224,7 +196,7 @@ class Span:
         for service in self.services:
             service.start_span()
         self._backend_cpu = backends_cpu_s(self.backends)
-        self._committed = sum(positions(self.conn).values())
+        self._committed = sum(measure.projector_positions(self.conn).values())
         return self
 
     def end(self, done: float) -> SpanResult:
@@ -232,7 +204,7 @@ class Span:
         for service in self.services:
             service.end_span()
         backend_now = backends_cpu_s(self.backends)
-        events = sum(positions(self.conn).values()) - self._committed
+        events = sum(measure.projector_positions(self.conn).values()) - self._committed
         if events <= 0:
             raise SystemExit("no event was committed during the span (all before it started?): use more --events")
         backend = None if backend_now is None or self._backend_cpu is None else backend_now - self._backend_cpu
@@ -291,7 +263,7 @@ class Topics:
         return cls(scratch, settings, client, measure.partitions(client, measure.catalogue_topics(settings)))
 
     def ends(self) -> Ends:
-        return {where: end for where, end in measure.end_offsets(self.client, self.partitions).items() if end > 0}
+        return measure.nonempty_ends(self.client, self.partitions)
 
     def schema(self, label: str) -> str:
         return fresh_schema(self.scratch, self.settings, label)
@@ -343,7 +315,7 @@ def project(topics: Topics, ends: Ends, workers: int) -> tuple[SpanResult, str]:
             wait_joined(topics.client, group, workers, services)
         measure.wait_assigned(topics.client, group, len(topics.partitions), workers, services)
         span = Span(services, conn, service_backends(conn, services, app_name)).start()
-        result = span.end(measure.wait_until(reached(conn, ends), services, STAGE_TIMEOUT_S))
+        result = span.end(measure.wait_until(measure.projected(conn, ends), services, STAGE_TIMEOUT_S))
     if result.before:
         print(f"  ({result.before:,} events were committed before the span started; not counted)")
     return result, schema
@@ -364,13 +336,17 @@ def copy_rows(conn: Conn, target: sql.Composed, rows: list[tuple[Any, ...]]) -> 
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS)
     )
-    backend_before, client_before, started = proc_cpu_s(conn.info.backend_pid), time.process_time(), time.monotonic()
+    backend_before, client_before, started = (
+        measure.process_cpu_s(conn.info.backend_pid),
+        time.process_time(),
+        time.monotonic(),
+    )
     with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as out:
         out.set_types(AUDIT_TYPES)
         for row in rows:
             out.write_row(row)
     seconds, client = time.monotonic() - started, time.process_time() - client_before
-    backend_after = proc_cpu_s(conn.info.backend_pid)
+    backend_after = measure.process_cpu_s(conn.info.backend_pid)
     backend = None if backend_before is None or backend_after is None else backend_after - backend_before
     return SpanResult(seconds, len(rows), client, backend)
 
@@ -485,11 +461,11 @@ def under_load(topics: Topics, schema: str, out: Path, load: Sequence[ev.Event])
     ):
         measure.wait_assigned(topics.client, group, len(topics.partitions), services=services)
         produce_at(producer, forest(ForestShape(roots=WARM_UP_TREES), seed=1), LATENCY_RATE)
-        measure.wait_until(reached(conn, topics.ends()), services, STAGE_TIMEOUT_S)
+        measure.wait_until(measure.projected(conn, topics.ends()), services, STAGE_TIMEOUT_S)
         span = Span(services, conn, service_backends(conn, services, app_name)).start()
         load_start = time.time()
         produce_at(producer, load, LATENCY_RATE)
-        result = span.end(measure.wait_until(reached(conn, topics.ends()), services, STAGE_TIMEOUT_S))
+        result = span.end(measure.wait_until(measure.projected(conn, topics.ends()), services, STAGE_TIMEOUT_S))
     return result, load_start
 
 

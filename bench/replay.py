@@ -58,7 +58,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka import Producer as KafkaProducer
-from psycopg import sql
 
 from agentlog import events as ev
 from agentlog import kafka_config
@@ -68,7 +67,7 @@ from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS, topic_of
 from agentlog.watermarks import watermarks
 from processors.ids import child_agent_id
 from processors.policy import load_default_policy, to_event
-from projections.db import Conn, connect
+from projections.db import connect
 from projections.migrate import migrate
 
 # Run as a script, this file's folder (bench/) comes first on sys.path, and this file,
@@ -213,26 +212,14 @@ def wait_decided(settings: Settings, gate: measure.Service) -> None:
     group = f"{settings.topic_prefix}agentlog.spawn-gate"
     client = measure.admin(settings)
     inputs = measure.partitions(client, [settings.topic_prefix + spec.name for spec in GATE_INPUTS])
-    ends = {tp: end for tp, end in measure.end_offsets(client, inputs).items() if end > 0}
-    measure.wait_until(measure.caught_up(client, group, ends), services=[gate])
-
-
-def projected(conn: Conn, ends: dict[tuple[str, int], int]) -> Callable[[], bool]:
-    """A check that the projector's stored positions (``conn``'s schema) have reached ``ends``."""
-
-    def check() -> bool:
-        rows = conn.execute("SELECT topic, partition, next_offset FROM projector_positions").fetchall()
-        positions = {(topic, partition): offset for topic, partition, offset in rows}
-        return all(positions.get(tp, 0) >= end for tp, end in ends.items())
-
-    return check
+    measure.wait_committed(client, group, inputs, services=[gate])
 
 
 def wait_projected(settings: Settings, schema: str, projector: measure.Service) -> None:
     """Wait until the projector's positions reach every topic's last record (call once the gate has stopped)."""
     ends = record_ends(settings, measure.catalogue_topics(settings))
     with connect(settings, schema) as conn:
-        measure.wait_until(projected(conn, ends), services=[projector])
+        measure.wait_until(measure.projected(conn, ends), services=[projector])
 
 
 def prepare(scratch: measure.Scratch, events: int) -> Data:
@@ -329,11 +316,6 @@ JOBS: dict[str, Callable[[Settings, argparse.Namespace], JobOutcome]] = {
 }
 
 
-def drop_schema(settings: Settings, schema: str) -> None:
-    with connect(settings, schema) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 def run_job_child(args: argparse.Namespace) -> None:
     """The child side: time the stage alone and print its result line (the rebuilt schema is dropped after)."""
     settings = Settings().model_copy(update={"topic_prefix": args.prefix})
@@ -343,7 +325,7 @@ def run_job_child(args: argparse.Namespace) -> None:
         clock.report(count, **extra)
     finally:
         if args.target:
-            drop_schema(settings, args.target)
+            measure.drop_schema(settings, args.target)
 
 
 # -- rounds -------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def publish(
         print(f"policy {policy.name} version {policy.version} is already published")
         return
     digest = policy.content_hash()[:12]
-    print(f"published policy {policy.name} version {policy.version} ({digest}) at offset {publication.delivery.offset}")
+    offset = publication.delivery.offset
+    print(f"published policy {policy.name} version {policy.version} ({digest}) at offset {offset}")
 
 
 @policy_app.command("show")

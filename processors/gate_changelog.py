@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -119,12 +120,11 @@ class ChangelogWriter:
         self._legacy: set[str] = set()
         """Trees whose layout-1 record is still on the changelog."""
 
-    def restored(self, tree: TreeState, layouts: tuple[bool, bool]) -> None:
-        """Note what the changelog holds of ``tree`` after a restore: (a layout-1 record, layout-2 records)."""
-        legacy, chunked = layouts
-        self._chunks[tree.root_id] = [_digest(chunk) for chunk in encode_chunks(tree)] if chunked else []
-        if legacy:
-            self._legacy.add(tree.root_id)
+    def restored(self, held: Held) -> None:
+        """Note what the changelog holds of a tree after a restore."""
+        self._chunks[held.tree.root_id] = [_digest(chunk) for chunk in held.chunks]
+        if held.legacy:
+            self._legacy.add(held.tree.root_id)
 
     def policy_records(self, policy_name: str) -> list[tuple[bytes, bytes | None]]:
         """The partition record naming ``policy_name``, if it is not written yet."""
@@ -157,31 +157,40 @@ class ChangelogWriter:
         return out
 
 
-def _assemble(records: dict[bytes, bytes]) -> list[tuple[TreeState, tuple[bool, bool]]]:
-    """The trees the latest records of one changelog partition describe, each with the layouts it is held in
-    (a layout-1 record, layout-2 records)."""
+@dataclass(frozen=True)
+class Held:
+    """A tree as the changelog holds it: the tree, its layout-2 chunks as read, whether a layout-1 record remains."""
+
+    tree: TreeState
+    chunks: list[bytes]
+    legacy: bool
+
+
+def _assemble(records: dict[bytes, bytes]) -> list[Held]:
+    """The trees the latest records of one changelog partition describe."""
     headers: dict[str, dict[str, Any]] = {}
-    chunks: dict[tuple[str, int], list[list[Any]]] = {}
+    chunks: dict[tuple[str, int], bytes] = {}
     legacy: dict[str, bytes] = {}
     for key, value in records.items():
         if key.startswith(_TREE):
             headers[key[len(_TREE) :].decode()] = json.loads(value)
         elif key.startswith(_CHUNK):
             number = int.from_bytes(key[len(_CHUNK) : len(_CHUNK) + 4], "big")
-            chunks[(key[len(_CHUNK) + 4 :].decode(), number)] = json.loads(value)
+            chunks[(key[len(_CHUNK) + 4 :].decode(), number)] = value
         else:
             legacy[key.decode()] = value
-    trees: list[tuple[TreeState, tuple[bool, bool]]] = []
+    trees: list[Held] = []
     for root_id, header in headers.items():
         count = int(header.pop("chunks"))
         header.pop("layout", None)
         missing = [k for k in range(count) if (root_id, k) not in chunks]
         if missing:
             raise GateError(f"the changelog of tree {root_id!r} lacks agent chunks {missing}")
-        rows = [row for k in range(count) for row in chunks[(root_id, k)]]
-        trees.append((TreeState.from_parts(header, rows), (root_id in legacy, True)))
+        held = [chunks[(root_id, k)] for k in range(count)]
+        rows = [row for chunk in held for row in json.loads(chunk)]
+        trees.append(Held(TreeState.from_parts(header, rows), held, root_id in legacy))
     trees += [
-        (TreeState.from_dict(json.loads(v)), (True, False)) for root_id, v in legacy.items() if root_id not in headers
+        Held(TreeState.from_dict(json.loads(v)), [], True) for root_id, v in legacy.items() if root_id not in headers
     ]
     return trees
 
@@ -231,9 +240,9 @@ def restore_partitions(
         present = {k: v for k, v in records.items() if v is not None}
         partition_record = present.pop(_POLICY, None)
         writer = ChangelogWriter(json.loads(partition_record)["policy"] if partition_record else None)
-        for tree, layouts in _assemble(present):
-            state.put_tree(tree)
-            writer.restored(tree, layouts)
+        for held in _assemble(present):
+            state.put_tree(held.tree)
+            writer.restored(held)
         state.compact_deadlines()
         restored[partition] = (state, writer)
     return restored

@@ -42,10 +42,7 @@ class Publication:
 
     policy: Policy
     delivery: Delivery | None
-
-    @property
-    def already_published(self) -> bool:
-        return self.delivery is None
+    """Where the record landed; ``None`` when the same version and content were there already."""
 
 
 def publisher_id(settings: Settings, name: str) -> str:
@@ -55,30 +52,37 @@ def publisher_id(settings: Settings, name: str) -> str:
 
 def publish_policy(settings: Settings, policy: Policy, published_by: str) -> Publication:
     """Publish ``policy`` as the next version of its name, serialised against every other publisher of it."""
-    producer = Producer(settings, transactional_id=publisher_id(settings, policy.name))  # step 1
-    reader = PolicyReader(settings, policy.name)
-    reader.catch_up()  # step 2
-    current = reader.current
-    if current is not None and current.version == policy.version:  # step 3
-        if current.content_hash() == policy.content_hash():
-            return Publication(policy, None)
-        raise PolicyVersionError(
-            f"policy {policy.name} version {policy.version} is already published with other content:"
-            f" give the changed file version {policy.version + 1}"
-        )
-    expected = 1 if current is None else current.version + 1
-    if policy.version != expected:
-        where = f"is at version {current.version}" if current is not None else "has no published version yet"
-        raise PolicyVersionError(
-            f"policy {policy.name} {where}: give the file version {expected} (versions start at 1 and go up by one)"
-        )
-    try:
-        with producer.transaction():  # step 4
-            producer.send(to_event(policy, published_by=published_by))
-            (delivery,) = producer.flush()
-    except DeliveryError as e:
-        raise PolicyPublishRaceError(
-            f"policy {policy.name} was not published: another publisher of it ran at the same time ({e});"
-            " run again to see which version is in force"
-        ) from e
+    with Producer(settings, transactional_id=publisher_id(settings, policy.name)) as producer:  # step 1
+        current = _in_force(settings, policy.name)  # step 2
+        if current is not None and current.version == policy.version:  # step 3
+            if current.content_hash() == policy.content_hash():
+                return Publication(policy, None)
+            raise PolicyVersionError(
+                f"policy {policy.name} version {policy.version} is already published with other content:"
+                f" give the changed file version {policy.version + 1}"
+            )
+        expected = 1 if current is None else current.version + 1
+        if policy.version != expected:
+            where = f"is at version {current.version}" if current is not None else "has no published version yet"
+            raise PolicyVersionError(
+                f"policy {policy.name} {where}: give the file version {expected} (versions start at 1 and go up by one)"
+            )
+        try:
+            with producer.transaction():  # step 4
+                producer.send(to_event(policy, published_by=published_by))
+                (delivery,) = producer.flush()
+        except DeliveryError as e:
+            raise PolicyPublishRaceError(
+                f"policy {policy.name} was not published: another publisher of it ran at the same time ({e});"
+                " run again to see which version is in force"
+            ) from e
     return Publication(policy, delivery)
+
+
+def _in_force(settings: Settings, name: str) -> Policy | None:
+    reader = PolicyReader(settings, name)
+    try:
+        reader.catch_up()
+        return reader.current
+    finally:
+        reader.close()

@@ -44,6 +44,10 @@ class PolicyReader:
             self._apply(msg)
         raise GateError(f"could not read the policy topic within {timeout_s}s")
 
+    def close(self) -> None:
+        """Close the consumer (a reader used once, to learn the version in force)."""
+        self._consumer.close()
+
     def poll(self) -> None:
         """Apply versions published since the last call (non-blocking)."""
         for msg in self._consumer.consume(100, 0):

@@ -120,18 +120,9 @@ class TreeState:
         return self.seen_requests is not None and request_id in self.seen_requests
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able snapshot of the tree."""
-        return {
-            "root": self.root_id,
-            "tenant": self.tenant_id,
-            "agents": [
-                [*row, a.children or []] for row, a in zip(self.agent_rows(), self.agents.values(), strict=True)
-            ],
-            "seen": list(self.seen_requests) if self.seen_requests else [],  # oldest first
-            "denials": self.denials or [],
-            "open_until": self.open_until,
-            "ended_at": self.ended_at,
-        }
+        """A JSON-able snapshot of the tree: its :meth:`header` and its agents with their child lists."""
+        agents = [[*row, a.children or []] for row, a in zip(self.agent_rows(), self.agents.values(), strict=True)]
+        return {**self.header(), "agents": agents}
 
     def header(self) -> dict[str, Any]:
         """Everything of the tree but its agents, JSON-able (the changelog's tree record)."""

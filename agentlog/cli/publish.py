@@ -14,7 +14,7 @@ import typer
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, PayloadError
 from agentlog.events import Event, event_type
-from agentlog.limits import record_size_problem
+from agentlog.limits import check_record_size
 from agentlog.payloads import build_event, parse_documents
 from agentlog.producer import Producer
 from agentlog.serde import Serde
@@ -23,14 +23,11 @@ from agentlog.settings import get_settings
 
 def check_encodes(serde: Serde, event: Event, line: int) -> None:
     """Raise :class:`PayloadError` if a validated event still cannot be written as Avro."""
-    record = event.avro_name.rsplit(".", 1)[-1]
     try:
         encoded = serde.encode(event, "agentlog.publish.check")
     except (ValueError, OverflowError) as e:  # UnicodeEncodeError is a ValueError
-        raise PayloadError(record, [("<event>", f"cannot be encoded: {e}")], line) from e
-    problem = record_size_problem(len(encoded))
-    if problem is not None:
-        raise PayloadError(record, [("<event>", problem)], line)
+        raise PayloadError(event.avro_name.rsplit(".", 1)[-1], [("<event>", f"cannot be encoded: {e}")], line) from e
+    check_record_size(event.avro_name, len(encoded), line)
 
 
 def publish(

@@ -18,6 +18,12 @@ from projections.projector import ProjectorStats
 from projections.workload import ForestShape, forest
 
 
+def failed_rows(db: psycopg.Connection[Any], columns: str, order: str) -> list[tuple[Any, ...]]:
+    """``columns`` of the audit rows with an error, outside the dead-letter topic, ordered by ``order``."""
+    query = f"SELECT {columns} FROM audit_log WHERE error IS NOT NULL AND topic NOT LIKE %s ORDER BY {order}"
+    return db.execute(query, ("%" + DLQ.name,)).fetchall()  # type: ignore[arg-type]
+
+
 def test_undecodable_and_misplaced_records_are_audited_and_dead_lettered(
     settings: Settings,
     publish: Callable[[list[Event]], None],
@@ -36,11 +42,7 @@ def test_undecodable_and_misplaced_records_are_audited_and_dead_lettered(
     stats = project()
 
     assert stats.dead_letters == 3
-    bad = db.execute(
-        "SELECT topic, record_name, error, raw_value FROM audit_log WHERE error IS NOT NULL AND topic NOT LIKE %s"
-        ' ORDER BY topic, "offset"',
-        ("%" + DLQ.name,),
-    ).fetchall()
+    bad = failed_rows(db, "topic, record_name, error, raw_value", 'topic, "offset"')
     assert [(t.removeprefix(settings.topic_prefix), r) for t, r, _, _ in bad] == [
         (AGENT_LIFECYCLE.name, approved.avro_name),
         (SPAWN_REQUESTS.name, None),
@@ -85,11 +87,7 @@ def test_huge_and_over_long_records_are_dead_lettered_and_projection_goes_on(
     stats = project()
 
     assert stats.dead_letters == 2
-    bad = db.execute(
-        "SELECT error, value IS NULL, length(raw_value) FROM audit_log WHERE error IS NOT NULL AND topic NOT LIKE %s"
-        " ORDER BY length(raw_value)",
-        ("%" + DLQ.name,),
-    ).fetchall()
+    bad = failed_rows(db, "error, value IS NULL, length(raw_value)", "length(raw_value)")
     assert [(null, size) for _, null, size in bad] == [(True, len(over_long)), (True, 1_039_001)]
     assert "child_agent_id is 250,000 characters" in bad[0][0]
     assert db.execute("SELECT count(*) FROM agents WHERE length(agent_id) > 256").fetchone() == (0,)

@@ -39,8 +39,8 @@ def test_a_large_tree_is_chunked_and_restores_exactly() -> None:
     assert max(len(v or b"") for _, v in records) <= CHUNK_BYTES
     log: dict[bytes, bytes] = {}
     apply(log, records)
-    ((restored, layouts),) = _assemble(log)
-    assert restored.to_dict() == tree.to_dict() and layouts == (False, True)
+    (held,) = _assemble(log)
+    assert held.tree.to_dict() == tree.to_dict() and not held.legacy and held.chunks
 
 
 def test_only_changed_chunks_are_written() -> None:
@@ -73,15 +73,15 @@ def test_layout_1_records_are_restored_and_replaced() -> None:
     """A tree written by the layout-1 gate (key root id, the whole tree) restores; its next write retires it."""
     tree = big_tree(30)
     log = {b"root": json.dumps(tree.to_dict(), separators=(",", ":")).encode()}
-    ((restored, layouts),) = _assemble(log)
-    assert restored.to_dict() == tree.to_dict() and layouts == (True, False)
+    (held,) = _assemble(log)
+    assert held.tree.to_dict() == tree.to_dict() and held.legacy and not held.chunks
     writer = ChangelogWriter()
-    writer.restored(restored, layouts)
-    records = writer.records("root", restored)
+    writer.restored(held)
+    records = writer.records("root", held.tree)
     assert records[0] == (b"root", None) and len(records) == 3  # the old record retired, a chunk, the tree record
     apply(log, records)
-    ((again, layouts),) = _assemble(log)
-    assert again.to_dict() == tree.to_dict() and layouts == (False, True)
+    (again,) = _assemble(log)
+    assert again.tree.to_dict() == tree.to_dict() and not again.legacy
 
 
 def test_no_root_id_can_name_another_trees_records() -> None:
@@ -107,3 +107,14 @@ def test_the_partition_record_names_the_policy_once() -> None:
     assert json.loads(record[1] or b"")["policy"] == "default"
     assert writer.policy_records("default") == []
     assert ChangelogWriter("default").policy_records("default") == []
+
+
+def test_a_restored_writer_rewrites_nothing_unchanged() -> None:
+    """The digests a restore takes from the chunks it read match what the writer would write again."""
+    tree = big_tree(20_000)
+    log: dict[bytes, bytes] = {}
+    apply(log, ChangelogWriter().records("root", tree))
+    (held,) = _assemble(log)
+    writer = ChangelogWriter()
+    writer.restored(held)
+    assert [key for key, _ in writer.records("root", held.tree)] == [tree_key("root")]
