@@ -122,7 +122,7 @@ class ChangelogWriter:
 
     def restored(self, held: Held) -> None:
         """Note what the changelog holds of a tree after a restore."""
-        self._chunks[held.tree.root_id] = [_digest(chunk) for chunk in held.chunks]
+        self._chunks[held.tree.root_id] = held.digests
         if held.legacy:
             self._legacy.add(held.tree.root_id)
 
@@ -159,10 +159,11 @@ class ChangelogWriter:
 
 @dataclass(frozen=True)
 class Held:
-    """A tree as the changelog holds it: the tree, its layout-2 chunks as read, whether a layout-1 record remains."""
+    """A tree as the changelog holds it: the tree, digests of its layout-2 chunks as read, and whether a layout-1
+    record remains."""
 
     tree: TreeState
-    chunks: list[bytes]
+    digests: list[bytes]
     legacy: bool
 
 
@@ -188,7 +189,7 @@ def _assemble(records: dict[bytes, bytes]) -> list[Held]:
             raise GateError(f"the changelog of tree {root_id!r} lacks agent chunks {missing}")
         held = [chunks[(root_id, k)] for k in range(count)]
         rows = [row for chunk in held for row in json.loads(chunk)]
-        trees.append(Held(TreeState.from_parts(header, rows), held, root_id in legacy))
+        trees.append(Held(TreeState.from_parts(header, rows), [_digest(chunk) for chunk in held], root_id in legacy))
     trees += [
         Held(TreeState.from_dict(json.loads(v)), [], True) for root_id, v in legacy.items() if root_id not in headers
     ]

@@ -40,7 +40,7 @@ def test_a_large_tree_is_chunked_and_restores_exactly() -> None:
     log: dict[bytes, bytes] = {}
     apply(log, records)
     (held,) = _assemble(log)
-    assert held.tree.to_dict() == tree.to_dict() and not held.legacy and held.chunks
+    assert held.tree.to_dict() == tree.to_dict() and not held.legacy and held.digests
 
 
 def test_only_changed_chunks_are_written() -> None:
@@ -74,7 +74,7 @@ def test_layout_1_records_are_restored_and_replaced() -> None:
     tree = big_tree(30)
     log = {b"root": json.dumps(tree.to_dict(), separators=(",", ":")).encode()}
     (held,) = _assemble(log)
-    assert held.tree.to_dict() == tree.to_dict() and held.legacy and not held.chunks
+    assert held.tree.to_dict() == tree.to_dict() and held.legacy and not held.digests
     writer = ChangelogWriter()
     writer.restored(held)
     records = writer.records("root", held.tree)
