@@ -4,20 +4,29 @@
 ``SpawnApproved`` (with the child id and grants) or ``SpawnDenied`` (with the reason and a
 sentence to show the agent) — or raises :class:`DecisionTimeout`. Replies are matched by
 ``meta.causation_id``: every decision names the event that caused it.
+
+Requests are idempotent: a spawn or top-up carries a ``request_id`` (pass your own as an
+idempotency key, or let the client draw one), a root registration its root id. When a
+publish fails with a retriable :class:`DeliveryError`, or no decision arrives within
+``timeout``, the client publishes the request again — a new event with the *same*
+request id — up to ``retries`` times. The gate answers a request id it already decided
+with the original outcome (``repeat`` set on the decision), so nothing is granted twice
+and the caller learns what happened to its first attempt.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
-from agentlog.errors import AgentlogError
+from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
@@ -28,12 +37,19 @@ from agentlog.watermarks import watermarks
 class DecisionTimeout(AgentlogError):
     """No decision arrived in time (is a spawn-gate worker running?)."""
 
-    def __init__(self, request: ev.Event, timeout: float) -> None:
+    def __init__(self, request: ev.Event, timeout: float, attempts: int = 1) -> None:
         self.event_id = request.meta.event_id
+        self.request_id: uuid.UUID | None = getattr(request, "request_id", None)
         self.timeout = timeout
+        self.attempts = attempts
+        again = (
+            f"; ask again with request_id {self.request_id} to learn the outcome without a second grant"
+            if self.request_id is not None
+            else ""
+        )
         super().__init__(
-            f"no decision for {type(request).__name__} {request.meta.event_id} within {timeout}s; "
-            "is `agentlog processors run` running?"
+            f"no decision for {type(request).__name__} {request.meta.event_id} within {timeout}s"
+            f" ({attempts} attempt{'s' if attempts != 1 else ''}); is `agentlog processors run` running?{again}"
         )
 
 
@@ -59,14 +75,18 @@ class _Replies:
         self._thread.start()
 
     def expect(
-        self, event_id: uuid.UUID, answers: tuple[type[ev.Event], ...]
+        self,
+        event_id: uuid.UUID,
+        answers: tuple[type[ev.Event], ...],
+        slot: tuple[threading.Event, list[ev.Event]] | None = None,
     ) -> tuple[threading.Event, list[ev.Event]]:
         """A slot that fills with the decisions caused by ``event_id`` and is set by an answer.
 
         Other decisions with the same cause (``CircuitClosed`` before the answer) are kept
-        but do not wake the waiter.
+        but do not wake the waiter. Passing the ``slot`` of an earlier attempt makes the
+        answer to either attempt wake it.
         """
-        slot: tuple[threading.Event, list[ev.Event]] = (threading.Event(), [])
+        slot = slot or (threading.Event(), [])
         with self._lock:
             self._waiters[event_id] = slot
             self._answers[event_id] = answers
@@ -112,11 +132,15 @@ class AgentlogClient:
         *,
         producer_name: str = "agentlog-sdk",
         timeout: float = 10.0,
+        retries: int = 2,
     ) -> None:
         self.tenant_id = tenant_id
         self.settings = settings or get_settings()
         self.producer_name = producer_name
         self.timeout = timeout
+        """Seconds each attempt waits for the gate's decision."""
+        self.retries = retries
+        """How many times a request is published again (same request id) after a retriable failure or a timeout."""
         self._serde = Serde.from_settings(self.settings)
         self._producer = Producer(self.settings, serde=self._serde)
         self._replies = _Replies(self.settings, self._serde)
@@ -136,17 +160,20 @@ class AgentlogClient:
         max_runtime_ms: int | None = None,
         capabilities: Iterable[str] = (),
     ) -> ev.RootAdmitted | ev.RootRejected:
-        """Register the root of a new tree and return whether it was admitted."""
-        request = ev.RootAgentRegistered(
-            meta=self.meta(agent_id),
-            agent_id=agent_id,
-            config=config,
-            token_budget=token_budget,
-            spawn_budget=spawn_budget,
-            task=task,
-            max_runtime_ms=max_runtime_ms,
-            capabilities=list(capabilities),
-        )
+        """Register the root of a new tree and return whether it was admitted (``repeat`` when already it was)."""
+
+        def request() -> ev.Event:
+            return ev.RootAgentRegistered(
+                meta=self.meta(agent_id),
+                agent_id=agent_id,
+                config=config,
+                token_budget=token_budget,
+                spawn_budget=spawn_budget,
+                task=task,
+                max_runtime_ms=max_runtime_ms,
+                capabilities=list(capabilities),
+            )
+
         reply = self._ask(request, (ev.RootAdmitted, ev.RootRejected))
         assert isinstance(reply, (ev.RootAdmitted, ev.RootRejected))
         return reply
@@ -164,33 +191,54 @@ class AgentlogClient:
         capabilities: Iterable[str] = (),
         request_id: uuid.UUID | None = None,
     ) -> ev.SpawnApproved | ev.SpawnDenied:
-        """Ask to spawn a child of ``parent_agent_id``; returns the approval or the denial."""
-        request = ev.SpawnRequested(
-            meta=self.meta(root_id),
-            request_id=request_id or uuid.uuid4(),
-            parent_agent_id=parent_agent_id,
-            child_config=child_config,
-            task=ev.TaskSpec(title=task) if isinstance(task, str) else task,
-            requested_token_budget=token_budget,
-            requested_spawn_budget=spawn_budget,
-            max_runtime_ms=max_runtime_ms,
-            capabilities=list(capabilities),
-        )
+        """Ask to spawn a child of ``parent_agent_id``; returns the approval or the denial.
+
+        ``request_id`` is the idempotency key: asking again with it returns the original
+        outcome (the same child, or the same denial), marked ``repeat``.
+        """
+        key = request_id or uuid.uuid4()
+        spec = ev.TaskSpec(title=task) if isinstance(task, str) else task
+
+        def request() -> ev.Event:
+            return ev.SpawnRequested(
+                meta=self.meta(root_id),
+                request_id=key,
+                parent_agent_id=parent_agent_id,
+                child_config=child_config,
+                task=spec,
+                requested_token_budget=token_budget,
+                requested_spawn_budget=spawn_budget,
+                max_runtime_ms=max_runtime_ms,
+                capabilities=list(capabilities),
+            )
+
         reply = self._ask(request, (ev.SpawnApproved, ev.SpawnDenied))
         assert isinstance(reply, (ev.SpawnApproved, ev.SpawnDenied))
         return reply
 
     def top_up(
-        self, root_id: str, agent_id: str, tokens: int, requested_by: str, reason: str = ""
+        self,
+        root_id: str,
+        agent_id: str,
+        tokens: int,
+        requested_by: str,
+        reason: str = "",
+        *,
+        request_id: uuid.UUID | None = None,
     ) -> ev.BudgetToppedUp | ev.TopUpDenied:
-        """Ask for more tokens for ``agent_id``."""
-        request = ev.BudgetTopUpRequested(
-            meta=self.meta(root_id),
-            agent_id=agent_id,
-            additional_tokens=tokens,
-            requested_by=requested_by,
-            reason=reason,
-        )
+        """Ask for more tokens for ``agent_id``; ``request_id`` is the idempotency key, as for :meth:`spawn`."""
+        key = request_id or uuid.uuid4()
+
+        def request() -> ev.Event:
+            return ev.BudgetTopUpRequested(
+                meta=self.meta(root_id),
+                request_id=key,
+                agent_id=agent_id,
+                additional_tokens=tokens,
+                requested_by=requested_by,
+                reason=reason,
+            )
+
         reply = self._ask(request, (ev.BudgetToppedUp, ev.TopUpDenied))
         assert isinstance(reply, (ev.BudgetToppedUp, ev.TopUpDenied))
         return reply
@@ -239,14 +287,30 @@ class AgentlogClient:
         )
         return self._producer.publish(event)
 
-    def _ask(self, request: ev.Event, answers: tuple[type[ev.Event], ...]) -> ev.Event:
-        arrived, replies = self._replies.expect(request.meta.event_id, answers)
+    def _ask(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> ev.Event:
+        """Publish ``request()`` and wait for its answer, publishing it again (same request id) when in doubt."""
+        slot: tuple[threading.Event, list[ev.Event]] | None = None
+        attempts: list[ev.Event] = []
         try:
-            self._producer.publish(request)
-            if not arrived.wait(self.timeout):
-                raise DecisionTimeout(request, self.timeout)
+            while True:
+                attempt = request()  # a new event each time: the request id, not the event id, is the key
+                attempts.append(attempt)
+                slot = self._replies.expect(attempt.meta.event_id, answers, slot)
+                try:
+                    self._producer.publish(attempt)
+                except DeliveryError as e:
+                    if not e.retriable or len(attempts) > self.retries:
+                        raise
+                    time.sleep(min(0.2 * 2 ** len(attempts), 2.0))  # the broker is struggling: back off
+                    continue
+                if slot[0].wait(self.timeout):
+                    break
+                if len(attempts) > self.retries:
+                    raise DecisionTimeout(attempt, self.timeout, len(attempts))
         finally:
-            self._replies.forget(request.meta.event_id)
+            for attempt in attempts:
+                self._replies.forget(attempt.meta.event_id)
+        replies = slot[1]
         reply = next((r for r in replies if isinstance(r, answers)), None)
         if reply is None:
             raise AgentlogError(f"unexpected reply to {type(request).__name__}: {type(replies[0]).__name__}")

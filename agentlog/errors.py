@@ -41,7 +41,14 @@ class DecodeError(AgentlogError):
 
 
 class DeliveryError(AgentlogError):
-    """The broker did not acknowledge a record; nothing may be assumed published."""
+    """The broker did not acknowledge a record: it may not be published, or it may still be delivered.
+
+    librdkafka cannot prove that a record in flight was not written, so publish again only
+    what is idempotent: a request with the *same* request id (the gate answers a repeat
+    with its original outcome), never a new one. ``retriable`` says whether trying again
+    can help (a timeout or a transient broker error), as opposed to a record that can
+    never be written (too large, unknown topic, not authorised).
+    """
 
     def __init__(self, message: str, *, topic: str | None = None, retriable: bool = False) -> None:
         self.topic = topic

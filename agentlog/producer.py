@@ -114,6 +114,9 @@ class Producer:
                 failures.append(f"{event.avro_name} {event.meta.event_id}: {outcome.str()}")
         if failures or remaining:
             unacknowledged = sum(1 for _, (outcome,) in pending if outcome is None)
+            retriable = all(
+                outcome is None or isinstance(outcome, Delivery) or _retriable(outcome) for _, (outcome,) in pending
+            )
             maybe_later = (
                 f"; {unacknowledged} of them may still be delivered later (the client keeps retrying them until"
                 " message.timeout.ms): retry with the same request or event ids, never with new ones"
@@ -122,7 +125,8 @@ class Producer:
             )
             raise DeliveryError(
                 f"{len(failures)} of {len(pending)} records not delivered{maybe_later};"
-                f" first: {failures[0] if failures else ''}"
+                f" first: {failures[0] if failures else ''}",
+                retriable=retriable,
             )
         return deliveries
 
@@ -175,3 +179,11 @@ class Producer:
     ) -> None:
         if exc_type is None:
             self.close()
+
+
+_IN_DOUBT = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
+"""Delivery errors after which the record may or may not be on the topic: worth a retry of an idempotent request."""
+
+
+def _retriable(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in _IN_DOUBT

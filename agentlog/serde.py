@@ -93,8 +93,37 @@ class Serde:
         schemaless_writer(body, schema.parsed, value)
         return body.getvalue()
 
-    def decode_value(self, data: bytes) -> Decoded:
-        """Decode bytes of either wire format into the current reader schema's shape."""
+    def matches(self, recorded: bytes, event: Event) -> bool:
+        """Whether ``recorded`` holds ``event``, byte for byte, under the schema it was written with.
+
+        ``event`` is encoded as the writer of ``recorded`` would have written it (same framing,
+        same schema): fields that schema lacks, added to the contract since, are left out, so
+        an old record matches today's event when everything it could hold agrees.
+        """
+        try:
+            writer, _, offset = self._writer_of(recorded)
+            if writer.full_name != event.avro_name:
+                return False
+            return self._encode_as(writer, recorded[:offset], event) == recorded
+        except (DecodeError, ValueError, TypeError, KeyError, AttributeError):
+            return False  # not framed as a record, or the event does not fit the older schema
+
+    def _encode_as(self, writer: RecordSchema, header: bytes, event: Event) -> bytes:
+        current = self.store.get(event.avro_name)
+        if writer.fingerprint == current.fingerprint:
+            codec = codec_for(current)
+            if codec is not None:
+                try:
+                    return codec.encode(event.model_dump(), header)
+                except Exception:
+                    pass  # fastavro below gives the same bytes or its own error
+        body = io.BytesIO()
+        body.write(header)
+        schemaless_writer(body, writer.parsed, event.model_dump())
+        return body.getvalue()
+
+    def _writer_of(self, data: bytes) -> tuple[RecordSchema, Encoding, int]:
+        """The writer schema of a framed record, its framing and where its body starts."""
         if data[:2] == SINGLE_OBJECT_MAGIC:
             if len(data) < _SINGLE_OBJECT_HEADER:
                 raise DecodeError(f"single-object record too short ({len(data)} bytes)")
@@ -113,6 +142,22 @@ class Serde:
         else:
             head = data[:2].hex() or "empty"
             raise DecodeError(f"not an agentlog record: starts with {head}, expected c301 or 00")
+        return writer, encoding, offset
+
+    def decode_as_written(self, data: bytes) -> dict[str, Any]:
+        """The value of a framed record under its writer schema (no defaults for fields added since)."""
+        writer, _, offset = self._writer_of(data)
+        try:
+            value = schemaless_reader(io.BytesIO(data[offset:]), writer.parsed, None)
+        except (EOFError, ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError) as e:
+            raise DecodeError(f"body does not match {writer.full_name}: {type(e).__name__}: {e}") from e
+        if not isinstance(value, dict):
+            raise DecodeError(f"{writer.full_name} did not decode to a record")
+        return value
+
+    def decode_value(self, data: bytes) -> Decoded:
+        """Decode bytes of either wire format into the current reader schema's shape."""
+        writer, encoding, offset = self._writer_of(data)
         try:
             reader = self.store.get(writer.full_name)
         except Exception as e:

@@ -4,7 +4,9 @@ Usage counts against the reporting agent's own grant; usage reported by an agent
 already ended is charged to its nearest active ancestor (it happened, and the tree pays).
 An agent whose remaining tokens drop below zero gets one ``BudgetExhausted`` and may not
 spawn until a top-up is granted. A top-up of a child is reserved from its parent's
-remaining tokens; a top-up of a root adds to the whole tree's budget.
+remaining tokens; a top-up of a root adds to the whole tree's budget. A retried top-up
+(its ``request_id`` already decided) is answered with the original outcome, ``repeat``
+set, and adds nothing.
 """
 
 from __future__ import annotations
@@ -68,9 +70,13 @@ def decide_top_up(
     checks = Checks()
     version = policy.version if policy else 0
     tree = state.live_tree(event.meta.root_id)
+    own = tree is not None and event.meta.tenant_id == tree.tenant_id  # another tenant's request changes nothing
+    if tree is not None and own and tree.has_seen(event.request_id.int):
+        _repeat(tree, event, version, out)
+        return
     result = _evaluate(state, tree, event, policy, now, checks)
-    if tree is not None and not (isinstance(result, Denial) and result.reason is ev.DenialReason.DUPLICATE_REQUEST):
-        tree.remember(event.request_id.int)
+    if tree is not None and own:
+        tree.remember(event.request_id.int, result.reason if isinstance(result, Denial) else None)
     if isinstance(result, Denial):
         out.emit(
             ev.TopUpDenied,
@@ -109,6 +115,42 @@ def decide_top_up(
     )
 
 
+def _repeat(tree: TreeState, event: ev.BudgetTopUpRequested, version: int, out: Emitter) -> None:
+    """Answer a retried top-up with its original outcome; nothing is added twice."""
+    reason = tree.outcome_of(event.request_id.int)
+    agent = tree.agents.get(event.agent_id)
+    if reason is not None or agent is None:
+        reason = reason or ev.DenialReason.DUPLICATE_REQUEST
+        out.emit(
+            ev.TopUpDenied,
+            request_id=event.request_id,
+            agent_id=event.agent_id,
+            additional_tokens=event.additional_tokens,
+            reason=reason,
+            policy_version=version,
+            message=f"{_PREFIX}: request {event.request_id} was already denied ({reason.value}); that stands.",
+            repeat=True,
+        )
+        return
+    parent = tree.agents.get(agent.parent) if agent.parent is not None else None
+    out.emit(
+        ev.BudgetToppedUp,
+        request_id=event.request_id,
+        agent_id=agent.agent_id,
+        additional_tokens=event.additional_tokens,
+        token_budget=agent.token_grant,
+        remaining_tokens=agent.remaining_tokens,
+        parent_remaining_tokens=parent.remaining_tokens if parent is not None else None,
+        spawns_unblocked=False,
+        policy_version=version,
+        message=(
+            f"Already granted: request {event.request_id} topped up agent {agent.agent_id}; its grant is "
+            f"{agent.token_grant}, {agent.remaining_tokens} remaining. Nothing was added again."
+        ),
+        repeat=True,
+    )
+
+
 def _evaluate(
     state: PartitionState,
     tree: TreeState | None,
@@ -125,8 +167,6 @@ def _evaluate(
         reason = ev.DenialReason.AGENT_NOT_ACTIVE if ended else ev.DenialReason.UNKNOWN_AGENT
         what = "has ended" if ended else "is not known"
         return Denial(reason, f"{_PREFIX}: the agent tree {event.meta.root_id} {what}.")
-    if tree.has_seen(event.request_id.int):
-        return Denial(ev.DenialReason.DUPLICATE_REQUEST, f"{_PREFIX}: request {event.request_id} was already answered.")
     if event.meta.tenant_id != tree.tenant_id:
         return Denial(
             ev.DenialReason.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant."

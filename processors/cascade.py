@@ -145,7 +145,7 @@ def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[
     Mutates ``state``. Deterministic in ``(state, now, policy)``.
     """
     now_us = to_micros(now)
-    version = policy.version if policy else 0
+    version, name = (policy.version, policy.name) if policy else (0, "")
     due: dict[tuple[str, str], tuple[TreeState, AgentState]] = {}
     while state.deadlines and state.deadlines[0][0] <= now_us:
         deadline, root_id, agent_id = heapq.heappop(state.deadlines)
@@ -157,7 +157,7 @@ def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[
     for tree, agent in sorted(due.values(), key=lambda pair: (pair[0].root_id, pair[1].depth, pair[1].agent_id)):
         if not agent.active:  # ended above, by an ancestor's timeout
             continue
-        out = Emitter(timeout_source(agent.agent_id), now, tree.tenant_id, tree.root_id)
+        out = Emitter(timeout_source(agent.agent_id), now, tree.tenant_id, tree.root_id, policy_name=name)
         deadline_at = from_micros(agent.deadline if agent.deadline is not None else now_us)
 
         def announce(returned: int, agent: AgentState = agent, out: Emitter = out, at: datetime = deadline_at) -> None:

@@ -3,7 +3,8 @@
 Every output of one input shares the input's time, tenant, tree, correlation id, and
 names the input as its cause; its event id is derived from the input's event id and its
 position in the output (see :mod:`processors.ids`). No clock, no randomness: replaying
-the same input gives byte-identical output.
+the same input gives byte-identical output. Decisions that name their policy get the
+emitter's ``policy_name`` (empty when no policy is in force).
 """
 
 from __future__ import annotations
@@ -19,11 +20,25 @@ PRODUCER = "agentlog.spawn_gate"
 
 E = TypeVar("E", bound=ev.Event)
 
+_NAMES_POLICY = frozenset(
+    t for name, t in ev.EVENT_TYPES.items() if name.startswith("agentlog.decision.") and "policy_name" in t.model_fields
+)
+"""The decisions that carry the name of the policy applied beside its version."""
+
 
 class Emitter:
     """Collects the outputs caused by one input (an event, or one agent's timeout)."""
 
-    __slots__ = ("_causation", "_correlation", "_occurred_at", "_root_id", "_source", "_tenant_id", "events")
+    __slots__ = (
+        "_causation",
+        "_correlation",
+        "_occurred_at",
+        "_policy_name",
+        "_root_id",
+        "_source",
+        "_tenant_id",
+        "events",
+    )
 
     def __init__(
         self,
@@ -33,6 +48,7 @@ class Emitter:
         root_id: str,
         causation_id: uuid.UUID | None = None,
         correlation_id: str | None = None,
+        policy_name: str = "",
     ) -> None:
         self._source = source
         self._occurred_at = occurred_at
@@ -40,14 +56,21 @@ class Emitter:
         self._root_id = root_id
         self._causation = causation_id
         self._correlation = correlation_id
+        self._policy_name = policy_name
         self.events: list[ev.Event] = []
 
     @classmethod
-    def caused_by(cls, event: ev.Event) -> Emitter:
-        """The emitter of the decisions about ``event``."""
+    def caused_by(cls, event: ev.Event, policy_name: str = "") -> Emitter:
+        """The emitter of the decisions about ``event`` under the policy named ``policy_name``."""
         meta = event.meta
         return cls(
-            str(meta.event_id), meta.occurred_at, meta.tenant_id, meta.root_id, meta.event_id, meta.correlation_id
+            str(meta.event_id),
+            meta.occurred_at,
+            meta.tenant_id,
+            meta.root_id,
+            meta.event_id,
+            meta.correlation_id,
+            policy_name,
         )
 
     def emit(self, record: type[E], **fields: Any) -> E:
@@ -61,6 +84,8 @@ class Emitter:
             causation_id=self._causation,
             correlation_id=self._correlation,
         )
+        if record in _NAMES_POLICY:
+            fields.setdefault("policy_name", self._policy_name)
         event = record(meta=meta, **fields)
         self.events.append(event)
         return event

@@ -3,7 +3,9 @@
 Any whitelisted config may be a root, within its own grant limits (``spawnable_by: []``
 marks a config that may exist *only* as a root). The root's grants are the whole tree's
 budgets. A root id already in use, or used by a tree that ended within the retention
-period, is rejected as a duplicate.
+period, is rejected as a duplicate — unless it repeats the registration that created the
+live tree (same tenant, config and spawn budget): that retry is answered with the original
+admission, ``repeat`` set.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def decide_root(
     if policy is None:
         no_policy = f"{_PREFIX}: no spawn policy is in force, so every request is denied."
         _reject(event, Denial(ev.DenialReason.NO_POLICY, no_policy), checks, 0, out)
+        return
+    existing = state.live_tree(event.agent_id)
+    if existing is not None and _is_retry(existing, event):
+        _repeat(existing, policy.version, out)
         return
     result = _evaluate(state, event, policy, now, checks)
     if isinstance(result, Denial):
@@ -64,6 +70,38 @@ def decide_root(
             f"Registered root {rule.name} agent {root_id} with {root.token_grant} tokens and spawn budget "
             f"{root.spawn_budget} for the whole tree."
         ),
+    )
+
+
+def _is_retry(tree: TreeState, event: ev.RootAgentRegistered) -> bool:
+    """Whether a registration of a live root id repeats the one that created it (same tenant, config, budget)."""
+    root = tree.root
+    return (
+        root is not None
+        and event.agent_id == event.meta.root_id
+        and tree.tenant_id == event.meta.tenant_id
+        and root.config == event.config
+        and root.spawn_budget == event.spawn_budget
+    )
+
+
+def _repeat(tree: TreeState, policy_version: int, out: Emitter) -> None:
+    """Answer a retried registration with the original admission; nothing is registered twice."""
+    root = tree.root
+    assert root is not None
+    out.emit(
+        ev.RootAdmitted,
+        agent_id=root.agent_id,
+        config=root.config,
+        token_budget=root.token_grant,
+        spawn_budget=root.spawn_budget,
+        deadline=from_micros(root.deadline) if root.deadline is not None else None,
+        policy_version=policy_version,
+        message=(
+            f"Already registered: root {root.config} agent {root.agent_id} was admitted before "
+            f"({root.status.name.lower()}, {root.token_grant} tokens granted); nothing was registered again."
+        ),
+        repeat=True,
     )
 
 

@@ -67,7 +67,7 @@ def decide(state: PartitionState, event: ev.Event, policy: Policy | None) -> lis
     if handler is None:
         return []
     now = to_micros(event.meta.occurred_at)
-    out = Emitter.caused_by(event)
+    out = Emitter.caused_by(event, policy.name if policy else "")
     tree = state.live_tree(event.meta.root_id)
     if tree is not None:
         circuit.close_if_due(tree, now, out, policy.version if policy else 0)

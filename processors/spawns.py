@@ -2,7 +2,7 @@
 
 The checks run in a fixed order and the first that fails decides the reason; the
 ``checks`` list of the decision holds every numeric comparison made up to that point.
-Order: policy present → tree live → duplicate request → circuit → same tenant → request validity →
+Order: policy present → tree live → same tenant → retried request → circuit → request validity →
 parent known → parent active → config whitelisted → parent authorised → capabilities →
 grant limits → depth → parent not over budget → spawn budget → token budget → parallel
 children → tenant quota → platform quota.
@@ -10,6 +10,11 @@ children → tenant quota → platform quota.
 An approval reserves the child's token grant from the parent's remaining tokens and
 takes ``1 + child spawn budget`` from the parent's spawn budget, for good: spawn budget
 is never returned, so a tree can never have held more than root spawn budget + 1 agents.
+
+A retry — a request whose ``request_id`` was already decided — reserves nothing and
+counts nothing: it is answered with the original outcome (``repeat`` set), the same
+approval and child (found by its id, derived from the request id) or the same denial
+reason (remembered with the request), so a caller that retried learns what happened.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ _PREFIX = "Cannot spawn"
 _R = ev.DenialReason
 
 
+class _Repeat(NamedTuple):
+    """A retry of a request already decided: the child it created, or the reason it was denied."""
+
+    tree: TreeState
+    child: AgentState | None
+    reason: ev.DenialReason
+
+
 class _Approval(NamedTuple):
     child_id: str
     policy: Policy
@@ -44,7 +57,9 @@ def decide_spawn(
     """Approve or deny a spawn request, mutating ``state``: reservations on approval, bookkeeping on denial."""
     checks = Checks()
     result = _evaluate(state, event, policy, now, checks)
-    if isinstance(result, Denial):
+    if isinstance(result, _Repeat):
+        _repeat(event, result, policy, out)
+    elif isinstance(result, Denial):
         _deny(state, event, policy, now, checks, result, out)
     else:
         _approve(state, event, now, checks, result, out)
@@ -70,11 +85,49 @@ def _deny(
         message=denial.message,
     )
     tree = state.live_tree(event.meta.root_id)
-    if tree is None or denial.reason is _R.DUPLICATE_REQUEST:
+    if tree is None or event.meta.tenant_id != tree.tenant_id:  # another tenant's request changes nothing
         return
-    tree.remember(event.request_id.int)
+    tree.remember(event.request_id.int, denial.reason)
     if policy is not None:
         circuit.count_denial(tree, denial.reason, now, policy.limits, out, policy.version)
+
+
+def _repeat(event: ev.SpawnRequested, repeat: _Repeat, policy: Policy | None, out: Emitter) -> None:
+    version = policy.version if policy else 0
+    child = repeat.child
+    if child is None:
+        out.emit(
+            ev.SpawnDenied,
+            request_id=event.request_id,
+            parent_agent_id=event.parent_agent_id,
+            child_config=event.child_config,
+            reason=repeat.reason,
+            policy_version=version,
+            message=f"{_PREFIX}: request {event.request_id} was already denied ({repeat.reason.value}); that stands.",
+            repeat=True,
+        )
+        return
+    parent = repeat.tree.agents[child.parent] if child.parent is not None else child
+    out.emit(
+        ev.SpawnApproved,
+        request_id=event.request_id,
+        parent_agent_id=parent.agent_id,
+        child_agent_id=child.agent_id,
+        child_config=child.config,
+        depth=child.depth,
+        granted_token_budget=child.token_grant,
+        granted_spawn_budget=child.spawn_budget,
+        deadline=from_micros(child.deadline) if child.deadline is not None else None,
+        parent_remaining_tokens=parent.remaining_tokens,
+        parent_remaining_spawn_budget=parent.spawn_remaining,
+        policy_version=version,
+        message=(
+            f"Already spawned: request {event.request_id} created {child.config} agent {child.agent_id} at depth"
+            f" {child.depth} ({child.status.name.lower()}, {child.token_grant} tokens granted);"
+            " nothing new was reserved."
+        ),
+        repeat=True,
+    )
 
 
 def _approve(
@@ -124,8 +177,8 @@ def _approve(
 
 def _evaluate(
     state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int, checks: Checks
-) -> Denial | _Approval:
-    """The first denial that applies, or what an approval needs."""
+) -> Denial | _Repeat | _Approval:
+    """The first denial that applies, the original outcome of a retry, or what an approval needs."""
     if policy is None:
         return Denial(_R.NO_POLICY, f"{_PREFIX}: no spawn policy is in force, so every spawn is denied.")
     tree = state.trees.get(event.meta.root_id)
@@ -133,17 +186,20 @@ def _evaluate(
         return Denial(_R.UNKNOWN_PARENT, f"{_PREFIX}: the agent tree {event.meta.root_id} is not known.")
     if tree.ended_at is not None:
         return Denial(_R.PARENT_NOT_ACTIVE, f"{_PREFIX}: the agent tree {tree.root_id} has ended.")
+    if event.meta.tenant_id != tree.tenant_id:
+        return Denial(_R.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant.")
     child_id = child_agent_id(event.request_id)
-    if child_id in tree.agents or tree.has_seen(event.request_id.int):
-        return Denial(_R.DUPLICATE_REQUEST, f"{_PREFIX}: request {event.request_id} was already answered.")
+    created = tree.agents.get(child_id)
+    if created is not None:
+        return _Repeat(tree, created, _R.UNKNOWN)
+    if tree.has_seen(event.request_id.int):
+        return _Repeat(tree, None, tree.outcome_of(event.request_id.int) or _R.DUPLICATE_REQUEST)
     if tree.open_until is not None and circuit.is_open(tree, now):
         return Denial(
             _R.CIRCUIT_OPEN,
             f"{_PREFIX}: this agent tree is frozen after too many denied spawns, until {iso(tree.open_until)}. "
             "Continue with the agents you have.",
         )
-    if event.meta.tenant_id != tree.tenant_id:
-        return Denial(_R.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant.")
     invalid = requests.invalid_request(
         _PREFIX, event.requested_token_budget, event.requested_spawn_budget, event.max_runtime_ms, event.task, now
     )

@@ -24,13 +24,20 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from agentlog.events import DenialReason
 from processors.errors import SnapshotError
 
 SNAPSHOT_VERSION = 1
 ENDED_TREE_RETENTION_US = 24 * 3600 * 1_000_000
 """How long an ended tree is remembered (so its root id cannot be registered again), in µs."""
 REMEMBERED_REQUESTS = 4096
-"""Denied-spawn and top-up request ids a tree remembers for duplicate detection (the newest)."""
+"""Denied-spawn and top-up request ids a tree remembers, with their outcome, to answer retries (the newest)."""
+
+Outcome = DenialReason | None
+"""How a remembered request was decided: denied for this reason, or None (a top-up granted).
+
+``DUPLICATE_REQUEST`` stands for an outcome not recorded (state written before outcomes were kept).
+"""
 
 
 class Status(IntEnum):
@@ -87,9 +94,12 @@ class TreeState:
     tenant_id: str
     agents: dict[str, AgentState] = field(default_factory=dict)
     """Every agent of the live tree, ended ones included, in creation order; empty once the tree ended."""
-    seen_requests: dict[int, None] | None = None
-    """Decided request ids in the order they came (an ordered set), at most REMEMBERED_REQUESTS."""
-    """Ids (``uuid.int``) of denied spawns and of all top-ups; approved spawns are found by their child id."""
+    seen_requests: dict[int, Outcome] | None = None
+    """Decided request ids (``uuid.int``) in the order they came, at most REMEMBERED_REQUESTS, with their outcome.
+
+    Denied spawns and all top-ups; approved spawns are found by their child id. The outcome
+    is the denial reason, or None for a granted top-up (see :data:`Outcome`).
+    """
     denials: list[int] | None = None
     """Times (µs) of recent denials counted by the circuit breaker."""
     open_until: int | None = None
@@ -102,22 +112,27 @@ class TreeState:
         """The root agent, unless the tree ended."""
         return self.agents.get(self.root_id)
 
-    def remember(self, request_id: int) -> None:
-        """Record a decided request id (denied spawn or top-up), forgetting the oldest past the cap.
+    def remember(self, request_id: int, outcome: Outcome) -> None:
+        """Record how a request (denied spawn or top-up) was decided, forgetting the oldest past the cap.
 
         The cap keeps a tree's changelog record far below Kafka's message size limit even
-        when a runaway agent sends denied requests for ever; a duplicate of a request more
+        when a runaway agent sends denied requests for ever; a retry of a request more
         than :data:`REMEMBERED_REQUESTS` requests old is decided again.
         """
         if self.seen_requests is None:
             self.seen_requests = {}
-        self.seen_requests[request_id] = None
+        self.seen_requests[request_id] = outcome
         if len(self.seen_requests) > REMEMBERED_REQUESTS:
             del self.seen_requests[next(iter(self.seen_requests))]
 
     def has_seen(self, request_id: int) -> bool:
         """Whether a denied spawn or a top-up with this id was already decided (recently)."""
         return self.seen_requests is not None and request_id in self.seen_requests
+
+    def outcome_of(self, request_id: int) -> Outcome:
+        """How a request :meth:`has_seen` was decided."""
+        assert self.seen_requests is not None
+        return self.seen_requests[request_id]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of the tree: its :meth:`header` and its agents with their child lists."""
@@ -129,7 +144,10 @@ class TreeState:
         return {
             "root": self.root_id,
             "tenant": self.tenant_id,
-            "seen": list(self.seen_requests) if self.seen_requests else [],  # oldest first
+            # oldest first: [request id, denial reason or None for a granted top-up]
+            "seen": [[r, o.value if o is not None else None] for r, o in self.seen_requests.items()]
+            if self.seen_requests
+            else [],
             "denials": self.denials or [],
             "open_until": self.open_until,
             "ended_at": self.ended_at,
@@ -175,7 +193,7 @@ class TreeState:
         tree = cls(
             root_id=str(data["root"]),
             tenant_id=sys.intern(str(data["tenant"])),
-            seen_requests=dict.fromkeys(data["seen"]) or None,
+            seen_requests=_outcomes(data["seen"]) or None,
             denials=list(data["denials"]) or None,
             open_until=data["open_until"],
             ended_at=data["ended_at"],
@@ -324,3 +342,10 @@ class PartitionState:
             raise SnapshotError(f"malformed spawn-gate snapshot: {e!r}") from e
         state.compact_deadlines()
         return state
+
+
+def _outcomes(seen: list[Any]) -> dict[int, Outcome]:
+    """Remembered requests from a snapshot: ``[id, reason]`` pairs, or bare ids from before outcomes were kept."""
+    if seen and not isinstance(seen[0], list):
+        return dict.fromkeys(seen, DenialReason.DUPLICATE_REQUEST)
+    return {r: DenialReason(o) if o is not None else None for r, o in seen}

@@ -165,7 +165,13 @@ class LineageWrites:
 
 
 def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], position: Position) -> None:  # noqa: PLR0912  (one branch per record type reads best)
-    """Add what the record ``record_name`` with ``value`` does to the lineage to ``writes``."""
+    """Add what the record ``record_name`` with ``value`` does to the lineage to ``writes``.
+
+    A repeated answer (``repeat``: the gate answering a retried request again) adds nothing:
+    its outcome is the original decision's, already applied.
+    """
+    if value.get("repeat"):
+        return
     meta = value["meta"]
     at: datetime = meta["occurred_at"]
     root: str = meta["root_id"]

@@ -202,7 +202,10 @@ def decisions_command(
         Path | None,
         typer.Option("--policy", help="What-if: decide under this policy file instead of the recorded ones."),
     ] = None,
-    policy_name: Annotated[str, typer.Option(help="The policy the gate enforced.")] = "default",
+    policy_name: Annotated[
+        str | None,
+        typer.Option(help="Override the policy the gate enforced (by default, the one its decisions name)."),
+    ] = None,
     log: Annotated[
         Path | None, typer.Option("--log", help="Replay an export file (a golden log) instead of Kafka.")
     ] = None,

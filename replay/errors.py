@@ -31,3 +31,14 @@ class ExportFormatError(ReplayError):
 
 class SelectionError(ReplayError):
     """An export or replay selection names something that does not exist (an agent with no tree)."""
+
+
+class PolicyNameError(ReplayError):
+    """No decision names the policy the gate enforced, and the log holds several."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            f"no decision names its policy and the log holds {len(names)} policies ({', '.join(names)}): "
+            "pass --policy-name"
+        )

@@ -22,6 +22,8 @@ from processors.errors import PolicyError
 from processors.policy import Policy, from_event
 from projections.db import DEFAULT_SCHEMA, connect
 from projections.errors import ProjectionError
+from replay.errors import PolicyNameError
+from replay.log_source import LogSource
 from replay.topic_reader import Record, partitions_of, read_partition
 
 
@@ -103,3 +105,54 @@ def add_from_audit(history: PolicyHistory, settings: Settings, schema: str = DEF
     records = (Record(topic, p, o, ts, bytes(k) if k else None, bytes(v) if v else None) for p, o, ts, k, v in rows)
     history.add_records(records, Serde.from_settings(settings))
     return True
+
+
+DECISIONS_LOOKED_AT = 1000
+"""How many decisions per partition :func:`enforced_policy` reads before giving up on that partition."""
+
+
+def enforced_policy(source: LogSource, serde: Serde) -> str | None:
+    """The policy the gate enforced, as its decisions name it (decisions written before v3 name none).
+
+    One policy per deployment: the first decision that names a policy decides.
+    """
+    for partition in source.partitions():
+        for looked, record in enumerate(source.decisions(partition)):
+            if looked >= DECISIONS_LOOKED_AT:
+                break
+            try:
+                name = serde.decode_value(record.value or b"").value.get("policy_name")
+            except DecodeError:
+                continue
+            if name:
+                return str(name)
+    return None
+
+
+def policy_names(records: Iterable[Record], serde: Serde) -> list[str]:
+    """The names of the policies published among ``records``, sorted."""
+    names: set[str] = set()
+    for record in records:
+        try:
+            event = serde.decode(record.value or b"")
+        except (DecodeError, ValueError):
+            continue
+        if isinstance(event, PolicyPublished):
+            names.add(event.policy_name)
+    return sorted(names)
+
+
+def resolve_policy_name(source: LogSource, serde: Serde, override: str | None) -> str:
+    """The policy to replay under: ``override``, else the one the decisions name, else the only one published.
+
+    Raises :class:`PolicyNameError` when the log holds several policies and no decision names one.
+    """
+    if override:
+        return override
+    named = enforced_policy(source, serde)
+    if named is not None:
+        return named
+    published = policy_names(source.policy_records(), serde)
+    if len(published) <= 1:
+        return published[0] if published else ""
+    raise PolicyNameError(published)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
+from agentlog.topics import TREE_PARTITIONS
 from processors.policy import Policy
 from replay.decisions import CLOCK_MARGIN_MS, DecisionReplay, DecisionReport
 from replay.log_source import ExportLog, KafkaLog, LogSource
 from replay.partitioning import partition_of
-from replay.policies import PolicyHistory, add_from_audit
+from replay.policies import PolicyHistory, add_from_audit, resolve_policy_name
 from replay.progress import Progress
 
 
@@ -28,7 +28,6 @@ class _Plan:
     root_id: str | None
     settings: Settings | None
     """For the wire format of a Kafka log; None for an export file."""
-    decisions_topic: str
     progress: bool
     clock_margin_ms: int = CLOCK_MARGIN_MS
 
@@ -40,7 +39,6 @@ class _Plan:
             what_if=self.what_if,
             root_id=self.root_id,
             serde=serde,
-            decisions_topic=self.decisions_topic,
             clock_margin_ms=self.clock_margin_ms,
             progress=Progress(f"decisions {partitions}", enabled=self.progress),
         )
@@ -57,7 +55,7 @@ def decisions_report(
     log: Path | None = None,
     what_if: Policy | None = None,
     root_id: str | None = None,
-    policy_name: str = "default",
+    policy_name: str | None = None,
     schema: str | None = None,
     progress: bool = False,
     workers: int = 1,
@@ -65,24 +63,20 @@ def decisions_report(
 ) -> DecisionReport:
     """Replay the gate over Kafka (or the export file ``log``) and compare with its recorded decisions.
 
-    Policy versions come from the log; versions a decision names that the log lacks are
+    The policy is the one the decisions name (``policy_name`` overrides; logs written before
+    decisions named it fall back to the only policy published). Its versions come from the
+    log; versions a decision names that the log lacks are
     looked up in the audit table of ``schema`` (when given and reachable). Partitions are
     independent (each has its own gate state), so ``workers`` processes share them.
     """
     serde = Serde.from_settings(settings) if log is None else Serde()
-    source: LogSource
-    if log is None:
-        source = KafkaLog(settings)
-        decisions_topic = settings.topic_prefix + POLICY_DECISIONS.name
-    else:
-        exported = ExportLog(log)
-        source, decisions_topic = exported, exported.decisions_topic
-    history = PolicyHistory(policy_name)
+    source: LogSource = KafkaLog(settings) if log is None else ExportLog(log)
+    history = PolicyHistory(resolve_policy_name(source, serde, policy_name))
     history.add_records(source.policy_records(), serde)
     if log is None and schema is not None:
         add_from_audit(history, settings, schema)
     wire = settings if log is None else None
-    plan = _Plan(source, history, what_if, root_id, wire, decisions_topic, progress, clock_margin_ms)
+    plan = _Plan(source, history, what_if, root_id, wire, progress, clock_margin_ms)
     partitions = source.partitions() if root_id is None else [partition_of(root_id, TREE_PARTITIONS)]
     if workers <= 1 or len(partitions) <= 1:
         return plan.run(partitions)

@@ -169,6 +169,7 @@ class AgentTerminated(Event):
     ended_by_agent_id: Id | None = Field(default=None, description='For ancestor_ended: the ancestor whose end caused this one.')
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -181,6 +182,7 @@ class AgentTimedOut(Event):
     deadline: UtcDatetime = Field(description='The deadline that passed, UTC.')
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -193,6 +195,7 @@ class BudgetExhausted(Event):
     token_budget: Int64 = Field(description="The agent's grant.")
     tokens_used: Int64 = Field(description='Tokens the agent has used in total.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -210,7 +213,9 @@ class BudgetToppedUp(Event):
     spawns_unblocked: bool = Field(default=False, description='Whether the agent was blocked by BudgetExhausted and may spawn again.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
+    repeat: bool = Field(default=False, description="True when this answers a retry of a top-up request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
 
 
 class CircuitClosed(Event):
@@ -219,6 +224,7 @@ class CircuitClosed(Event):
     avro_name: ClassVar[str] = "agentlog.decision.CircuitClosed"
     meta: Meta = Field(description='Event envelope; meta.root_id names the tree.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -232,6 +238,7 @@ class CircuitOpened(Event):
     window_ms: Int64 = Field(description='Length of the counting window in milliseconds.')
     open_until: UtcDatetime = Field(description='When the cool-down ends, UTC.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -247,7 +254,9 @@ class RootAdmitted(Event):
     deadline: UtcDatetime | None = Field(default=None, description='When the root times out, UTC; null for never.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
+    repeat: bool = Field(default=False, description="True when this answers a retry of a registration already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
 
 
 class RootRejected(Event):
@@ -260,6 +269,7 @@ class RootRejected(Event):
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the registration was rejected.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -280,7 +290,9 @@ class SpawnApproved(Event):
     parent_remaining_spawn_budget: Int32 = Field(description='Spawn budget the parent has left after this grant.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
+    repeat: bool = Field(default=False, description="True when this answers a retry of a request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
 
 
 class SpawnDenied(Event):
@@ -294,7 +306,9 @@ class SpawnDenied(Event):
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the spawn was denied.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
+    repeat: bool = Field(default=False, description="True when this answers a retry of a request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
 
 
 class TopUpDenied(Event):
@@ -308,7 +322,9 @@ class TopUpDenied(Event):
     reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the top-up was denied.')
     checks: list[LimitCheck] = Field(default_factory=list, max_length=64, description='Every limit evaluated, with the numbers compared; the failing one has passed=false.')
     policy_version: Int32 = Field(description='Version of the policy that was applied (0 when none was in force).')
+    policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
+    repeat: bool = Field(default=False, description="True when this answers a retry of a top-up request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
 
 
 class AgentCompleted(Event):

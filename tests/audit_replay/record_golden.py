@@ -40,7 +40,7 @@ def record(name: str, script: Script, base: Settings) -> Path:
     history = PolicyHistory("default")
     log = ExportLog(path)
     history.add_records(log.policy_records(), Serde())
-    report = DecisionReplay(log, history, decisions_topic=log.decisions_topic).run()
+    report = DecisionReplay(log, history).run()
     kinds = Counter(
         f"{n.rsplit('.', 1)[-1]}" for n, c in manifest.counts.items() for _ in range(c) if ".decision." in n
     )

@@ -96,9 +96,8 @@ def policy_version(version: int, **limits: int) -> Policy:
 def denials() -> Script:
     """One tree that meets every denial the gate has, a runaway tree that trips its circuit, four policy versions."""
     s = Script("denials")
-    s.root("golden-nopolicy", 10_000, 2)  # before any policy: NO_POLICY
-    s.spawn("golden-nopolicy", "golden-nopolicy", "researcher", 1_000)  # NO_POLICY
-    s.pause(1.5)
+    # No NO_POLICY here: a gate refuses to start before its policy is published (the pure core's
+    # fail-closed answer without a policy is covered by the unit tests).
     s.policy(policy_version(1))
     s.pause(3.0)  # the gate reads a new version between batches
     r = s.root("golden-denials", 400_000, 30)
@@ -118,16 +117,27 @@ def denials() -> Script:
     s.spawn(r, r, "summarizer", -5)  # INVALID_REQUEST
     duplicate = uuid.uuid5(NS, "denials/duplicate")
     s.spawn(r, r, "summarizer", 1_000, request_id=duplicate)
-    s.spawn(r, r, "summarizer", 1_000, request_id=duplicate)  # DUPLICATE_REQUEST
+    s.spawn(r, r, "summarizer", 1_000, request_id=duplicate)  # a retry: SpawnApproved again, repeat
+    denied_twice = uuid.uuid5(NS, "denials/denied-twice")
+    s.spawn(r, r, "crypto-miner", 1_000, request_id=denied_twice)  # CONFIG_NOT_WHITELISTED
+    s.spawn(r, r, "crypto-miner", 1_000, request_id=denied_twice)  # a retry: the same denial, repeat
     for _ in range(3):
         s.spawn(r, r, "summarizer", 2_000)  # the 3rd: PARENT_CONCURRENCY (5 active children)
     s.spawn(r, r, "coder", 200_000, 2)  # TOKEN_BUDGET_EXHAUSTED before the researcher's tokens come back
-    s.root(r, 1_000, 1)  # RootRejected: DUPLICATE_REQUEST
+    s.root(r, 1_000, 1)  # RootRejected: DUPLICATE_REQUEST (another registration of a root id in use)
+    s.root(r, 400_000, 30)  # a retry of the registration: RootAdmitted again, repeat
     s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=d, tokens=15_000, model="large"), r)  # BudgetExhausted
     s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=c, tokens=90_000), r)  # BudgetExhausted (20,000 reserved)
     s.spawn(r, c, "reviewer", 1_000)  # TOKEN_BUDGET_EXHAUSTED (the coder is over budget)
     s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id="ghost", additional_tokens=5, requested_by=r), r)
-    s.fact(lambda m: ev.BudgetTopUpRequested(meta=m, agent_id=d, additional_tokens=8_000, requested_by=b), r)
+    top_up = uuid.uuid5(NS, "denials/top-up")
+    for _ in range(2):  # the second is a retry: BudgetToppedUp again, repeat, nothing added
+        s.fact(
+            lambda m: ev.BudgetTopUpRequested(
+                meta=m, request_id=top_up, agent_id=d, additional_tokens=8_000, requested_by=b
+            ),
+            r,
+        )
     # The first researcher completes: its subtree is terminated and its unused tokens return.
     s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=a, result_summary="12 sources", tokens_used=30_000), r)
     s.spawn(r, b, "summarizer", 1_000)  # PARENT_NOT_ACTIVE

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,14 @@ import pytest
 from agentlog import events as ev
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from processors.policy import Policy
+from processors.policy import Policy, to_event
 from replay.check_export import check_export
+from replay.errors import PolicyNameError
 from replay.export import manifest_path
+from replay.policies import resolve_policy_name
 from replay.render import decision_report_text
 from replay.runs import decisions_report
+from replay.topic_reader import Record
 
 from .scenarios import policy_version
 
@@ -63,7 +67,7 @@ def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
     """Between them the golden logs hold every denial reason, each termination path, returns and a timeout."""
     decisions = [d for path in LOGS for d in _decisions(path)]
     reasons = {d["event"]["reason"] for d in decisions if d["event"].get("reason")}  # type: ignore[index,union-attr]
-    every_denial = {r.value for r in ev.DenialReason} - {"UNKNOWN"}
+    every_denial = {r.value for r in ev.DenialReason} - {"UNKNOWN", "NO_POLICY"}  # a gate never runs without one
     assert every_denial <= reasons, f"missing {sorted(every_denial - reasons)}"
     assert {"ANCESTOR_ENDED", "REQUESTED"} <= reasons
     kinds = {str(d["record"]).rsplit(".", 1)[-1] for d in decisions}
@@ -71,7 +75,8 @@ def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
     returned = [d["event"]["returned_tokens"] for d in decisions if "returned_tokens" in d["event"]]  # type: ignore[operator,index]
     assert any(int(t) > 0 for t in returned)  # type: ignore[call-overload]
     versions = {d["event"]["policy_version"] for d in decisions}  # type: ignore[index]
-    assert {0, 1, 2, 3} <= versions
+    assert {1, 2, 3} <= versions
+    assert any(d["event"].get("repeat") for d in decisions)  # type: ignore[union-attr]
 
 
 def test_an_altered_decision_is_reported_side_by_side(tmp_path: Path) -> None:
@@ -139,3 +144,39 @@ def test_cli_replays_a_golden_log_and_shows_a_what_if(tmp_path: Path) -> None:
     document = json.loads(as_json.stdout)
     assert document["what_if"] == "default v7"
     assert {o["status"] for o in document["outcomes"]} == {"changed"}
+
+
+class _Log:
+    """A log of policy records and decisions only, for naming the policy (the other parts are never read)."""
+
+    def __init__(self, policies: list[Policy], decisions: list[ev.Event]) -> None:
+        serde = Serde()
+        self._policies = [
+            Record("p", 0, i, i, None, serde.encode(to_event(p, published_by="test"), "p"))
+            for i, p in enumerate(policies)
+        ]
+        self._decisions = [Record("d", 0, i, i, None, serde.encode(d, "d")) for i, d in enumerate(decisions)]
+
+    def partitions(self) -> list[int]:
+        return [0]
+
+    def decisions(self, partition: int) -> Iterator[Record]:
+        return iter(self._decisions)
+
+    def policy_records(self) -> Iterator[Record]:
+        return iter(self._policies)
+
+
+def test_replay_finds_the_policy_its_decisions_name() -> None:
+    """The decisions name their policy; an old log names none and falls back to the only one published."""
+    default, other = policy_version(1), policy_version(1).model_copy(update={"name": "strict"})
+    meta = ev.Meta(tenant_id="t", root_id="r", producer="test")
+    named = ev.BudgetExhausted(meta=meta, agent_id="r", token_budget=1, tokens_used=2, policy_version=1, message="m")
+    serde = Serde()
+    log = _Log([default, other], [named.model_copy(update={"policy_name": "strict"})])
+    assert resolve_policy_name(log, serde, None) == "strict"  # type: ignore[arg-type]
+    assert resolve_policy_name(log, serde, "default") == "default"  # type: ignore[arg-type]
+    assert resolve_policy_name(_Log([default], [named]), serde, None) == "default"  # type: ignore[arg-type]
+    assert resolve_policy_name(_Log([], []), serde, None) == ""  # type: ignore[arg-type]
+    with pytest.raises(PolicyNameError, match=r"2 policies \(default, strict\): pass --policy-name"):
+        resolve_policy_name(_Log([default, other], [named]), serde, None)  # type: ignore[arg-type]

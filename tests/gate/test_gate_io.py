@@ -16,6 +16,7 @@ from conftest import agentlog_env
 from agentlog import dead_letters, kafka_config
 from agentlog import events as ev
 from agentlog.client import AgentlogClient, DecisionTimeout
+from agentlog.errors import DeliveryError
 from agentlog.producer import Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -79,9 +80,72 @@ def test_completion_cascades_and_returns_tokens(gate: Worker, client: AgentlogCl
     assert [(t["agent_id"], t["reason"]) for t in terminated] == [(grandchild.child_agent_id, "ANCESTOR_ENDED")]
 
 
+def _answers(settings: Settings, request_id: uuid.UUID) -> list[dict[str, object]]:
+    topic = settings.topic_prefix + POLICY_DECISIONS.name
+    return [
+        r.value
+        for r in tail(settings, TailOptions(topics=[topic]))
+        if r.value and str(r.value.get("request_id")) == str(request_id)
+    ]
+
+
+def test_a_retried_request_learns_its_original_outcome(
+    gate: Worker, client: AgentlogClient, settings: Settings
+) -> None:
+    """Asking again with a request id already decided returns its outcome, marked repeat; nothing is granted twice."""
+    client.register_root("root-retry", "orchestrator", 100_000, 5)
+    again = client.register_root("root-retry", "orchestrator", 100_000, 5)
+    assert isinstance(again, ev.RootAdmitted) and again.repeat
+    approved_id, denied_id = uuid.uuid4(), uuid.uuid4()
+    first = client.spawn("root-retry", "root-retry", "researcher", "a", 20_000, 1, request_id=approved_id)
+    second = client.spawn("root-retry", "root-retry", "researcher", "a", 20_000, 1, request_id=approved_id)
+    assert isinstance(first, ev.SpawnApproved) and isinstance(second, ev.SpawnApproved)
+    assert (first.repeat, second.repeat, second.child_agent_id) == (False, True, first.child_agent_id)
+    assert second.parent_remaining_tokens == 80_000  # reserved once
+    denied = client.spawn("root-retry", "root-retry", "crypto-miner", "b", 1_000, request_id=denied_id)
+    repeated = client.spawn("root-retry", "root-retry", "crypto-miner", "b", 1_000, request_id=denied_id)
+    assert isinstance(denied, ev.SpawnDenied) and isinstance(repeated, ev.SpawnDenied)
+    assert (repeated.reason, repeated.repeat) == (denied.reason, True)
+    assert [a["repeat"] for a in _answers(settings, approved_id)] == [False, True]
+
+
+def test_the_sdk_asks_again_with_the_same_request_id_when_delivery_is_in_doubt(
+    gate: Worker, client: AgentlogClient, settings: Settings
+) -> None:
+    """A publish that reached the broker but whose acknowledgement was lost is retried with the same request id.
+
+    The fault is injected: the first publish is delivered, then reported as a retriable
+    failure. The caller gets the approval, and the gate granted the child once.
+    """
+    client.register_root("root-doubt", "orchestrator", 100_000, 5)
+    real_publish = client._producer.publish
+    calls: list[ev.Event] = []
+
+    def lost_ack(event: ev.Event) -> object:
+        calls.append(event)
+        delivery = real_publish(event)
+        if len(calls) == 1:
+            raise DeliveryError("1 of 1 records not delivered: not acknowledged within 5s", retriable=True)
+        return delivery
+
+    client._producer.publish = lost_ack  # type: ignore[method-assign]
+    request_id = uuid.uuid4()
+    reply = client.spawn("root-doubt", "root-doubt", "researcher", "a", 30_000, 1, request_id=request_id)
+    assert isinstance(reply, ev.SpawnApproved) and reply.child_agent_id == child_agent_id(request_id)
+    assert len(calls) == 2 and {getattr(c, "request_id", None) for c in calls} == {request_id}
+    assert calls[0].meta.event_id != calls[1].meta.event_id
+    client._producer.publish = real_publish  # type: ignore[method-assign]
+    after = client.spawn("root-doubt", "root-doubt", "researcher", "b", 1_000)
+    assert isinstance(after, ev.SpawnApproved) and after.parent_remaining_tokens == 100_000 - 30_000 - 1_000
+    assert sorted(bool(a["repeat"]) for a in _answers(settings, request_id)) == [False, True]
+
+
 def test_no_worker_means_a_clear_timeout(settings: Settings) -> None:
     """Without a running gate, spawn raises DecisionTimeout naming the request instead of hanging."""
-    with AgentlogClient("acme", settings, timeout=2) as client, pytest.raises(DecisionTimeout, match="processors run"):
+    with (
+        AgentlogClient("acme", settings, timeout=2, retries=1) as client,
+        pytest.raises(DecisionTimeout, match=r"\(2 attempts\); is `agentlog processors run` running"),
+    ):
         client.register_root("root-x", "orchestrator", 1_000, 1)
 
 

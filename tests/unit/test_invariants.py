@@ -151,6 +151,8 @@ def _apply(shadow: Shadow, source: ev.Event | datetime, outputs: list[ev.Event])
     ):
         shadow.end(source.agent_id)
     for out in outputs:
+        if getattr(out, "repeat", False):  # a retry answered again: the original decision already counted
+            continue
         if isinstance(out, ev.RootAdmitted):
             for agent in [a for a, tree in shadow.tree_of.items() if tree == out.agent_id]:  # a re-used root id
                 del shadow.tree_of[agent], shadow.grant[agent], shadow.parent[agent]

@@ -78,12 +78,21 @@ def test_root_without_policy_is_rejected() -> None:
 def test_duplicate_root_is_rejected_while_live_and_after_it_ended() -> None:
     """A root id in use, or of a tree that ended within the retention period, cannot be registered again."""
     gate = _scenario()
-    assert one(gate.register_root("root"), ev.RootRejected).reason is R.DUPLICATE_REQUEST
+    assert one(gate.register_root("root", spawns=3), ev.RootRejected).reason is R.DUPLICATE_REQUEST
+    assert one(gate.register_root("root", tenant="evil"), ev.RootRejected).reason is R.DUPLICATE_REQUEST
     gate.complete("root")
     rejected = one(gate.register_root("root"), ev.RootRejected)
     assert rejected.reason is R.DUPLICATE_REQUEST and "ended" in rejected.message
     gate.now += timedelta(days=2)
     one(gate.register_root("root"), ev.RootAdmitted)
+
+
+def test_a_retried_root_registration_is_answered_with_the_admission() -> None:
+    """Registering a live root again with the same tenant, config and spawn budget repeats the admission."""
+    gate = _scenario()
+    again = one(gate.register_root("root"), ev.RootAdmitted)
+    assert again.repeat and again.agent_id == "root" and "Already registered" in again.message
+    assert len(gate.state.trees["root"].agents) == 1
 
 
 def test_root_quota_per_tenant_and_platform() -> None:
@@ -332,16 +341,33 @@ def test_self_parenting_is_invalid() -> None:
     assert denied.reason is R.INVALID_REQUEST and "own parent" in denied.message
 
 
-def test_duplicate_request_ids_are_denied() -> None:
-    """A request id already approved or already denied is denied DUPLICATE_REQUEST; nothing is reserved twice."""
+def test_a_retried_request_is_answered_with_its_original_outcome() -> None:
+    """A request id already approved or denied gets the same outcome again, marked repeat; nothing is reserved twice."""
     gate = _scenario()
     approved_id, denied_id = uuid.UUID(int=1), uuid.UUID(int=2)
-    one(gate.spawn("root", request_id=approved_id), ev.SpawnApproved)
-    assert _denied(gate.spawn("root", request_id=approved_id)).reason is R.DUPLICATE_REQUEST
+    first = one(gate.spawn("root", request_id=approved_id), ev.SpawnApproved)
+    again = one(gate.spawn("root", request_id=approved_id), ev.SpawnApproved)
+    assert (first.repeat, again.repeat) == (False, True)
+    same = ("child_agent_id", "parent_agent_id", "child_config", "depth", "granted_token_budget", "deadline")
+    assert {f: getattr(again, f) for f in same} == {f: getattr(first, f) for f in same}
+    assert again.parent_remaining_tokens == first.parent_remaining_tokens and again.checks == []
     assert _denied(gate.spawn("root", config="hacker", request_id=denied_id)).reason is R.CONFIG_NOT_WHITELISTED
-    assert _denied(gate.spawn("root", request_id=denied_id)).reason is R.DUPLICATE_REQUEST
+    repeated = _denied(gate.spawn("root", request_id=denied_id))
+    assert (repeated.reason, repeated.repeat) == (R.CONFIG_NOT_WHITELISTED, True)
     root = gate.state.trees["root"].agents["root"]
     assert (root.active_children, root.tokens_reserved) == (1, 1_000)
+    stranger = _denied(gate.spawn("root", request_id=approved_id, tenant="evil"))
+    assert (stranger.reason, stranger.repeat) == (R.INVALID_REQUEST, False)
+
+
+def test_repeats_do_not_open_the_circuit() -> None:
+    """Retries of a denied request are answered, but only the first denial counts towards the circuit breaker."""
+    gate = _scenario()
+    denied_id = uuid.UUID(int=3)
+    for _ in range(50):
+        _denied(gate.spawn("root", config="hacker", request_id=denied_id))
+    assert gate.state.trees["root"].denials == [gate.state.trees["root"].denials[0]]  # type: ignore[index]
+    assert gate.state.trees["root"].open_until is None
 
 
 def test_no_policy_denies_every_spawn() -> None:
@@ -394,9 +420,20 @@ def test_a_tree_remembers_a_bounded_number_of_request_ids() -> None:
     tree = TreeState(root_id="r", tenant_id="t")
     ids = [_uuid.uuid4().int for _ in range(REMEMBERED_REQUESTS + 100)]
     for request_id in ids:
-        tree.remember(request_id)
+        tree.remember(request_id, R.PARENT_CONCURRENCY)
+    tree.remember(ids[-1], None)
     assert not tree.has_seen(ids[0]) and tree.has_seen(ids[-1])
-    assert len(json.dumps(tree.to_dict())) < 500_000
+    assert len(json.dumps(tree.header())) < 300_000
     restored = TreeState.from_dict(json.loads(json.dumps(tree.to_dict())))
-    restored.remember(_uuid.uuid4().int)
+    restored.remember(_uuid.uuid4().int, R.DEPTH_EXCEEDED)
     assert not restored.has_seen(ids[100]) and restored.has_seen(ids[101])
+    assert (restored.outcome_of(ids[101]), restored.outcome_of(ids[-1])) == (R.PARENT_CONCURRENCY, None)
+
+
+def test_request_ids_remembered_without_outcomes_read_as_duplicates() -> None:
+    """A snapshot from before outcomes were kept (bare ids) restores; a retry of those is answered DUPLICATE_REQUEST."""
+    from processors.tree_state import TreeState
+
+    legacy = {"root": "r", "tenant": "t", "seen": [7, 8], "denials": [], "open_until": None, "ended_at": None}
+    tree = TreeState.from_dict({**legacy, "agents": []})
+    assert tree.outcome_of(7) is R.DUPLICATE_REQUEST and tree.has_seen(8)
