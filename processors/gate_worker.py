@@ -27,8 +27,14 @@ the commit timed out) is called again, with backoff, until the broker answers: t
 transaction stays open, and fetch and end-of-partition errors of an outage are waited out
 the same way (logged once per outage). A failed step that can be aborted aborts the
 transaction and rewinds every partition to its committed state and offsets (with backoff
-when it keeps failing); anything else stops the worker, whose successor settles the
-transaction, with a message that says whether another worker with the same id took over.
+when it keeps failing). A transaction left open longer than ``transaction.timeout.ms`` (an
+outage, a stalled process) is aborted by the coordinator, which bumps the producer epoch:
+librdkafka reports that as fencing, fatal for the producer, exactly as when a newer worker
+with the same id took over. The age of the open transaction tells the two apart (the
+coordinator aborts only old ones): the worker replaces its producer, under the same
+transactional id, and rewinds to the committed state and offsets. Anything else stops the
+worker, whose successor settles the transaction, with a message that says whether another
+worker with the same id took over.
 Restoring waits until the changelog has no pending transaction, so a batch whose commit is
 still being completed is included.
 The kill tests in ``tests/gate`` check all of this.
@@ -90,6 +96,8 @@ class GateStats:
     dead_letters: int = 0
     aborts: int = 0
     restores: int = 0
+    producers: int = 1
+    """Producers used: a new one replaces the one whose transaction the coordinator timed out."""
     assigned: list[int] = field(default_factory=list)
 
 
@@ -134,11 +142,16 @@ class SpawnGateWorker:
             }
         )
         self._transactional_id = f"{group}.{config.worker_id}"
-        self.producer = Producer(
+        self._txn_opened: float | None = None
+        """When the open transaction began (monotonic); None between transactions."""
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        return Producer(
             {
-                **kafka_config.producer(settings, self._transactional_id),
+                **kafka_config.producer(self.settings, self._transactional_id),
                 "linger.ms": 2,
-                "transaction.timeout.ms": config.transaction_timeout_ms,
+                "transaction.timeout.ms": self.config.transaction_timeout_ms,
                 "error_cb": self._on_client_error,
             }
         )
@@ -278,6 +291,7 @@ class SpawnGateWorker:
     def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
         started = time.monotonic()
         self.producer.begin_transaction()
+        self._txn_opened = started
         offsets: list[TopicPartition] = []
         for partition, records in released.items():
             state = self.states[partition]
@@ -299,6 +313,7 @@ class SpawnGateWorker:
             self._retrying("sending the offsets", lambda: self.producer.send_offsets_to_transaction(offsets, group, 30))
         offsets_sent = time.monotonic()
         self._retrying("committing", lambda: self.producer.commit_transaction(30))
+        self._txn_opened = None
         self._failures = 0
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -408,6 +423,11 @@ class SpawnGateWorker:
         ``init_transactions``. Repeated failures back off, up to 5 s between attempts.
         """
         kafka_error = error.args[0]
+        if kafka_error.fatal() and self._aborted_by_the_coordinator(kafka_error):
+            self.stats.aborts += 1
+            self._renew_producer()
+            self._rewind()
+            return
         if kafka_error.fatal() or not kafka_error.txn_requires_abort():
             raise GateError(self._fatal_message(kafka_error)) from error
         self._failures += 1
@@ -416,8 +436,43 @@ class SpawnGateWorker:
         try:
             self.producer.abort_transaction(30)
         except KafkaException as e:
-            raise GateError(f"cannot abort the transaction, this worker must restart: {e}") from e
+            if not self._aborted_by_the_coordinator(e.args[0]):
+                raise GateError(f"cannot abort the transaction, this worker must restart: {e}") from e
+            self._renew_producer()  # the coordinator had aborted it already
+        self._txn_opened = None
         time.sleep(min(0.1 * 2 ** (self._failures - 1), 5.0))
+        self._rewind()
+
+    def _aborted_by_the_coordinator(self, error: KafkaError) -> bool:
+        """Whether a fencing error means the coordinator timed out our open transaction, not a newer worker.
+
+        Both bump the producer epoch and reach us as the same fatal error. The coordinator
+        aborts only a transaction open longer than ``transaction.timeout.ms`` (a broker
+        outage or a stalled process); a transaction younger than that was fenced by a
+        newer producer with our transactional id: another worker took over.
+        """
+        cause = self._fatal or error
+        if cause.code() not in _FENCED or self._txn_opened is None:
+            return False
+        return (time.monotonic() - self._txn_opened) * 1000 >= self.config.transaction_timeout_ms
+
+    def _renew_producer(self) -> None:
+        """Replace the producer whose transaction the coordinator aborted, under the same transactional id."""
+        assert self._txn_opened is not None
+        log.warning(
+            "the transaction was open for %.0fs, longer than its timeout (%d ms): the coordinator aborted it;"
+            " starting a new producer and going back to the committed state",
+            time.monotonic() - self._txn_opened,
+            self.config.transaction_timeout_ms,
+        )
+        self._txn_opened = None
+        self._fatal = None
+        self.stats.producers += 1
+        self.producer = self._new_producer()
+        self._retrying("initialising transactions", lambda: self.producer.init_transactions(30))
+
+    def _rewind(self) -> None:
+        """Every owned partition back to its committed state (from the changelog) and input offsets."""
         assigned = sorted(self.states)
         tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
         committed: list[TopicPartition] = []
@@ -483,6 +538,9 @@ class SpawnGateWorker:
             if topics != set(self.topics):
                 raise GateError(f"partition {p} assigned for {sorted(topics)} only; the inputs must be co-partitioned")
         self._restore(numbers)
+        # librdkafka keeps a partition's pause across a rebalance; its buffer here starts empty.
+        consumer.resume(partitions)
+        self._paused = {key for key in self._paused if key[1] not in numbers}
         enforced = sorted(
             c.policy_name
             for c in self.changelogs.values()

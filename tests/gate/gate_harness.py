@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conftest import agentlog_env
 
@@ -29,25 +30,33 @@ class Worker:
 
     settings: Settings
     worker_id: str
+    args: tuple[str, ...] = ()
+    """More options of `agentlog processors run`."""
+    log: Path | None = None
+    """Where the worker's log goes (appended); None: this process's stderr."""
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentlog.cli.main",
-                "processors",
-                "run",
-                "--worker-id",
-                self.worker_id,
-                "--log-level",
-                "WARNING",
-            ],
-            env=agentlog_env(self.settings),
-        )
+        command = [sys.executable, "-m", "agentlog.cli.main", "processors", "run", "--worker-id", self.worker_id]
+        stderr = self.log.open("ab") if self.log is not None else None
+        try:
+            self.process = subprocess.Popen(
+                [*command, "--log-level", "WARNING", *self.args], env=agentlog_env(self.settings), stderr=stderr
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
         self.starts += 1
+
+    def pause(self, seconds: float) -> None:
+        """SIGSTOP for ``seconds``, then SIGCONT: a stalled process, its open transaction left as it was."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no chance to commit, flush or leave the group."""
