@@ -6,7 +6,7 @@ STACK := deploy/local/stack.sh
 .PHONY: install up down status test demo lint bench
 
 install:            ## install the package and its development tools (idempotent)
-	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,faust]'
 
 up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy
 	@bash $(STACK) up

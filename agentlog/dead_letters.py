@@ -37,7 +37,7 @@ class DeadLetter:
     """A record one stage could not process, and why."""
 
     stage: str
-    """Which stage gave up, e.g. ``processors.spawn_gate`` or ``projections.projector``."""
+    """Which stage gave up, e.g. ``agentlog.processors.spawn_gate`` or ``agentlog.projections.projector``."""
     error: BaseException
     topic: str
     partition: int

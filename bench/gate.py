@@ -41,24 +41,24 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
+from agentlog.processors.gate_changelog import restore_partitions
+from agentlog.processors.gate_input import decode_input
+from agentlog.processors.input_merge import REQUESTS, InputRecord
+from agentlog.processors.policy import from_event, load_default_policy, parse_policy, to_event
+from agentlog.processors.spawn_gate import decide
+from agentlog.processors.testing import wide_tree, wide_tree_policy
+from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer as EventProducer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS, TopicSpec
-from processors.gate_changelog import restore_partitions
-from processors.gate_input import decode_input
-from processors.input_merge import REQUESTS, InputRecord
-from processors.policy import from_event, load_default_policy, parse_policy, to_event
-from processors.spawn_gate import decide
-from processors.testing import wide_tree, wide_tree_policy
-from processors.tree_state import PartitionState
 
 # Run as a script, bench/ comes first on sys.path and bench/replay.py would shadow the
 # ``replay`` package: drop the folder before importing from it, and import measure by path.
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-from replay.gate_inputs import read_topic  # noqa: E402  (after the sys.path fix above)
+from agentlog.replay.gate_inputs import read_topic  # noqa: E402  (after the sys.path fix above)
 
 sys.path.append(str(BENCH))
 import measure  # noqa: E402

@@ -69,18 +69,18 @@ from psycopg.types.json import set_json_dumps
 
 from agentlog import events as ev
 from agentlog.producer import Producer
+from agentlog.projections import audit_chain
+from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, RawRecord, build_batch
+from agentlog.projections.db import Conn, connect
+from agentlog.projections.lineage import Lineage
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.projections.workload import ForestShape, forest
+from agentlog.projections.writer import AUDIT_TYPES, BatchWriter
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import key_of, topic_of
 from bench import measure
-from projections import audit_chain
-from projections.batch import AUDIT_COLUMNS, Batch, PartitionState, RawRecord, build_batch
-from projections.db import Conn, connect
-from projections.lineage import Lineage
-from projections.migrate import migrate
-from projections.projector import Projector, ProjectorOptions
-from projections.workload import ForestShape, forest
-from projections.writer import AUDIT_TYPES, BatchWriter
 
 EVENTS_PER_TREE = 73
 LATENCY_RATE = 1000

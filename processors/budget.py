@@ -12,10 +12,10 @@ set, and adds nothing.
 from __future__ import annotations
 
 from agentlog import events as ev
-from processors.checks import Checks, Denial
-from processors.emitter import Emitter
-from processors.policy import Policy
-from processors.tree_state import AgentState, PartitionState, TreeState
+from agentlog.processors.checks import Checks, Denial
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import AgentState, PartitionState, TreeState
 
 INT64_MAX = 2**63 - 1
 _PREFIX = "Cannot top up the budget"

@@ -20,12 +20,12 @@ from datetime import datetime
 
 from agentlog import events as ev
 from agentlog.limits import quote
-from processors import budget
-from processors.clock import from_micros, to_micros
-from processors.emitter import Emitter
-from processors.ids import timeout_source
-from processors.policy import Policy
-from processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, Status, TreeState
+from agentlog.processors import budget
+from agentlog.processors.clock import from_micros, to_micros
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.ids import timeout_source
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, Status, TreeState
 
 _REPORTED_ENDS: dict[type[ev.Event], Status] = {ev.AgentCompleted: Status.COMPLETED, ev.AgentFailed: Status.FAILED}
 

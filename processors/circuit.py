@@ -10,9 +10,9 @@ not counted). The circuit closes lazily: the first event of the tree at or after
 from __future__ import annotations
 
 from agentlog import events as ev
-from processors.clock import MAX_MICROS, from_micros, iso
-from processors.emitter import Emitter
-from processors.tree_state import TreeState
+from agentlog.processors.clock import MAX_MICROS, from_micros, iso
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.tree_state import TreeState
 
 _NOT_COUNTED = frozenset({ev.DenialReason.CIRCUIT_OPEN, ev.DenialReason.DUPLICATE_REQUEST, ev.DenialReason.NO_POLICY})
 """Denials that do not feed the breaker: its own, redeliveries, and the absence of any policy."""

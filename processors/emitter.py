@@ -2,7 +2,7 @@
 
 Every output of one input shares the input's time, tenant, tree, correlation id, and
 names the input as its cause; its event id is derived from the input's event id and its
-position in the output (see :mod:`processors.ids`). No clock, no randomness: replaying
+position in the output (see :mod:`agentlog.processors.ids`). No clock, no randomness: replaying
 the same input gives byte-identical output. Decisions that name their policy get the
 emitter's ``policy_name`` (empty when no policy is in force).
 """
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from agentlog import events as ev
-from processors.ids import output_event_id
+from agentlog.processors.ids import output_event_id
 
 PRODUCER = "agentlog.spawn_gate"
 

@@ -34,11 +34,11 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from agentlog import kafka_config
+from agentlog.processors.errors import GateError
+from agentlog.processors.tree_state import PartitionState, TreeState
 from agentlog.settings import Settings
 from agentlog.topics import TREE_PARTITIONS, TopicSpec
 from agentlog.watermarks import watermarks
-from processors.errors import GateError
-from processors.tree_state import PartitionState, TreeState
 
 GATE_CHANGELOG = TopicSpec(
     "agentlog.spawn-gate.changelog",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES, Event
 from agentlog.limits import record_size_problem
+from agentlog.processors.input_merge import InputRecord
 from agentlog.serde import Serde
 from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS
-from processors.input_merge import InputRecord
 
 SOURCES = (SPAWN_REQUESTS, AGENT_LIFECYCLE)
 """The gate's input topics, indexed by ``InputRecord.source``."""

@@ -6,11 +6,11 @@ Exactly-once holds by Kafka transactions (KIP-447) around a deterministic core. 
    buffer them per partition in a :class:`~processors.input_merge.PartitionMerge`.
 2. Release, per partition, the records whose order is settled (append time, topic, offset).
 3. Begin a transaction. Decide each released record with the pure
-   :func:`processors.spawn_gate.decide` on the partition's state; produce the decisions to
+   :func:`agentlog.processors.spawn_gate.decide` on the partition's state; produce the decisions to
    the same partition of ``agentlog.policy.decisions``. Undecodable or misplaced records go
    to ``agentlog.dlq`` in the same transaction.
 4. When the partition's inputs are complete up to a moment, time out agents past their
-   deadline (:func:`processors.spawn_gate.expire`) as of that moment.
+   deadline (:func:`agentlog.processors.spawn_gate.expire`) as of that moment.
 5. Write every tree the batch changed to the compacted changelog (same partition).
 6. Add the next input offsets (the first unreleased record, or after the last released
    one) to the transaction with the consumer's group metadata, and commit.
@@ -37,7 +37,7 @@ worker, whose successor settles the transaction, with a message that says whethe
 worker with the same id took over.
 Restoring waits until the changelog has no pending transaction, so a batch whose commit is
 still being completed is included.
-The kill tests in ``tests/gate`` check all of this.
+The kill tests in ``tests/processors`` check all of this.
 """
 
 from __future__ import annotations
@@ -55,17 +55,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from agentlog import kafka_config
 from agentlog.dead_letters import DeadLetter, dlq_topic
 from agentlog.events import Event
+from agentlog.processors.errors import GateError
+from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
+from agentlog.processors.gate_input import SOURCES, decode_input
+from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+from agentlog.processors.policy_reader import PolicyReader
+from agentlog.processors.spawn_gate import decide, expire, prune_ended
+from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
-from processors.errors import GateError
-from processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
-from processors.gate_input import SOURCES, decode_input
-from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
-from processors.policy_reader import PolicyReader
-from processors.spawn_gate import decide, expire, prune_ended
-from processors.tree_state import PartitionState
 
 log = logging.getLogger("agentlog.spawn_gate")
 
@@ -260,7 +260,7 @@ class SpawnGateWorker:
 
         The broker answers with the high watermark; while a transaction on the input is
         open it is beyond the last stable offset we read to, so records behind a pending
-        transaction wait for it to finish (see ``processors.input_merge``).
+        transaction wait for it to finish (see ``agentlog.processors.input_merge``).
         """
         end_read = merge.end_offset(source)
         if end_read is None:

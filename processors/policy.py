@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from agentlog import events as ev
 from agentlog.limits import MAX_CHARS
-from processors.errors import PolicyError
+from agentlog.processors.errors import PolicyError
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policies" / "default.yaml"
 POLICY_PRODUCER = "agentlog.policy"

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agentlog.errors import AgentlogError, DeliveryError
+from agentlog.processors.policy import Policy, to_event
+from agentlog.processors.policy_reader import PolicyReader
 from agentlog.producer import Delivery, Producer
 from agentlog.settings import Settings
-from processors.policy import Policy, to_event
-from processors.policy_reader import PolicyReader
 
 
 class PolicyVersionError(AgentlogError):

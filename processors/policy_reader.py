@@ -10,11 +10,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from agentlog import kafka_config
 from agentlog.errors import DecodeError
 from agentlog.events import PolicyPublished
+from agentlog.processors.errors import GateError, PolicyError
+from agentlog.processors.policy import Policy, from_event
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_CONFIG
-from processors.errors import GateError, PolicyError
-from processors.policy import Policy, from_event
 
 log = logging.getLogger("agentlog.policy")
 

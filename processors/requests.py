@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from agentlog import events as ev
-from processors.checks import Checks, Denial
-from processors.clock import MAX_MICROS, to_micros
-from processors.tree_state import PartitionState
+from agentlog.processors.checks import Checks, Denial
+from agentlog.processors.clock import MAX_MICROS, to_micros
+from agentlog.processors.tree_state import PartitionState
 
 _INVALID = ev.DenialReason.INVALID_REQUEST
 MAX_RUNTIME_MS = 10 * 365 * 24 * 3600 * 1000

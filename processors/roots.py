@@ -13,12 +13,12 @@ from __future__ import annotations
 import sys
 
 from agentlog import events as ev
-from processors import requests
-from processors.checks import Checks, Denial
-from processors.clock import from_micros
-from processors.emitter import Emitter
-from processors.policy import Policy
-from processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, TreeState
+from agentlog.processors import requests
+from agentlog.processors.checks import Checks, Denial
+from agentlog.processors.clock import from_micros
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, TreeState
 
 _PREFIX = "Cannot register the root agent"
 

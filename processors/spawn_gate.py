@@ -35,12 +35,12 @@ from collections.abc import Callable
 from typing import Any
 
 from agentlog import events as ev
-from processors import budget, cascade, circuit, roots, spawns
-from processors.cascade import expire, prune_ended
-from processors.clock import to_micros
-from processors.emitter import Emitter
-from processors.policy import Policy
-from processors.tree_state import PartitionState
+from agentlog.processors import budget, cascade, circuit, roots, spawns
+from agentlog.processors.cascade import expire, prune_ended
+from agentlog.processors.clock import to_micros
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import PartitionState
 
 __all__ = ["HANDLED", "decide", "expire", "prune_ended"]
 

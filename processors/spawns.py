@@ -23,13 +23,13 @@ import sys
 from typing import NamedTuple
 
 from agentlog import events as ev
-from processors import circuit, requests
-from processors.checks import Checks, Denial
-from processors.clock import from_micros, iso
-from processors.emitter import Emitter
-from processors.ids import child_agent_id
-from processors.policy import Policy
-from processors.tree_state import AgentState, PartitionState, TreeState
+from agentlog.processors import circuit, requests
+from agentlog.processors.checks import Checks, Denial
+from agentlog.processors.clock import from_micros, iso
+from agentlog.processors.emitter import Emitter
+from agentlog.processors.ids import child_agent_id
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import AgentState, PartitionState, TreeState
 
 _PREFIX = "Cannot spawn"
 _R = ev.DenialReason

@@ -1,7 +1,7 @@
 """Helpers to drive the spawn gate without a broker: for tests, demos and golden replays.
 
 ``GateScenario`` builds input events with deterministic ids and an advancing clock, feeds
-them to :func:`processors.spawn_gate.decide` and keeps every input and output.
+them to :func:`agentlog.processors.spawn_gate.decide` and keeps every input and output.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from agentlog import events as ev
-from processors.ids import child_agent_id
-from processors.policy import Policy, parse_policy
-from processors.spawn_gate import decide, expire
-from processors.tree_state import PartitionState
+from agentlog.processors.ids import child_agent_id
+from agentlog.processors.policy import Policy, parse_policy
+from agentlog.processors.spawn_gate import decide, expire
+from agentlog.processors.tree_state import PartitionState
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 _INPUTS = uuid.UUID("3d7e2a90-5b1c-4f6e-8a2d-9c0b1e4f7a65")

@@ -25,7 +25,7 @@ from enum import IntEnum
 from typing import Any
 
 from agentlog.events import DenialReason
-from processors.errors import SnapshotError
+from agentlog.processors.errors import SnapshotError
 
 SNAPSHOT_VERSION = 1
 ENDED_TREE_RETENTION_US = 24 * 3600 * 1_000_000

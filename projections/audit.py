@@ -11,8 +11,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from agentlog.events import event_type
-from projections.audit_chain import ChainBreak, ChainedRecord, verify
-from projections.db import Conn
+from agentlog.projections.audit_chain import ChainBreak, ChainedRecord, verify
+from agentlog.projections.db import Conn
 
 
 @dataclass(frozen=True)

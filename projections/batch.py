@@ -18,11 +18,11 @@ from agentlog.dead_letters import DeadLetter
 from agentlog.errors import DecodeError
 from agentlog.events.limits_scan import over_limit
 from agentlog.limits import MAX_CHARS, record_size_problem
+from agentlog.projections import audit_chain
+from agentlog.projections.jsonb import jsonb_text, prepare
+from agentlog.projections.lineage_events import LineageWrites, Position, apply
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
-from projections import audit_chain
-from projections.jsonb import jsonb_text, prepare
-from projections.lineage_events import LineageWrites, Position, apply
 
 STAGE = "projections.projector"
 AUDIT_COLUMNS = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from projections.db import Conn
+from agentlog.projections.db import Conn
 
 TABLES: dict[str, tuple[str, ...]] = {
     "audit_log": ("topic", "partition", "offset"),

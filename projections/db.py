@@ -8,8 +8,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from agentlog.projections.errors import DatabaseUnavailableError, NotMigratedError
 from agentlog.settings import Settings
-from projections.errors import DatabaseUnavailableError, NotMigratedError
 
 DEFAULT_SCHEMA = "agentlog"
 PROJECTOR_ROLE = "agentlog_projector"

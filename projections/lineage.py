@@ -2,7 +2,7 @@
 
 "Now" reads the ``agents`` table. "As of" a timestamp keeps the agents created by then
 (``created_at``, event time) and recomputes their state from ``agent_events`` up to that
-moment, with the merge rules of :mod:`projections.lineage_events` — so as of any moment
+moment, with the merge rules of :mod:`agentlog.projections.lineage_events` — so as of any moment
 after the last event, the answer equals "now".
 
 Subtrees use the GIN index on ``agents.path`` (``path @> ARRAY[id]``); ancestors are the
@@ -18,8 +18,8 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from agentlog.events import BudgetExhausted
-from projections.db import Conn
-from projections.errors import UnknownAgentError
+from agentlog.projections.db import Conn
+from agentlog.projections.errors import UnknownAgentError
 
 _NOW_COLUMNS = """
     a.agent_id, a.root_id, a.tenant_id, a.parent_id, a.depth, a.path, a.config, a.policy_version,

@@ -13,7 +13,7 @@ associative:
 * token counters add up (``tokens_reported`` keeps the largest report); first-seen
   timestamps keep the earliest.
 
-The SQL upsert in :mod:`projections.writer` applies the very same rules.
+The SQL upsert in :mod:`agentlog.projections.writer` applies the very same rules.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from agentlog import events as ev
-from projections.jsonb import jsonb_text
+from agentlog.projections.jsonb import jsonb_text
 
 # Records of the spawn-gate issue, matched by full name so that this module does not need
 # their generated models to load.

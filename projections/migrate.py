@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect
+from agentlog.projections.errors import MigrationError
 from agentlog.settings import Settings
-from projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect
-from projections.errors import MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

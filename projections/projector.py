@@ -2,7 +2,7 @@
 
 Positions live in PostgreSQL (``projector_positions``), never in Kafka: on every
 partition assignment the projector reads them and seeks there, and every batch moves
-them in the same transaction as its rows (:mod:`projections.writer` lists the steps).
+them in the same transaction as its rows (:mod:`agentlog.projections.writer` lists the steps).
 Offsets are also committed to Kafka after each batch, for lag monitoring only.
 
 Reading and writing overlap: while batch N is written (one writer thread, one
@@ -41,13 +41,13 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from agentlog import kafka_config
 from agentlog.dead_letters import dlq_topic
 from agentlog.errors import DeliveryError
+from agentlog.projections.batch import Batch, PartitionState, RawRecord, TopicPartition, build_batch
+from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
+from agentlog.projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
+from agentlog.projections.writer import BatchWriter
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE
-from projections.batch import Batch, PartitionState, RawRecord, TopicPartition, build_batch
-from projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
-from projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
-from projections.writer import BatchWriter
 
 log = logging.getLogger("agentlog.projector")
 

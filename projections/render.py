@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree as RichTree
 
+from agentlog.projections.audit import AuditEntry
+from agentlog.projections.lineage import Agent, DeniedSpawn, Tree
 from agentlog.serde import to_jsonable
-from projections.audit import AuditEntry
-from projections.lineage import Agent, DeniedSpawn, Tree
 
 _STATUS_STYLE = {
     "running": "bold green",

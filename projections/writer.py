@@ -27,13 +27,13 @@ from psycopg import errors, sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import set_json_dumps
 
+from agentlog.projections import audit_chain
+from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, TopicPartition
+from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connect, require_tables
+from agentlog.projections.errors import DatabaseUnavailableError, StalePositionsError
+from agentlog.projections.jsonb import jsonb_text
+from agentlog.projections.lineage_events import AgentDelta
 from agentlog.settings import Settings
-from projections import audit_chain
-from projections.batch import AUDIT_COLUMNS, Batch, PartitionState, TopicPartition
-from projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connect, require_tables
-from projections.errors import DatabaseUnavailableError, StalePositionsError
-from projections.jsonb import jsonb_text
-from projections.lineage_events import AgentDelta
 
 AGENT_EVENT_COLUMNS = (
     "topic",
@@ -297,7 +297,7 @@ def _copy_sql(table: str, columns: tuple[str, ...]) -> sql.Composed:
 
 
 def _json_passthrough(value: object) -> str:
-    """JSON columns arrive as text already made by :func:`projections.jsonb.jsonb_text`."""
+    """JSON columns arrive as text already made by :func:`agentlog.projections.jsonb.jsonb_text`."""
     return value if isinstance(value, str) else jsonb_text(value)
 
 

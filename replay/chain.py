@@ -1,4 +1,4 @@
-"""The audit chain of one partition, computed fast: :func:`projections.audit_chain.link` with the
+"""The audit chain of one partition, computed fast: :func:`agentlog.projections.audit_chain.link` with the
 per-partition part of the input (topic and partition) framed once, and one hash call per record.
 
 The bytes hashed are exactly :func:`~projections.audit_chain.link`'s (a test checks it); the

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from agentlog.errors import DecodeError
+from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.replay.errors import ExportFormatError
+from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, manifest_path
 from agentlog.serde import Serde, to_jsonable
-from projections.audit_chain import GENESIS, link
-from replay.errors import ExportFormatError
-from replay.export import CSV_COLUMNS, FORMAT, ExportLine, manifest_path
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """``replay decisions``: the spawn gate's pure core re-run over the recorded log.
 
 Per partition, a fresh :class:`~processors.tree_state.PartitionState` is fed the gate's
-inputs in the gate's order, each decided by :func:`processors.spawn_gate.decide` with the
+inputs in the gate's order, each decided by :func:`agentlog.processors.spawn_gate.decide` with the
 policy version its recorded decisions name; a recorded timeout (outputs without a
-causation id) is a timer tick: :func:`processors.spawn_gate.expire` at its ``occurred_at``.
+causation id) is a timer tick: :func:`agentlog.processors.spawn_gate.expire` at its ``occurred_at``.
 The recorded decisions drive the walk, group by group (the outputs of one input, or of
 one tick, are consecutive on the decisions topic):
 
@@ -37,19 +37,19 @@ from typing import Any
 
 from agentlog.errors import DecodeError
 from agentlog.events import Event
+from agentlog.processors.clock import to_micros
+from agentlog.processors.gate_input import decode_input
+from agentlog.processors.gate_worker import GateConfig
+from agentlog.processors.input_merge import InputRecord
+from agentlog.processors.policy import Policy
+from agentlog.processors.spawn_gate import decide, expire, prune_ended
+from agentlog.processors.tree_state import PartitionState
+from agentlog.replay.log_source import LogSource
+from agentlog.replay.policies import PolicyHistory
+from agentlog.replay.progress import Progress
+from agentlog.replay.topic_reader import Record
 from agentlog.serde import Serde, to_jsonable
 from agentlog.topics import TREE_PARTITIONS
-from processors.clock import to_micros
-from processors.gate_input import decode_input
-from processors.gate_worker import GateConfig
-from processors.input_merge import InputRecord
-from processors.policy import Policy
-from processors.spawn_gate import decide, expire, prune_ended
-from processors.tree_state import PartitionState
-from replay.log_source import LogSource
-from replay.policies import PolicyHistory
-from replay.progress import Progress
-from replay.topic_reader import Record
 
 CLOCK_MARGIN_MS = GateConfig.clock_margin_ms
 """The gate's watermark trails the moment both inputs were seen at their end by this much."""
@@ -215,7 +215,7 @@ class DecisionReplay:
         if partitions is None:
             partitions = self.source.partitions()
             if self.root_id is not None:
-                from replay.partitioning import partition_of
+                from agentlog.replay.partitioning import partition_of
 
                 partitions = [partition_of(self.root_id, self.partition_count)]
         for partition in partitions:

@@ -3,12 +3,12 @@
 The file holds one record per line (JSON lines) or row (CSV), decoded, with its topic,
 partition, offset, broker timestamp, exact key and value bytes (base64) and the audit
 chain hashes recomputed from Kafka (``prev_hash``, ``hash``: see
-:mod:`projections.audit_chain`). Order: the policy topic first, then partition by
+:mod:`agentlog.projections.audit_chain`). Order: the policy topic first, then partition by
 partition the tree-keyed topics merged in the spawn gate's order (append time, lifecycle
 before requests, other topics after, offset), then the dead letters. The manifest next to
 it (``FILE.manifest.json``) records the request, the counts per record type, the first
 and last positions, the chain head of every partition read, and the SHA-256 of the file;
-:mod:`replay.check_export` checks both.
+:mod:`agentlog.replay.check_export` checks both.
 
 Every partition is read from offset 0 (the chain needs every record before the first one
 exported) by one consumer per topic, in a stream: memory stays flat.
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlog.errors import DecodeError
+from agentlog.replay.progress import Progress
+from agentlog.replay.selection import Selection, find_root, names_any, subtree
+from agentlog.replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
-from replay.progress import Progress
-from replay.selection import Selection, find_root, names_any, subtree
-from replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
 
 FORMAT = "agentlog-export/1"
 CSV_COLUMNS = (

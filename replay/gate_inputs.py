@@ -1,6 +1,6 @@
 """The spawn gate's recorded inputs, read back from Kafka in the order the gate decided them.
 
-The order is the gate's own (:class:`processors.input_merge.InputRecord.sort_key`: append
+The order is the gate's own (:class:`agentlog.processors.input_merge.InputRecord.sort_key`: append
 time, topic, offset, per partition), so a re-run of the pure core over these records
 reproduces the gate's decisions.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS
-from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
-from replay.topic_reader import partitions_of, read_partition
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:

@@ -1,7 +1,7 @@
 """Where a decision replay reads the recorded log from: Kafka, or an export file (golden logs).
 
 Both give, per partition, the spawn gate's inputs in its decision order
-(:meth:`processors.input_merge.InputRecord.sort_key`) and the recorded decisions in offset
+(:meth:`agentlog.processors.input_merge.InputRecord.sort_key`) and the recorded decisions in offset
 order, as streams.
 """
 
@@ -15,11 +15,11 @@ from typing import Protocol
 from confluent_kafka import Consumer, TopicPartition
 
 from agentlog import kafka_config
+from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
+from agentlog.replay.check_export import load_manifest, read_lines
+from agentlog.replay.topic_reader import Record, partitions_of, read_partition
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
-from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
-from replay.check_export import load_manifest, read_lines
-from replay.topic_reader import Record, partitions_of, read_partition
 
 
 class LogSource(Protocol):

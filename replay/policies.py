@@ -2,7 +2,7 @@
 
 Versions come from the compacted ``agentlog.policy.config`` topic, and — for versions that
 compaction has since removed — from the audit table, which keeps every record's bytes.
-Each version is validated and its content hash checked (:func:`processors.policy.from_event`).
+Each version is validated and its content hash checked (:func:`agentlog.processors.policy.from_event`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import psycopg
 
 from agentlog.errors import DecodeError
 from agentlog.events import PolicyPublished
+from agentlog.processors.errors import PolicyError
+from agentlog.processors.policy import Policy, from_event
+from agentlog.projections.db import DEFAULT_SCHEMA, connect
+from agentlog.projections.errors import ProjectionError
+from agentlog.replay.errors import PolicyNameError
+from agentlog.replay.log_source import LogSource
+from agentlog.replay.topic_reader import Record, partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_CONFIG
-from processors.errors import PolicyError
-from processors.policy import Policy, from_event
-from projections.db import DEFAULT_SCHEMA, connect
-from projections.errors import ProjectionError
-from replay.errors import PolicyNameError
-from replay.log_source import LogSource
-from replay.topic_reader import Record, partitions_of, read_partition
 
 
 @dataclass

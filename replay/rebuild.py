@@ -1,12 +1,12 @@
 """``replay rebuild``: every projection rebuilt from offset 0 into a fresh schema, and compared with the live one.
 
-1. Snapshot where each partition's records end now (:func:`replay.topic_reader.record_ends`).
+1. Snapshot where each partition's records end now (:func:`agentlog.replay.topic_reader.record_ends`).
 2. Migrate a fresh schema (``<live>_rebuild_<time>`` unless named; refused if it exists).
-3. Run the projector (:class:`projections.projector.Projector`, the very code the live one
+3. Run the projector (:class:`agentlog.projections.projector.Projector`, the very code the live one
    runs) into it with a consumer group of its own, until its stored positions reach the
    snapshot; progress on stderr. Dead letters are *not* produced again: the live projector
    already did, and a rebuild must not write to Kafka.
-4. Compare table by table (:func:`projections.checksums.table_checksums`: row count and a
+4. Compare table by table (:func:`agentlog.projections.checksums.table_checksums`: row count and a
    digest of the ordered rows) and the positions of both schemas.
 5. With ``swap``: in one transaction rename the live schema to ``<live>_old_<time>`` and
    the rebuilt one to ``<live>``. Stop the live projectors first; the old schema is kept.
@@ -24,16 +24,16 @@ from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
 from agentlog import kafka_config
+from agentlog.projections.batch import Batch
+from agentlog.projections.checksums import table_checksums
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.replay.errors import ReplayError
+from agentlog.replay.progress import Progress
+from agentlog.replay.topic_reader import record_ends
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE
-from projections.batch import Batch
-from projections.checksums import table_checksums
-from projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
-from projections.migrate import migrate
-from projections.projector import Projector, ProjectorOptions
-from replay.errors import ReplayError
-from replay.progress import Progress
-from replay.topic_reader import record_ends
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from agentlog.errors import DecodeError
 from agentlog.events import Event
+from agentlog.processors.gate_input import decode_input
+from agentlog.processors.input_merge import InputRecord
+from agentlog.processors.policy import Policy
+from agentlog.processors.spawn_gate import decide
+from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.topics import TREE_PARTITIONS
-from processors.gate_input import decode_input
-from processors.input_merge import InputRecord
-from processors.policy import Policy
-from processors.spawn_gate import decide
-from processors.tree_state import PartitionState
 
 
 def redecide(

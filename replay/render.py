@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.decisions import DecisionReport, Outcome
+from agentlog.replay.decisions import DecisionReport, Outcome
 
 _DETAIL_FIELDS = (
     "agent_id",

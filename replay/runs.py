@@ -7,15 +7,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentlog.processors.policy import Policy
+from agentlog.replay.decisions import CLOCK_MARGIN_MS, DecisionReplay, DecisionReport
+from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
+from agentlog.replay.partitioning import partition_of
+from agentlog.replay.policies import PolicyHistory, add_from_audit, resolve_policy_name
+from agentlog.replay.progress import Progress
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import TREE_PARTITIONS
-from processors.policy import Policy
-from replay.decisions import CLOCK_MARGIN_MS, DecisionReplay, DecisionReport
-from replay.log_source import ExportLog, KafkaLog, LogSource
-from replay.partitioning import partition_of
-from replay.policies import PolicyHistory, add_from_audit, resolve_policy_name
-from replay.progress import Progress
 
 
 @dataclass(frozen=True)

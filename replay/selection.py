@@ -9,12 +9,12 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.errors import DecodeError
+from agentlog.replay.errors import SelectionError
+from agentlog.replay.partitioning import partition_of
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
-from replay.errors import SelectionError
-from replay.partitioning import partition_of
-from replay.topic_reader import partitions_of, read_partition
 
 AGENT_FIELDS = ("agent_id", "child_agent_id", "parent_agent_id", "from_agent_id", "to_agent_id", "ended_by_agent_id")
 """Fields that name an agent (the same the audit table's ``agent_ids`` collects)."""

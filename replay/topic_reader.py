@@ -23,10 +23,10 @@ from confluent_kafka import (
 
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
+from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.replay.errors import KafkaReadError
 from agentlog.settings import Settings
 from agentlog.watermarks import watermarks
-from projections.audit_chain import GENESIS, link
-from replay.errors import KafkaReadError
 
 _BATCH = 2_000
 _WAIT_S = 0.5
@@ -48,7 +48,7 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class ChainedRecord:
-    """A record with the audit-chain hashes recomputed from Kafka (see :mod:`projections.audit_chain`)."""
+    """A record with the audit-chain hashes recomputed from Kafka (see :mod:`agentlog.projections.audit_chain`)."""
 
     record: Record
     prev_hash: bytes

@@ -2,7 +2,7 @@
 
 For every (topic, partition) of the catalogue, the Kafka records (the truth) and the
 audit rows are walked together in offset order, and the hash chain is recomputed from the
-Kafka records as the projector computes it (:func:`projections.audit_chain.link`). Each
+Kafka records as the projector computes it (:func:`agentlog.projections.audit_chain.link`). Each
 row must hold exactly the record's timestamp, key and value bytes, link to the recomputed
 hash before it and carry the recomputed hash. What is found:
 
@@ -14,7 +14,7 @@ hash before it and carry the recomputed hash. What is found:
 - ``reordered``: an altered row holds, intact, the record of another offset of its
   partition (rows swapped or moved); it names both offsets.
 
-The database recomputes each row's hash from the row's own columns (:data:`replay.chain.ROW_HASH_SQL`),
+The database recomputes each row's hash from the row's own columns (:data:`agentlog.replay.chain.ROW_HASH_SQL`),
 so only the offsets and three hashes per row travel; equal hashes prove equal contents.
 A row that disagrees is then read in full to name what differs. With ``deep``, every row
 is read in full and its decoded columns (record name, value, root id, event id, occurred
@@ -35,16 +35,16 @@ from typing import Any
 
 from psycopg import sql
 
+from agentlog.projections.audit_chain import GENESIS
+from agentlog.projections.batch import PartitionState as ProjectedState
+from agentlog.projections.batch import RawRecord, build_batch
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, connect, require_tables
+from agentlog.replay.chain import ROW_HASH_SQL, PartitionChain
+from agentlog.replay.progress import Progress
+from agentlog.replay.topic_reader import Record, partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE, by_name
-from projections.audit_chain import GENESIS
-from projections.batch import PartitionState as ProjectedState
-from projections.batch import RawRecord, build_batch
-from projections.db import DEFAULT_SCHEMA, Conn, connect, require_tables
-from replay.chain import ROW_HASH_SQL, PartitionChain
-from replay.progress import Progress
-from replay.topic_reader import Record, partitions_of, read_partition
 
 CHAINED_COLUMNS = ("timestamp_ms", "key", "raw_value", "prev_hash", "hash")
 DEEP_COLUMNS = ("record_name", "value", "error", "root_id", "event_id", "occurred_at")

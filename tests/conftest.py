@@ -13,7 +13,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
-REPO = Path(__file__).resolve().parent.parent
+from .support import REPO, agentlog_env
 
 
 @dataclass(frozen=True)
@@ -93,14 +92,3 @@ def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running the ``agentlog`` CLI against this test's topics."""
     return agentlog_env(settings)
-
-
-def agentlog_env(settings: Settings) -> dict[str, str]:
-    """The environment that points an ``agentlog`` process at ``settings`` (and nothing else)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
-    env.update(
-        AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        AGENTLOG_DATABASE_URL=settings.database_url.get_secret_value(),
-        AGENTLOG_TOPIC_PREFIX=settings.topic_prefix,
-    )
-    return env

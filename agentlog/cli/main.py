@@ -6,13 +6,13 @@ import sys
 
 import typer
 
+from agentlog.cli import processors as processors_cli
+from agentlog.cli import projections as projections_cli
+from agentlog.cli import replay as replay_cli
 from agentlog.cli import schemas, topics
 from agentlog.cli.output import EXIT_FAILURE
 from agentlog.cli.publish import publish
 from agentlog.cli.tail import tail_command
-from processors import cli as processors_cli
-from projections import cli as projections_cli
-from replay import cli as replay_cli
 
 app = typer.Typer(
     help="agentlog: the event-sourced control plane for multi-agent systems.",

@@ -13,9 +13,9 @@ import sys
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
-from conftest import REPO, agentlog_env
 
 from agentlog.settings import Settings
+from tests.support import REPO, agentlog_env
 
 pytestmark = pytest.mark.timeout(420)
 

@@ -10,12 +10,12 @@ import pytest
 from psycopg import errors
 
 from agentlog.events import Event
+from agentlog.projections import audit_chain
+from agentlog.projections.audit import AuditFilter, show, verify_stored_chains
+from agentlog.projections.db import PROJECTOR_ROLE, connect
+from agentlog.projections.projector import ProjectorStats
+from agentlog.projections.workload import ForestShape, forest
 from agentlog.settings import Settings
-from projections import audit_chain
-from projections.audit import AuditFilter, show, verify_stored_chains
-from projections.db import PROJECTOR_ROLE, connect
-from projections.projector import ProjectorStats
-from projections.workload import ForestShape, forest
 
 
 @pytest.fixture

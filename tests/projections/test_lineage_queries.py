@@ -12,18 +12,18 @@ import pytest
 from psycopg import sql
 
 from agentlog.events import AgentStarted, Event, RootAgentRegistered
+from agentlog.projections import audit_chain
+from agentlog.projections.batch import PartitionState, RawRecord, build_batch
+from agentlog.projections.checksums import table_checksums
+from agentlog.projections.errors import UnknownAgentError
+from agentlog.projections.lineage import Lineage
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import ProjectorStats
+from agentlog.projections.workload import EPOCH, ForestShape, forest
+from agentlog.projections.writer import BatchWriter
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import key_of, topic_of
-from projections import audit_chain
-from projections.batch import PartitionState, RawRecord, build_batch
-from projections.checksums import table_checksums
-from projections.errors import UnknownAgentError
-from projections.lineage import Lineage
-from projections.migrate import migrate
-from projections.projector import ProjectorStats
-from projections.workload import EPOCH, ForestShape, forest
-from projections.writer import BatchWriter
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from agentlog.events import Event
-from projections.workload import ForestShape, forest
+from agentlog.projections.workload import ForestShape, forest
 
 
 def agentlog(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

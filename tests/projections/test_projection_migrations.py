@@ -7,9 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from agentlog.projections.errors import MigrationError
+from agentlog.projections.migrate import load_migrations, migrate, status
 from agentlog.settings import Settings
-from projections.errors import MigrationError
-from projections.migrate import load_migrations, migrate, status
 
 
 def test_migrate_is_idempotent_and_records_checksums(

@@ -16,12 +16,12 @@ import pytest
 from psycopg import sql
 
 from agentlog.events import Event
+from agentlog.projections.audit import verify_stored_chains
+from agentlog.projections.checksums import table_checksums
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.projections.workload import ForestShape, forest
 from agentlog.settings import Settings
-from projections.audit import verify_stored_chains
-from projections.checksums import table_checksums
-from projections.migrate import migrate
-from projections.projector import Projector, ProjectorOptions
-from projections.workload import ForestShape, forest
 
 pytestmark = pytest.mark.slow
 ROOTS = 140  # 73 events per tree: 10,220 events

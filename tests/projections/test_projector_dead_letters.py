@@ -6,16 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from conftest import produce_raw, read_topic
 
 from agentlog import dead_letters
 from agentlog.events import Event
+from agentlog.projections.audit import verify_stored_chains
+from agentlog.projections.projector import ProjectorStats
+from agentlog.projections.workload import ForestShape, forest
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, DLQ, SPAWN_REQUESTS, topic_of
-from projections.audit import verify_stored_chains
-from projections.projector import ProjectorStats
-from projections.workload import ForestShape, forest
+
+from .support import produce_raw, read_topic
 
 
 def failed_rows(db: psycopg.Connection[Any], columns: str, order: str) -> list[tuple[Any, ...]]:

@@ -11,12 +11,12 @@ import psycopg
 import pytest
 
 from agentlog.events import Event
+from agentlog.projections.batch import Batch
+from agentlog.projections.checksums import table_checksums
+from agentlog.projections.projector import Projector, ProjectorOptions, ProjectorStats
+from agentlog.projections.workload import ForestShape, forest
+from agentlog.projections.writer import BatchWriter
 from agentlog.settings import Settings
-from projections.batch import Batch
-from projections.checksums import table_checksums
-from projections.projector import Projector, ProjectorOptions, ProjectorStats
-from projections.workload import ForestShape, forest
-from projections.writer import BatchWriter
 
 
 class Crash(Exception):
@@ -97,7 +97,7 @@ def _uninterrupted_checksums(
 ) -> dict[str, tuple[int, str]]:
     from psycopg import sql
 
-    from projections.migrate import migrate
+    from agentlog.projections.migrate import migrate
 
     other = schema + "_ref"
     migrate(settings, other)

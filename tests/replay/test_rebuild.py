@@ -9,8 +9,8 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from replay.rebuild import rebuild
-from replay.verify import verify
+from agentlog.replay.rebuild import rebuild
+from agentlog.replay.verify import verify
 
 from .conftest import Recorded, drop_schema, project
 

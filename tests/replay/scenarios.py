@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentlog import events as ev
+from agentlog.processors.ids import child_agent_id
+from agentlog.processors.policy import Policy, load_default_policy, to_event
 from agentlog.producer import Producer
 from agentlog.settings import Settings
-from processors.ids import child_agent_id
-from processors.policy import Policy, load_default_policy, to_event
 
 NS = uuid.UUID("1f0a6f2e-7c41-5d0e-9b7a-3a9e5c0d2b11")
 

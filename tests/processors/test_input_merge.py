@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
 
 
 def _record(source: int, offset: int, ts: int) -> InputRecord:

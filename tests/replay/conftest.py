@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
-from projections.migrate import migrate
-from projections.projector import Projector, ProjectorOptions
 
 from .gate_run import run_scenario
 from .scenarios import lifecycle

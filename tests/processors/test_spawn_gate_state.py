@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentlog import events as ev
-from processors.errors import SnapshotError
-from processors.testing import GateScenario, small_policy
-from processors.tree_state import PartitionState, TreeState, partition_quota
+from agentlog.processors.errors import SnapshotError
+from agentlog.processors.testing import GateScenario, small_policy
+from agentlog.processors.tree_state import PartitionState, TreeState, partition_quota
 
 
 def _busy_scenario(gate: GateScenario) -> None:

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from replay.check_export import check_export
-from replay.export import ExportFormat, export, manifest_path
-from replay.selection import Selection
+from agentlog.replay.check_export import check_export
+from agentlog.replay.export import ExportFormat, export, manifest_path
+from agentlog.replay.selection import Selection
 
 from .conftest import Recorded
 

@@ -13,11 +13,11 @@ import typer
 
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
-from processors.errors import PolicyError
-from processors.gate_worker import GateConfig, SpawnGateWorker
-from processors.policy import DEFAULT_POLICY_PATH, load_policy
-from processors.policy_publisher import PolicyVersionError, publish_policy
-from processors.policy_reader import PolicyReader
+from agentlog.processors.errors import PolicyError
+from agentlog.processors.gate_worker import GateConfig, SpawnGateWorker
+from agentlog.processors.policy import DEFAULT_POLICY_PATH, load_policy
+from agentlog.processors.policy_publisher import PolicyVersionError, publish_policy
+from agentlog.processors.policy_reader import PolicyReader
 
 processors_app = typer.Typer(help="Stream processors.", no_args_is_help=True)
 policy_app = typer.Typer(help="Spawn policies.", no_args_is_help=True)

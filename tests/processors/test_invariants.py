@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentlog import events as ev
-from processors.spawn_gate import decide, expire
-from processors.testing import GateScenario, small_policy
-from processors.tree_state import PartitionState
+from agentlog.processors.spawn_gate import decide, expire
+from agentlog.processors.testing import GateScenario, small_policy
+from agentlog.processors.tree_state import PartitionState
 
 POLICY = small_policy(
     max_parallel_children=3,

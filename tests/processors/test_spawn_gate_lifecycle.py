@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from agentlog import events as ev
-from processors.ids import NAMESPACE
-from processors.spawn_gate import expire, prune_ended
-from processors.testing import GateScenario, one, small_policy
-from processors.tree_state import Status
+from agentlog.processors.ids import NAMESPACE
+from agentlog.processors.spawn_gate import expire, prune_ended
+from agentlog.processors.testing import GateScenario, one, small_policy
+from agentlog.processors.tree_state import Status
 
 R = ev.DenialReason
 

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import agentlog_env
 
 from agentlog.settings import Settings
+from tests.support import agentlog_env
 
 BINARY = bytes(range(256)) * 8
 CASES = [

@@ -11,11 +11,11 @@ import typer
 
 from agentlog.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
+from agentlog.processors.errors import PolicyError
+from agentlog.projections.db import DEFAULT_SCHEMA, check_schema_name
+from agentlog.projections.errors import DatabaseUnavailableError, NotMigratedError
+from agentlog.replay.errors import ExportFormatError, SelectionError
 from agentlog.settings import get_settings
-from processors.errors import PolicyError
-from projections.db import DEFAULT_SCHEMA, check_schema_name
-from projections.errors import DatabaseUnavailableError, NotMigratedError
-from replay.errors import ExportFormatError, SelectionError
 
 app = typer.Typer(
     help="Audit replay: export, verify the audit table, rebuild the projections, re-run the decisions.",
@@ -59,9 +59,9 @@ def export_command(
     quiet: Quiet = False,
 ) -> None:
     """Export records from Kafka, decoded, in order, with positions and chain hashes, plus a manifest."""
-    from replay.export import ExportFormat, export, manifest_path
-    from replay.progress import Progress
-    from replay.selection import Selection
+    from agentlog.replay.export import ExportFormat, export, manifest_path
+    from agentlog.replay.progress import Progress
+    from agentlog.replay.selection import Selection
 
     if format not in ("jsonl", "csv"):
         fail(f"--format {format!r}: expected jsonl or csv", EXIT_BAD_INPUT)
@@ -88,7 +88,7 @@ def check_export_command(
     file: Annotated[Path, typer.Argument(help="An export file (its manifest next to it).")],
 ) -> None:
     """Check an export against its manifest: digest, every chain hash, decoded events, counts; exit 1 on a problem."""
-    from replay.check_export import check_export, load_manifest
+    from agentlog.replay.check_export import check_export, load_manifest
 
     if not file.is_file():
         fail(f"{file}: no such file", EXIT_BAD_INPUT)
@@ -113,8 +113,8 @@ def verify_command(
     quiet: Quiet = False,
 ) -> None:
     """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference."""
-    from replay.progress import Progress
-    from replay.verify import verify
+    from agentlog.replay.progress import Progress
+    from agentlog.replay.verify import verify
 
     try:
         progress = Progress("verify", enabled=not quiet)
@@ -164,8 +164,8 @@ def rebuild_command(
     quiet: Quiet = False,
 ) -> None:
     """Rebuild every projection from offset 0 into a fresh schema and compare it with the live one, table by table."""
-    from replay.progress import Progress
-    from replay.rebuild import rebuild
+    from agentlog.replay.progress import Progress
+    from agentlog.replay.rebuild import rebuild
 
     target = _schema(into) if into is not None else None
     try:
@@ -220,9 +220,9 @@ def decisions_command(
     quiet: Quiet = False,
 ) -> None:
     """Re-run the spawn gate over the recorded inputs; prove every recorded decision, or show a what-if."""
-    from processors.policy import load_policy
-    from replay.render import decision_report_text
-    from replay.runs import decisions_report
+    from agentlog.processors.policy import load_policy
+    from agentlog.replay.render import decision_report_text
+    from agentlog.replay.runs import decisions_report
 
     what_if = None
     if policy is not None:

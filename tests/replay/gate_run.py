@@ -8,10 +8,10 @@ import sys
 import time
 
 from agentlog import events as ev
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS
-from replay.topic_reader import partitions_of, read_partition
 
 from .scenarios import REQUESTS, Script, play
 

@@ -13,8 +13,8 @@ from psycopg import sql
 
 from agentlog import events as ev
 from agentlog.producer import Producer
+from agentlog.replay.verify import verify
 from agentlog.settings import Settings
-from replay.verify import verify
 
 from .conftest import Recorded, drop_schema, project
 

@@ -10,15 +10,15 @@ from confluent_kafka import Producer as KafkaProducer
 
 from agentlog import events as ev
 from agentlog import kafka_config
+from agentlog.processors.policy import load_default_policy, to_event
+from agentlog.processors.spawn_gate import decide
+from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer
+from agentlog.replay.partitioning import partition_of
+from agentlog.replay.runs import decisions_report
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
-from processors.policy import load_default_policy, to_event
-from processors.spawn_gate import decide
-from processors.tree_state import PartitionState
-from replay.partitioning import partition_of
-from replay.runs import decisions_report
 
 from .conftest import Recorded
 

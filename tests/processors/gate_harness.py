@@ -12,16 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import agentlog_env
-
 from agentlog import events as ev
+from agentlog.processors.ids import child_agent_id
+from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
+from agentlog.replay.gate_inputs import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS
-from processors.ids import child_agent_id
-from processors.policy import load_default_policy, to_event
-from replay.gate_inputs import read_topic
+from tests.support import agentlog_env
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from projections.audit_chain import GENESIS, link
-from replay.chain import ROW_HASH_SQL, PartitionChain
+from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.replay.chain import ROW_HASH_SQL, PartitionChain
 
 from .conftest import Recorded
 

@@ -16,14 +16,14 @@ from rich.console import Console
 
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, UnknownRecordError
+from agentlog.projections import render
+from agentlog.projections.audit import AuditFilter, show, verify_stored_chains
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
+from agentlog.projections.errors import DatabaseUnavailableError, MigrationError, NotMigratedError, UnknownAgentError
+from agentlog.projections.lineage import Agent, Lineage
+from agentlog.projections.migrate import migrate, status
+from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.settings import get_settings
-from projections import render
-from projections.audit import AuditFilter, show, verify_stored_chains
-from projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
-from projections.errors import DatabaseUnavailableError, MigrationError, NotMigratedError, UnknownAgentError
-from projections.lineage import Agent, Lineage
-from projections.migrate import migrate, status
-from projections.projector import Projector, ProjectorOptions
 
 db_app = typer.Typer(help="The projection database: migrations.", no_args_is_help=True)
 projector_app = typer.Typer(help="The projector: every topic into PostgreSQL.", no_args_is_help=True)

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 import yaml
 from confluent_kafka import Producer as KafkaProducer
-from conftest import agentlog_env
 
 from agentlog import dead_letters, kafka_config
 from agentlog import events as ev
 from agentlog.client import AgentlogClient, DecisionTimeout
 from agentlog.errors import DeliveryError
+from agentlog.processors.ids import child_agent_id
+from agentlog.processors.policy import DEFAULT_POLICY_PATH, parse_policy, to_event
 from agentlog.producer import Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
 from agentlog.topics import DLQ, POLICY_DECISIONS, SPAWN_REQUESTS
-from processors.ids import child_agent_id
-from processors.policy import DEFAULT_POLICY_PATH, parse_policy, to_event
+from tests.support import agentlog_env
 
 from .gate_harness import Worker, publish_policy
 

@@ -1,6 +1,6 @@
 """Record the golden logs: run the real spawn gate over each scenario and export what it decided.
 
-    python -m tests.audit_replay.record_golden [denials lifecycle]
+    python -m tests.replay.record_golden [denials lifecycle]
 
 needs the local stack (``make up``). Each scenario runs under a fresh topic prefix with one
 ``agentlog processors run`` worker; once every request is answered (and deadlines have
@@ -16,14 +16,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from agentlog.replay.decisions import DecisionReplay
+from agentlog.replay.export import export
+from agentlog.replay.log_source import ExportLog
+from agentlog.replay.policies import PolicyHistory
+from agentlog.replay.selection import Selection
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
-from replay.decisions import DecisionReplay
-from replay.export import export
-from replay.log_source import ExportLog
-from replay.policies import PolicyHistory
-from replay.selection import Selection
 
 from .gate_run import run_scenario
 from .scenarios import SCENARIOS, Script

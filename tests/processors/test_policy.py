@@ -8,8 +8,8 @@ import pytest
 
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
-from processors.errors import PolicyError
-from processors.policy import (
+from agentlog.processors.errors import PolicyError
+from agentlog.processors.policy import (
     DEFAULT_POLICY_PATH,
     content_hash,
     from_event,
@@ -18,7 +18,7 @@ from processors.policy import (
     parse_policy,
     to_event,
 )
-from processors.testing import small_policy
+from agentlog.processors.testing import small_policy
 
 
 def _write(tmp_path: Path, text: str) -> Path:

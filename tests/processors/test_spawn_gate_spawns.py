@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from agentlog import events as ev
-from processors.ids import NAMESPACE, child_agent_id
-from processors.spawn_gate import decide
-from processors.testing import GateScenario, one, small_policy
-from processors.tree_state import PartitionState
+from agentlog.processors.ids import NAMESPACE, child_agent_id
+from agentlog.processors.spawn_gate import decide
+from agentlog.processors.testing import GateScenario, one, small_policy
+from agentlog.processors.tree_state import PartitionState
 
 R = ev.DenialReason
 
@@ -415,7 +415,7 @@ def test_a_tree_remembers_a_bounded_number_of_request_ids() -> None:
     import json
     import uuid as _uuid
 
-    from processors.tree_state import REMEMBERED_REQUESTS, TreeState
+    from agentlog.processors.tree_state import REMEMBERED_REQUESTS, TreeState
 
     tree = TreeState(root_id="r", tenant_id="t")
     ids = [_uuid.uuid4().int for _ in range(REMEMBERED_REQUESTS + 100)]
@@ -432,7 +432,7 @@ def test_a_tree_remembers_a_bounded_number_of_request_ids() -> None:
 
 def test_request_ids_remembered_without_outcomes_read_as_duplicates() -> None:
     """A snapshot from before outcomes were kept (bare ids) restores; a retry of those is answered DUPLICATE_REQUEST."""
-    from processors.tree_state import TreeState
+    from agentlog.processors.tree_state import TreeState
 
     legacy = {"root": "r", "tenant": "t", "seen": [7, 8], "denials": [], "open_until": None, "ended_at": None}
     tree = TreeState.from_dict({**legacy, "agents": []})

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from processors.gate_changelog import CHUNK_BYTES, ChangelogWriter, _assemble, chunk_key, encode_chunks, tree_key
-from processors.tree_state import AgentState, TreeState
+from agentlog.processors.gate_changelog import (
+    CHUNK_BYTES,
+    ChangelogWriter,
+    _assemble,
+    chunk_key,
+    encode_chunks,
+    tree_key,
+)
+from agentlog.processors.tree_state import AgentState, TreeState
 
 
 def big_tree(agents: int) -> TreeState:

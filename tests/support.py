@@ -1,0 +1,21 @@
+"""Helpers the tests import (fixtures live in the conftest files; a conftest is never imported)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agentlog.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def agentlog_env(settings: Settings) -> dict[str, str]:
+    """The environment that points an ``agentlog`` process at ``settings`` (and nothing else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
+    env.update(
+        AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        AGENTLOG_DATABASE_URL=settings.database_url.get_secret_value(),
+        AGENTLOG_TOPIC_PREFIX=settings.topic_prefix,
+    )
+    return env
