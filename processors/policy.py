@@ -3,7 +3,9 @@
 A policy is validated once, where it enters (a file, an event); the decision path then
 trusts it. Its content hash is the SHA-256 of the canonical JSON of limits and configs
 (keys sorted, no spaces, configs sorted by name with their name lists sorted), so the
-same content always hashes the same, whatever order the YAML listed it in.
+same content always hashes the same, whatever order the YAML listed it in. Fields added to
+the contract after a policy was published are hashed only where they differ from their
+default (:data:`HASHED_FIELDS`), so an old policy keeps its hash when the contract grows.
 """
 
 from __future__ import annotations
@@ -148,21 +150,60 @@ class Policy(BaseModel):
         return content_hash(self.limits, self.configs)
 
 
+HASHED_FIELDS: dict[str, frozenset[str]] = {
+    "limits": frozenset(
+        {
+            "circuit_cooldown_ms",
+            "circuit_denials",
+            "circuit_window_ms",
+            "default_max_runtime_ms",
+            "max_active_per_tenant",
+            "max_active_platform",
+            "max_depth",
+            "max_parallel_children",
+        }
+    ),
+    "configs": frozenset(
+        {"forbidden_actions", "max_spawn_grant", "max_token_grant", "may_spawn", "name", "spawnable_by"}
+    ),
+}
+"""The fields of ``Limits`` and ``ConfigRule`` the hash covered when policies were first published.
+
+They are always hashed. A field added to the contract since is hashed only where it differs
+from its default: every policy published before the field existed (and read back with the
+default filled in) keeps the hash it was published with, so restarts and replay still
+accept it, while a policy that sets the new field hashes differently. Never remove a name.
+"""
+
+
+def _canonical(model: BaseModel, always: frozenset[str]) -> dict[str, Any]:
+    """A model's JSON fields: those in ``always``, and the others where they differ from their default."""
+    fields = type(model).model_fields
+    return {
+        name: value
+        for name, value in model.model_dump(mode="json").items()
+        if name in always
+        or fields[name].is_required()
+        or getattr(model, name) != fields[name].get_default(call_default_factory=True)
+    }
+
+
 def content_hash(limits: ev.Limits, configs: tuple[ev.ConfigRule, ...] | list[ev.ConfigRule]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``limits`` and ``configs``.
 
     Canonical: configs sorted by name with ``spawnable_by`` and ``forbidden_actions``
-    sorted and deduplicated, every field present, keys sorted, compact separators, UTF-8.
+    sorted and deduplicated, the fields of :data:`HASHED_FIELDS` present (later ones only
+    when not at their default), keys sorted, compact separators, UTF-8.
     """
     rules = [
         {
-            **rule.model_dump(mode="json"),
+            **_canonical(rule, HASHED_FIELDS["configs"]),
             "spawnable_by": sorted(set(rule.spawnable_by)),
             "forbidden_actions": sorted(set(rule.forbidden_actions)),
         }
         for rule in sorted(configs, key=lambda c: c.name)
     ]
-    document = {"limits": limits.model_dump(mode="json"), "configs": rules}
+    document = {"limits": _canonical(limits, HASHED_FIELDS["limits"]), "configs": rules}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

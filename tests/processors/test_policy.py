@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
+from pydantic import create_model
 
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
@@ -19,6 +22,9 @@ from agentlog.processors.policy import (
     to_event,
 )
 from agentlog.processors.testing import small_policy
+from agentlog.serde import Serde
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -150,6 +156,38 @@ def test_content_hash_is_sha256_of_canonical_json() -> None:
     digest = load_policy(DEFAULT_POLICY_PATH).content_hash()
     assert len(digest) == 64 and int(digest, 16) >= 0
     assert digest == load_default_policy().content_hash()
+
+
+def _published_policies() -> list[ev.PolicyPublished]:
+    """The PolicyPublished records of the golden logs, as the gate read them when they were recorded."""
+    serde = Serde()
+    lines = [json.loads(line) for path in sorted(GOLDEN.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    events = [
+        serde.decode(base64.b64decode(line["value_b64"])) for line in lines if line["topic"].endswith(".policy.config")
+    ]
+    return [e for e in events if isinstance(e, ev.PolicyPublished)]
+
+
+def test_fields_added_to_the_policy_keep_old_hashes() -> None:
+    """A limit or a config field added to the contract leaves every policy already published valid.
+
+    The new fields are added here with pydantic (as the code generator would add them); a
+    policy published before has them at their defaults, so its recorded hash still matches;
+    setting one changes the hash.
+    """
+    published = _published_policies()
+    assert len(published) >= 3
+    limits_v2 = create_model("Limits", __base__=ev.Limits, max_cost_usd=(int, 0))
+    rule_v2 = create_model("ConfigRule", __base__=ev.ConfigRule, max_children_total=(int | None, None))
+    for event in published:
+        limits = limits_v2(**event.limits.model_dump())
+        configs = [rule_v2(**rule.model_dump()) for rule in event.configs]
+        assert content_hash(limits, configs) == event.content_hash
+        assert from_event(event).content_hash() == event.content_hash
+        changed = content_hash(limits.model_copy(update={"max_cost_usd": 5}), configs)
+        assert changed != event.content_hash
+        first = configs[0].model_copy(update={"max_children_total": 3})
+        assert content_hash(limits, [first, *configs[1:]]) != event.content_hash
 
 
 def test_tampered_policy_event_is_rejected() -> None:
