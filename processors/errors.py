@@ -31,5 +31,9 @@ class SnapshotError(ProcessorError):
     """A state snapshot cannot be read (unknown version or malformed)."""
 
 
+class WorkerError(ProcessorError):
+    """A processor worker cannot go on (fenced, its input misassigned, a transaction it cannot settle)."""
+
+
 class GateError(ProcessorError):
     """The spawn-gate worker cannot go on (its state cannot be restored, its input is misassigned)."""

@@ -1,65 +1,38 @@
-"""The spawn-gate worker: consumes requests and lifecycle reports, commits decisions exactly once.
+"""The spawn gate as a processor of the runtime: requests and lifecycle reports in, decisions out.
 
-Exactly-once holds by Kafka transactions (KIP-447) around a deterministic core. Each batch:
+- Inputs: ``agentlog.spawn.requests`` and ``agentlog.agent.lifecycle``, co-partitioned by
+  tree (:data:`~agentlog.processors.gate_input.SOURCES`, in the merge's source order).
+- Core: :func:`agentlog.processors.spawn_gate.decide` and ``expire`` (with ``prune_ended``)
+  on the partition's :class:`~agentlog.processors.tree_state.PartitionState`.
+- Outputs: ``agentlog.policy.decisions``, same partition.
+- State: ``agentlog.spawn-gate.changelog``, a tree record and agent chunks per tree, and a
+  partition record naming the policy the deployment enforces
+  (:mod:`agentlog.processors.gate_changelog`).
+- Side input: the deployment's policy (:class:`~agentlog.processors.policy_reader.PolicyReader`);
+  a new version is in force from the batch after it is read.
 
-1. Fetch records of the assigned partitions of both input topics (``read_committed``) and
-   buffer them per partition in a :class:`~processors.input_merge.PartitionMerge`.
-2. Release, per partition, the records whose order is settled (append time, topic, offset).
-3. Begin a transaction. Decide each released record with the pure
-   :func:`agentlog.processors.spawn_gate.decide` on the partition's state; produce the decisions to
-   the same partition of ``agentlog.policy.decisions``. Undecodable or misplaced records go
-   to ``agentlog.dlq`` in the same transaction.
-4. When the partition's inputs are complete up to a moment, time out agents past their
-   deadline (:func:`agentlog.processors.spawn_gate.expire`) as of that moment.
-5. Write every tree the batch changed to the compacted changelog (same partition).
-6. Add the next input offsets (the first unreleased record, or after the last released
-   one) to the transaction with the consumer's group metadata, and commit.
-
-Decisions, state and input offsets therefore become visible together or not at all. A
-worker killed anywhere leaves an open transaction that is aborted (by its successor with
-the same transactional id at ``init_transactions``, or by the broker after
-``transaction.timeout.ms``); the successor restores the partition from the changelog (which
-holds exactly the committed state) and resumes at the committed offsets, so the aborted
-batch is decided again, identically. A worker that lost its partitions in a rebalance
-cannot commit: the group generation in its offsets is stale and the broker fences it.
-A step that fails because the broker is away (a retriable error: sending the offsets or
-the commit timed out) is called again, with backoff, until the broker answers: the
-transaction stays open, and fetch and end-of-partition errors of an outage are waited out
-the same way (logged once per outage). A failed step that can be aborted aborts the
-transaction and rewinds every partition to its committed state and offsets (with backoff
-when it keeps failing). A transaction left open longer than ``transaction.timeout.ms`` (an
-outage, a stalled process) is aborted by the coordinator, which bumps the producer epoch:
-librdkafka reports that as fencing, fatal for the producer, exactly as when a newer worker
-with the same id took over. The age of the open transaction tells the two apart (the
-coordinator aborts only old ones): the worker replaces its producer, under the same
-transactional id, and rewinds to the committed state and offsets. Anything else stops the
-worker, whose successor settles the transaction, with a message that says whether another
-worker with the same id took over.
-Restoring waits until the changelog has no pending transaction, so a batch whose commit is
-still being completed is included.
-The kill tests in ``tests/processors`` check all of this.
+The commit protocol, recovery and rebalancing are the runtime's
+(:mod:`agentlog.processors.runtime`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-
-from agentlog import kafka_config
-from agentlog.dead_letters import DeadLetter, dlq_topic
-from agentlog.events import Event
 from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from agentlog.processors.gate_input import SOURCES, decode_input
-from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+from agentlog.processors.input_merge import InputRecord
 from agentlog.processors.policy_reader import PolicyReader
+from agentlog.processors.runtime import (
+    RESTORE_TIMEOUT_S,
+    ChangelogRecord,
+    Decided,
+    ProcessorRuntime,
+    RuntimeConfig,
+    Unreadable,
+)
 from agentlog.processors.spawn_gate import decide, expire, prune_ended
 from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
@@ -67,510 +40,86 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
 
-log = logging.getLogger("agentlog.spawn_gate")
-
 STAGE = "processors.spawn_gate"
 
 
 @dataclass
-class GateConfig:
-    """Tuning of one worker."""
+class GateConfig(RuntimeConfig):
+    """Tuning of one spawn-gate worker, and the policy it enforces."""
 
-    worker_id: str
-    """Stable per worker slot: a restarted worker with the same id aborts its predecessor's transaction."""
     policy_name: str = "default"
-    batch_size: int = 2000
-    batch_wait_ms: int = 5
-    expire_interval_ms: int = 1000
-    transaction_timeout_ms: int = 10_000
-    clock_margin_ms: int = 5
 
 
-@dataclass
-class GateStats:
-    """Counters since the worker started."""
+class SpawnGate:
+    """The spawn gate's part of a worker: its topics, its core, its changelog and its policy."""
 
-    batches: int = 0
-    inputs: int = 0
-    decisions: int = 0
-    dead_letters: int = 0
-    aborts: int = 0
-    restores: int = 0
-    producers: int = 1
-    """Producers used: a new one replaces the one whose transaction the coordinator timed out."""
-    assigned: list[int] = field(default_factory=list)
+    name = "agentlog.spawn-gate"
+    stage = STAGE
 
-
-class SpawnGateWorker:
-    """One spawn-gate process; several share the partitions through the consumer group."""
-
-    def __init__(self, settings: Settings, config: GateConfig) -> None:
+    def __init__(self, settings: Settings, policy_name: str) -> None:
         self.settings = settings
-        self.config = config
+        self.policy_name = policy_name
         self.serde = Serde.from_settings(settings)
-        self.stats = GateStats()
-        self.topics = [settings.topic_prefix + spec.name for spec in SOURCES]
-        self.decisions_topic = settings.topic_prefix + POLICY_DECISIONS.name
-        self._stopping = threading.Event()
-        """Set when the worker is asked to stop: retries give up then."""
-        self._outage_since: float | None = None
-        """When Kafka stopped answering (monotonic), while it does not."""
-        self._fatal: KafkaError | None = None
-        """The error that made the producer fatal: librdkafka's later errors say only "Fatal error"."""
-        self.states: dict[int, PartitionState] = {}
+        self.input_topics = tuple(settings.topic_prefix + spec.name for spec in SOURCES)
+        self.output_topic = settings.topic_prefix + POLICY_DECISIONS.name
+        self.changelog_topic = changelog_topic(settings)
         self.changelogs: dict[int, ChangelogWriter] = {}
         """What the changelog holds of each owned partition's trees (restored with the state)."""
-        self.merges: dict[int, PartitionMerge] = {}
-        self._last_expire = 0.0
-        self._failures = 0
-        self._paused: set[tuple[int, int]] = set()
-        """(source, partition) inputs not fetched for now: their buffers are full."""
         ensure_topics(settings, (GATE_CHANGELOG,))
-        self.policies = PolicyReader(settings, config.policy_name)
-        group = f"{settings.topic_prefix}agentlog.spawn-gate"
-        self.consumer = Consumer(
-            {
-                **kafka_config.reader(settings, group),
-                "enable.partition.eof": True,
-                "partition.assignment.strategy": "range",  # co-partitioned: partition p of both topics together
-                # Static membership: a restarted worker takes its slot back without a rebalance.
-                "group.instance.id": f"{group}.{config.worker_id}",
-                "fetch.wait.max.ms": 10,
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1_000,
-                "error_cb": self._on_client_error,
-            }
-        )
-        self._transactional_id = f"{group}.{config.worker_id}"
-        self._txn_opened: float | None = None
-        """When the open transaction began (monotonic); None between transactions."""
-        self.producer = self._new_producer()
+        self.policies = PolicyReader(settings, policy_name)
 
-    def _new_producer(self) -> Producer:
-        return Producer(
-            {
-                **kafka_config.producer(self.settings, self._transactional_id),
-                "linger.ms": 2,
-                "transaction.timeout.ms": self.config.transaction_timeout_ms,
-                "error_cb": self._on_client_error,
-            }
-        )
-
-    # -- life cycle ---------------------------------------------------------------------
-
-    def run(self, stop: threading.Event) -> GateStats:
-        """Process until ``stop`` is set; returns the counters."""
-        self.producer.init_transactions(60)
+    def start(self) -> None:
         self.policies.catch_up()
         if self.policies.current is None:
             raise GateError(
-                f"no version of policy {self.config.policy_name!r} is published on"
+                f"no version of policy {self.policy_name!r} is published on"
                 f" {self.settings.topic_prefix}agentlog.policy.config: publish one with `agentlog policy publish`,"
                 " or name a published policy with --policy"
             )
-        self._stopping = stop
-        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        try:
-            while not stop.is_set():
-                self.step()
-        finally:
-            self.consumer.close()
-        return self.stats
 
-    def step(self) -> None:
-        """Fetch, decide and commit one batch."""
-        records = self.consumer.consume(self.config.batch_size, self.config.batch_wait_ms / 1000)
+    def poll(self) -> None:
         self.policies.poll()
-        for msg in records:
-            self._buffer(msg)
-        self._confirm_ends()
-        share = max(self.config.batch_size // max(len(self.merges), 1), 1)
-        released = {p: merge.release(share) for p, merge in self.merges.items()}
-        self._apply_back_pressure()
-        expiring = self._expiry_due()
-        if not any(released.values()) and not expiring:
-            return
-        started = time.monotonic()
-        try:
-            self._commit_batch(released, expiring)
-        except KafkaException as e:
-            self._recover(e)
-        took = time.monotonic() - started
-        if took * 1000 > self.config.transaction_timeout_ms / 4:
-            count = sum(len(r) for r in released.values())
-            log.warning(
-                "a batch of %d inputs took %.1fs (transaction timeout %d ms)",
-                count,
-                took,
-                self.config.transaction_timeout_ms,
-            )
 
-    # -- fetching -----------------------------------------------------------------------
-
-    def _buffer(self, msg: Message) -> None:
-        error = msg.error()
-        if error is not None and error.code() != KafkaError._PARTITION_EOF:
-            self._consumer_error(error, msg)
-            return
-        partition = msg.partition()
-        assert partition is not None
-        merge = self.merges.get(partition)
-        if merge is None:  # revoked since it was fetched
-            return
-        source = self.topics.index(msg.topic() or "")
-        if error is not None:
-            merge.reached_end(source, msg.offset() or 0)
-            return
-        self._available()
-        _, timestamp = msg.timestamp()
-        offset = msg.offset()
-        assert offset is not None
-        # Kept for dead letters (trace context among them).
-        raw_headers = msg.headers()
-        headers = list(raw_headers) if isinstance(raw_headers, list) else None
-        merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value(), headers))
-
-    def _apply_back_pressure(self) -> None:
-        """Stop fetching an input whose buffer holds many undecided records; resume it once drained.
-
-        Only the topic with the full buffer is paused: the records wait for the other topic,
-        which must keep being fetched (or be confirmed at its end) for them to be released.
-        """
-        limit = 4 * self.config.batch_size
-        for partition, merge in self.merges.items():
-            for source, topic in enumerate(self.topics):
-                key = (source, partition)
-                pending = merge.pending(source)
-                if key not in self._paused and pending > limit:
-                    self.consumer.pause([TopicPartition(topic, partition)])
-                    self._paused.add(key)
-                elif key in self._paused and pending <= limit // 2:
-                    self.consumer.resume([TopicPartition(topic, partition)])
-                    self._paused.discard(key)
-
-    def _confirm_ends(self) -> None:
-        """Ask the broker whether an input a release waits on is really at its end."""
-        for partition, merge in self.merges.items():
-            source = merge.blocked_on()
-            if source is not None:
-                self._check_end(partition, merge, source)
-
-    def _check_end(self, partition: int, merge: PartitionMerge, source: int) -> None:
-        """Still at the end read last? Then it was at its end when we asked.
-
-        The broker answers with the high watermark; while a transaction on the input is
-        open it is beyond the last stable offset we read to, so records behind a pending
-        transaction wait for it to finish (see ``agentlog.processors.input_merge``).
-        """
-        end_read = merge.end_offset(source)
-        if end_read is None:
-            return  # not at the end yet: the fetcher will say so with an end-of-partition event
-        asked_at = _now_ms()
-        try:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topics[source], partition), 5, False)
-        except KafkaException as e:  # the broker is away: the end stays unconfirmed, and the records wait
-            self._unavailable(e.args[0])
-            return
-        self._available()
-        if high <= end_read:
-            merge.confirm_end(source, asked_at)
-
-    def _expiry_due(self) -> bool:
-        now = time.monotonic()
-        if (now - self._last_expire) * 1000 < self.config.expire_interval_ms:
-            return False
-        self._last_expire = now
-        for partition, merge in self.merges.items():
-            if merge.pending() == 0:  # refresh "complete up to" for idle partitions
-                for source in (REQUESTS, LIFECYCLE):
-                    self._check_end(partition, merge, source)
-        return True
-
-    # -- one transaction ----------------------------------------------------------------
-
-    def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
-        started = time.monotonic()
-        self.producer.begin_transaction()
-        self._txn_opened = started
-        offsets: list[TopicPartition] = []
-        for partition, records in released.items():
-            state = self.states[partition]
-            dirty: set[str] = set()
-            for record in records:
-                dirty |= self._process(state, record)
-            if expiring:
-                dirty |= self._expire(partition, state)
-            changelog = self.changelogs[partition]
-            for key, value in changelog.policy_records(self.config.policy_name):
-                self._produce(changelog_topic(self.settings), partition, key, value)
-            for root_id in sorted(dirty):
-                for key, value in changelog.records(root_id, state.trees.get(root_id)):
-                    self._produce(changelog_topic(self.settings), partition, key, value)
-            offsets += self._next_offsets(partition, records)
-        decided = time.monotonic()
-        if offsets:
-            group = self.consumer.consumer_group_metadata()
-            self._retrying("sending the offsets", lambda: self.producer.send_offsets_to_transaction(offsets, group, 30))
-        offsets_sent = time.monotonic()
-        self._retrying("committing", lambda: self.producer.commit_transaction(30))
-        self._txn_opened = None
-        self._failures = 0
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "batch of %d: decide %.1f ms, send offsets %.1f ms, commit %.1f ms",
-                sum(len(r) for r in released.values()),
-                (decided - started) * 1000,
-                (offsets_sent - decided) * 1000,
-                (time.monotonic() - offsets_sent) * 1000,
-            )
-        self.stats.batches += 1
-        self.stats.inputs += sum(len(r) for r in released.values())
-
-    def _retrying(self, step: str, call: Callable[[], object]) -> None:
-        """Run one transaction step, again and again while its error says a retry may succeed.
-
-        A broker that is away makes these calls time out with a retriable error; the
-        transaction stays open and the same call resumes it once the broker answers
-        (librdkafka's contract). Errors that need an abort, or are fatal, go to the caller.
-        """
-        delay = 0.1
-        while True:
-            try:
-                call()
-            except KafkaException as e:
-                error = e.args[0]
-                if error.fatal() or error.txn_requires_abort() or not error.retriable() or self._stopping.is_set():
-                    raise
-                self._unavailable(error)
-                log.debug("%s failed, retrying in %.1fs: %s", step, delay, error.str())
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._available()
-            return
-
-    def _process(self, state: PartitionState, record: InputRecord) -> set[str]:
-        """Decide one input; returns the root ids of the trees it changed."""
-        try:
-            event = decode_input(self.serde, record)
-        except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
-            self._dead_letter(record, e)
-            return set()
-        # decide() answers bad requests with denials and never raises; if it ever did, the
-        # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
-        outputs = decide(state, event, self.policies.current)
-        self._emit(state.partition, outputs)
-        return {event.meta.root_id} | {out.meta.root_id for out in outputs}
-
-    def _expire(self, partition: int, state: PartitionState) -> set[str]:
-        watermark = self.merges[partition].watermark_ms()
-        if watermark is None:
-            return set()
-        now = datetime.fromtimestamp(watermark / 1000, UTC)
-        outputs = expire(state, now, self.policies.current)
-        self._emit(partition, outputs)
-        return {out.meta.root_id for out in outputs} | set(prune_ended(state, now))
-
-    def _emit(self, partition: int, outputs: list[Event]) -> None:
-        for output in outputs:
-            value = self.serde.encode(output, self.decisions_topic)
-            self._produce(self.decisions_topic, partition, output.meta.root_id.encode(), value)
-        self.stats.decisions += len(outputs)
-
-    def _dead_letter(self, record: InputRecord, error: Exception) -> None:
-        letter = DeadLetter(STAGE, error, record.topic, record.partition, record.offset, record.key, record.value)
-        key, value, headers = letter.record(record.headers)
-        self._produce(dlq_topic(self.settings.topic_prefix), None, key, value, list(headers))
-        self.stats.dead_letters += 1
-        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
-
-    def _produce(
-        self,
-        topic: str,
-        partition: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
-    ) -> None:
-        kwargs: dict[str, Any] = {"partition": partition} if partition is not None else {}
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers, **kwargs)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
-    def _next_offsets(self, partition: int, records: list[InputRecord]) -> list[TopicPartition]:
-        merge = self.merges[partition]
-        offsets = []
-        for source in (REQUESTS, LIFECYCLE):
-            done = [r.offset for r in records if r.source == source]
-            if not done:
-                continue
-            pending = merge.first_pending_offset(source)
-            offsets.append(
-                TopicPartition(self.topics[source], partition, pending if pending is not None else max(done) + 1)
-            )
-        return offsets
-
-    # -- failures and rebalances --------------------------------------------------------
-
-    def _recover(self, error: KafkaException) -> None:
-        """Abort the open transaction and go back to the committed state and offsets.
-
-        Errors that leave the transaction in a state that cannot be aborted (fatal ones,
-        fencing) stop the worker: its successor settles the transaction at
-        ``init_transactions``. Repeated failures back off, up to 5 s between attempts.
-        """
-        kafka_error = error.args[0]
-        if kafka_error.fatal() and self._aborted_by_the_coordinator(kafka_error):
-            self.stats.aborts += 1
-            self._renew_producer()
-            self._rewind()
-            return
-        if kafka_error.fatal() or not kafka_error.txn_requires_abort():
-            raise GateError(self._fatal_message(kafka_error)) from error
-        self._failures += 1
-        log.warning("aborting batch (failure %d in a row): %s", self._failures, kafka_error.str())
-        self.stats.aborts += 1
-        try:
-            self.producer.abort_transaction(30)
-        except KafkaException as e:
-            if not self._aborted_by_the_coordinator(e.args[0]):
-                raise GateError(f"cannot abort the transaction, this worker must restart: {e}") from e
-            self._renew_producer()  # the coordinator had aborted it already
-        self._txn_opened = None
-        time.sleep(min(0.1 * 2 ** (self._failures - 1), 5.0))
-        self._rewind()
-
-    def _aborted_by_the_coordinator(self, error: KafkaError) -> bool:
-        """Whether a fencing error means the coordinator timed out our open transaction, not a newer worker.
-
-        Both bump the producer epoch and reach us as the same fatal error. The coordinator
-        aborts only a transaction open longer than ``transaction.timeout.ms`` (a broker
-        outage or a stalled process); a transaction younger than that was fenced by a
-        newer producer with our transactional id: another worker took over.
-        """
-        cause = self._fatal or error
-        if cause.code() not in _FENCED or self._txn_opened is None:
-            return False
-        return (time.monotonic() - self._txn_opened) * 1000 >= self.config.transaction_timeout_ms
-
-    def _renew_producer(self) -> None:
-        """Replace the producer whose transaction the coordinator aborted, under the same transactional id."""
-        assert self._txn_opened is not None
-        log.warning(
-            "the transaction was open for %.0fs, longer than its timeout (%d ms): the coordinator aborted it;"
-            " starting a new producer and going back to the committed state",
-            time.monotonic() - self._txn_opened,
-            self.config.transaction_timeout_ms,
-        )
-        self._txn_opened = None
-        self._fatal = None
-        self.stats.producers += 1
-        self.producer = self._new_producer()
-        self._retrying("initialising transactions", lambda: self.producer.init_transactions(30))
-
-    def _rewind(self) -> None:
-        """Every owned partition back to its committed state (from the changelog) and input offsets."""
-        assigned = sorted(self.states)
-        tps = [TopicPartition(t, p) for p in assigned for t in self.topics]
-        committed: list[TopicPartition] = []
-        if tps:
-            self._retrying("reading the committed offsets", lambda: committed.extend(self.consumer.committed(tps, 30)))
-        self._restore(assigned)
-        for tp in committed:
-            tp.offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING when nothing was committed
-            self.consumer.seek(tp)
-
-    def _consumer_error(self, error: KafkaError, msg: Message) -> None:
-        """A consumer error: fatal ones (this worker was replaced) stop it; the others are waited out."""
-        if error.fatal():
-            if error.code() == KafkaError.FENCED_INSTANCE_ID:
-                raise GateError(
-                    f"another gate worker with the same --worker-id joined the group (instance"
-                    f" {self._transactional_id}); this one stops"
-                )
-            raise GateError(f"consuming {msg.topic()}[{msg.partition()}]: {error.str()}")
-        self._unavailable(error)
-
-    def _unavailable(self, error: KafkaError) -> None:
-        """Note that Kafka does not answer (logged once per outage); the loop goes on and retries."""
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning("Kafka does not answer (%s): waiting for it; nothing is lost", error.str())
-
-    def _available(self) -> None:
-        if self._outage_since is not None:
-            log.warning("Kafka answers again after %.0fs; deciding goes on", time.monotonic() - self._outage_since)
-            self._outage_since = None
-
-    def _on_client_error(self, error: KafkaError) -> None:
-        """librdkafka's error callback (served by poll and consume, on this thread)."""
-        if error.fatal():
-            self._fatal = self._fatal or error
-        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
-            self._unavailable(error)
-
-    def _fatal_message(self, error: KafkaError) -> str:
-        cause = self._fatal or error
-        if cause.code() in _FENCED:
-            return (
-                f"another gate worker with the same --worker-id (transactional id {self._transactional_id}) has"
-                f" taken over; this one stops ({cause.str()})"
-            )
-        return f"transaction failed, this worker must restart: {cause.str()}"
-
-    def _restore(self, partitions: list[int]) -> None:
-        for partition, (state, changelog) in restore_partitions(
-            self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S
-        ).items():
-            self.states[partition] = state
-            self.changelogs[partition] = changelog
-        for partition in partitions:
-            self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
-        self.stats.restores += len(partitions)
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = sorted({tp.partition for tp in partitions})
-        for p in numbers:
-            topics = {tp.topic for tp in partitions if tp.partition == p}
-            if topics != set(self.topics):
-                raise GateError(f"partition {p} assigned for {sorted(topics)} only; the inputs must be co-partitioned")
-        self._restore(numbers)
-        # librdkafka keeps a partition's pause across a rebalance; its buffer here starts empty.
-        consumer.resume(partitions)
-        self._paused = {key for key in self._paused if key[1] not in numbers}
+    def restore(self, partitions: list[int]) -> dict[int, PartitionState]:
+        restored = restore_partitions(self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S)
         enforced = sorted(
-            c.policy_name
-            for c in self.changelogs.values()
-            if c.policy_name is not None and c.policy_name != self.config.policy_name
+            writer.policy_name
+            for _, writer in restored.values()
+            if writer.policy_name is not None and writer.policy_name != self.policy_name
         )
         if enforced:
             raise GateError(
                 f"this deployment's gate enforces policy {enforced[0]!r} (recorded in its state); this worker"
-                f" was started with --policy {self.config.policy_name!r}: start it with --policy"
+                f" was started with --policy {self.policy_name!r}: start it with --policy"
                 f" {enforced[0]}, or give another deployment its own AGENTLOG_TOPIC_PREFIX"
             )
-        self.stats.assigned = sorted(self.states)
-        log.info("assigned partitions %s", numbers)
+        self.changelogs.update({p: writer for p, (_, writer) in restored.items()})
+        return {p: state for p, (state, _) in restored.items()}
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for p in {tp.partition for tp in partitions}:
-            self.states.pop(p, None)
-            self.merges.pop(p, None)
-            self.changelogs.pop(p, None)
-        self._paused = {key for key in self._paused if key[1] in self.merges}
-        self.stats.assigned = sorted(self.states)
-        log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
+    def forget(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self.changelogs.pop(partition, None)
+
+    def decide(self, state: PartitionState, record: InputRecord) -> Decided:
+        try:
+            event = decode_input(self.serde, record)
+        except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
+            raise Unreadable(str(e)) from e
+        outputs = decide(state, event, self.policies.current)
+        return Decided(outputs, {event.meta.root_id} | {out.meta.root_id for out in outputs})
+
+    def expire(self, state: PartitionState, now: datetime) -> Decided:
+        outputs = expire(state, now, self.policies.current)
+        return Decided(outputs, {out.meta.root_id for out in outputs} | set(prune_ended(state, now)))
+
+    def changelog(self, partition: int, state: PartitionState, changed: set[str]) -> list[ChangelogRecord]:
+        writer = self.changelogs[partition]
+        records = writer.policy_records(self.policy_name)
+        for root_id in sorted(changed):
+            records += writer.records(root_id, state.trees.get(root_id))
+        return records
 
 
-RESTORE_TIMEOUT_S = 600.0
-"""How long restoring may wait, a broker outage included, before the worker gives up."""
-
-_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
-"""The errors that say a newer producer with the same transactional id exists."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def spawn_gate_worker(settings: Settings, config: GateConfig) -> ProcessorRuntime[PartitionState]:
+    """One spawn-gate worker process: the gate on the processor runtime."""
+    return ProcessorRuntime(settings, SpawnGate(settings, config.policy_name), config)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 REQUESTS = 0
 LIFECYCLE = 1
+CLOCK_MARGIN_MS = 5
+"""Default allowed difference between a worker's clock and the brokers' (the gate's ``--clock-margin-ms``)."""
 _TIE_RANK = (1, 0)
 """Rank of each source among records appended in the same millisecond: lifecycle first."""
 
@@ -59,7 +61,7 @@ class InputRecord:
 class PartitionMerge:
     """Buffers the records of one partition of both topics and releases them in order."""
 
-    clock_margin_ms: int = 5
+    clock_margin_ms: int = CLOCK_MARGIN_MS
     _heaps: tuple[list[tuple[tuple[int, int, int], InputRecord]], ...] = field(default_factory=lambda: ([], []))
     _caught_up_at: list[int | None] = field(default_factory=lambda: [None, None])
     _end_offset: list[int | None] = field(default_factory=lambda: [None, None])

@@ -39,8 +39,7 @@ from agentlog.errors import DecodeError
 from agentlog.events import Event
 from agentlog.processors.clock import to_micros
 from agentlog.processors.gate_input import decode_input
-from agentlog.processors.gate_worker import GateConfig
-from agentlog.processors.input_merge import InputRecord
+from agentlog.processors.input_merge import CLOCK_MARGIN_MS, InputRecord
 from agentlog.processors.policy import Policy
 from agentlog.processors.spawn_gate import decide, expire, prune_ended
 from agentlog.processors.tree_state import PartitionState
@@ -51,7 +50,6 @@ from agentlog.replay.topic_reader import Record
 from agentlog.serde import Serde, to_jsonable
 from agentlog.topics import TREE_PARTITIONS
 
-CLOCK_MARGIN_MS = GateConfig.clock_margin_ms
 """The gate's watermark trails the moment both inputs were seen at their end by this much."""
 _NEVER = 2**63 - 1
 

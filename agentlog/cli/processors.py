@@ -14,7 +14,7 @@ import typer
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.processors.errors import PolicyError
-from agentlog.processors.gate_worker import GateConfig, SpawnGateWorker
+from agentlog.processors.gate_worker import GateConfig, spawn_gate_worker
 from agentlog.processors.policy import DEFAULT_POLICY_PATH, load_policy
 from agentlog.processors.policy_publisher import PolicyVersionError, publish_policy
 from agentlog.processors.policy_reader import PolicyReader
@@ -50,10 +50,10 @@ def run(
         clock_margin_ms=clock_margin_ms,
     )
     try:
-        stats = SpawnGateWorker(settings, config).run(stop)
+        stats = spawn_gate_worker(settings, config).run(stop)
     except AgentlogError as e:
         fail_for(e)
-    print(f"stopped after {stats.inputs} inputs, {stats.decisions} decisions, {stats.dead_letters} dead letters")
+    print(f"stopped after {stats.inputs} inputs, {stats.outputs} decisions, {stats.dead_letters} dead letters")
 
 
 @policy_app.command("publish")
