@@ -34,7 +34,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -49,19 +49,22 @@ from agentlog.processors.spawn_gate import decide
 from agentlog.processors.testing import wide_tree, wide_tree_policy
 from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer as EventProducer
+from agentlog.replay import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS, TopicSpec
 
-# Run as a script, bench/ comes first on sys.path and bench/replay.py would shadow the
-# ``replay`` package: drop the folder before importing from it, and import measure by path.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-from agentlog.replay.gate_inputs import read_topic  # noqa: E402  (after the sys.path fix above)
+sys.path.append(str(Path(__file__).resolve().parent))
+import measure
 
-sys.path.append(str(BENCH))
-import measure  # noqa: E402
+
+def read_topic(settings: Settings, topic: str) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:
+    """Every committed record of ``topic``: (partition, offset, timestamp ms, key, value)."""
+    for partition in partitions_of(settings, topic):
+        for record in read_partition(settings, topic, partition):
+            yield partition, record.offset, record.timestamp_ms, record.key, record.value
+
 
 RAW_OUT = TopicSpec("raw.out", 6, (), "root_id", "bench ceiling output")
 GATE_GROUP = "agentlog.spawn-gate"

@@ -65,25 +65,14 @@ from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.projections.db import connect
 from agentlog.projections.migrate import migrate
+from agentlog.replay import Progress, Selection, decisions_report, export, rebuild, record_ends, verify
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS, topic_of
 from agentlog.watermarks import watermarks
 
-# Run as a script, this file's folder (bench/) comes first on sys.path, and this file,
-# bench/replay.py, would shadow the ``replay`` package: drop the folder before importing
-# it, then append it again for measure (decision workers, spawned, inherit this sys.path).
 BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-from agentlog.replay.export import export  # noqa: E402  (after the sys.path fix above)
-from agentlog.replay.progress import Progress  # noqa: E402
-from agentlog.replay.rebuild import rebuild  # noqa: E402
-from agentlog.replay.runs import decisions_report  # noqa: E402
-from agentlog.replay.selection import Selection  # noqa: E402
-from agentlog.replay.topic_reader import record_ends  # noqa: E402
-from agentlog.replay.verify import verify  # noqa: E402
-
-sys.path.append(str(BENCH))
+sys.path.append(str(BENCH))  # spawned decision workers import measure too
 import measure  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()

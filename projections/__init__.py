@@ -4,4 +4,35 @@
 * :mod:`agentlog.projections.projector` consumes every topic and writes the tables exactly once;
 * :mod:`agentlog.projections.lineage` and :mod:`agentlog.projections.audit` answer the queries;
 * :mod:`agentlog.projections.audit_chain` is the pure hash-chain function ``replay verify`` shares.
+
+``__all__`` is the face other packages use (replay, the CLI's callers, the benchmarks); the
+modules behind it are internals of this package.
 """
+
+from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.projections.batch import Batch, RawRecord, build_batch
+from agentlog.projections.batch import PartitionState as ProjectedPartition
+from agentlog.projections.checksums import table_checksums
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
+from agentlog.projections.errors import ProjectionError
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "GENESIS",
+    "Batch",
+    "Conn",
+    "ProjectedPartition",
+    "ProjectionError",
+    "Projector",
+    "ProjectorOptions",
+    "RawRecord",
+    "build_batch",
+    "check_schema_name",
+    "connect",
+    "link",
+    "migrate",
+    "require_tables",
+    "table_checksums",
+]

@@ -72,6 +72,8 @@ class ProjectorOptions:
     """Stop after this long without new records (demos and tests); ``None``: run until stopped."""
     max_backoff_s: float = 10.0
     session_timeout_ms: int = 10_000
+    dead_letters: bool = True
+    """Produce a dead letter for each record that cannot be projected; a rebuild does not (the live one did)."""
 
 
 @dataclass
@@ -190,7 +192,8 @@ class Projector:
         if not self._settle(consumer):
             return  # the batch before failed and the consumer was sent back: this one is void
         try:
-            self._dead_letter(batch)
+            if self.options.dead_letters:
+                self._dead_letter(batch)
         except DeliveryError as e:
             self._failed(consumer, e)
             return

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlog.errors import DecodeError
-from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.projections import GENESIS, link
 from agentlog.replay.errors import ExportFormatError
 from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, manifest_path
 from agentlog.serde import Serde, to_jsonable

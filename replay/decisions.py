@@ -37,12 +37,17 @@ from typing import Any
 
 from agentlog.errors import DecodeError
 from agentlog.events import Event
-from agentlog.processors.clock import to_micros
-from agentlog.processors.gate_input import decode_input
-from agentlog.processors.input_merge import CLOCK_MARGIN_MS, InputRecord
-from agentlog.processors.policy import Policy
-from agentlog.processors.spawn_gate import decide, expire, prune_ended
-from agentlog.processors.tree_state import PartitionState
+from agentlog.processors import (
+    CLOCK_MARGIN_MS,
+    InputRecord,
+    PartitionState,
+    Policy,
+    decide,
+    decode_input,
+    expire,
+    prune_ended,
+    to_micros,
+)
 from agentlog.replay.log_source import LogSource
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress

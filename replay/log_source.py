@@ -15,7 +15,7 @@ from typing import Protocol
 from confluent_kafka import Consumer, TopicPartition
 
 from agentlog import kafka_config
-from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord
+from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
 from agentlog.replay.check_export import load_manifest, read_lines
 from agentlog.replay.topic_reader import Record, partitions_of, read_partition
 from agentlog.settings import Settings

@@ -15,10 +15,8 @@ import psycopg
 
 from agentlog.errors import DecodeError
 from agentlog.events import PolicyPublished
-from agentlog.processors.errors import PolicyError
-from agentlog.processors.policy import Policy, from_event
-from agentlog.projections.db import DEFAULT_SCHEMA, connect
-from agentlog.projections.errors import ProjectionError
+from agentlog.processors import Policy, PolicyError, from_event
+from agentlog.projections import DEFAULT_SCHEMA, ProjectionError, connect
 from agentlog.replay.errors import PolicyNameError
 from agentlog.replay.log_source import LogSource
 from agentlog.replay.topic_reader import Record, partitions_of, read_partition

@@ -24,11 +24,17 @@ from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
 from agentlog import kafka_config
-from agentlog.projections.batch import Batch
-from agentlog.projections.checksums import table_checksums
-from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
-from agentlog.projections.migrate import migrate
-from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.projections import (
+    DEFAULT_SCHEMA,
+    Conn,
+    Projector,
+    ProjectorOptions,
+    check_schema_name,
+    connect,
+    migrate,
+    require_tables,
+    table_checksums,
+)
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.progress import Progress
 from agentlog.replay.topic_reader import record_ends
@@ -72,13 +78,6 @@ class RebuildReport:
         return all(t.equal for t in self.tables)
 
 
-class _RebuildProjector(Projector):
-    """The live projector's code, minus re-producing dead letters (the live projector already did)."""
-
-    def _dead_letter(self, batch: Batch) -> None:
-        return
-
-
 def _positions(conn: Conn, topics: list[str]) -> dict[tuple[str, int], int]:
     rows = conn.execute(
         "SELECT topic, partition, next_offset FROM projector_positions WHERE topic = ANY(%s)", (topics,)
@@ -112,7 +111,7 @@ def rebuild(
     ends = record_ends(settings, topics)
     migrate(settings, target)
     group = f"{settings.topic_prefix}agentlog-rebuild-{target}"
-    projector = _RebuildProjector(settings, ProjectorOptions(schema=target, group_id=group))
+    projector = Projector(settings, ProjectorOptions(schema=target, group_id=group, dead_letters=False))
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -7,8 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentlog.processors.input_merge import CLOCK_MARGIN_MS
-from agentlog.processors.policy import Policy
+from agentlog.processors import CLOCK_MARGIN_MS, Policy
 from agentlog.replay.decisions import DecisionReplay, DecisionReport
 from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
 from agentlog.replay.partitioning import partition_of

@@ -23,7 +23,7 @@ from confluent_kafka import (
 
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
-from agentlog.projections.audit_chain import GENESIS, link
+from agentlog.projections import GENESIS, link
 from agentlog.replay.errors import KafkaReadError
 from agentlog.settings import Settings
 from agentlog.watermarks import watermarks

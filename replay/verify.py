@@ -35,10 +35,8 @@ from typing import Any
 
 from psycopg import sql
 
-from agentlog.projections.audit_chain import GENESIS
-from agentlog.projections.batch import PartitionState as ProjectedState
-from agentlog.projections.batch import RawRecord, build_batch
-from agentlog.projections.db import DEFAULT_SCHEMA, Conn, connect, require_tables
+from agentlog.projections import DEFAULT_SCHEMA, GENESIS, Conn, RawRecord, build_batch, connect, require_tables
+from agentlog.projections import ProjectedPartition as ProjectedState
 from agentlog.replay.chain import ROW_HASH_SQL, PartitionChain
 from agentlog.replay.progress import Progress
 from agentlog.replay.topic_reader import Record, partitions_of, read_partition

@@ -8,6 +8,8 @@ an sdist and an editable install all follow.
 from __future__ import annotations
 
 import ast
+import importlib
+import os
 import re
 import subprocess
 import sys
@@ -81,14 +83,38 @@ def test_the_wheel_installs_only_agentlog(tmp_path: Path) -> None:
     env = tmp_path / "venv"
     venv.create(env, system_site_packages=True, with_pip=True)  # the dependencies come from this interpreter
     python = env / "bin" / "python"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv itself sees
     install = [str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)]
-    subprocess.run(install, check=True, capture_output=True)
-    assert subprocess.run([str(env / "bin" / "agentlog"), "--help"], check=True, capture_output=True).returncode == 0
+    subprocess.run(install, check=True, capture_output=True, env=clean)
+    help_run = subprocess.run([str(env / "bin" / "agentlog"), "--help"], check=True, capture_output=True, env=clean)
+    assert b"processors" in help_run.stdout
     probe = (
         "import agentlog, agentlog.processors.spawn_gate, agentlog.projections.projector, agentlog.replay.verify;"
         "from agentlog.processors.policy import load_default_policy; load_default_policy();"
         "from agentlog.projections.migrate import load_migrations; assert load_migrations();"
         "print(agentlog.__file__)"
     )
-    where = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
+    where = subprocess.run(
+        [str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path, env=clean
+    )
     assert where.stdout.strip().startswith(str(env)), where.stdout
+
+
+def test_replay_uses_only_the_faces_of_the_processors_and_the_projections() -> None:
+    """Replay imports ``agentlog.processors`` and ``agentlog.projections`` themselves, never their modules."""
+    offenders = []
+    for path in sorted((REPO / "replay").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[:2] in (["agentlog", "processors"], ["agentlog", "projections"]) and len(parts) > 2:
+                    offenders.append(f"{path.name}:{node.lineno} from {node.module}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("package", ["agentlog.processors", "agentlog.projections", "agentlog.replay"])
+def test_each_subpackage_declares_its_face(package: str) -> None:
+    """Every name in ``__all__`` exists, and the face is not empty."""
+    module = importlib.import_module(package)
+    assert module.__all__
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []

@@ -16,11 +16,12 @@ from agentlog import events as ev
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
-from agentlog.replay.gate_inputs import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS
 from tests.support import agentlog_env
+
+from .gate_reference import read_topic
 
 
 @dataclass

@@ -14,11 +14,10 @@ from agentlog import events as ev
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.testing import wide_tree, wide_tree_policy
 from agentlog.producer import Producer
-from agentlog.replay.gate_inputs import gate_inputs
-from agentlog.replay.redecide import redecide
 from agentlog.settings import Settings
 
 from .gate_harness import Worker, Workload, answered_requests, publish_policy, wait_for_answers
+from .gate_reference import gate_inputs, redecide
 
 STACK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stack.sh"
 
