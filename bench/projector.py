@@ -70,13 +70,14 @@ from psycopg.types.json import set_json_dumps
 from agentlog import events as ev
 from agentlog.producer import Producer
 from agentlog.projections import audit_chain
-from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, RawRecord, build_batch
+from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, build_batch
 from agentlog.projections.db import Conn, connect
 from agentlog.projections.lineage import Lineage
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.projections.workload import ForestShape, forest
 from agentlog.projections.writer import AUDIT_TYPES, BatchWriter
+from agentlog.records import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import key_of, topic_of
@@ -509,7 +510,7 @@ def write_forest(settings: Settings, schema: str, workload: list[ev.Event]) -> f
     for event in workload:
         topic = topic_of(type(event)).name
         offsets[topic] = offsets.get(topic, -1) + 1
-        records.append(RawRecord(topic, 0, offsets[topic], 0, key_of(event).encode(), serde.encode(event, topic)))
+        records.append(Record(topic, 0, offsets[topic], 0, key_of(event).encode(), serde.encode(event, topic)))
     states = {(t, 0): PartitionState(0, audit_chain.GENESIS) for t in offsets}
     writer = BatchWriter(settings, schema, role=None)
     start = time.perf_counter()

@@ -9,8 +9,8 @@
 modules behind it are internals of this package.
 """
 
-from agentlog.projections.audit_chain import GENESIS, link
-from agentlog.projections.batch import Batch, RawRecord, build_batch
+from agentlog.projections.audit_chain import GENESIS, ROW_HASH_SQL, PartitionChain, link
+from agentlog.projections.batch import Batch, build_batch
 from agentlog.projections.batch import PartitionState as ProjectedPartition
 from agentlog.projections.checksums import table_checksums
 from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
@@ -21,13 +21,14 @@ from agentlog.projections.projector import Projector, ProjectorOptions
 __all__ = [
     "DEFAULT_SCHEMA",
     "GENESIS",
+    "ROW_HASH_SQL",
     "Batch",
     "Conn",
+    "PartitionChain",
     "ProjectedPartition",
     "ProjectionError",
     "Projector",
     "ProjectorOptions",
-    "RawRecord",
     "build_batch",
     "check_schema_name",
     "connect",

@@ -1,4 +1,4 @@
-"""The audit log's hash chain: one pure function, shared by the projector and ``replay verify``.
+"""The audit log's hash chain: one definition, in Python and in SQL, shared by the projector and ``replay verify``.
 
 Each (topic, partition) has its own chain. The first row projected from a partition links
 to :data:`GENESIS` (32 zero bytes); every later row links to the hash of the row before it
@@ -28,29 +28,47 @@ from dataclasses import dataclass
 GENESIS = bytes(32)
 """``prev_hash`` of the first row of every chain."""
 _NULL = struct.pack(">i", -1)
-_LENGTH = struct.Struct(">i").pack
-_POSITION = struct.Struct(">iqq").pack
+_INT = struct.Struct(">i")
+_OFFSET_TIME = struct.Struct(">qq")
+
+ROW_HASH_SQL = (
+    "sha256(prev_hash || int4send(octet_length(convert_to(topic, 'UTF8'))) || convert_to(topic, 'UTF8')"
+    ' || int4send(partition) || int8send("offset") || int8send(timestamp_ms)'
+    " || CASE WHEN key IS NULL THEN int4send(-1) ELSE int4send(length(key)) || key END"
+    " || CASE WHEN raw_value IS NULL THEN int4send(-1) ELSE int4send(length(raw_value)) || raw_value END)"
+)
+"""The same hash computed by PostgreSQL from an audit row's own columns (``replay verify`` uses it)."""
+
+
+class PartitionChain:
+    """Links the records of one (topic, partition): the per-partition part of the input framed once."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, topic: str, partition: int) -> None:
+        encoded = topic.encode()
+        self._head = _INT.pack(len(encoded)) + encoded + _INT.pack(partition)
+
+    def link(self, prev_hash: bytes, offset: int, timestamp_ms: int, key: bytes | None, value: bytes | None) -> bytes:
+        """The hash of one record of this partition chained to ``prev_hash``."""
+        return hashlib.sha256(
+            b"".join(
+                (
+                    prev_hash,
+                    self._head,
+                    _OFFSET_TIME.pack(offset, timestamp_ms),
+                    _NULL if key is None else _INT.pack(len(key)) + key,
+                    _NULL if value is None else _INT.pack(len(value)) + value,
+                )
+            )
+        ).digest()
 
 
 def link(
     prev_hash: bytes, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None, value: bytes | None
 ) -> bytes:
     """The hash of one record, chained to ``prev_hash`` (see the module docstring for the layout)."""
-    name = topic.encode()
-    return hashlib.sha256(
-        b"".join(
-            (
-                prev_hash,
-                _LENGTH(len(name)),
-                name,
-                _POSITION(partition, offset, timestamp_ms),
-                _NULL if key is None else _LENGTH(len(key)),
-                key or b"",
-                _NULL if value is None else _LENGTH(len(value)),
-                value or b"",
-            )
-        )
-    ).digest()
+    return PartitionChain(topic, partition).link(prev_hash, offset, timestamp_ms, key, value)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from agentlog.events.limits_scan import over_limit
 from agentlog.limits import MAX_CHARS, record_size_problem
 from agentlog.projections import audit_chain
 from agentlog.projections.jsonb import jsonb_text, prepare
-from agentlog.projections.lineage_events import LineageWrites, Position, apply
+from agentlog.projections.lineage_events import LineageWrites, apply
+from agentlog.records import Headers, Record
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
 
@@ -43,20 +44,7 @@ AUDIT_COLUMNS = (
     "prev_hash",
     "hash",
 )
-Headers = list[tuple[str, bytes | None]]
 TopicPartition = tuple[str, int]
-
-
-class RawRecord(NamedTuple):
-    """One Kafka record as the projector read it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None = None
 
 
 class PartitionState(NamedTuple):
@@ -98,27 +86,23 @@ class Batch:
 
 
 def build_batch(
-    records: Iterable[RawRecord], states: Mapping[TopicPartition, PartitionState], serde: Serde, prefix: str
+    records: Iterable[Record], states: Mapping[TopicPartition, PartitionState], serde: Serde, prefix: str
 ) -> Batch:
     """The rows of ``records``, skipping those of partitions not in ``states`` or already projected."""
     batch = Batch(start={})
     specs: dict[str, TopicSpec | None] = {}
     accepted: dict[tuple[str, str], bool] = {}
+    chains: dict[TopicPartition, audit_chain.PartitionChain] = {}
     for record in records:
         where = (record.topic, record.partition)
         state = batch.end.get(where) or states.get(where)
         if state is None or record.offset < state.next_offset:
             continue  # not ours (any more), or read again before a seek took effect
         batch.start.setdefault(where, states[where])
-        chain_hash = audit_chain.link(
-            state.chain_head,
-            record.topic,
-            record.partition,
-            record.offset,
-            record.timestamp_ms,
-            record.key,
-            record.value,
-        )
+        chain = chains.get(where)
+        if chain is None:
+            chain = chains[where] = audit_chain.PartitionChain(*where)
+        chain_hash = chain.link(state.chain_head, record.offset, record.timestamp_ms, record.key, record.value)
         if record.topic not in specs:
             specs[record.topic] = by_name(record.topic, prefix)
         spec = specs[record.topic]
@@ -129,7 +113,7 @@ def build_batch(
 
 def _audit_row(
     batch: Batch,
-    record: RawRecord,
+    record: Record,
     spec: TopicSpec | None,
     serde: Serde,
     accepted: dict[tuple[str, str], bool],
@@ -165,7 +149,7 @@ def _audit_row(
     if value is not None:
         text, value = prepare(value)
     if value is not None and error is None and not on_dlq:
-        apply(batch.lineage, name or "", value, Position(record.topic, record.partition, record.offset))
+        apply(batch.lineage, name or "", value, record.position)
     meta: dict[str, Any] = value.get("meta", {}) if value is not None else {}
     root_id = meta.get("root_id")
     if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":
@@ -196,4 +180,4 @@ def _audit_row(
 def _headers_json(headers: Headers | None) -> str | None:
     if not headers:
         return None
-    return jsonb_text([[k, v.decode("utf-8", "replace") if v is not None else None] for k, v in headers])
+    return jsonb_text([[k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v] for k, v in headers])

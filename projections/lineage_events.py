@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from agentlog import events as ev
 from agentlog.projections.jsonb import jsonb_text
+from agentlog.records import Position
 
 # Records of the spawn-gate issue, matched by full name so that this module does not need
 # their generated models to load.
@@ -39,14 +40,6 @@ ENDED = ("completed", "failed", "terminated", "timed_out", "rejected")
 
 _BIGINT_MAX = 2**63 - 1
 """Token counters saturate here (a PostgreSQL bigint) instead of overflowing."""
-
-
-class Position(NamedTuple):
-    """Where a record is in Kafka."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class Identity(NamedTuple):

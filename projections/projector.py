@@ -34,17 +34,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import Producer as KafkaProducer
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from agentlog import kafka_config
 from agentlog.dead_letters import dlq_topic
 from agentlog.errors import DeliveryError
-from agentlog.projections.batch import Batch, PartitionState, RawRecord, TopicPartition, build_batch
+from agentlog.projections.batch import Batch, PartitionState, TopicPartition, build_batch
 from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
 from agentlog.projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
 from agentlog.projections.writer import BatchWriter
+from agentlog.records import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE
@@ -163,28 +164,16 @@ class Projector:
             config["group.instance.id"] = self.options.instance_id
         return config
 
-    def _record(self, message: Message) -> RawRecord | None:
+    def _record(self, message: Message) -> Record | None:
         error = message.error()
         if error is not None:
             if error.fatal():
                 raise ProjectionError(f"consumer failed: {error.str()}")
             log.warning("consumer: %s", error.str())
             return None
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        assert topic is not None and partition is not None and offset is not None  # set on every record
-        kind, timestamp = message.timestamp()
-        value = message.value()
-        return RawRecord(
-            topic,
-            partition,
-            offset,
-            -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-            message.key(),
-            value,
-            cast("list[tuple[str, bytes | None]] | None", message.headers()),  # always a list when consuming
-        )
+        return Record.from_message(message)
 
-    def _project(self, consumer: Consumer, records: list[RawRecord]) -> None:
+    def _project(self, consumer: Consumer, records: list[Record]) -> None:
         """Build a batch (while the previous one is being written), then hand it to the writer thread."""
         batch = build_batch(records, self._ahead, self.serde, self.settings.topic_prefix)
         if not batch:

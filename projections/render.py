@@ -12,6 +12,7 @@ from rich.tree import Tree as RichTree
 
 from agentlog.projections.audit import AuditEntry
 from agentlog.projections.lineage import Agent, DeniedSpawn, Tree
+from agentlog.records import at
 from agentlog.serde import to_jsonable
 
 _STATUS_STYLE = {
@@ -195,7 +196,7 @@ def audit_table(entries: list[AuditEntry]) -> Table:
             record += " [red](misplaced)[/]"
         table.add_row(
             e.kafka_ts.isoformat(timespec="milliseconds") if e.kafka_ts else "-",
-            escape(f"{e.topic}[{e.partition}]@{e.offset}"),
+            escape(at(e.topic, e.partition, e.offset)),
             record,
             escape(e.root_id or "-"),
             escape(", ".join(e.agent_ids)),

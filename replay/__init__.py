@@ -5,6 +5,7 @@ modules behind it are internals of this package. Replay itself reaches the proce
 the projections only through their faces.
 """
 
+from agentlog.records import Record
 from agentlog.replay.check_export import check_export, load_manifest
 from agentlog.replay.errors import ExportFormatError, PolicyNameError, ReplayError, SelectionError
 from agentlog.replay.export import ExportFormat, export, manifest_path
@@ -13,7 +14,7 @@ from agentlog.replay.rebuild import rebuild
 from agentlog.replay.render import decision_report_text
 from agentlog.replay.runs import decisions_report
 from agentlog.replay.selection import Selection
-from agentlog.replay.topic_reader import Record, partitions_of, read_partition, record_ends
+from agentlog.replay.topic_reader import partitions_of, read_partition, record_ends
 from agentlog.replay.verify import verify
 
 __all__ = [

@@ -27,6 +27,7 @@ from typing import Any
 
 from agentlog.errors import DecodeError
 from agentlog.projections import GENESIS, link
+from agentlog.records import at
 from agentlog.replay.errors import ExportFormatError
 from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, manifest_path
 from agentlog.serde import Serde, to_jsonable
@@ -142,7 +143,7 @@ def check_export(path: Path, serde: Serde | None = None) -> list[Problem]:
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
     for number, line in read_lines(path, str(manifest.get("encoding", "jsonl"))):
-        where = f"{line.topic}[{line.partition}]@{line.offset}"
+        where = at(line.topic, line.partition, line.offset)
         expected = link(
             line.prev_hash, line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value
         )

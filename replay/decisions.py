@@ -48,10 +48,10 @@ from agentlog.processors import (
     prune_ended,
     to_micros,
 )
+from agentlog.records import Record, at
 from agentlog.replay.log_source import LogSource
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress
-from agentlog.replay.topic_reader import Record
 from agentlog.serde import Serde, to_jsonable
 from agentlog.topics import TREE_PARTITIONS
 
@@ -181,7 +181,7 @@ class _Peekable:
 
 
 def _position(record: Record) -> str:
-    return f"{record.topic}[{record.partition}]@{record.offset}"
+    return at(record.topic, record.partition, record.offset)
 
 
 class DecisionReplay:
@@ -396,7 +396,7 @@ class DecisionReplay:
 
 
 def _position_of(record: InputRecord) -> str:
-    return f"{record.topic}[{record.partition}]@{record.offset}"
+    return at(record.topic, record.partition, record.offset)
 
 
 _NOT_OUTCOME = frozenset({"policy_version", "checks", "message"})

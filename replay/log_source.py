@@ -16,8 +16,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agentlog import kafka_config
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
+from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
-from agentlog.replay.topic_reader import Record, partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
 

@@ -17,9 +17,10 @@ from agentlog.errors import DecodeError
 from agentlog.events import PolicyPublished
 from agentlog.processors import Policy, PolicyError, from_event
 from agentlog.projections import DEFAULT_SCHEMA, ProjectionError, connect
+from agentlog.records import Record
 from agentlog.replay.errors import PolicyNameError
 from agentlog.replay.log_source import LogSource
-from agentlog.replay.topic_reader import Record, partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_CONFIG
@@ -42,14 +43,14 @@ class PolicyHistory:
             try:
                 event = serde.decode(record.value or b"")
             except (DecodeError, ValueError) as e:
-                self.problems.append(f"{record.topic}[{record.partition}]@{record.offset}: {e}")
+                self.problems.append(f"{record}: {e}")
                 continue
             if not isinstance(event, PolicyPublished) or event.policy_name != self.name:
                 continue
             try:
                 policy = from_event(event)
             except PolicyError as e:
-                self.problems.append(f"{record.topic}[{record.partition}]@{record.offset}: {e}")
+                self.problems.append(f"{record}: {e}")
                 continue
             if policy.version not in self.versions:
                 self.versions[policy.version] = policy

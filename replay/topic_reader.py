@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     Message,
@@ -23,7 +22,8 @@ from confluent_kafka import (
 
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
-from agentlog.projections import GENESIS, link
+from agentlog.projections import GENESIS, PartitionChain
+from agentlog.records import Record
 from agentlog.replay.errors import KafkaReadError
 from agentlog.settings import Settings
 from agentlog.watermarks import watermarks
@@ -31,19 +31,6 @@ from agentlog.watermarks import watermarks
 _BATCH = 2_000
 _WAIT_S = 0.5
 """Longest wait for the next record when none is queued (``consume`` returns at the first one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka record, exactly as the audit chain covers it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    """Broker append time (every agentlog topic uses LogAppendTime); -1 when absent."""
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +98,9 @@ def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[R
                     if error.code() == KafkaError._PARTITION_EOF:
                         return
                     raise KafkaReadError(topic, f"partition {partition}: {error.str()}")
-                kind, timestamp = msg.timestamp()
-                offset = msg.offset()
-                assert offset is not None  # set on every record
-                yield Record(
-                    topic,
-                    partition,
-                    offset,
-                    -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-                    msg.key(),
-                    msg.value(),
-                )
-                if offset >= last:
+                record = Record.from_message(msg)
+                yield record
+                if record.offset >= last:
                     return
     finally:
         consumer.close()
@@ -139,8 +117,10 @@ def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
 def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:
     """``records`` of one partition (from its first record) with their recomputed chain hashes."""
     prev = GENESIS
+    chain: PartitionChain | None = None
     for r in records:
-        digest = link(prev, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+        chain = chain or PartitionChain(r.topic, r.partition)
+        digest = chain.link(prev, r.offset, r.timestamp_ms, r.key, r.value)
         yield ChainedRecord(r, prev, digest)
         prev = digest
 

@@ -14,7 +14,8 @@ hash before it and carry the recomputed hash. What is found:
 - ``reordered``: an altered row holds, intact, the record of another offset of its
   partition (rows swapped or moved); it names both offsets.
 
-The database recomputes each row's hash from the row's own columns (:data:`agentlog.replay.chain.ROW_HASH_SQL`),
+The database recomputes each row's hash from the row's own columns
+(:data:`agentlog.projections.audit_chain.ROW_HASH_SQL`),
 so only the offsets and three hashes per row travel; equal hashes prove equal contents.
 A row that disagrees is then read in full to name what differs. With ``deep``, every row
 is read in full and its decoded columns (record name, value, root id, event id, occurred
@@ -35,11 +36,20 @@ from typing import Any
 
 from psycopg import sql
 
-from agentlog.projections import DEFAULT_SCHEMA, GENESIS, Conn, RawRecord, build_batch, connect, require_tables
+from agentlog.projections import (
+    DEFAULT_SCHEMA,
+    GENESIS,
+    ROW_HASH_SQL,
+    Conn,
+    PartitionChain,
+    build_batch,
+    connect,
+    require_tables,
+)
 from agentlog.projections import ProjectedPartition as ProjectedState
-from agentlog.replay.chain import ROW_HASH_SQL, PartitionChain
+from agentlog.records import Record, at
 from agentlog.replay.progress import Progress
-from agentlog.replay.topic_reader import Record, partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE, by_name
@@ -63,7 +73,7 @@ class Difference:
     columns: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.kind:<9} {self.topic}[{self.partition}]@{self.offset}: {self.detail}"
+        return f"{self.kind:<9} {at(self.topic, self.partition, self.offset)}: {self.detail}"
 
     def as_json(self) -> dict[str, Any]:
         """The difference as a JSON object."""
@@ -231,7 +241,7 @@ def _row_partitions(conn: Conn, topics: list[str]) -> set[tuple[str, int]]:
 
 def _deep_expected(serde: Serde, prefix: str, record: Record) -> tuple[Any, ...]:
     """The decoded columns the projector writes for ``record`` (computed by its own code)."""
-    raw = RawRecord(record.topic, record.partition, record.offset, record.timestamp_ms, record.key, record.value)
+    raw = record
     state = {(record.topic, record.partition): ProjectedState(record.offset, GENESIS)}
     row = build_batch([raw], state, serde, prefix).audit_rows[0]
     _, _, _, _, _, _, name, text, _, error, _, root_id, event_id, occurred_at, _, _ = row

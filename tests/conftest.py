@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -20,15 +19,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
-from .support import REPO, agentlog_env
-
-
-@dataclass(frozen=True)
-class Stack:
-    """Addresses of the broker and the database the tests use."""
-
-    bootstrap_servers: str
-    database_url: str
+from .support import REPO, Stack, agentlog_env
 
 
 def _docker_answers() -> bool:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentlog.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Addresses of the broker and the database the tests use."""
+
+    bootstrap_servers: str
+    database_url: str
 
 
 def agentlog_env(settings: Settings) -> dict[str, str]:

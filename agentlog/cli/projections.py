@@ -23,6 +23,7 @@ from agentlog.projections.errors import DatabaseUnavailableError, MigrationError
 from agentlog.projections.lineage import Agent, Lineage
 from agentlog.projections.migrate import migrate, status
 from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.records import at
 from agentlog.settings import get_settings
 
 db_app = typer.Typer(help="The projection database: migrations.", no_args_is_help=True)
@@ -268,7 +269,7 @@ def audit_verify_command(schema: Schema = DEFAULT_SCHEMA) -> None:
     with _reading(schema) as conn:
         breaks = verify_stored_chains(conn)
     for b in breaks:
-        print(f"break: {b.topic}[{b.partition}]@{b.offset}: {b.problem}")
+        print(f"break: {at(b.topic, b.partition, b.offset)}: {b.problem}")
     if breaks:
         fail(f"{len(breaks)} breaks in the audit chains")
     print("every chain verifies")

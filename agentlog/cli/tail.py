@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
+from agentlog.records import at
 from agentlog.serde import dumps
 from agentlog.tail import TailedRecord, TailOptions, tail
 from agentlog.topics import CATALOGUE, by_name
@@ -54,7 +55,7 @@ def parse_filters(items: list[str]) -> dict[str, str]:
 def render_pretty(console: Console, record: TailedRecord) -> None:
     """One record as a readable line (plus the raw bytes when it could not be decoded)."""
     when = record.timestamp.isoformat(timespec="milliseconds") if record.timestamp else "-"
-    where = f"{record.topic}[{record.partition}]@{record.offset}"
+    where = at(record.topic, record.partition, record.offset)
     if record.error is not None:
         console.print(
             f"[dim]{when}[/] {where} key={escape(str(record.key))} [bold red]UNDECODABLE[/] {escape(record.error)}"

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from agentlog.events import AgentStarted, Event, RootAgentRegistered
 from agentlog.projections import audit_chain
-from agentlog.projections.batch import PartitionState, RawRecord, build_batch
+from agentlog.projections.batch import PartitionState, build_batch
 from agentlog.projections.checksums import table_checksums
 from agentlog.projections.errors import UnknownAgentError
 from agentlog.projections.lineage import Lineage
@@ -21,6 +21,7 @@ from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import ProjectorStats
 from agentlog.projections.workload import EPOCH, ForestShape, forest
 from agentlog.projections.writer import BatchWriter
+from agentlog.records import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import key_of, topic_of
@@ -98,13 +99,13 @@ def test_tables_do_not_depend_on_how_topics_interleave(
     """Any interleaving of the topics (each partition in order), in any batch sizes, gives identical tables."""
     events = forest(ForestShape(roots=3))
     serde = Serde()
-    streams: dict[tuple[str, int], list[RawRecord]] = {}
+    streams: dict[tuple[str, int], list[Record]] = {}
     for event in events:
         topic = topic_of(type(event)).name
         where = (topic, 0)
         offset = len(streams.setdefault(where, []))
         value = serde.encode(event, topic)
-        streams[where].append(RawRecord(topic, 0, offset, 1_000 + offset, key_of(event).encode(), value))
+        streams[where].append(Record(topic, 0, offset, 1_000 + offset, key_of(event).encode(), value))
     checksums = []
     for seed in range(3):
         target = f"{schema}_i{seed}"
@@ -122,7 +123,7 @@ def test_tables_do_not_depend_on_how_topics_interleave(
 def _write_interleaved(
     settings: Settings,
     schema: str,
-    streams: dict[tuple[str, int], list[RawRecord]],
+    streams: dict[tuple[str, int], list[Record]],
     rng: random.Random,
     serde: Serde,
 ) -> None:

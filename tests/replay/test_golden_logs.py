@@ -14,13 +14,13 @@ import pytest
 
 from agentlog import events as ev
 from agentlog.processors.policy import Policy, to_event
+from agentlog.records import Record
 from agentlog.replay.check_export import check_export
 from agentlog.replay.errors import PolicyNameError
 from agentlog.replay.export import manifest_path
 from agentlog.replay.policies import resolve_policy_name
 from agentlog.replay.render import decision_report_text
 from agentlog.replay.runs import decisions_report
-from agentlog.replay.topic_reader import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 

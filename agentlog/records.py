@@ -1,0 +1,70 @@
+"""The vocabulary of a Kafka record that every package shares: its headers, its position, the record.
+
+A record is named everywhere — messages, reports, dead letters, the console — by its
+position in one string form, ``topic[partition]@offset`` (:func:`at`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+
+Headers = list[tuple[str, str | bytes | None]]
+"""Kafka record headers as confluent-kafka gives and takes them."""
+
+
+def at(topic: str, partition: int, offset: int) -> str:
+    """The one string form of a record's position: ``topic[partition]@offset``."""
+    return f"{topic}[{partition}]@{offset}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where a record is: topic, partition, offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return at(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record, exactly as the audit chain covers it, with its headers when they were read."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    """Broker append time (every agentlog topic uses LogAppendTime); -1 when absent."""
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None = None
+
+    @classmethod
+    def from_message(cls, message: Message) -> Record:
+        """The record a consumed (error-free) confluent ``Message`` holds."""
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None  # set on every consumed record
+        kind, timestamp = message.timestamp()
+        headers = message.headers()
+        return cls(
+            topic,
+            partition,
+            offset,
+            -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+            message.key(),
+            message.value(),
+            headers if isinstance(headers, list) else None,
+        )
+
+    @property
+    def position(self) -> Position:
+        """Where the record is."""
+        return Position(self.topic, self.partition, self.offset)
+
+    def __str__(self) -> str:
+        return at(self.topic, self.partition, self.offset)
