@@ -23,7 +23,7 @@ from datetime import datetime
 from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from agentlog.processors.gate_input import SOURCES, decode_input
-from agentlog.processors.input_merge import InputRecord
+from agentlog.processors.input_merge import GATE_ORDER, InputRecord
 from agentlog.processors.policy_reader import PolicyReader
 from agentlog.processors.runtime import (
     RESTORE_TIMEOUT_S,
@@ -55,6 +55,7 @@ class SpawnGate:
 
     name = "agentlog.spawn-gate"
     stage = STAGE
+    order = GATE_ORDER
 
     def __init__(self, settings: Settings, policy_name: str) -> None:
         self.settings = settings

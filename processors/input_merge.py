@@ -1,6 +1,8 @@
-"""A deterministic order for the two input topics of one partition.
+"""A deterministic order for the co-partitioned input topics of one partition.
 
-The spawn gate reads ``agentlog.spawn.requests`` and ``agentlog.agent.lifecycle``, which
+The order is :class:`MergeOrder`: append time, then a rank per source among records of the
+same millisecond, then offset; :class:`PartitionMerge` releases records in it for any
+number of sources. The spawn gate reads ``agentlog.spawn.requests`` and ``agentlog.agent.lifecycle``, which
 are co-partitioned: partition *p* of each holds the same trees. Their records must be
 decided in one order that does not depend on how fetches happened to interleave, so that
 a restarted processor, a second worker after a rebalance and the replay tool all see the
@@ -34,8 +36,6 @@ REQUESTS = 0
 LIFECYCLE = 1
 CLOCK_MARGIN_MS = 5
 """Default allowed difference between a worker's clock and the brokers' (the gate's ``--clock-margin-ms``)."""
-_TIE_RANK = (1, 0)
-"""Rank of each source among records appended in the same millisecond: lifecycle first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +53,45 @@ class InputRecord:
     headers: list[tuple[str, str | bytes | None]] | None = None
 
     def sort_key(self) -> tuple[int, int, int]:
-        """(append time, topic rank, offset): the order records are decided in."""
-        return (self.timestamp_ms, _TIE_RANK[self.source], self.offset)
+        """The spawn gate's order (:data:`GATE_ORDER`): append time, lifecycle first, offset."""
+        return GATE_ORDER.key(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOrder:
+    """The decision order of a processor's inputs: append time, then ``ranks[source]``, then offset."""
+
+    ranks: tuple[int, ...]
+    """Per source (in the order of the processor's input topics), its rank among records of one millisecond."""
+
+    def key(self, record: InputRecord) -> tuple[int, int, int]:
+        """(append time, rank, offset) of ``record``."""
+        return (record.timestamp_ms, self.ranks[record.source], record.offset)
+
+
+GATE_ORDER = MergeOrder(ranks=(1, 0))
+"""The spawn gate's: requests and lifecycle reports, lifecycle first within a millisecond."""
 
 
 @dataclass
 class PartitionMerge:
-    """Buffers the records of one partition of both topics and releases them in order."""
+    """Buffers the records of one partition of every input topic and releases them in order."""
 
     clock_margin_ms: int = CLOCK_MARGIN_MS
-    _heaps: tuple[list[tuple[tuple[int, int, int], InputRecord]], ...] = field(default_factory=lambda: ([], []))
-    _caught_up_at: list[int | None] = field(default_factory=lambda: [None, None])
-    _end_offset: list[int | None] = field(default_factory=lambda: [None, None])
+    order: MergeOrder = GATE_ORDER
+    _heaps: list[list[tuple[tuple[int, int, int], InputRecord]]] = field(init=False)
+    _caught_up_at: list[int | None] = field(init=False)
+    _end_offset: list[int | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sources = len(self.order.ranks)
+        self._heaps = [[] for _ in range(sources)]
+        self._caught_up_at = [None] * sources
+        self._end_offset = [None] * sources
 
     def add(self, record: InputRecord) -> None:
         """Buffer a fetched record (it means its topic is not at its end any more)."""
-        heapq.heappush(self._heaps[record.source], (record.sort_key(), record))
+        heapq.heappush(self._heaps[record.source], (self.order.key(record), record))
         self._caught_up_at[record.source] = None
         self._end_offset[record.source] = None
 
@@ -97,11 +120,8 @@ class PartitionMerge:
             if not candidates:
                 return released
             _, record = min(candidates)
-            other = 1 - record.source
-            if not self._heaps[other]:
-                seen = self._caught_up_at[other]
-                if seen is None or seen < record.timestamp_ms + self.clock_margin_ms:
-                    return released
+            if self._waits_on(record) is not None:
+                return released
             heapq.heappop(self._heaps[record.source])
             released.append(record)
         return released
@@ -112,20 +132,31 @@ class PartitionMerge:
         if not candidates:
             return None
         _, record = min(candidates)
-        other = 1 - record.source
-        if self._heaps[other]:
-            return None
-        seen = self._caught_up_at[other]
-        return other if seen is None or seen < record.timestamp_ms + self.clock_margin_ms else None
+        return self._waits_on(record)
+
+    def _waits_on(self, record: InputRecord) -> int | None:
+        """The first other source that might still deliver a record sorting before ``record``.
+
+        A source with a buffered record cannot: its first one sorts after ``record`` (the
+        smallest). An empty source can, unless it was confirmed at its end at a time at or
+        after the record's append time plus the clock margin.
+        """
+        for other, heap in enumerate(self._heaps):
+            if other == record.source or heap:
+                continue
+            seen = self._caught_up_at[other]
+            if seen is None or seen < record.timestamp_ms + self.clock_margin_ms:
+                return other
+        return None
 
     def watermark_ms(self) -> int | None:
-        """Time up to which every input is known (both topics caught up), else None."""
+        """Time up to which every input is known (every topic caught up), else None."""
         if any(self._heaps) or None in self._caught_up_at:
             return None
         return min(t for t in self._caught_up_at if t is not None) - self.clock_margin_ms
 
     def pending(self, source: int | None = None) -> int:
-        """Records buffered but not released (of one source, or of both)."""
+        """Records buffered but not released (of one source, or of all)."""
         heaps = self._heaps if source is None else (self._heaps[source],)
         return sum(len(h) for h in heaps)
 

@@ -66,7 +66,7 @@ from agentlog.dead_letters import DeadLetter, dlq_topic
 from agentlog.errors import AgentlogError
 from agentlog.events import Event
 from agentlog.processors.errors import WorkerError
-from agentlog.processors.input_merge import CLOCK_MARGIN_MS, InputRecord, PartitionMerge
+from agentlog.processors.input_merge import CLOCK_MARGIN_MS, InputRecord, MergeOrder, PartitionMerge
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 
@@ -105,6 +105,8 @@ class Processor(Protocol[S]):
     """The dead-letter stage of this processor's rejects."""
     input_topics: tuple[str, ...]
     """Co-partitioned input topics (full names), in the merge's source order."""
+    order: MergeOrder
+    """How inputs of the same millisecond are ordered (one rank per input topic)."""
     output_topic: str
     changelog_topic: str
 
@@ -175,6 +177,8 @@ class ProcessorRuntime(Generic[S]):
         self.serde = Serde.from_settings(settings)
         self.stats = RuntimeStats()
         self.topics = list(processor.input_topics)
+        if len(processor.order.ranks) != len(self.topics):
+            raise WorkerError(f"{processor.name}: {len(self.topics)} inputs but {len(processor.order.ranks)} ranks")
         self._stopping = threading.Event()
         """Set when the worker is asked to stop: retries give up then."""
         self._outage_since: float | None = None
@@ -573,7 +577,7 @@ class ProcessorRuntime(Generic[S]):
     def _restore(self, partitions: list[int]) -> None:
         self.states.update(self.processor.restore(partitions))
         for partition in partitions:
-            self.merges[partition] = PartitionMerge(clock_margin_ms=self.config.clock_margin_ms)
+            self.merges[partition] = PartitionMerge(self.config.clock_margin_ms, self.processor.order)
         self.stats.restores += len(partitions)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

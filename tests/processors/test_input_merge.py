@@ -1,10 +1,10 @@
-"""The spawn gate's deterministic order of its two input topics."""
+"""The deterministic order of co-partitioned input topics: the spawn gate's two, and any number."""
 
 from __future__ import annotations
 
 import random
 
-from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, PartitionMerge
+from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, MergeOrder, PartitionMerge
 
 
 def _record(source: int, offset: int, ts: int) -> InputRecord:
@@ -82,3 +82,40 @@ def test_watermark_needs_both_topics_confirmed() -> None:
     merge.reached_end(LIFECYCLE, 0)
     merge.confirm_end(LIFECYCLE, 400)
     assert merge.watermark_ms() == 395
+
+
+def test_three_inputs_merge_in_one_order_whatever_the_fetch_interleaving() -> None:
+    """With three sources, a record waits for every empty source's confirmed end; the order is time, rank, offset."""
+    order = MergeOrder(ranks=(2, 0, 1))
+    rng = random.Random(3)
+    records = [  # append times never go down within one partition of one topic
+        InputRecord(source, f"t{source}", 0, offset, ts, None, None)
+        for source in range(3)
+        for offset, ts in enumerate(sorted(rng.randint(0, 50) for _ in range(40)))
+    ]
+    by_source = [sorted((r for r in records if r.source == s), key=lambda r: r.offset) for s in range(3)]
+    expected = sorted(records, key=order.key)
+    for seed in range(20):
+        shuffle = random.Random(seed)
+        merge = PartitionMerge(clock_margin_ms=0, order=order)
+        cursors = [0, 0, 0]
+        released: list[InputRecord] = []
+        while any(c < len(by_source[s]) for s, c in enumerate(cursors)):
+            source = shuffle.choice([s for s in range(3) if cursors[s] < len(by_source[s])])
+            merge.add(by_source[source][cursors[source]])
+            cursors[source] += 1
+            released += merge.release()
+        assert len(released) < len(records)  # the last records wait for the other sources' ends
+        for source in range(3):
+            merge.reached_end(source, 40)
+            blocked = merge.blocked_on()
+            if blocked is not None:
+                merge.confirm_end(blocked, 10_000)
+            released += merge.release()
+        for source in range(3):
+            merge.confirm_end(source, 10_000)
+        released += merge.release()
+        assert released == expected
+        for source in range(3):  # an end counts once nothing of that source is buffered
+            merge.confirm_end(source, 10_000)
+        assert merge.watermark_ms() == 10_000
