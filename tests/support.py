@@ -26,5 +26,7 @@ def agentlog_env(settings: Settings) -> dict[str, str]:
         AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
         AGENTLOG_DATABASE_URL=settings.database_url.get_secret_value(),
         AGENTLOG_TOPIC_PREFIX=settings.topic_prefix,
+        # A broker busy deleting the topics of earlier tests may take a while to answer.
+        AGENTLOG_CONNECT_TIMEOUT_S="60",
     )
     return env
