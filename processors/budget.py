@@ -97,6 +97,26 @@ def decide_top_up(
     if unblocked:
         agent.exhausted = False
     still = " It is still over budget and may not spawn." if agent.exhausted else ""
+    message = (
+        f"Added {event.additional_tokens} tokens to agent {agent.agent_id}: grant {agent.token_grant}, "
+        f"{agent.remaining_tokens} remaining.{still}"
+    )
+    _granted(event, agent, parent, version, out, message, unblocked=unblocked, checks=checks.items)
+
+
+def _granted(
+    event: ev.BudgetTopUpRequested,
+    agent: AgentState,
+    parent: AgentState | None,
+    version: int,
+    out: Emitter,
+    message: str,
+    *,
+    unblocked: bool = False,
+    checks: list[ev.LimitCheck] | None = None,
+    repeat: bool = False,
+) -> None:
+    """Emit the ``BudgetToppedUp`` of a granted top-up (or of its repeat), with the ledger as it now stands."""
     out.emit(
         ev.BudgetToppedUp,
         request_id=event.request_id,
@@ -106,12 +126,10 @@ def decide_top_up(
         remaining_tokens=agent.remaining_tokens,
         parent_remaining_tokens=parent.remaining_tokens if parent is not None else None,
         spawns_unblocked=unblocked,
-        checks=checks.items,
+        checks=checks or [],
         policy_version=version,
-        message=(
-            f"Added {event.additional_tokens} tokens to agent {agent.agent_id}: grant {agent.token_grant}, "
-            f"{agent.remaining_tokens} remaining.{still}"
-        ),
+        message=message,
+        repeat=repeat,
     )
 
 
@@ -133,22 +151,11 @@ def _repeat(tree: TreeState, event: ev.BudgetTopUpRequested, version: int, out: 
         )
         return
     parent = tree.agents.get(agent.parent) if agent.parent is not None else None
-    out.emit(
-        ev.BudgetToppedUp,
-        request_id=event.request_id,
-        agent_id=agent.agent_id,
-        additional_tokens=event.additional_tokens,
-        token_budget=agent.token_grant,
-        remaining_tokens=agent.remaining_tokens,
-        parent_remaining_tokens=parent.remaining_tokens if parent is not None else None,
-        spawns_unblocked=False,
-        policy_version=version,
-        message=(
-            f"Already granted: request {event.request_id} topped up agent {agent.agent_id}; its grant is "
-            f"{agent.token_grant}, {agent.remaining_tokens} remaining. Nothing was added again."
-        ),
-        repeat=True,
+    message = (
+        f"Already granted: request {event.request_id} topped up agent {agent.agent_id}; its grant is "
+        f"{agent.token_grant}, {agent.remaining_tokens} remaining. Nothing was added again."
     )
+    _granted(event, agent, parent, version, out, message, repeat=True)
 
 
 def _evaluate(
