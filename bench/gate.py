@@ -34,7 +34,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -49,7 +49,7 @@ from agentlog.processors.spawn_gate import decide
 from agentlog.processors.testing import wide_tree, wide_tree_policy
 from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer as EventProducer
-from agentlog.replay import partitions_of, read_partition
+from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
@@ -57,14 +57,6 @@ from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, T
 
 sys.path.append(str(Path(__file__).resolve().parent))
 import measure
-
-
-def read_topic(settings: Settings, topic: str) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:
-    """Every committed record of ``topic``: (partition, offset, timestamp ms, key, value)."""
-    for partition in partitions_of(settings, topic):
-        for record in read_partition(settings, topic, partition):
-            yield partition, record.offset, record.timestamp_ms, record.key, record.value
-
 
 RAW_OUT = TopicSpec("raw.out", 6, (), "root_id", "bench ceiling output")
 GATE_GROUP = "agentlog.spawn-gate"
@@ -288,7 +280,7 @@ def paced(settings: Settings, records: Encoded, rate: int) -> None:
 
 
 def append_times(settings: Settings, topic: str, key: Callable[[bytes], str]) -> dict[str, int]:
-    return {key(v): ts for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + topic) if v}
+    return {key(r.value): r.timestamp_ms for r in read_topic(settings, settings.topic_prefix + topic) if r.value}
 
 
 def delays_ms(settings: Settings, gate: bool, skip: set[str]) -> list[float]:
@@ -301,13 +293,15 @@ def delays_ms(settings: Settings, gate: bool, skip: set[str]) -> list[float]:
     requests = append_times(settings, SPAWN_REQUESTS.name, event_id)
     if gate:
         out = [
-            (str(serde.decode(v).meta.causation_id), ts)
-            for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name)
-            if v
+            (str(serde.decode(r.value).meta.causation_id), r.timestamp_ms)
+            for r in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name)
+            if r.value
         ]
     else:
         out = [
-            (event_id(v), ts) for _p, _o, ts, _k, v in read_topic(settings, settings.topic_prefix + RAW_OUT.name) if v
+            (event_id(r.value), r.timestamp_ms)
+            for r in read_topic(settings, settings.topic_prefix + RAW_OUT.name)
+            if r.value
         ]
     return [float(ts - requests[cause]) for cause, ts in out if cause in requests and cause not in skip]
 

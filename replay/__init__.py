@@ -14,7 +14,7 @@ from agentlog.replay.rebuild import rebuild
 from agentlog.replay.render import decision_report_text
 from agentlog.replay.runs import decisions_report
 from agentlog.replay.selection import Selection
-from agentlog.replay.topic_reader import partitions_of, read_partition, record_ends
+from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic, record_ends
 from agentlog.replay.verify import verify
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "manifest_path",
     "partitions_of",
     "read_partition",
+    "read_topic",
     "rebuild",
     "record_ends",
     "verify",

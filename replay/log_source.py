@@ -18,7 +18,7 @@ from agentlog import kafka_config
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
 from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
-from agentlog.replay.topic_reader import partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
 
@@ -95,9 +95,7 @@ class KafkaLog:
         return read_partition(self.settings, self.decisions_topic, partition)
 
     def policy_records(self) -> Iterator[Record]:
-        topic = self.settings.topic_prefix + POLICY_CONFIG.name
-        for partition in partitions_of(self.settings, topic):
-            yield from read_partition(self.settings, topic, partition)
+        return read_topic(self.settings, self.settings.topic_prefix + POLICY_CONFIG.name)
 
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
         return {source: self._committed.get((source, partition), 0) for source in (REQUESTS, LIFECYCLE)}

@@ -20,7 +20,7 @@ from agentlog.projections import DEFAULT_SCHEMA, ProjectionError, connect
 from agentlog.records import Record
 from agentlog.replay.errors import PolicyNameError
 from agentlog.replay.log_source import LogSource
-from agentlog.replay.topic_reader import partitions_of, read_partition
+from agentlog.replay.topic_reader import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_CONFIG
@@ -80,8 +80,7 @@ def from_kafka(settings: Settings, name: str, serde: Serde | None = None) -> Pol
     serde = serde or Serde.from_settings(settings)
     history = PolicyHistory(name)
     topic = settings.topic_prefix + POLICY_CONFIG.name
-    for partition in partitions_of(settings, topic):
-        history.add_records(read_partition(settings, topic, partition), serde)
+    history.add_records(read_topic(settings, topic), serde)
     return history
 
 
@@ -141,17 +140,21 @@ def policy_names(records: Iterable[Record], serde: Serde) -> list[str]:
     return sorted(names)
 
 
-def resolve_policy_name(source: LogSource, serde: Serde, override: str | None) -> str:
+def resolve_policy_name(
+    source: LogSource, serde: Serde, override: str | None, published: Iterable[Record] | None = None
+) -> str:
     """The policy to replay under: ``override``, else the one the decisions name, else the only one published.
 
-    Raises :class:`PolicyNameError` when the log holds several policies and no decision names one.
+    ``published`` are the policy records when the caller has read them already (else they
+    are read from ``source``). Raises :class:`PolicyNameError` when the log holds several
+    policies and no decision names one.
     """
     if override:
         return override
     named = enforced_policy(source, serde)
     if named is not None:
         return named
-    published = policy_names(source.policy_records(), serde)
-    if len(published) <= 1:
-        return published[0] if published else ""
-    raise PolicyNameError(published)
+    names = policy_names(source.policy_records() if published is None else published, serde)
+    if len(names) <= 1:
+        return names[0] if names else ""
+    raise PolicyNameError(names)

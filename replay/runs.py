@@ -71,8 +71,9 @@ def decisions_report(
     """
     serde = Serde.from_settings(settings) if log is None else Serde()
     source: LogSource = KafkaLog(settings) if log is None else ExportLog(log)
-    history = PolicyHistory(resolve_policy_name(source, serde, policy_name))
-    history.add_records(source.policy_records(), serde)
+    published = list(source.policy_records())  # read once: for the policy's name and for its versions
+    history = PolicyHistory(resolve_policy_name(source, serde, policy_name, published))
+    history.add_records(published, serde)
     if log is None and schema is not None:
         add_from_audit(history, settings, schema)
     wire = settings if log is None else None

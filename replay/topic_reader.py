@@ -125,6 +125,12 @@ def chained(records: Iterator[Record]) -> Iterator[ChainedRecord]:
         prev = digest
 
 
+def read_topic(settings: Settings, topic: str) -> Iterator[Record]:
+    """Every committed record of ``topic``, partition after partition, each from its beginning to its current end."""
+    for partition in partitions_of(settings, topic):
+        yield from read_partition(settings, topic, partition)
+
+
 def record_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """For every partition of ``topics`` holding records: the offset after its last committed record, now.
 

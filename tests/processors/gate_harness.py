@@ -16,12 +16,11 @@ from agentlog import events as ev
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
+from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS
 from tests.support import agentlog_env
-
-from .gate_reference import read_topic
 
 
 @dataclass
@@ -160,7 +159,8 @@ def committed_decisions(settings: Settings) -> dict[int, list[ev.Event]]:
     """Every decision a read_committed consumer sees, per partition, in offset order."""
     serde = Serde()
     out: dict[int, list[ev.Event]] = {}
-    for partition, _offset, _ts, _key, value in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name):
+    for record in read_topic(settings, settings.topic_prefix + POLICY_DECISIONS.name):
+        partition, value = record.partition, record.value
         out.setdefault(partition, []).append(serde.decode(value or b""))
     return out
 

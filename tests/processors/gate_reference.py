@@ -8,22 +8,14 @@ the decisions of an uninterrupted gate.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 
 from agentlog import events as ev
 from agentlog.errors import DecodeError
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord, PartitionState, Policy, decide, decode_input
-from agentlog.replay import partitions_of, read_partition
+from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS, TREE_PARTITIONS
-
-
-def read_topic(settings: Settings, topic: str) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:
-    """Every committed record of ``topic``: (partition, offset, timestamp ms, key, value)."""
-    for partition in partitions_of(settings, topic):
-        for record in read_partition(settings, topic, partition):
-            yield partition, record.offset, record.timestamp_ms, record.key, record.value
 
 
 def gate_inputs(settings: Settings) -> dict[int, list[InputRecord]]:
@@ -31,8 +23,10 @@ def gate_inputs(settings: Settings) -> dict[int, list[InputRecord]]:
     by_partition: dict[int, list[InputRecord]] = defaultdict(list)
     for source, spec in ((REQUESTS, SPAWN_REQUESTS), (LIFECYCLE, AGENT_LIFECYCLE)):
         topic = settings.topic_prefix + spec.name
-        for partition, offset, timestamp, key, value in read_topic(settings, topic):
-            by_partition[partition].append(InputRecord(source, topic, partition, offset, timestamp, key, value))
+        for r in read_topic(settings, topic):
+            by_partition[r.partition].append(
+                InputRecord(source, topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+            )
     return {p: sorted(records, key=InputRecord.sort_key) for p, records in sorted(by_partition.items())}
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 from agentlog import events as ev
-from agentlog.replay.topic_reader import partitions_of, read_partition
+from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_DECISIONS
@@ -22,11 +22,7 @@ def answered(settings: Settings) -> int:
     """How many requests the gate has answered (committed decisions)."""
     serde = Serde()
     topic = settings.topic_prefix + POLICY_DECISIONS.name
-    return sum(
-        isinstance(serde.decode(r.value or b""), _ANSWERS)
-        for p in partitions_of(settings, topic)
-        for r in read_partition(settings, topic, p)
-    )
+    return sum(isinstance(serde.decode(r.value or b""), _ANSWERS) for r in read_topic(settings, topic))
 
 
 def run_scenario(settings: Settings, script: Script, worker_id: str = "replay-tests") -> None:
