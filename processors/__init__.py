@@ -7,16 +7,29 @@ modules behind it are internals of this package.
 from agentlog.processors.clock import to_micros
 from agentlog.processors.errors import PolicyError, ProcessorError
 from agentlog.processors.gate_input import decode_input
-from agentlog.processors.input_merge import CLOCK_MARGIN_MS, LIFECYCLE, REQUESTS, InputRecord
+from agentlog.processors.input_merge import (
+    CLOCK_MARGIN_MS,
+    DECIDED_HEADER,
+    GATE_ORDER,
+    LIFECYCLE,
+    REQUESTS,
+    DecisionPoint,
+    InputRecord,
+    MergeOrder,
+)
 from agentlog.processors.policy import Policy, from_event, load_default_policy, load_policy, to_event
 from agentlog.processors.spawn_gate import decide, expire, prune_ended
 from agentlog.processors.tree_state import PartitionState
 
 __all__ = [
     "CLOCK_MARGIN_MS",
+    "DECIDED_HEADER",
+    "GATE_ORDER",
     "LIFECYCLE",
     "REQUESTS",
+    "DecisionPoint",
     "InputRecord",
+    "MergeOrder",
     "PartitionState",
     "Policy",
     "PolicyError",

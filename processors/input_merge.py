@@ -25,6 +25,15 @@ A record is *released* only when no record that sorts before it can still arrive
 Everything else waits in the buffer (it is not committed, so a crash re-reads it). A
 pending transaction on an input topic therefore holds back the records after it, which
 is what keeps the order independent of when that transaction commits.
+
+The margin is a bound the broker does not promise: a record whose append time was set
+just before an end was confirmed, but which became visible only after it (a broker
+thread descheduled between the two, replication), arrives *late*, after records that
+sort behind it were decided. :meth:`PartitionMerge.add` says so, and it is decided next.
+So that such an order can still be replayed exactly, every output carries the
+:class:`DecisionPoint` of its cause in the ``agentlog-decided`` header: which input it
+answers and, per input topic, the offset below which everything had been decided
+before. The order is then recorded, not inferred, wherever a record was late.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ REQUESTS = 0
 LIFECYCLE = 1
 CLOCK_MARGIN_MS = 5
 """Default allowed difference between a worker's clock and the brokers' (the gate's ``--clock-margin-ms``)."""
+DECIDED_HEADER = "agentlog-decided"
+"""The header of every processor output that holds its :class:`DecisionPoint`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,50 @@ class InputRecord:
     def sort_key(self) -> tuple[int, int, int]:
         """The spawn gate's order (:data:`GATE_ORDER`): append time, lifecycle first, offset."""
         return GATE_ORDER.key(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPoint:
+    """Where in its inputs a processor stood when it decided one input or one timer tick.
+
+    Encoded as ``<cause>|<offset>,<offset>,...``: the source index of the input decided
+    (empty for a timer tick), then per source (in the processor's input order) the offset
+    below which every record had been decided before it.
+    """
+
+    cause: int | None
+    """The source of the input decided; None for a timer tick."""
+    before: tuple[int, ...]
+    """Per source, every record below this offset was decided earlier."""
+
+    def encode(self) -> bytes:
+        """The header value."""
+        cause = "" if self.cause is None else str(self.cause)
+        return f"{cause}|{','.join(map(str, self.before))}".encode()
+
+    @classmethod
+    def decode(cls, value: bytes | str) -> DecisionPoint:
+        """Parse a header value; raises ValueError when it is not one."""
+        text = value.decode() if isinstance(value, bytes) else value
+        cause, sep, offsets = text.partition("|")
+        if not sep or not offsets:
+            raise ValueError(f"{DECIDED_HEADER} header {text!r} is not <cause>|<offset>,...")
+        before = tuple(int(o) for o in offsets.split(","))
+        point = cls(int(cause) if cause else None, before)
+        if any(o < 0 for o in before) or (point.cause is not None and not 0 <= point.cause < len(before)):
+            raise ValueError(f"{DECIDED_HEADER} header {text!r} names no input")
+        return point
+
+    @classmethod
+    def of(cls, headers: list[tuple[str, str | bytes | None]] | None) -> DecisionPoint | None:
+        """The point recorded in ``headers``; None when there is none or it does not parse (older records)."""
+        for name, value in headers or ():
+            if name == DECIDED_HEADER and value is not None:
+                try:
+                    return cls.decode(value)
+                except ValueError:
+                    return None
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +137,33 @@ class PartitionMerge:
     _heaps: list[list[tuple[tuple[int, int, int], InputRecord]]] = field(init=False)
     _caught_up_at: list[int | None] = field(init=False)
     _end_offset: list[int | None] = field(init=False)
+    _undecided: list[int | None] = field(init=False)
+    """Per source, the offset below which every record was decided (None until the first fetch says)."""
+    _released: tuple[int, int, int] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         sources = len(self.order.ranks)
         self._heaps = [[] for _ in range(sources)]
         self._caught_up_at = [None] * sources
         self._end_offset = [None] * sources
+        self._undecided = [None] * sources
 
-    def add(self, record: InputRecord) -> None:
-        """Buffer a fetched record (it means its topic is not at its end any more)."""
-        heapq.heappush(self._heaps[record.source], (self.order.key(record), record))
+    def add(self, record: InputRecord) -> int | None:
+        """Buffer a fetched record (it means its topic is not at its end any more).
+
+        Returns None, or, for a record that sorts before one already released (it became
+        visible later than the clock margin allows), by how many milliseconds of append
+        time it is late. A late record is released next, out of the append-time order.
+        """
+        key = self.order.key(record)
+        heapq.heappush(self._heaps[record.source], (key, record))
         self._caught_up_at[record.source] = None
         self._end_offset[record.source] = None
+        if self._undecided[record.source] is None:
+            self._undecided[record.source] = record.offset  # fetching starts where deciding stopped
+        if self._released is not None and key < self._released:
+            return self._released[0] - record.timestamp_ms
+        return None
 
     def reached_end(self, source: int, end_offset: int) -> None:
         """The fetcher read ``source``'s partition to its end, ``end_offset``.
@@ -102,6 +172,16 @@ class PartitionMerge:
         released. A record fetched after it (:meth:`add`) means the end moved on.
         """
         self._end_offset[source] = end_offset
+        if self._undecided[source] is None:
+            self._undecided[source] = end_offset  # nothing fetched: everything before the end was decided
+
+    def decision_point(self, cause: InputRecord | None) -> DecisionPoint:
+        """Where deciding stands before ``cause`` (a released record, or None for a timer tick)."""
+        return DecisionPoint(None if cause is None else cause.source, tuple(o or 0 for o in self._undecided))
+
+    def decided(self, record: InputRecord) -> None:
+        """``record`` (released earlier) has been decided."""
+        self._undecided[record.source] = record.offset + 1
 
     def confirm_end(self, source: int, asked_at_ms: int) -> None:
         """The broker said ``source`` was still at the end read to, when asked at ``asked_at_ms``."""
@@ -122,7 +202,8 @@ class PartitionMerge:
             _, record = min(candidates)
             if self._waits_on(record) is not None:
                 return released
-            heapq.heappop(self._heaps[record.source])
+            key, _ = heapq.heappop(self._heaps[record.source])
+            self._released = key if self._released is None else max(self._released, key)
             released.append(record)
         return released
 

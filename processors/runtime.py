@@ -66,7 +66,15 @@ from agentlog.dead_letters import DeadLetter, dlq_topic
 from agentlog.errors import AgentlogError
 from agentlog.events import Event
 from agentlog.processors.errors import WorkerError
-from agentlog.processors.input_merge import CLOCK_MARGIN_MS, InputRecord, MergeOrder, PartitionMerge
+from agentlog.processors.input_merge import (
+    CLOCK_MARGIN_MS,
+    DECIDED_HEADER,
+    DecisionPoint,
+    InputRecord,
+    MergeOrder,
+    PartitionMerge,
+)
+from agentlog.records import Headers, at
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 
@@ -153,6 +161,8 @@ class RuntimeStats:
     inputs: int = 0
     outputs: int = 0
     dead_letters: int = 0
+    late_inputs: int = 0
+    """Inputs that became visible after records appended later had been decided (see ``input_merge``)."""
     aborts: int = 0
     restores: int = 0
     producers: int = 1
@@ -286,7 +296,18 @@ class ProcessorRuntime(Generic[S]):
         # Kept for dead letters (trace context among them).
         raw_headers = msg.headers()
         headers = list(raw_headers) if isinstance(raw_headers, list) else None
-        merge.add(InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value(), headers))
+        record = InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value(), headers)
+        late_ms = merge.add(record)
+        if late_ms is not None:
+            self.stats.late_inputs += 1
+            log.warning(
+                "%s became visible after inputs appended up to %d ms later were decided: decided now, out of"
+                " append-time order, as its decisions' %s header records (a clock margin of %d ms was too small)",
+                at(record.topic, partition, offset),
+                late_ms,
+                DECIDED_HEADER,
+                self.config.clock_margin_ms,
+            )
 
     def _apply_back_pressure(self) -> None:
         """Stop fetching an input whose buffer holds many undecided records; resume it once drained.
@@ -405,6 +426,9 @@ class ProcessorRuntime(Generic[S]):
 
     def _process(self, partition: int, state: S, record: InputRecord) -> set[str]:
         """Decide one input; returns the state keys it changed."""
+        merge = self.merges[partition]
+        point = merge.decision_point(record)
+        merge.decided(record)
         try:
             decided = self.processor.decide(state, record)
         except Unreadable as e:  # an input that is not one is dead-lettered, never retried
@@ -412,21 +436,24 @@ class ProcessorRuntime(Generic[S]):
             return set()
         # The core answers bad requests and never raises otherwise; if it ever did, the
         # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
-        self._emit(partition, decided.outputs)
+        self._emit(partition, decided.outputs, point)
         return decided.changed
 
     def _expire(self, partition: int, state: S) -> set[str]:
-        watermark = self.merges[partition].watermark_ms()
+        merge = self.merges[partition]
+        watermark = merge.watermark_ms()
         if watermark is None:
             return set()
         decided = self.processor.expire(state, datetime.fromtimestamp(watermark / 1000, UTC))
-        self._emit(partition, decided.outputs)
+        self._emit(partition, decided.outputs, merge.decision_point(None))
         return decided.changed
 
-    def _emit(self, partition: int, outputs: list[Event]) -> None:
+    def _emit(self, partition: int, outputs: list[Event], point: DecisionPoint) -> None:
+        """Produce the outputs of one cause, each with its decision point (so replay can follow the order)."""
         topic = self.processor.output_topic
+        headers: Headers = [(DECIDED_HEADER, point.encode())]
         for output in outputs:
-            self._produce(topic, partition, output.meta.root_id.encode(), self.serde.encode(output, topic))
+            self._produce(topic, partition, output.meta.root_id.encode(), self.serde.encode(output, topic), headers)
         self.stats.outputs += len(outputs)
 
     def _dead_letter(self, record: InputRecord, error: Exception) -> None:

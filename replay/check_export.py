@@ -29,7 +29,7 @@ from agentlog.errors import DecodeError
 from agentlog.projections import GENESIS, link
 from agentlog.records import at
 from agentlog.replay.errors import ExportFormatError
-from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, manifest_path
+from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, headers_from_json, manifest_path
 from agentlog.serde import Serde, to_jsonable
 
 
@@ -68,10 +68,11 @@ def read_lines(path: Path, encoding: str) -> Iterator[tuple[int, ExportLine]]:
         if encoding == "csv":
             rows = csv.reader(handle)
             header = next(rows, None)
-            if header is None or tuple(header) != CSV_COLUMNS:
+            if header is None or tuple(header) not in (CSV_COLUMNS, CSV_COLUMNS[:-1]):
                 raise ExportFormatError(str(path), f"expected the CSV header {','.join(CSV_COLUMNS)}", 1)
+            columns = tuple(header)
             for number, row in enumerate(rows, start=2):
-                yield number, _parse(path, number, lambda row=row: _from_row(row))
+                yield number, _parse(path, number, lambda row=row: _from_row(row, columns))
         else:
             for number, text in enumerate(handle, start=1):
                 yield number, _parse(path, number, lambda text=text: _from_json(json.loads(text)))
@@ -98,13 +99,14 @@ def _from_json(obj: dict[str, Any]) -> ExportLine:
         _unb64(obj["value_b64"]),
         bytes.fromhex(obj["prev_hash"]),
         bytes.fromhex(obj["hash"]),
+        headers_from_json(obj.get("headers")),
     )
 
 
-def _from_row(row: list[str]) -> ExportLine:
-    if len(row) != len(CSV_COLUMNS):
-        raise ValueError(f"{len(row)} columns, expected {len(CSV_COLUMNS)}")
-    cells = dict(zip(CSV_COLUMNS, row, strict=True))
+def _from_row(row: list[str], columns: tuple[str, ...]) -> ExportLine:
+    if len(row) != len(columns):
+        raise ValueError(f"{len(row)} columns, expected {len(columns)}")
+    cells = dict(zip(columns, row, strict=True))
     return ExportLine(
         cells["topic"],
         int(cells["partition"]),
@@ -117,6 +119,7 @@ def _from_row(row: list[str]) -> ExportLine:
         _unb64(cells["value_b64"] or None),
         bytes.fromhex(cells["prev_hash"]),
         bytes.fromhex(cells["hash"]),
+        headers_from_json(json.loads(cells["headers_json"])) if cells.get("headers_json") else None,
     )
 
 

@@ -7,11 +7,16 @@ causation id) is a timer tick: :func:`agentlog.processors.spawn_gate.expire` at 
 The recorded decisions drive the walk, group by group (the outputs of one input, or of
 one tick, are consecutive on the decisions topic):
 
-- a group caused by input *X* (appended at *A*): inputs are decided in order up to *X*
-  (never past append time *A*); *X*'s outputs must be the group, byte for byte;
-- a tick at *T*: inputs appended before *T* + the gate's clock margin are decided first
-  (the gate's watermark trails the time it saw both topics at their end by that margin),
-  then ``expire`` at *T*; its outputs must be the group.
+- a group caused by input *X*: the inputs the gate had decided before *X* are decided
+  first, then *X*, whose outputs must be the group, byte for byte;
+- a tick at *T*: the inputs the gate had decided before it are decided first, then
+  ``expire`` at *T*; its outputs must be the group.
+
+Which inputs came before is what the group's decision point says (the ``agentlog-decided``
+header, :class:`~agentlog.replay.input_order.RecordedOrder`). A log written before the
+gate recorded points is walked by append time: up to *X* (never past the group's own
+append time), or for a tick, inputs appended before *T* + the gate's clock margin (its
+watermark trails the time it saw both topics at their end by that margin).
 
 Inputs decided on the way must have no outputs; if they do, the gate recorded nothing
 for a decision the core makes (``unrecorded``) — unless the gate has not committed that
@@ -39,6 +44,7 @@ from agentlog.errors import DecodeError
 from agentlog.events import Event
 from agentlog.processors import (
     CLOCK_MARGIN_MS,
+    DecisionPoint,
     InputRecord,
     PartitionState,
     Policy,
@@ -49,6 +55,7 @@ from agentlog.processors import (
     to_micros,
 )
 from agentlog.records import Record, at
+from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.log_source import LogSource
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress
@@ -164,20 +171,10 @@ class _Group:
     def appended_ms(self) -> int:
         return self.records[0][0].timestamp_ms
 
-
-class _Peekable:
-    def __init__(self, items: Iterator[InputRecord]) -> None:
-        self._items = items
-        self._next: InputRecord | None = next(items, None)
-
-    def peek(self) -> InputRecord | None:
-        return self._next
-
-    def pop(self) -> InputRecord:
-        item = self._next
-        assert item is not None
-        self._next = next(self._items, None)
-        return item
+    @property
+    def point(self) -> DecisionPoint | None:
+        """Where the gate stood in its inputs when it decided this group's cause (None in older logs)."""
+        return DecisionPoint.of(self.records[0][0].headers)
 
 
 def _position(record: Record) -> str:
@@ -230,23 +227,31 @@ class DecisionReplay:
 
     def _partition(self, partition: int) -> None:
         state = PartitionState(partition=partition, partitions=self.partition_count)
-        inputs = _Peekable(self.source.inputs(partition))
+        inputs = RecordedOrder(self.source.inputs(partition))
         decided = self.source.decided_up_to(partition)
         for group in self._groups(partition, self.source.decisions(partition)):
+            point = group.point
             if group.cause.kind == "tick":
                 assert group.cause.at is not None
-                self._feed(state, inputs, decided, to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1)
+                limit_ms = to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1
+                self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided)
                 policy = self._policy(partition, group, None)
                 replayed = expire(state, group.cause.at, policy)
                 prune_ended(state, group.cause.at)
                 self._compare(partition, group, replayed)
                 continue
-            found = self._feed(state, inputs, decided, group.appended_ms, group)
+            if point is None:
+                found = self._feed(state, inputs.until(group.appended_ms), decided, group)
+                note = "no input with this event id was appended before the decision"
+            else:
+                self._feed(state, inputs.below(point.before), decided)
+                cause = inputs.next_of(point.cause) if point.cause is not None else None
+                found = self._feed(state, iter([cause] if cause else []), decided, group)
+                note = "the input its decision point names does not have this event id"
             if found is None:
                 self._count(group)
-                note = "no input with this event id was appended before the decision"
                 self._outcome(partition, group.cause, "orphan", group, [], note)
-        self._feed(state, inputs, decided, _NEVER)
+        self._feed(state, inputs.until(_NEVER), decided)
 
     def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[_Group]:
         """The recorded decisions in consecutive groups of one cause."""
@@ -287,14 +292,12 @@ class DecisionReplay:
     def _feed(
         self,
         state: PartitionState,
-        inputs: _Peekable,
+        inputs: Iterator[InputRecord],
         decided: dict[int, int] | None,
-        limit_ms: int,
         target: _Group | None = None,
     ) -> InputRecord | None:
-        """Decide inputs appended at or before ``limit_ms``, up to ``target``'s input (returned when found)."""
-        while (record := inputs.peek()) is not None and record.timestamp_ms <= limit_ms:
-            inputs.pop()
+        """Decide ``inputs``, up to ``target``'s input (returned when found; the rest is left unread)."""
+        for record in inputs:
             self.progress.advance()
             try:
                 event = decode_input(self.serde, record)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlog.errors import DecodeError
+from agentlog.records import Headers
 from agentlog.replay.progress import Progress
 from agentlog.replay.selection import Selection, find_root, names_any, subtree
 from agentlog.replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
@@ -50,7 +51,9 @@ CSV_COLUMNS = (
     "value_b64",
     "prev_hash",
     "hash",
+    "headers_json",
 )
+"""The CSV columns; files written before ``headers_json`` was added (one column fewer) are read too."""
 
 
 class ExportFormat(StrEnum):
@@ -80,6 +83,8 @@ class ExportLine:
     value: bytes | None
     prev_hash: bytes
     hash: bytes
+    headers: Headers | None = None
+    """The record's headers (values as UTF-8 text): the gate's decision points among them."""
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object of one line (key order fixed)."""
@@ -95,11 +100,12 @@ class ExportLine:
             "value_b64": _b64(self.value),
             "prev_hash": self.prev_hash.hex(),
             "hash": self.hash.hex(),
+            "headers": headers_as_json(self.headers),
         }
 
     def as_row(self) -> list[Any]:
         """The CSV row (columns :data:`CSV_COLUMNS`)."""
-        event = json.dumps(self.event, separators=(",", ":"), ensure_ascii=False) if self.event is not None else ""
+        event = _compact(self.event) if self.event is not None else ""
         return [
             self.topic,
             self.partition,
@@ -112,7 +118,31 @@ class ExportLine:
             _b64(self.value) or "",
             self.prev_hash.hex(),
             self.hash.hex(),
+            _compact(headers_as_json(self.headers)) if self.headers else "",
         ]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def headers_as_json(headers: Headers | None) -> list[list[str | None]] | None:
+    """Headers as JSON: ``[name, value]`` pairs, values decoded as UTF-8 (agentlog's headers are text)."""
+    if not headers:
+        return None
+    return [[k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v] for k, v in headers]
+
+
+def headers_from_json(value: Any) -> Headers | None:
+    """The headers of :func:`headers_as_json`; raises ValueError when ``value`` is not such a list."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) and (h[1] is None or isinstance(h[1], str))
+        for h in value
+    ):
+        raise ValueError("headers must be a list of [name, value] pairs of text")
+    return [(k, v.encode() if v is not None else None) for k, v in value]
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -301,7 +331,7 @@ def export(
             if rows is not None:
                 rows.writerow(line.as_row())
             else:
-                sink.write(json.dumps(line.as_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
+                sink.write(_compact(line.as_json()) + "\n")
             counts[line.record or "undecodable"] += 1
             summary.exported += 1
             if summary.first_offset is None:
@@ -339,6 +369,7 @@ def _decode(serde: Serde, item: ChainedRecord) -> ExportLine:
         record.value,
         item.prev_hash,
         item.hash,
+        record.headers,
     )
 
 

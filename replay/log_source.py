@@ -1,13 +1,11 @@
 """Where a decision replay reads the recorded log from: Kafka, or an export file (golden logs).
 
-Both give, per partition, the spawn gate's inputs in its decision order
-(:meth:`agentlog.processors.input_merge.InputRecord.sort_key`) and the recorded decisions in offset
-order, as streams.
+Both give, per partition, the spawn gate's inputs as one stream per input topic and the
+recorded decisions (with their headers, where the source kept them), in offset order.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +19,7 @@ from agentlog.replay.check_export import load_manifest, read_lines
 from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
+from agentlog.watermarks import committed_offsets
 
 
 class LogSource(Protocol):
@@ -30,8 +29,8 @@ class LogSource(Protocol):
         """The partitions of the tree-keyed topics."""
         ...
 
-    def inputs(self, partition: int) -> Iterator[InputRecord]:
-        """The gate's inputs of ``partition`` in its decision order."""
+    def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
+        """The gate's inputs of ``partition``: one stream per input topic (requests, lifecycle), in offset order."""
         ...
 
     def decisions(self, partition: int) -> Iterator[Record]:
@@ -47,12 +46,12 @@ class LogSource(Protocol):
         ...
 
 
-def _merge(requests: Iterator[Record], lifecycle: Iterator[Record]) -> Iterator[InputRecord]:
+def _inputs(requests: Iterator[Record], lifecycle: Iterator[Record]) -> list[Iterator[InputRecord]]:
     def inputs(source: int, records: Iterator[Record]) -> Iterator[InputRecord]:
         for r in records:
             yield InputRecord(source, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
 
-    return heapq.merge(inputs(REQUESTS, requests), inputs(LIFECYCLE, lifecycle), key=InputRecord.sort_key)
+    return [inputs(REQUESTS, requests), inputs(LIFECYCLE, lifecycle)]
 
 
 class KafkaLog:
@@ -76,7 +75,7 @@ class KafkaLog:
         consumer = Consumer(kafka_config.reader(self.settings, group))
         try:
             tps = [TopicPartition(t, p) for t in (self.requests, self.lifecycle) for p in self.partitions()]
-            committed = consumer.committed(tps, timeout=10)
+            committed = committed_offsets(consumer, tps)
         finally:
             consumer.close()
         sources = {self.requests: REQUESTS, self.lifecycle: LIFECYCLE}
@@ -85,8 +84,8 @@ class KafkaLog:
     def partitions(self) -> list[int]:
         return partitions_of(self.settings, self.requests)
 
-    def inputs(self, partition: int) -> Iterator[InputRecord]:
-        return _merge(
+    def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
+        return _inputs(
             read_partition(self.settings, self.requests, partition),
             read_partition(self.settings, self.lifecycle, partition),
         )
@@ -120,13 +119,15 @@ class ExportLog:
     def _records(self, topic: str, partition: int | None = None) -> Iterator[Record]:
         for _, line in read_lines(self.path, self.encoding):
             if line.topic == topic and (partition is None or line.partition == partition):
-                yield Record(line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value)
+                yield Record(
+                    line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value, line.headers
+                )
 
     def partitions(self) -> list[int]:
         return self._partitions
 
-    def inputs(self, partition: int) -> Iterator[InputRecord]:
-        return _merge(self._records(self.requests, partition), self._records(self.lifecycle, partition))
+    def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
+        return _inputs(self._records(self.requests, partition), self._records(self.lifecycle, partition))
 
     def decisions(self, partition: int) -> Iterator[Record]:
         return self._records(self.decisions_topic, partition)

@@ -1,33 +1,60 @@
 """The reference for the gate's kill tests: its recorded inputs, read back, and the pure core re-run over them.
 
-The order is the gate's own (:meth:`agentlog.processors.InputRecord.sort_key`: append time,
-topic, offset, per partition), so a re-run of the pure core over these records reproduces
-the decisions of an uninterrupted gate.
+The order is the one the gate recorded: each decision's point (the ``agentlog-decided``
+header) says which inputs it had decided before, which is append-time order
+(:data:`agentlog.processors.GATE_ORDER`) except around an input that became visible late.
+A re-run of the pure core over these records reproduces the decisions of an
+uninterrupted gate that read its inputs in that order.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from agentlog import events as ev
 from agentlog.errors import DecodeError
-from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord, PartitionState, Policy, decide, decode_input
-from agentlog.replay import read_topic
+from agentlog.processors import DecisionPoint, InputRecord, PartitionState, Policy, decide, decode_input
+from agentlog.replay.input_order import RecordedOrder
+from agentlog.replay.log_source import KafkaLog
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import AGENT_LIFECYCLE, SPAWN_REQUESTS, TREE_PARTITIONS
+from agentlog.topics import TREE_PARTITIONS
 
 
 def gate_inputs(settings: Settings) -> dict[int, list[InputRecord]]:
-    """Per partition, every input record of the spawn gate in decision order."""
-    by_partition: dict[int, list[InputRecord]] = defaultdict(list)
-    for source, spec in ((REQUESTS, SPAWN_REQUESTS), (LIFECYCLE, AGENT_LIFECYCLE)):
-        topic = settings.topic_prefix + spec.name
-        for r in read_topic(settings, topic):
-            by_partition[r.partition].append(
-                InputRecord(source, topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
-            )
-    return {p: sorted(records, key=InputRecord.sort_key) for p, records in sorted(by_partition.items())}
+    """Per partition, every input the spawn gate has committed, in the order its decisions recorded."""
+    log = KafkaLog(settings)
+    by_partition: dict[int, list[InputRecord]] = {}
+    for partition in log.partitions():
+        order = RecordedOrder(log.inputs(partition))
+        records: list[InputRecord] = []
+        last: DecisionPoint | None = None
+        for decision in log.decisions(partition):
+            point = DecisionPoint.of(decision.headers)
+            assert point is not None, f"decision {decision} has no decision point"
+            if point == last:
+                continue  # another output of the same cause
+            last = point
+            records += order.below(point.before)
+            cause = order.next_of(point.cause) if point.cause is not None else None
+            if cause is not None:
+                records.append(cause)
+        committed = log.decided_up_to(partition) or {}
+        records += (r for r in order.until(2**63 - 1) if r.offset < committed.get(r.source, 0))  # decided, no outputs
+        if records:
+            by_partition[partition] = records
+    return by_partition
+
+
+def out_of_append_order(inputs: dict[int, list[InputRecord]]) -> int:
+    """How many inputs were decided after one that sorts behind them (late inputs, as the gate logs them)."""
+    late = 0
+    for records in inputs.values():
+        highest = None
+        for record in records:
+            key = record.sort_key()
+            if highest is not None and key < highest:
+                late += 1
+            highest = key if highest is None else max(highest, key)
+    return late
 
 
 def redecide(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import random
 
-from agentlog.processors.input_merge import LIFECYCLE, REQUESTS, InputRecord, MergeOrder, PartitionMerge
+import pytest
+
+from agentlog.processors.input_merge import (
+    LIFECYCLE,
+    REQUESTS,
+    DecisionPoint,
+    InputRecord,
+    MergeOrder,
+    PartitionMerge,
+)
 
 
 def _record(source: int, offset: int, ts: int) -> InputRecord:
@@ -119,3 +128,44 @@ def test_three_inputs_merge_in_one_order_whatever_the_fetch_interleaving() -> No
         for source in range(3):  # an end counts once nothing of that source is buffered
             merge.confirm_end(source, 10_000)
         assert merge.watermark_ms() == 10_000
+
+
+def test_a_record_visible_only_after_later_ones_were_released_is_late() -> None:
+    """A record sorting before one already released is reported late (by its append-time gap) and released next."""
+    merge = PartitionMerge(clock_margin_ms=0)
+    merge.add(_record(REQUESTS, 0, 100))
+    assert merge.add(_record(LIFECYCLE, 0, 120)) is None
+    assert [r.offset for r in merge.release()] == [0]  # the request: the lifecycle record sorts after it
+    assert merge.add(_record(REQUESTS, 1, 130)) is None
+    assert [(r.source, r.offset) for r in merge.release()] == [(LIFECYCLE, 0)]
+    assert merge.add(_record(LIFECYCLE, 1, 110)) == 10  # 120 was released; this was appended at 110
+    assert [(r.source, r.offset) for r in merge.release()] == [(LIFECYCLE, 1)]  # released next; the request waits
+
+
+def test_decision_points_say_what_was_decided_before_each_input() -> None:
+    """Per source, the offset below which everything was decided: from the first fetch, the end, or a decision."""
+    merge = PartitionMerge(clock_margin_ms=0)
+    merge.add(_record(REQUESTS, 40, 100))  # fetching resumed at 40: everything below was decided
+    merge.reached_end(LIFECYCLE, 7)  # nothing fetched from lifecycle: everything below its end was
+    merge.confirm_end(LIFECYCLE, 200)
+    [request] = merge.release()
+    assert merge.decision_point(request) == DecisionPoint(REQUESTS, (40, 7))
+    merge.decided(request)
+    assert merge.decision_point(None) == DecisionPoint(None, (41, 7))
+
+
+@pytest.mark.parametrize(
+    ("point", "encoded"),
+    [(DecisionPoint(1, (40, 7)), b"1|40,7"), (DecisionPoint(None, (0, 3, 9)), b"|0,3,9")],
+)
+def test_a_decision_point_round_trips_through_its_header(point: DecisionPoint, encoded: bytes) -> None:
+    assert point.encode() == encoded
+    assert DecisionPoint.decode(encoded) == point
+    assert DecisionPoint.of([("other", b"x"), ("agentlog-decided", encoded)]) == point
+
+
+@pytest.mark.parametrize("value", [b"", b"1", b"1|", b"x|1,2", b"2|1,2", b"|1,-2", b"1|a"])
+def test_a_header_that_is_not_a_decision_point_is_refused(value: bytes) -> None:
+    with pytest.raises(ValueError):
+        DecisionPoint.decode(value)
+    assert DecisionPoint.of([("agentlog-decided", value)]) is None

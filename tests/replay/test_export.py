@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agentlog.replay.check_export import check_export
+import pytest
+
+from agentlog.processors import DecisionPoint
+from agentlog.replay.check_export import check_export, read_lines
 from agentlog.replay.export import ExportFormat, export, manifest_path
+from agentlog.replay.runs import decisions_report
 from agentlog.replay.selection import Selection
+from agentlog.topics import POLICY_DECISIONS
 
 from .conftest import Recorded
 
@@ -126,3 +131,17 @@ def test_check_export_names_a_changed_line_and_a_changed_file(recorded: Recorded
     )
     assert result.returncode == 1
     assert "line 4:" in result.stdout
+
+
+@pytest.mark.parametrize("encoding", [ExportFormat.jsonl, ExportFormat.csv])
+def test_an_export_keeps_the_decision_points_and_replays_byte_for_byte(
+    recorded: Recorded, tmp_path: Path, encoding: ExportFormat
+) -> None:
+    """Each exported decision carries the gate's decision point; replaying the file follows them and is clean."""
+    out = tmp_path / f"tree.{encoding.value}"
+    export(recorded.settings, Selection(root_id=recorded.root_id), out, encoding)
+    decisions = [line for _, line in read_lines(out, encoding.value) if line.topic.endswith(POLICY_DECISIONS.name)]
+    assert decisions and all(DecisionPoint.of(line.headers) is not None for line in decisions)
+    report = decisions_report(recorded.settings, log=out)
+    assert report.clean, [o.as_json() for o in report.outcomes]
+    assert report.reproduced == report.recorded == len(decisions)

@@ -1,0 +1,53 @@
+"""A processor's inputs in the order it decided them, following the decision points it recorded.
+
+A processor decides its inputs in append-time order (:class:`~agentlog.processors.input_merge.MergeOrder`),
+except for an input that became visible late, after records appended later had been
+decided. Each output names its :class:`~agentlog.processors.input_merge.DecisionPoint`: the
+input it answers and, per input topic, the offset below which everything was decided
+before it. :class:`RecordedOrder` hands out the inputs of one partition accordingly: at
+a point, every input below it in append-time order, then the cause. Between two points
+the order is the append-time order again. Logs written before decision points existed
+are walked by append time alone (:meth:`RecordedOrder.until`).
+
+It reads one stream per input topic (offset order) and holds one record of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from agentlog.processors import GATE_ORDER, InputRecord, MergeOrder
+
+
+class RecordedOrder:
+    """The inputs of one partition, handed out up to recorded decision points or up to an append time."""
+
+    def __init__(self, streams: list[Iterator[InputRecord]], order: MergeOrder = GATE_ORDER) -> None:
+        self._streams = streams
+        self._heads: list[InputRecord | None] = [next(s, None) for s in streams]
+        self._order = order
+
+    def below(self, before: tuple[int, ...]) -> Iterator[InputRecord]:
+        """Every input not handed out yet whose offset is below ``before`` (per source), in the processor's order."""
+        if len(before) != len(self._streams):
+            raise ValueError(f"a decision point names {len(before)} inputs; this processor reads {len(self._streams)}")
+        while (record := self._take(lambda r: r.offset < before[r.source])) is not None:
+            yield record
+
+    def next_of(self, source: int) -> InputRecord | None:
+        """The next input of ``source`` (a decision point's cause), or None when there is none."""
+        return self._take(lambda r: r.source == source)
+
+    def until(self, limit_ms: int) -> Iterator[InputRecord]:
+        """Inputs not handed out yet appended at or before ``limit_ms``, in the processor's order."""
+        while (record := self._take(lambda r: r.timestamp_ms <= limit_ms)) is not None:
+            yield record
+
+    def _take(self, wanted: Callable[[InputRecord], bool]) -> InputRecord | None:
+        """The first head in the processor's order that ``wanted`` accepts, moved past; None when none is."""
+        heads = [h for h in self._heads if h is not None and wanted(h)]
+        if not heads:
+            return None
+        record = min(heads, key=self._order.key)
+        self._heads[record.source] = next(self._streams[record.source], None)
+        return record
