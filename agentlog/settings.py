@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     """Extra librdkafka properties (security settings and the like), as a JSON object."""
     connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     """How long a command waits for the broker to answer before it gives up with "cannot reach Kafka"."""
+    tree_partitions: int | None = Field(default=None, ge=1, le=10_000)
+    """Partitions of the tree-keyed topics when ``topics create`` makes them (None: the count the
+    deployment's existing topics have, or 12 for a new one). Every component reads the count
+    from the broker; it is never changed in place."""
 
 
 @lru_cache(maxsize=1)

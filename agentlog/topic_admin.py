@@ -1,9 +1,17 @@
-"""Creates and updates the catalogue's topics on the broker, idempotently."""
+"""Creates and updates the catalogue's topics on the broker, idempotently, and reads the deployment's partition count.
+
+The tree-keyed topics are co-partitioned: partition *p* of each holds the same trees (a
+tree's partition is murmur2 of its root id modulo the count). Their count is chosen
+once, when the first of them is created (``AGENTLOG_TREE_PARTITIONS``, default
+:data:`~agentlog.topics.DEFAULT_TREE_PARTITIONS`); later topics get the count the
+existing ones have, and components read it from the broker (:func:`tree_partition_count`).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
@@ -11,7 +19,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
 from agentlog.settings import Settings
-from agentlog.topics import CATALOGUE, TopicSpec
+from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -28,31 +36,75 @@ class TopicAdminError(AgentlogError):
     """The broker refused to create or alter a topic."""
 
 
+class PartitionCountError(TopicAdminError):
+    """The tree-keyed topics do not exist yet, or do not agree on their partition count."""
+
+
+def _tree_counts(settings: Settings, existing: dict[str, Any], specs: tuple[TopicSpec, ...]) -> dict[str, int]:
+    """Partition count of each tree-keyed topic of the catalogue and of ``specs`` that exists."""
+    names = dict.fromkeys(settings.topic_prefix + s.name for s in (*CATALOGUE, *specs) if s.tree_keyed)
+    return {name: len(existing[name].partitions) for name in names if name in existing}
+
+
+def _agreed(counts: dict[str, int]) -> int | None:
+    """The one count of ``counts`` (None when empty); raises when they differ."""
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name} has {n}" for name, n in sorted(counts.items()))
+        raise PartitionCountError(
+            f"the tree-keyed topics must have one partition count, but {listed}; a tree's records would be"
+            " split across partitions: recreate the odd ones with the common count (see 'Partitions' in the README)"
+        )
+    return next(iter(counts.values()), None)
+
+
+def tree_partition_count(settings: Settings, specs: tuple[TopicSpec, ...] = (), timeout: float = 30.0) -> int:
+    """The partition count of the deployment's tree-keyed topics (the catalogue's and ``specs``), from the broker.
+
+    Raises :class:`PartitionCountError` when none of them exists or when they disagree.
+    """
+    admin = AdminClient(kafka_config.base(settings))
+    counts = _tree_counts(settings, admin.list_topics(timeout=timeout).topics, specs)
+    count = _agreed(counts)
+    if count is None:
+        raise PartitionCountError(
+            f"no agentlog topics exist under the prefix {settings.topic_prefix!r}: create them with"
+            " `agentlog topics create`"
+        )
+    return count
+
+
 def ensure_topics(
     settings: Settings, specs: tuple[TopicSpec, ...] = CATALOGUE, *, dry_run: bool = False, timeout: float = 30.0
 ) -> list[TopicChange]:
     """Create missing topics and bring the configs of existing ones to the catalogue's values.
 
     Partition counts are never changed on an existing topic: that would move keys between
-    partitions and break the ordering of agent trees. A difference is reported as ``mismatch``.
+    partitions and break the ordering of agent trees. A difference is reported as
+    ``mismatch``. A missing tree-keyed topic gets the count the existing ones have (or
+    ``settings.tree_partitions``, or the default, in a new deployment); tree-keyed topics
+    that disagree raise :class:`PartitionCountError`.
     """
     admin = AdminClient(kafka_config.base(settings))
     existing = admin.list_topics(timeout=timeout).topics
+    deployed = _agreed(_tree_counts(settings, existing, specs))
+    tree_count = deployed or settings.tree_partitions or DEFAULT_TREE_PARTITIONS
     changes: list[TopicChange] = []
     to_create: list[NewTopic] = []
     to_check: list[tuple[str, TopicSpec]] = []
     for spec in specs:
         name = settings.topic_prefix + spec.name
+        want = tree_count if spec.tree_keyed else spec.partitions
         if name not in existing:
-            to_create.append(NewTopic(name, spec.partitions, 1, config=spec.config()))
-            changes.append(TopicChange(name, "created", f"{spec.partitions} partitions"))
-        else:
-            to_check.append((name, spec))
-            have = len(existing[name].partitions)
-            if have != spec.partitions:
-                changes.append(
-                    TopicChange(name, "mismatch", f"has {have} partitions, catalogue says {spec.partitions}")
-                )
+            to_create.append(NewTopic(name, want, 1, config=spec.config()))
+            changes.append(TopicChange(name, "created", f"{want} partitions"))
+            continue
+        to_check.append((name, spec))
+        have = len(existing[name].partitions)
+        if spec.tree_keyed and settings.tree_partitions not in (None, have):
+            detail = f"has {have} partitions, AGENTLOG_TREE_PARTITIONS says {settings.tree_partitions}"
+            changes.append(TopicChange(name, "mismatch", detail))
+        elif have != want:
+            changes.append(TopicChange(name, "mismatch", f"has {have} partitions, catalogue says {want}"))
     if dry_run:
         return changes + [TopicChange(n, "checked") for n, _ in to_check]
     if to_create:

@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
 
-TREE_PARTITIONS = 6
-"""Partitions of every topic keyed by root_id (co-partitioned: they must all agree)."""
+DEFAULT_TREE_PARTITIONS = 12
+"""Partitions of the topics keyed by root_id in a new deployment (``AGENTLOG_TREE_PARTITIONS`` chooses another).
+
+A partition is the unit of parallelism: at most one gate worker decides it, so the count
+caps the workers. Twelve lets 1, 2, 3, 4, 6 or 12 workers share the trees evenly, and,
+at a few thousand decisions per second per worker, carries a mid-size deployment; a
+partition costs the broker little. The count cannot grow in place (see
+"Partitions" in the README), so it is chosen with room to spare.
+"""
+TREE_KEYED = 0
+"""The ``partitions`` of a tree-keyed topic in the catalogue: the deployment's count, read from the broker."""
 FOREVER = -1
 
 
@@ -25,6 +34,7 @@ class TopicSpec:
     name: str
     """Base name; the deployed name is ``<AGENTLOG_TOPIC_PREFIX><name>``."""
     partitions: int
+    """Its partition count, or :data:`TREE_KEYED` for the deployment's tree partition count."""
     records: tuple[type[ev.Event], ...]
     """Records that may appear on the topic (empty: any bytes, as on the dead-letter topic)."""
     key: str
@@ -48,6 +58,11 @@ class TopicSpec:
             **self.extra_config,
         }
 
+    @property
+    def tree_keyed(self) -> bool:
+        """Whether the topic is co-partitioned with the other tree-keyed ones."""
+        return self.partitions == TREE_KEYED
+
     def accepts(self, full_name: str) -> bool:
         """Whether a record of this Avro full name belongs on the topic."""
         return not self.records or any(r.avro_name == full_name for r in self.records)
@@ -55,14 +70,14 @@ class TopicSpec:
 
 SPAWN_REQUESTS = TopicSpec(
     "agentlog.spawn.requests",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (ev.RootAgentRegistered, ev.SpawnRequested),
     "meta.root_id",
     "Spawn directives: root registrations and spawn requests.",
 )
 AGENT_LIFECYCLE = TopicSpec(
     "agentlog.agent.lifecycle",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (
         ev.AgentStarted,
         ev.TokensConsumed,
@@ -76,7 +91,7 @@ AGENT_LIFECYCLE = TopicSpec(
 )
 POLICY_DECISIONS = TopicSpec(
     "agentlog.policy.decisions",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (
         ev.SpawnApproved,
         ev.SpawnDenied,
@@ -106,21 +121,21 @@ POLICY_CONFIG = TopicSpec(
 )
 MESSAGES = TopicSpec(
     "agentlog.messages",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (ev.AgentRequest, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
     "meta.root_id",
     "Agent-to-agent messages: requests, questions, alerts, handoffs, decisions.",
 )
 MISSIONS = TopicSpec(
     "agentlog.missions",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested),
     "meta.root_id",
     "Mission commands: creation, dependencies, transition requests.",
 )
 MISSION_EVENTS = TopicSpec(
     "agentlog.mission.events",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (ev.MissionTransitioned, ev.MissionTransitionRejected),
     "meta.root_id",
     "Mission facts decided by the mission state machine.",

@@ -52,8 +52,8 @@ from agentlog.producer import Producer as EventProducer
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topic_admin import ensure_topics
-from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_PARTITIONS, TopicSpec
+from agentlog.topic_admin import ensure_topics, tree_partition_count
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TopicSpec
 
 sys.path.append(str(Path(__file__).resolve().parent))
 import measure
@@ -381,7 +381,8 @@ def big_tree(scratch: measure.Scratch, leads: int) -> None:
 def restore_child(settings: Settings) -> None:
     """Restore every changelog partition, as a worker does on assignment; report the agents restored."""
     clock = measure.JobClock()
-    restored = restore_partitions(settings, list(range(TREE_PARTITIONS)), TREE_PARTITIONS)
+    count = tree_partition_count(settings)
+    restored = restore_partitions(settings, list(range(count)), count)
     agents = sum(len(t.agents) for state, _ in restored.values() for t in state.trees.values())
     clock.report(agents)
 

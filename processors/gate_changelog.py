@@ -37,12 +37,12 @@ from agentlog import kafka_config
 from agentlog.processors.errors import GateError
 from agentlog.processors.tree_state import PartitionState, TreeState
 from agentlog.settings import Settings
-from agentlog.topics import TREE_PARTITIONS, TopicSpec
+from agentlog.topics import TREE_KEYED, TopicSpec
 from agentlog.watermarks import watermarks
 
 GATE_CHANGELOG = TopicSpec(
     "agentlog.spawn-gate.changelog",
-    TREE_PARTITIONS,
+    TREE_KEYED,
     (),
     "root_id",
     "Internal: the spawn gate's tree state, one compacted record per tree.",
@@ -112,9 +112,11 @@ class ChangelogWriter:
     what is committed.
     """
 
-    def __init__(self, policy_name: str | None = None) -> None:
+    def __init__(self, policy_name: str | None = None, partitions: int | None = None) -> None:
         self.policy_name = policy_name
         """The policy the gate has enforced on this partition (the partition record), if any."""
+        self.partitions = partitions
+        """The partition count the partition's state was written for (the partition record), if recorded."""
         self._chunks: dict[str, list[bytes]] = {}
         """Per tree, a digest of each chunk on the changelog."""
         self._legacy: set[str] = set()
@@ -126,12 +128,12 @@ class ChangelogWriter:
         if held.legacy:
             self._legacy.add(held.tree.root_id)
 
-    def policy_records(self, policy_name: str) -> list[tuple[bytes, bytes | None]]:
-        """The partition record naming ``policy_name``, if it is not written yet."""
-        if self.policy_name == policy_name:
+    def partition_records(self, policy_name: str, partitions: int) -> list[tuple[bytes, bytes | None]]:
+        """The partition record naming ``policy_name`` and the partition count, if it is not written yet."""
+        if (self.policy_name, self.partitions) == (policy_name, partitions):
             return []
-        self.policy_name = policy_name
-        return [(_POLICY, _json({"layout": LAYOUT, "policy": policy_name}))]
+        self.policy_name, self.partitions = policy_name, partitions
+        return [(_POLICY, _json({"layout": LAYOUT, "policy": policy_name, "partitions": partitions}))]
 
     def records(self, root_id: str, tree: TreeState | None) -> list[tuple[bytes, bytes | None]]:
         """(key, value) of what changed for ``root_id``; ``tree`` None: the tree is forgotten."""
@@ -239,8 +241,15 @@ def restore_partitions(
     for partition, records in latest.items():
         state = PartitionState(partition=partition, partitions=partition_count)
         present = {k: v for k, v in records.items() if v is not None}
-        partition_record = present.pop(_POLICY, None)
-        writer = ChangelogWriter(json.loads(partition_record)["policy"] if partition_record else None)
+        partition_record = json.loads(present.pop(_POLICY, b"{}"))
+        recorded = partition_record.get("partitions")
+        if recorded is not None and recorded != partition_count:
+            raise GateError(
+                f"partition {partition} of {changelog_topic(settings)} holds state decided with {recorded} tree"
+                f" partitions, but the topics have {partition_count}: trees would be looked for on the wrong"
+                " partition; restore the topics' count or migrate as the README's 'Partitions' section says"
+            )
+        writer = ChangelogWriter(partition_record.get("policy"), recorded)
         for held in _assemble(present):
             state.put_tree(held.tree)
             writer.restored(held)

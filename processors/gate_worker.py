@@ -37,8 +37,8 @@ from agentlog.processors.spawn_gate import decide, expire, prune_ended
 from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topic_admin import ensure_topics
-from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
+from agentlog.topic_admin import ensure_topics, tree_partition_count
+from agentlog.topics import POLICY_DECISIONS
 
 STAGE = "processors.spawn_gate"
 
@@ -66,7 +66,10 @@ class SpawnGate:
         self.changelog_topic = changelog_topic(settings)
         self.changelogs: dict[int, ChangelogWriter] = {}
         """What the changelog holds of each owned partition's trees (restored with the state)."""
+        tree_partition_count(settings)  # the input topics exist and agree
         ensure_topics(settings, (GATE_CHANGELOG,))
+        self.partitions = tree_partition_count(settings, (GATE_CHANGELOG,))
+        """The deployment's tree partition count (the changelog's agrees with the inputs')."""
         self.policies = PolicyReader(settings, policy_name)
 
     def start(self) -> None:
@@ -82,7 +85,7 @@ class SpawnGate:
         self.policies.poll()
 
     def restore(self, partitions: list[int]) -> dict[int, PartitionState]:
-        restored = restore_partitions(self.settings, partitions, TREE_PARTITIONS, RESTORE_TIMEOUT_S)
+        restored = restore_partitions(self.settings, partitions, self.partitions, RESTORE_TIMEOUT_S)
         enforced = sorted(
             writer.policy_name
             for _, writer in restored.values()
@@ -115,7 +118,7 @@ class SpawnGate:
 
     def changelog(self, partition: int, state: PartitionState, changed: set[str]) -> list[ChangelogRecord]:
         writer = self.changelogs[partition]
-        records = writer.policy_records(self.policy_name)
+        records = writer.partition_records(self.policy_name, self.partitions)
         for root_id in sorted(changed):
             records += writer.records(root_id, state.trees.get(root_id))
         return records

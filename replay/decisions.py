@@ -60,7 +60,6 @@ from agentlog.replay.log_source import LogSource
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde, to_jsonable
-from agentlog.topics import TREE_PARTITIONS
 
 """The gate's watermark trails the moment both inputs were seen at their end by this much."""
 _NEVER = 2**63 - 1
@@ -191,7 +190,6 @@ class DecisionReplay:
         *,
         what_if: Policy | None = None,
         root_id: str | None = None,
-        partitions: int = TREE_PARTITIONS,
         clock_margin_ms: int = CLOCK_MARGIN_MS,
         serde: Serde | None = None,
         progress: Progress | None = None,
@@ -200,7 +198,7 @@ class DecisionReplay:
         self.policies = policies
         self.what_if = what_if
         self.root_id = root_id
-        self.partition_count = partitions
+        self.partition_count = source.partition_count()
         self.clock_margin_ms = clock_margin_ms
         self.serde = serde or Serde()
         self.progress = progress or Progress("decisions", enabled=False)

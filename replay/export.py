@@ -36,6 +36,7 @@ from agentlog.replay.selection import Selection, find_root, names_any, subtree
 from agentlog.replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
+from agentlog.topic_admin import tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
 
 FORMAT = "agentlog-export/1"
@@ -180,6 +181,8 @@ class Manifest:
     last: dict[str, Any] | None = None
     partitions: list[PartitionSummary] = field(default_factory=list)
     sha256: str = ""
+    tree_partitions: int | None = None
+    """The partition count of the tree-keyed topics it was exported from (trees are found by it)."""
 
     def as_json(self) -> dict[str, Any]:
         """The manifest document."""
@@ -197,6 +200,7 @@ class Manifest:
             "last": self.last,
             "partitions": [vars(p) for p in self.partitions],
             "sha256": self.sha256,
+            "tree_partitions": self.tree_partitions,
         }
 
 
@@ -253,7 +257,7 @@ class _Source:
         tree_specs = inputs_first + [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ, *inputs_first)]
         topics = [self._topic(s) for s in tree_specs]
         numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
-        wanted = self.selection.tree_partition(len(numbers))
+        wanted = self.selection.tree_partition(tree_partition_count(self.settings))
         for p in numbers:
             if wanted is not None and p != wanted:
                 continue
@@ -307,6 +311,7 @@ def export(
         complete=selection.everything,
         topic_prefix=settings.topic_prefix,
         created_at=datetime.now(UTC).isoformat(),
+        tree_partitions=tree_partition_count(settings),
     )
     counts: Counter[str] = Counter()
     policy_topic = settings.topic_prefix + POLICY_CONFIG.name

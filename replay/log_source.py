@@ -18,6 +18,7 @@ from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
 from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
 from agentlog.settings import Settings
+from agentlog.topic_admin import tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
 from agentlog.watermarks import committed_offsets
 
@@ -26,7 +27,11 @@ class LogSource(Protocol):
     """A recorded log, read partition by partition."""
 
     def partitions(self) -> list[int]:
-        """The partitions of the tree-keyed topics."""
+        """The partitions of the tree-keyed topics that hold records."""
+        ...
+
+    def partition_count(self) -> int:
+        """The partition count of the tree-keyed topics (a tree's partition follows from it)."""
         ...
 
     def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
@@ -68,6 +73,7 @@ class KafkaLog:
         self.requests = prefix + SPAWN_REQUESTS.name
         self.lifecycle = prefix + AGENT_LIFECYCLE.name
         self.decisions_topic = prefix + POLICY_DECISIONS.name
+        self._partition_count = tree_partition_count(settings)
         self._committed = self._gate_offsets()
 
     def _gate_offsets(self) -> dict[tuple[int, int], int]:
@@ -83,6 +89,9 @@ class KafkaLog:
 
     def partitions(self) -> list[int]:
         return partitions_of(self.settings, self.requests)
+
+    def partition_count(self) -> int:
+        return self._partition_count
 
     def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
         return _inputs(
@@ -100,6 +109,10 @@ class KafkaLog:
         return {source: self._committed.get((source, partition), 0) for source in (REQUESTS, LIFECYCLE)}
 
 
+LEGACY_TREE_PARTITIONS = 6
+"""The tree partition count of exports whose manifest does not record one (it was fixed at 6 then)."""
+
+
 class ExportLog:
     """A log recorded by ``replay export`` (a golden log): the file is read once per stream."""
 
@@ -112,6 +125,7 @@ class ExportLog:
         self.lifecycle = prefix + AGENT_LIFECYCLE.name
         self.decisions_topic = prefix + POLICY_DECISIONS.name
         self.policy_topic = prefix + POLICY_CONFIG.name
+        self._partition_count = int(manifest.get("tree_partitions") or LEGACY_TREE_PARTITIONS)
         self._partitions = sorted(
             {int(p["partition"]) for p in manifest.get("partitions", []) if p["topic"] == self.requests}
         )
@@ -125,6 +139,9 @@ class ExportLog:
 
     def partitions(self) -> list[int]:
         return self._partitions
+
+    def partition_count(self) -> int:
+        return self._partition_count
 
     def inputs(self, partition: int) -> list[Iterator[InputRecord]]:
         return _inputs(self._records(self.requests, partition), self._records(self.lifecycle, partition))

@@ -15,7 +15,6 @@ from agentlog.replay.policies import PolicyHistory, add_from_audit, resolve_poli
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import TREE_PARTITIONS
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def decisions_report(
         add_from_audit(history, settings, schema)
     wire = settings if log is None else None
     plan = _Plan(source, history, what_if, root_id, wire, progress, clock_margin_ms)
-    partitions = source.partitions() if root_id is None else [partition_of(root_id, TREE_PARTITIONS)]
+    partitions = source.partitions() if root_id is None else [partition_of(root_id, source.partition_count())]
     if workers <= 1 or len(partitions) <= 1:
         return plan.run(partitions)
     report = DecisionReport(

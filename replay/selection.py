@@ -14,7 +14,7 @@ from agentlog.replay.partitioning import partition_of
 from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
+from agentlog.topics import POLICY_DECISIONS
 
 AGENT_FIELDS = ("agent_id", "child_agent_id", "parent_agent_id", "from_agent_id", "to_agent_id", "ended_by_agent_id")
 """Fields that name an agent (the same the audit table's ``agent_ids`` collects)."""
@@ -48,7 +48,7 @@ class Selection:
             "until": self.until.isoformat() if self.until else None,
         }
 
-    def tree_partition(self, partitions: int = TREE_PARTITIONS) -> int | None:
+    def tree_partition(self, partitions: int) -> int | None:
         """The one partition of the tree-keyed topics the selection lives in, if it names a tree."""
         return partition_of(self.root_id, partitions) if self.root_id else None
 

@@ -19,7 +19,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
-from .support import REPO, Stack, agentlog_env
+from .support import REPO, TEST_TREE_PARTITIONS, Stack, agentlog_env
 
 
 def _docker_answers() -> bool:
@@ -73,6 +73,7 @@ def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
         database_url=stack.database_url,  # type: ignore[arg-type]
         topic_prefix=f"{unique_name}.",
         schema_registry_url=None,
+        tree_partitions=TEST_TREE_PARTITIONS,
     )
     ensure_topics(settings)
     yield settings

@@ -19,6 +19,12 @@ class Stack:
     database_url: str
 
 
+TEST_TREE_PARTITIONS = 6
+"""The tree partition count of the tests' topics (fewer than the default of 12: less for the broker to do).
+
+The replay tests' recorded run uses the default."""
+
+
 def agentlog_env(settings: Settings) -> dict[str, str]:
     """The environment that points an ``agentlog`` process at ``settings`` (and nothing else)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}

@@ -20,15 +20,19 @@ app = typer.Typer(help="The topic catalogue.", no_args_is_help=True)
 
 @app.command("list")
 def list_topics() -> None:
-    """Show the catalogue: topics, partitions, retention, records and keys."""
+    """Show the catalogue: topics, partitions, retention, records and keys.
+
+    ``tree`` partitions: the deployment's count, shared by every tree-keyed topic (chosen
+    when the first is created; AGENTLOG_TREE_PARTITIONS, default 12).
+    """
     settings = get_settings()
     table = Table("topic", "partitions", "retention", "cleanup", "key", "records")
+    tree = "tree" + (f" ({settings.tree_partitions} when created)" if settings.tree_partitions else "")
     for spec in CATALOGUE:
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
         records = ", ".join(r.__name__ for r in spec.records) or "any (original bytes)"
-        table.add_row(
-            settings.topic_prefix + spec.name, str(spec.partitions), retention, spec.cleanup_policy, spec.key, records
-        )
+        partitions = tree if spec.tree_keyed else str(spec.partitions)
+        table.add_row(settings.topic_prefix + spec.name, partitions, retention, spec.cleanup_policy, spec.key, records)
     Console().print(table)
 
 
@@ -48,4 +52,8 @@ def create(
         detail = f"  ({change.detail})" if change.detail else ""
         print(f"{change.action:<10} {change.topic}{detail}")
     if any(c.action == "mismatch" for c in changes):
-        fail("some topics differ from the catalogue in partition count; partitions are never changed in place")
+        fail(
+            "some topics differ in partition count; partitions are never changed in place (a tree's partition"
+            " follows from the count): unset AGENTLOG_TREE_PARTITIONS or set it to the existing count, or migrate"
+            " as the README's 'Partitions' section says"
+        )

@@ -16,7 +16,6 @@ from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.log_source import KafkaLog
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import TREE_PARTITIONS
 
 
 def gate_inputs(settings: Settings) -> dict[int, list[InputRecord]]:
@@ -57,9 +56,7 @@ def out_of_append_order(inputs: dict[int, list[InputRecord]]) -> int:
     return late
 
 
-def redecide(
-    inputs: dict[int, list[InputRecord]], policy: Policy | None, partitions: int = TREE_PARTITIONS
-) -> dict[int, list[ev.Event]]:
+def redecide(inputs: dict[int, list[InputRecord]], policy: Policy | None, partitions: int) -> dict[int, list[ev.Event]]:
     """The decisions the gate makes for ``inputs`` (per partition, in decision order) under ``policy``.
 
     Records that do not decode are skipped, as the gate dead-letters them.

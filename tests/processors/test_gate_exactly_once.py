@@ -15,6 +15,7 @@ from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.testing import wide_tree, wide_tree_policy
 from agentlog.producer import Producer
 from agentlog.settings import Settings
+from agentlog.topic_admin import tree_partition_count
 
 from .gate_harness import (
     Worker,
@@ -75,7 +76,7 @@ def _assert_effectively_once(settings: Settings, workload: Workload) -> None:
         )
         assert size <= root.spawn_budget, f"tree {root_id} holds {size + 1} agents"
     # The same decisions, in the same order, as one uninterrupted run of the gate's core.
-    reference = redecide(gate_inputs(settings), load_default_policy())
+    reference = redecide(gate_inputs(settings), load_default_policy(), tree_partition_count(settings))
     _assert_same_decisions(decisions, reference)
 
 
@@ -266,4 +267,5 @@ def test_a_tree_of_20000_agents_survives_a_kill(settings: Settings) -> None:
     assert len(answers) == len(events) and set(answers.values()) == {1}
     approved = [d for ds in decisions.values() for d in ds if isinstance(d, ev.SpawnApproved)]
     assert len(approved) == 20_000
-    _assert_same_decisions(decisions, redecide(gate_inputs(settings), wide_tree_policy()))
+    reference = redecide(gate_inputs(settings), wide_tree_policy(), tree_partition_count(settings))
+    _assert_same_decisions(decisions, reference)

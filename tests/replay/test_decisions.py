@@ -21,8 +21,10 @@ from agentlog.replay.partitioning import partition_of
 from agentlog.replay.runs import decisions_report
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS, TREE_PARTITIONS
+from agentlog.topic_admin import tree_partition_count
+from agentlog.topics import DEFAULT_TREE_PARTITIONS, POLICY_DECISIONS
 
+from ..support import TEST_TREE_PARTITIONS as TREE_PARTITIONS
 from .conftest import Recorded
 
 AGENTLOG = [sys.executable, "-m", "agentlog.cli.main"]
@@ -39,6 +41,7 @@ def test_decisions_of_a_real_gate_run_are_reproduced(recorded: Recorded) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every recorded decision reproduced byte for byte" in result.stdout
+    assert tree_partition_count(recorded.settings) == DEFAULT_TREE_PARTITIONS  # this run uses the default count
     report = decisions_report(recorded.settings, root_id=recorded.root_id)
     assert report.clean
     assert report.partitions == 1
