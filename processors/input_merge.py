@@ -34,11 +34,17 @@ So that such an order can still be replayed exactly, every output carries the
 :class:`DecisionPoint` of its cause in the ``agentlog-decided`` header: which input it
 answers and, per input topic, the offset below which everything had been decided
 before. The order is then recorded, not inferred, wherever a record was late.
+
+A broker clock that steps back must not reorder a topic: records of one topic stay in
+offset order (each source is a queue), and a record's time in the order is its append
+time clamped to the highest one seen before it on its topic (since the worker started
+reading the partition; replay clamps from the log's start, the same unless the step
+came just before a restart, where the decision points record what happened).
 """
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from dataclasses import dataclass, field
 
 REQUESTS = 0
@@ -134,7 +140,10 @@ class PartitionMerge:
 
     clock_margin_ms: int = CLOCK_MARGIN_MS
     order: MergeOrder = GATE_ORDER
-    _heaps: list[list[tuple[tuple[int, int, int], InputRecord]]] = field(init=False)
+    _queues: list[deque[tuple[tuple[int, int, int], InputRecord]]] = field(init=False)
+    """Per source, the buffered records with their keys, in offset order (the order they are fetched in)."""
+    _clock: list[int | None] = field(init=False)
+    """Per source, the highest append time seen: a record's time in the order is never below it."""
     _caught_up_at: list[int | None] = field(init=False)
     _end_offset: list[int | None] = field(init=False)
     _undecided: list[int | None] = field(init=False)
@@ -143,7 +152,8 @@ class PartitionMerge:
 
     def __post_init__(self) -> None:
         sources = len(self.order.ranks)
-        self._heaps = [[] for _ in range(sources)]
+        self._queues = [deque() for _ in range(sources)]
+        self._clock = [None] * sources
         self._caught_up_at = [None] * sources
         self._end_offset = [None] * sources
         self._undecided = [None] * sources
@@ -155,8 +165,12 @@ class PartitionMerge:
         visible later than the clock margin allows), by how many milliseconds of append
         time it is late. A late record is released next, out of the append-time order.
         """
-        key = self.order.key(record)
-        heapq.heappush(self._heaps[record.source], (key, record))
+        source = record.source
+        clock = self._clock[source]
+        at_ms = record.timestamp_ms if clock is None else max(clock, record.timestamp_ms)
+        self._clock[source] = at_ms
+        key = (at_ms, self.order.ranks[source], record.offset)
+        self._queues[source].append((key, record))
         self._caught_up_at[record.source] = None
         self._end_offset[record.source] = None
         if self._undecided[record.source] is None:
@@ -185,7 +199,7 @@ class PartitionMerge:
 
     def confirm_end(self, source: int, asked_at_ms: int) -> None:
         """The broker said ``source`` was still at the end read to, when asked at ``asked_at_ms``."""
-        if not self._heaps[source] and self._end_offset[source] is not None:
+        if not self._queues[source] and self._end_offset[source] is not None:
             self._caught_up_at[source] = asked_at_ms
 
     def end_offset(self, source: int) -> int | None:
@@ -196,52 +210,52 @@ class PartitionMerge:
         """The records that can be decided now, in order (at most ``limit``)."""
         released: list[InputRecord] = []
         while limit is None or len(released) < limit:
-            candidates = [h[0] for h in self._heaps if h]
+            candidates = [q[0] for q in self._queues if q]
             if not candidates:
                 return released
-            _, record = min(candidates)
-            if self._waits_on(record) is not None:
+            key, record = min(candidates)
+            if self._waits_on(record.source, key[0]) is not None:
                 return released
-            key, _ = heapq.heappop(self._heaps[record.source])
+            self._queues[record.source].popleft()
             self._released = key if self._released is None else max(self._released, key)
             released.append(record)
         return released
 
     def blocked_on(self) -> int | None:
         """The source whose end must be confirmed before the next record can be released."""
-        candidates = [h[0] for h in self._heaps if h]
+        candidates = [q[0] for q in self._queues if q]
         if not candidates:
             return None
-        _, record = min(candidates)
-        return self._waits_on(record)
+        key, record = min(candidates)
+        return self._waits_on(record.source, key[0])
 
-    def _waits_on(self, record: InputRecord) -> int | None:
-        """The first other source that might still deliver a record sorting before ``record``.
+    def _waits_on(self, source: int, at_ms: int) -> int | None:
+        """The first other source that might still deliver a record sorting before ``source``'s next, at ``at_ms``.
 
-        A source with a buffered record cannot: its first one sorts after ``record`` (the
+        A source with a buffered record cannot: its first one sorts after the next (the
         smallest). An empty source can, unless it was confirmed at its end at a time at or
         after the record's append time plus the clock margin.
         """
-        for other, heap in enumerate(self._heaps):
-            if other == record.source or heap:
+        for other, queue in enumerate(self._queues):
+            if other == source or queue:
                 continue
             seen = self._caught_up_at[other]
-            if seen is None or seen < record.timestamp_ms + self.clock_margin_ms:
+            if seen is None or seen < at_ms + self.clock_margin_ms:
                 return other
         return None
 
     def watermark_ms(self) -> int | None:
         """Time up to which every input is known (every topic caught up), else None."""
-        if any(self._heaps) or None in self._caught_up_at:
+        if any(self._queues) or None in self._caught_up_at:
             return None
         return min(t for t in self._caught_up_at if t is not None) - self.clock_margin_ms
 
     def pending(self, source: int | None = None) -> int:
         """Records buffered but not released (of one source, or of all)."""
-        heaps = self._heaps if source is None else (self._heaps[source],)
-        return sum(len(h) for h in heaps)
+        queues = self._queues if source is None else (self._queues[source],)
+        return sum(len(q) for q in queues)
 
     def first_pending_offset(self, source: int) -> int | None:
         """Lowest buffered offset of ``source`` (where a commit must resume), if any."""
-        heap = self._heaps[source]
-        return min(r.offset for _, r in heap) if heap else None
+        queue = self._queues[source]
+        return queue[0][1].offset if queue else None

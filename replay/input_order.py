@@ -23,8 +23,8 @@ class RecordedOrder:
     """The inputs of one partition, handed out up to recorded decision points or up to an append time."""
 
     def __init__(self, streams: list[Iterator[InputRecord]], order: MergeOrder = GATE_ORDER) -> None:
-        self._streams = streams
-        self._heads: list[InputRecord | None] = [next(s, None) for s in streams]
+        self._streams = [_clamped(s) for s in streams]
+        self._heads: list[tuple[int, InputRecord] | None] = [next(s, None) for s in self._streams]
         self._order = order
 
     def below(self, before: tuple[int, ...]) -> Iterator[InputRecord]:
@@ -39,15 +39,28 @@ class RecordedOrder:
         return self._take(lambda r: r.source == source)
 
     def until(self, limit_ms: int) -> Iterator[InputRecord]:
-        """Inputs not handed out yet appended at or before ``limit_ms``, in the processor's order."""
-        while (record := self._take(lambda r: r.timestamp_ms <= limit_ms)) is not None:
+        """Inputs not handed out yet appended at or before ``limit_ms`` (clamped time), in the processor's order."""
+        while (record := self._take(lambda _: True, lambda at_ms: at_ms <= limit_ms)) is not None:
             yield record
 
-    def _take(self, wanted: Callable[[InputRecord], bool]) -> InputRecord | None:
-        """The first head in the processor's order that ``wanted`` accepts, moved past; None when none is."""
-        heads = [h for h in self._heads if h is not None and wanted(h)]
+    def _take(
+        self, wanted: Callable[[InputRecord], bool], in_time: Callable[[int], bool] = lambda _: True
+    ) -> InputRecord | None:
+        """The first head in the processor's order that ``wanted`` (and ``in_time``, by its clamped time) accepts."""
+        heads = [(self._key(at_ms, r), r) for at_ms, r in filter(None, self._heads) if wanted(r) and in_time(at_ms)]
         if not heads:
             return None
-        record = min(heads, key=self._order.key)
+        _, record = min(heads)
         self._heads[record.source] = next(self._streams[record.source], None)
         return record
+
+    def _key(self, at_ms: int, record: InputRecord) -> tuple[int, int, int]:
+        return (at_ms, self._order.ranks[record.source], record.offset)
+
+
+def _clamped(stream: Iterator[InputRecord]) -> Iterator[tuple[int, InputRecord]]:
+    """Each record with its time in the order: its append time, never below an earlier record's of its topic."""
+    highest: int | None = None
+    for record in stream:
+        highest = record.timestamp_ms if highest is None else max(highest, record.timestamp_ms)
+        yield highest, record

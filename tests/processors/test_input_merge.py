@@ -131,15 +131,26 @@ def test_three_inputs_merge_in_one_order_whatever_the_fetch_interleaving() -> No
 
 
 def test_a_record_visible_only_after_later_ones_were_released_is_late() -> None:
-    """A record sorting before one already released is reported late (by its append-time gap) and released next."""
-    merge = PartitionMerge(clock_margin_ms=0)
+    """A record of a topic confirmed at its end, appended before what was released then, is late and goes next."""
+    merge = PartitionMerge(clock_margin_ms=5)
     merge.add(_record(REQUESTS, 0, 100))
-    assert merge.add(_record(LIFECYCLE, 0, 120)) is None
-    assert [r.offset for r in merge.release()] == [0]  # the request: the lifecycle record sorts after it
-    assert merge.add(_record(REQUESTS, 1, 130)) is None
-    assert [(r.source, r.offset) for r in merge.release()] == [(LIFECYCLE, 0)]
-    assert merge.add(_record(LIFECYCLE, 1, 110)) == 10  # 120 was released; this was appended at 110
-    assert [(r.source, r.offset) for r in merge.release()] == [(LIFECYCLE, 1)]  # released next; the request waits
+    merge.reached_end(LIFECYCLE, 0)
+    merge.confirm_end(LIFECYCLE, 105)
+    assert [r.offset for r in merge.release()] == [0]
+    assert merge.add(_record(LIFECYCLE, 0, 90)) == 10  # appended at 90, visible only after 105
+    merge.add(_record(REQUESTS, 1, 130))
+    assert [(r.source, r.offset) for r in merge.release()] == [(LIFECYCLE, 0)]  # released next; the request waits
+
+
+def test_a_clock_step_back_does_not_reorder_a_topic() -> None:
+    """Append times that go back within a topic are clamped: its records stay in offset order."""
+    merge = PartitionMerge(clock_margin_ms=0)
+    for offset, ts in enumerate([100, 50, 60, 120]):
+        assert merge.add(_record(REQUESTS, offset, ts)) is None
+    merge.add(_record(LIFECYCLE, 0, 110))
+    released = merge.release()
+    assert [(r.source, r.offset) for r in released] == [(REQUESTS, 0), (REQUESTS, 1), (REQUESTS, 2), (LIFECYCLE, 0)]
+    assert merge.first_pending_offset(REQUESTS) == 3
 
 
 def test_decision_points_say_what_was_decided_before_each_input() -> None:
