@@ -104,6 +104,7 @@ POLICY_DECISIONS = TopicSpec(
         ev.RootRejected,
         ev.BudgetToppedUp,
         ev.TopUpDenied,
+        ev.TreeForgotten,
     ),
     "meta.root_id",
     "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",

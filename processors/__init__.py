@@ -18,7 +18,7 @@ from agentlog.processors.input_merge import (
     MergeOrder,
 )
 from agentlog.processors.policy import Policy, from_event, load_default_policy, load_policy, to_event
-from agentlog.processors.spawn_gate import decide, expire, prune_ended
+from agentlog.processors.spawn_gate import decide, expire
 from agentlog.processors.tree_state import PartitionState
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "from_event",
     "load_default_policy",
     "load_policy",
-    "prune_ended",
     "to_event",
     "to_micros",
 ]

@@ -7,9 +7,12 @@ its unused tokens flow back up. The subtree is then closed to new spawns (only a
 agents may spawn). When the root ends, the tree becomes a tombstone.
 
 Timeouts come from :func:`expire`, which the processor calls from a timer with the
-current time and which replay calls with the ``occurred_at`` of a recorded
-``AgentTimedOut``. Their outputs have no input event: they are named after the agent
-that timed out (``timeout:<agent_id>/<index>``) and carry the tick's time.
+current time and which replay calls with the ``occurred_at`` of a recorded tick. Their
+outputs have no input event: they are named after the agent that timed out
+(``timeout:<agent_id>/<index>``) and carry the tick's time. The same tick forgets the
+tombstones of trees that ended more than the retention period before it, each with a
+``TreeForgotten`` (``forget:<root_id>/0``), so that replay forgets a tree at the same
+point in the log as the gate did.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from agentlog.limits import quote
 from agentlog.processors import budget
 from agentlog.processors.clock import from_micros, to_micros
 from agentlog.processors.emitter import Emitter
-from agentlog.processors.ids import timeout_source
+from agentlog.processors.ids import forget_source, timeout_source
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, Status, TreeState
 
@@ -174,13 +177,28 @@ def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[
         events.extend(out.events)
     if len(state.deadlines) > 2 * state.active_total + 1024:
         state.compact_deadlines()
-    return events
+    return events + prune_ended(state, now, policy)
 
 
-def prune_ended(state: PartitionState, now: datetime) -> list[str]:
-    """Forget the tombstones of trees that ended more than the retention period ago; returns their root ids."""
-    cutoff = to_micros(now) - ENDED_TREE_RETENTION_US
+def prune_ended(state: PartitionState, now: datetime, policy: Policy | None) -> list[ev.Event]:
+    """Forget the tombstones of trees that ended more than the policy's retention before ``now``, one
+    ``TreeForgotten`` each (by root id). Called by :func:`expire`; mutates ``state``."""
+    retention_us = policy.limits.ended_tree_retention_ms * 1000 if policy else ENDED_TREE_RETENTION_US
+    cutoff = to_micros(now) - retention_us
+    version, name = (policy.version, policy.name) if policy else (0, "")
     gone = sorted(root for root, tree in state.trees.items() if tree.ended_at is not None and tree.ended_at <= cutoff)
+    events: list[ev.Event] = []
     for root in gone:
-        del state.trees[root]
-    return gone
+        tree = state.trees.pop(root)
+        assert tree.ended_at is not None
+        out = Emitter(forget_source(root), now, tree.tenant_id, root, policy_name=name)
+        ended = from_micros(tree.ended_at)
+        out.emit(
+            ev.TreeForgotten,
+            ended_at=ended,
+            policy_version=version,
+            message=f"Tree {quote(root)} ended at {ended:%Y-%m-%d %H:%M:%SZ}, more than the retention of"
+            f" {retention_us // 1_000_000} s ago: it is forgotten, and its root id may be registered again.",
+        )
+        events.extend(out.events)
+    return events

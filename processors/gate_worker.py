@@ -2,7 +2,7 @@
 
 - Inputs: ``agentlog.spawn.requests`` and ``agentlog.agent.lifecycle``, co-partitioned by
   tree (:data:`~agentlog.processors.gate_input.SOURCES`, in the merge's source order).
-- Core: :func:`agentlog.processors.spawn_gate.decide` and ``expire`` (with ``prune_ended``)
+- Core: :func:`agentlog.processors.spawn_gate.decide` and ``expire`` (timeouts and forgotten trees)
   on the partition's :class:`~agentlog.processors.tree_state.PartitionState`.
 - Outputs: ``agentlog.policy.decisions``, same partition.
 - State: ``agentlog.spawn-gate.changelog``, a tree record and agent chunks per tree, and a
@@ -33,7 +33,7 @@ from agentlog.processors.runtime import (
     RuntimeConfig,
     Unreadable,
 )
-from agentlog.processors.spawn_gate import decide, expire, prune_ended
+from agentlog.processors.spawn_gate import decide, expire
 from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -114,7 +114,7 @@ class SpawnGate:
 
     def expire(self, state: PartitionState, now: datetime) -> Decided:
         outputs = expire(state, now, self.policies.current)
-        return Decided(outputs, {out.meta.root_id for out in outputs} | set(prune_ended(state, now)))
+        return Decided(outputs, {out.meta.root_id for out in outputs})  # forgotten trees included
 
     def changelog(self, partition: int, state: PartitionState, changed: set[str]) -> list[ChangelogRecord]:
         writer = self.changelogs[partition]

@@ -23,6 +23,11 @@ def output_event_id(source: str, index: int) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{source}/{index}")
 
 
+def forget_source(root_id: str) -> str:
+    """The source name of the output that forgets the tree ``root_id``."""
+    return f"forget:{root_id}"
+
+
 def timeout_source(agent_id: str) -> str:
     """The source name of the outputs of an agent's timeout (a timer tick has no input event)."""
     return f"timeout:{agent_id}"

@@ -39,6 +39,7 @@ _LIMIT_MINIMA = {
     "circuit_denials": 1,
     "circuit_window_ms": 1,
     "circuit_cooldown_ms": 0,
+    "ended_tree_retention_ms": 0,
 }
 
 
@@ -50,6 +51,7 @@ _LIMIT_MAXIMA = {
     "default_max_runtime_ms": _TEN_YEARS_MS,
     "circuit_window_ms": _TEN_YEARS_MS,
     "circuit_cooldown_ms": _TEN_YEARS_MS,
+    "ended_tree_retention_ms": _TEN_YEARS_MS,
 }
 """Durations must keep deadlines representable."""
 

@@ -18,7 +18,7 @@ from agentlog.processors.checks import Checks, Denial
 from agentlog.processors.clock import from_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
-from agentlog.processors.tree_state import ENDED_TREE_RETENTION_US, AgentState, PartitionState, TreeState
+from agentlog.processors.tree_state import AgentState, PartitionState, TreeState
 
 _PREFIX = "Cannot register the root agent"
 
@@ -132,7 +132,7 @@ def _evaluate(
     if invalid is not None:
         return invalid
     existing = state.trees.get(event.agent_id)
-    if existing is not None and (existing.ended_at is None or now < existing.ended_at + ENDED_TREE_RETENTION_US):
+    if existing is not None:  # an ended tree holds its id until a tick forgets it (TreeForgotten)
         status = "is already registered" if existing.ended_at is None else "belonged to a tree that has ended"
         return Denial(ev.DenialReason.DUPLICATE_REQUEST, f"{_PREFIX}: agent id {event.agent_id} {status}.")
     rule = policy.rule(event.config)

@@ -36,13 +36,13 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.processors import budget, cascade, circuit, roots, spawns
-from agentlog.processors.cascade import expire, prune_ended
+from agentlog.processors.cascade import expire
 from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import PartitionState
 
-__all__ = ["HANDLED", "decide", "expire", "prune_ended"]
+__all__ = ["HANDLED", "decide", "expire"]
 
 _Handler = Callable[[PartitionState, Any, Policy | None, int, Emitter], None]
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agentlog import events as ev
 from agentlog.errors import DecodeError
 from agentlog.events import Event
 from agentlog.processors import (
@@ -51,7 +52,6 @@ from agentlog.processors import (
     decide,
     decode_input,
     expire,
-    prune_ended,
     to_micros,
 )
 from agentlog.records import Record, at
@@ -235,7 +235,8 @@ class DecisionReplay:
                 self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided)
                 policy = self._policy(partition, group, None)
                 replayed = expire(state, group.cause.at, policy)
-                prune_ended(state, group.cause.at)
+                if point is None:  # a gate before decision points forgot ended trees without a record
+                    replayed = [e for e in replayed if not isinstance(e, ev.TreeForgotten)]
                 self._compare(partition, group, replayed)
                 continue
             if point is None:

@@ -147,6 +147,7 @@ class Limits(AvroRecord):
     circuit_denials: Int32 = Field(default=10, description="Denials within circuit_window_ms that open a tree's circuit.")
     circuit_window_ms: Int64 = Field(default=60000, description='Counting window of the circuit breaker, in milliseconds.')
     circuit_cooldown_ms: Int64 = Field(default=300000, description='How long an open circuit stays open, in milliseconds.')
+    ended_tree_retention_ms: Int64 = Field(default=86400000, description='How long the gate keeps an ended tree (its spent request ids, its root id taken), in milliseconds; then a timer tick forgets it with a TreeForgotten.')
 
 
 class ContextInheritance(AvroRecord):
@@ -325,6 +326,17 @@ class TopUpDenied(Event):
     policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
     repeat: bool = Field(default=False, description="True when this answers a retry of a top-up request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
+
+
+class TreeForgotten(Event):
+    """The spawn gate forgot a tree that ended more than its retention period ago: its root id may be registered again. Emitted at a timer tick, so that replay forgets the tree at the same point."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.TreeForgotten"
+    meta: Meta = Field(description='Event envelope; meta.root_id names the tree, meta.occurred_at the tick.')
+    ended_at: UtcDatetime = Field(description="When the tree's root ended, UTC.")
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    message: Text = Field(description='A sentence an operator can be shown.')
 
 
 class AgentCompleted(Event):
@@ -591,6 +603,7 @@ TaskSpec.model_rebuild()
 TerminationRequested.model_rebuild()
 TokensConsumed.model_rebuild()
 TopUpDenied.model_rebuild()
+TreeForgotten.model_rebuild()
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -605,6 +618,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     SpawnApproved.avro_name: SpawnApproved,
     SpawnDenied.avro_name: SpawnDenied,
     TopUpDenied.avro_name: TopUpDenied,
+    TreeForgotten.avro_name: TreeForgotten,
     AgentCompleted.avro_name: AgentCompleted,
     AgentFailed.avro_name: AgentFailed,
     AgentStarted.avro_name: AgentStarted,
@@ -673,4 +687,5 @@ __all__ = [
     "TerminationRequested",
     "TokensConsumed",
     "TopUpDenied",
+    "TreeForgotten",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.processors.ids import NAMESPACE
-from agentlog.processors.spawn_gate import expire, prune_ended
+from agentlog.processors.spawn_gate import expire
 from agentlog.processors.testing import GateScenario, one, small_policy
 from agentlog.processors.tree_state import Status
 
@@ -250,13 +250,19 @@ def test_expire_is_idempotent_at_the_same_time() -> None:
     assert expire(gate.state, gate.now, gate.policy) == []
 
 
-def test_prune_forgets_tombstones_after_retention() -> None:
-    """Ended trees are forgotten once the retention period has passed."""
+def test_a_tick_forgets_tombstones_after_retention_and_says_so() -> None:
+    """An ended tree is forgotten by the first tick after its retention period, with a TreeForgotten."""
     gate = _gate()
     gate.complete("root")
-    assert prune_ended(gate.state, gate.now) == []
-    assert prune_ended(gate.state, gate.now + timedelta(days=2)) == ["root"]
+    assert expire(gate.state, gate.now, gate.policy) == []
+    assert "root" in gate.state.trees
+    later = gate.now + timedelta(days=2)
+    [forgotten] = expire(gate.state, later, gate.policy)
+    assert isinstance(forgotten, ev.TreeForgotten) and forgotten.meta.root_id == "root"
+    assert forgotten.meta.occurred_at == later and forgotten.meta.causation_id is None
+    assert forgotten.ended_at <= gate.now and "may be registered again" in forgotten.message
     assert gate.state.trees == {}
+    assert expire(gate.state, later, gate.policy) == []
 
 
 # -- circuit breaker ------------------------------------------------------------------------

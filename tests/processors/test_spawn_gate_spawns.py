@@ -10,7 +10,7 @@ import pytest
 
 from agentlog import events as ev
 from agentlog.processors.ids import NAMESPACE, child_agent_id
-from agentlog.processors.spawn_gate import decide
+from agentlog.processors.spawn_gate import decide, expire
 from agentlog.processors.testing import GateScenario, one, small_policy
 from agentlog.processors.tree_state import PartitionState
 
@@ -76,7 +76,11 @@ def test_root_without_policy_is_rejected() -> None:
 
 
 def test_duplicate_root_is_rejected_while_live_and_after_it_ended() -> None:
-    """A root id in use, or of a tree that ended within the retention period, cannot be registered again."""
+    """A root id in use, or of an ended tree not yet forgotten by a tick, cannot be registered again.
+
+    The registration's own clock does not count: one claiming to come two days later is
+    still rejected. Only the tick that forgets the tree (``TreeForgotten``) frees the id.
+    """
     gate = _scenario()
     assert one(gate.register_root("root", spawns=3), ev.RootRejected).reason is R.DUPLICATE_REQUEST
     assert one(gate.register_root("root", tenant="evil"), ev.RootRejected).reason is R.DUPLICATE_REQUEST
@@ -84,6 +88,8 @@ def test_duplicate_root_is_rejected_while_live_and_after_it_ended() -> None:
     rejected = one(gate.register_root("root"), ev.RootRejected)
     assert rejected.reason is R.DUPLICATE_REQUEST and "ended" in rejected.message
     gate.now += timedelta(days=2)
+    assert one(gate.register_root("root"), ev.RootRejected).reason is R.DUPLICATE_REQUEST
+    one(expire(gate.state, gate.now, gate.policy), ev.TreeForgotten)
     one(gate.register_root("root"), ev.RootAdmitted)
 
 

@@ -189,7 +189,23 @@ def lifecycle() -> Script:
     return s
 
 
-SCENARIOS: dict[str, Callable[[], Script]] = {"denials": denials, "lifecycle": lifecycle}
+def forgetting() -> Script:
+    """An ended tree forgotten by a timer tick after the policy's retention (1 s), then its root id used again."""
+    s = Script("forgetting")
+    s.policy(policy_version(1, ended_tree_retention_ms=1_000))
+    s.pause(3.0)
+    r = s.root("golden-forgotten", 10_000, 4)
+    a = s.spawn(r, r, "researcher", 2_000)
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=a, result_summary="found it"), r)
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=r, result_summary="done"), r)
+    s.root(r, 10_000, 4)  # DUPLICATE_REQUEST: the ended tree still holds its id
+    s.pause(4.0)  # a tick after the retention forgets the tree (TreeForgotten)
+    r2 = s.root(r, 20_000, 4)  # admitted: a new tree under the same root id
+    s.spawn(r2, r2, "coder", 5_000)
+    return s
+
+
+SCENARIOS: dict[str, Callable[[], Script]] = {"denials": denials, "lifecycle": lifecycle, "forgetting": forgetting}
 
 
 def _now(event: ev.Event) -> ev.Event:

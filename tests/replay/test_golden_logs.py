@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ def _copy(path: Path, into: Path) -> Path:
 
 def test_there_are_golden_logs() -> None:
     """The recorded scenarios are checked in."""
-    assert {p.stem for p in LOGS} >= {"denials", "lifecycle"}
+    assert {p.stem for p in LOGS} >= {"denials", "lifecycle", "forgetting"}
 
 
 @pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
@@ -63,6 +64,23 @@ def test_golden_log_replays_byte_for_byte(path: Path) -> None:
     assert report.pending == 0
 
 
+def test_a_log_whose_broker_clock_stepped_back_replays_byte_for_byte(tmp_path: Path) -> None:
+    """The forgetting log with every append time after its first decision moved back ten minutes, as a broker
+    clock stepping back would: the decision points keep the order, and every decision is reproduced."""
+    path = GOLDEN / "forgetting.jsonl"
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    step_at = min(int(line["timestamp_ms"]) for line in lines if ".decision." in (line["record"] or ""))
+    for line in lines:
+        if int(line["timestamp_ms"]) > step_at:
+            line["timestamp_ms"] = int(line["timestamp_ms"]) - 600_000
+    stepped = _copy(path, tmp_path)
+    stepped.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert any(int(a["timestamp_ms"]) > int(b["timestamp_ms"]) for a, b in itertools.pairwise(lines))
+    report = decisions_report(Settings(), log=stepped)
+    assert report.outcomes == []
+    assert report.reproduced == report.recorded == len(_decisions(path))
+
+
 def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
     """Between them the golden logs hold every denial reason, each termination path, returns and a timeout."""
     decisions = [d for path in LOGS for d in _decisions(path)]
@@ -71,7 +89,8 @@ def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
     assert every_denial <= reasons, f"missing {sorted(every_denial - reasons)}"
     assert {"ANCESTOR_ENDED", "REQUESTED"} <= reasons
     kinds = {str(d["record"]).rsplit(".", 1)[-1] for d in decisions}
-    assert {"AgentTimedOut", "BudgetExhausted", "BudgetToppedUp", "CircuitOpened", "RootRejected"} <= kinds
+    expected = {"AgentTimedOut", "BudgetExhausted", "BudgetToppedUp", "CircuitOpened", "RootRejected", "TreeForgotten"}
+    assert expected <= kinds
     returned = [d["event"]["returned_tokens"] for d in decisions if "returned_tokens" in d["event"]]  # type: ignore[operator,index]
     assert any(int(t) > 0 for t in returned)  # type: ignore[call-overload]
     versions = {d["event"]["policy_version"] for d in decisions}  # type: ignore[index]
