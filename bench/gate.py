@@ -53,12 +53,12 @@ from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics, tree_partition_count
-from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TopicSpec
+from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_KEYED, TopicSpec
 
 sys.path.append(str(Path(__file__).resolve().parent))
 import measure
 
-RAW_OUT = TopicSpec("raw.out", 6, (), "root_id", "bench ceiling output")
+RAW_OUT = TopicSpec("raw.out", TREE_KEYED, (), "root_id", "bench ceiling output (co-partitioned with the inputs)")
 GATE_GROUP = "agentlog.spawn-gate"
 RAW_GROUP = "raw-pass-through"
 

@@ -11,6 +11,7 @@ from agentlog.samples import sample_record
 from agentlog.schema_store import default_store
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
+from agentlog.topic_admin import tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, key_of, topic_of
 
 
@@ -49,10 +50,11 @@ def test_one_tree_lands_in_one_partition_number_on_every_topic(settings: Setting
     with Producer(settings) as producer:
         deliveries = producer.publish_many([usage, root, usage.model_copy(update={"meta": meta.model_copy()})])
     assert {d.partition for d in deliveries} == {deliveries[0].partition}
-    # The Java client's murmur2 partition of "tree-42" over 6 partitions (as faust/aiokafka compute it too).
+    # The Java client's murmur2 partition of "tree-42" over the topics' count (as faust/aiokafka compute it too).
     from aiokafka.partitioner import DefaultPartitioner
 
-    expected = DefaultPartitioner()(b"tree-42", list(range(AGENT_LIFECYCLE.partitions)), list(range(6)))
+    count = tree_partition_count(settings)
+    expected = DefaultPartitioner()(b"tree-42", list(range(count)), list(range(count)))
     assert deliveries[0].partition == expected
 
 

@@ -107,13 +107,14 @@ def test_hostile_ids_cannot_outgrow_a_chunk() -> None:
     assert len(chunks) > 2 and max(map(len, chunks)) <= CHUNK_BYTES
 
 
-def test_the_partition_record_names_the_policy_once() -> None:
-    """The policy the gate enforces is written once per partition, and again only if it changes."""
+def test_the_partition_record_names_the_policy_and_the_count_once() -> None:
+    """The policy and the partition count are written once per partition, and again only if one changes."""
     writer = ChangelogWriter()
-    (record,) = writer.policy_records("default")
-    assert json.loads(record[1] or b"")["policy"] == "default"
-    assert writer.policy_records("default") == []
-    assert ChangelogWriter("default").policy_records("default") == []
+    (record,) = writer.partition_records("default", 6)
+    assert json.loads(record[1] or b"") == {"layout": 2, "policy": "default", "partitions": 6}
+    assert writer.partition_records("default", 6) == []
+    assert ChangelogWriter("default", 6).partition_records("default", 6) == []
+    assert len(ChangelogWriter("default").partition_records("default", 6)) == 1  # an older record had no count
 
 
 def test_a_restored_writer_rewrites_nothing_unchanged() -> None:
