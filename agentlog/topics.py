@@ -105,6 +105,7 @@ POLICY_DECISIONS = TopicSpec(
         ev.BudgetToppedUp,
         ev.TopUpDenied,
         ev.TreeForgotten,
+        ev.LifecycleRejected,
     ),
     "meta.root_id",
     "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",

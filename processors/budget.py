@@ -169,15 +169,15 @@ def _evaluate(
     """The first denial that applies, or the agent and its parent (None for a root) when every check passes."""
     if policy is None:
         return Denial(ev.DenialReason.NO_POLICY, f"{_PREFIX}: no spawn policy is in force, so every request is denied.")
-    if tree is None:
-        ended = event.meta.root_id in state.trees
-        reason = ev.DenialReason.AGENT_NOT_ACTIVE if ended else ev.DenialReason.UNKNOWN_AGENT
-        what = "has ended" if ended else "is not known"
-        return Denial(reason, f"{_PREFIX}: the agent tree {event.meta.root_id} {what}.")
-    if event.meta.tenant_id != tree.tenant_id:
+    known = state.trees.get(event.meta.root_id)
+    if known is not None and event.meta.tenant_id != known.tenant_id:  # before telling whether the tree ended
         return Denial(
-            ev.DenialReason.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant."
+            ev.DenialReason.TENANT_MISMATCH, f"{_PREFIX}: the agent tree {known.root_id} belongs to another tenant."
         )
+    if tree is None:
+        reason = ev.DenialReason.AGENT_NOT_ACTIVE if known is not None else ev.DenialReason.UNKNOWN_AGENT
+        what = "has ended" if known is not None else "is not known"
+        return Denial(reason, f"{_PREFIX}: the agent tree {event.meta.root_id} {what}.")
     if event.additional_tokens <= 0:
         return Denial(
             ev.DenialReason.INVALID_REQUEST,

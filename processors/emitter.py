@@ -1,6 +1,6 @@
 """Builds the spawn gate's output events with deterministic envelopes.
 
-Every output of one input shares the input's time, tenant, tree, correlation id, and
+Every output of one input shares the input's time, tree and correlation id, the tree's tenant, and
 names the input as its cause; its event id is derived from the input's event id and its
 position in the output (see :mod:`agentlog.processors.ids`). No clock, no randomness: replaying
 the same input gives byte-identical output. Decisions that name their policy get the
@@ -60,13 +60,16 @@ class Emitter:
         self.events: list[ev.Event] = []
 
     @classmethod
-    def caused_by(cls, event: ev.Event, policy_name: str = "") -> Emitter:
-        """The emitter of the decisions about ``event`` under the policy named ``policy_name``."""
+    def caused_by(cls, event: ev.Event, policy_name: str = "", tenant_id: str | None = None) -> Emitter:
+        """The emitter of the decisions about ``event`` under the policy named ``policy_name``.
+
+        ``tenant_id``: the tenant of the tree the decisions concern (default: the input's).
+        """
         meta = event.meta
         return cls(
             str(meta.event_id),
             meta.occurred_at,
-            meta.tenant_id,
+            tenant_id if tenant_id is not None else meta.tenant_id,
             meta.root_id,
             meta.event_id,
             meta.correlation_id,

@@ -184,10 +184,10 @@ def _evaluate(
     tree = state.trees.get(event.meta.root_id)
     if tree is None:
         return Denial(_R.UNKNOWN_PARENT, f"{_PREFIX}: the agent tree {event.meta.root_id} is not known.")
+    if event.meta.tenant_id != tree.tenant_id:  # before anything that would tell another tenant about the tree
+        return Denial(_R.TENANT_MISMATCH, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant.")
     if tree.ended_at is not None:
         return Denial(_R.PARENT_NOT_ACTIVE, f"{_PREFIX}: the agent tree {tree.root_id} has ended.")
-    if event.meta.tenant_id != tree.tenant_id:
-        return Denial(_R.INVALID_REQUEST, f"{_PREFIX}: the agent tree {tree.root_id} belongs to another tenant.")
     child_id = child_agent_id(event.request_id)
     created = tree.agents.get(child_id)
     if created is not None:

@@ -152,7 +152,7 @@ class GateScenario:
     ) -> list[ev.Event]:
         """Send a ``RootAgentRegistered``."""
         fields.setdefault("agent_id", root_id)
-        self._tenants[root_id] = tenant or self.tenant
+        self._tenants.setdefault(root_id, tenant or self.tenant)  # the first registration owns the id, as in the gate
         return self.send(
             ev.RootAgentRegistered(
                 meta=self.meta(root_id, tenant), config=config, token_budget=tokens, spawn_budget=spawns, **fields

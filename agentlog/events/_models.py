@@ -26,7 +26,7 @@ class Event(AvroRecord):
 
 
 class DenialReason(StrEnum):
-    """Why a spawn, a root registration or a top-up was denied."""
+    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant."""
 
     UNKNOWN = "UNKNOWN"
     DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
@@ -47,6 +47,7 @@ class DenialReason(StrEnum):
     FORBIDDEN_ACTION = "FORBIDDEN_ACTION"
     UNKNOWN_AGENT = "UNKNOWN_AGENT"
     AGENT_NOT_ACTIVE = "AGENT_NOT_ACTIVE"
+    TENANT_MISMATCH = "TENANT_MISMATCH"
 
 
 class DependencyKind(StrEnum):
@@ -241,6 +242,20 @@ class CircuitOpened(Event):
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
     policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description='A sentence an agent can be shown.')
+
+
+class LifecycleRejected(Event):
+    """The spawn gate rejected a lifecycle report (usage, start, completion, failure, termination request): it changed nothing."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.LifecycleRejected"
+    meta: Meta = Field(description="Event envelope; the tenant is the tree's, causation_id the report's event_id.")
+    agent_id: Id = Field(description='Agent the report named.')
+    report: Id = Field(description='Avro full name of the rejected report.')
+    reported_by_tenant: Id = Field(description='Tenant the report claimed to come from.')
+    reason: DenialReason = Field(default=DenialReason.UNKNOWN, description='Why the report was rejected.')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    message: Text = Field(description='A sentence an operator can be shown.')
 
 
 class RootAdmitted(Event):
@@ -585,6 +600,7 @@ ContextInheritance.model_rebuild()
 DecisionRecorded.model_rebuild()
 DependencyAdded.model_rebuild()
 Handoff.model_rebuild()
+LifecycleRejected.model_rebuild()
 LimitCheck.model_rebuild()
 Limits.model_rebuild()
 Meta.model_rebuild()
@@ -613,6 +629,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     BudgetToppedUp.avro_name: BudgetToppedUp,
     CircuitClosed.avro_name: CircuitClosed,
     CircuitOpened.avro_name: CircuitOpened,
+    LifecycleRejected.avro_name: LifecycleRejected,
     RootAdmitted.avro_name: RootAdmitted,
     RootRejected.avro_name: RootRejected,
     SpawnApproved.avro_name: SpawnApproved,
@@ -666,6 +683,7 @@ __all__ = [
     "EVENT_TYPES",
     "Event",
     "Handoff",
+    "LifecycleRejected",
     "LimitCheck",
     "Limits",
     "Meta",

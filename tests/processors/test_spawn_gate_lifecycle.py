@@ -6,6 +6,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from agentlog import events as ev
 from agentlog.processors.ids import NAMESPACE
 from agentlog.processors.spawn_gate import expire
@@ -309,3 +311,50 @@ def test_circuit_closes_on_any_event_of_the_tree() -> None:
     one(gate.spawn("root", config="hacker"), ev.CircuitOpened)
     gate.now += timedelta(seconds=5)
     assert [type(o).__name__ for o in gate.consume("root", 1)] == ["CircuitClosed"]
+
+
+# -- tenant boundary ------------------------------------------------------------------------
+
+
+def _acme_tree() -> tuple[GateScenario, str]:
+    gate = _gate()
+    worker = gate.spawned("root", tokens=10_000)
+    return gate, worker
+
+
+REPORTS_FROM_EVIL = {
+    "TokensConsumed": lambda m, agent: ev.TokensConsumed(meta=m, agent_id=agent, tokens=60_000),
+    "AgentStarted": lambda m, agent: ev.AgentStarted(meta=m, agent_id=agent, runtime="evil"),
+    "AgentCompleted": lambda m, agent: ev.AgentCompleted(meta=m, agent_id=agent),
+    "AgentFailed": lambda m, agent: ev.AgentFailed(meta=m, agent_id=agent, error="x"),
+    "TerminationRequested": lambda m, agent: ev.TerminationRequested(meta=m, agent_id=agent, requested_by="evil"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS_FROM_EVIL))
+@pytest.mark.parametrize("target", ["root", "worker"])
+def test_a_report_about_another_tenants_tree_is_rejected_and_changes_nothing(name: str, target: str) -> None:
+    """Usage, start, completion, failure or termination claimed by tenant evil about acme's agents: rejected."""
+    gate, worker = _acme_tree()
+    agent = "root" if target == "root" else worker
+    before = gate.state.trees["root"].to_dict()
+    rejected = one(gate.send(REPORTS_FROM_EVIL[name](gate.meta("root", tenant="evil"), agent)), ev.LifecycleRejected)
+    assert gate.log[-1][1] == [rejected]
+    assert rejected.reason is ev.DenialReason.TENANT_MISMATCH
+    assert (rejected.meta.tenant_id, rejected.reported_by_tenant) == ("acme", "evil")
+    assert rejected.report == f"agentlog.lifecycle.{name}" and rejected.agent_id == agent
+    assert gate.state.trees["root"].to_dict() == before
+
+
+def test_decisions_carry_the_trees_tenant_and_requests_of_another_are_denied_as_such() -> None:
+    """Evil's spawn and top-up in acme's tree are denied with TENANT_MISMATCH, stamped acme; nothing changes."""
+    gate, worker = _acme_tree()
+    before = gate.state.trees["root"].to_dict()
+    denied = one(gate.spawn("root", tenant="evil"), ev.SpawnDenied)
+    assert (denied.reason, denied.meta.tenant_id) == (ev.DenialReason.TENANT_MISMATCH, "acme")
+    refused = one(gate.top_up(worker, 5_000, tenant="evil"), ev.TopUpDenied)
+    assert (refused.reason, refused.meta.tenant_id) == (ev.DenialReason.TENANT_MISMATCH, "acme")
+    assert gate.state.trees["root"].to_dict() == before
+    gate.complete("root")
+    denied = one(gate.spawn("root", tenant="evil"), ev.SpawnDenied)  # an ended tree: still not evil's to probe
+    assert denied.reason is ev.DenialReason.TENANT_MISMATCH

@@ -325,11 +325,11 @@ def test_invalid_requests(kwargs: dict[str, int]) -> None:
     assert _denied(_scenario().spawn("root", **kwargs)).reason is R.INVALID_REQUEST  # type: ignore[arg-type]
 
 
-def test_request_from_another_tenant_is_invalid() -> None:
-    """A spawn or top-up whose tenant differs from the tree's is denied INVALID_REQUEST."""
+def test_request_from_another_tenant_is_denied_as_such() -> None:
+    """A spawn or top-up whose tenant differs from the tree's is denied TENANT_MISMATCH."""
     gate = _scenario()
-    assert _denied(gate.spawn("root", tenant="intruder")).reason is R.INVALID_REQUEST
-    assert one(gate.top_up("root", 10, tenant="intruder"), ev.TopUpDenied).reason is R.INVALID_REQUEST
+    assert _denied(gate.spawn("root", tenant="intruder")).reason is R.TENANT_MISMATCH
+    assert one(gate.top_up("root", 10, tenant="intruder"), ev.TopUpDenied).reason is R.TENANT_MISMATCH
 
 
 def test_task_deadline_in_the_past_is_invalid() -> None:
@@ -363,7 +363,7 @@ def test_a_retried_request_is_answered_with_its_original_outcome() -> None:
     root = gate.state.trees["root"].agents["root"]
     assert (root.active_children, root.tokens_reserved) == (1, 1_000)
     stranger = _denied(gate.spawn("root", request_id=approved_id, tenant="evil"))
-    assert (stranger.reason, stranger.repeat) == (R.INVALID_REQUEST, False)
+    assert (stranger.reason, stranger.repeat) == (R.TENANT_MISMATCH, False)
 
 
 def test_repeats_do_not_open_the_circuit() -> None:

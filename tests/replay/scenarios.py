@@ -205,7 +205,45 @@ def forgetting() -> Script:
     return s
 
 
-SCENARIOS: dict[str, Callable[[], Script]] = {"denials": denials, "lifecycle": lifecycle, "forgetting": forgetting}
+def tenants() -> Script:
+    """Tenant evil acts on acme's tree: every request is denied and every report rejected; acme's tree goes on."""
+    s = Script("tenants")
+    s.policy(policy_version(1))
+    s.pause(3.0)
+    r = s.root("golden-tenants", 50_000, 4)
+    w = s.spawn(r, r, "researcher", 10_000)
+    evil = s.meta(r, tenant="evil")
+    s.publish(
+        ev.SpawnRequested(
+            meta=evil,
+            request_id=s._id(),
+            parent_agent_id=r,
+            child_config="researcher",
+            task=ev.TaskSpec(title="evil work"),
+            requested_token_budget=1_000,
+        ),
+        ev.BudgetTopUpRequested(
+            meta=s.meta(r, tenant="evil"), request_id=s._id(), agent_id=w, additional_tokens=9_000, requested_by="evil"
+        ),
+        ev.TokensConsumed(meta=s.meta(r, tenant="evil"), agent_id=w, tokens=60_000),
+        ev.TerminationRequested(meta=s.meta(r, tenant="evil"), agent_id=w, requested_by="evil", reason="takeover"),
+        ev.AgentCompleted(meta=s.meta(r, tenant="evil"), agent_id=r, result_summary="not yours"),
+        ev.RootAgentRegistered(
+            meta=s.meta(r, tenant="evil"), agent_id=r, config="orchestrator", token_budget=1, spawn_budget=1
+        ),
+    )
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=100), r)
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=w, result_summary="done"), r)
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=r, result_summary="done"), r)
+    return s
+
+
+SCENARIOS: dict[str, Callable[[], Script]] = {
+    "denials": denials,
+    "lifecycle": lifecycle,
+    "forgetting": forgetting,
+    "tenants": tenants,
+}
 
 
 def _now(event: ev.Event) -> ev.Event:

@@ -45,7 +45,7 @@ def _copy(path: Path, into: Path) -> Path:
 
 def test_there_are_golden_logs() -> None:
     """The recorded scenarios are checked in."""
-    assert {p.stem for p in LOGS} >= {"denials", "lifecycle", "forgetting"}
+    assert {p.stem for p in LOGS} >= {"denials", "lifecycle", "forgetting", "tenants"}
 
 
 @pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
@@ -90,6 +90,7 @@ def test_golden_logs_cover_every_denial_cascade_return_and_timeout() -> None:
     assert {"ANCESTOR_ENDED", "REQUESTED"} <= reasons
     kinds = {str(d["record"]).rsplit(".", 1)[-1] for d in decisions}
     expected = {"AgentTimedOut", "BudgetExhausted", "BudgetToppedUp", "CircuitOpened", "RootRejected", "TreeForgotten"}
+    expected.add("LifecycleRejected")
     assert expected <= kinds
     returned = [d["event"]["returned_tokens"] for d in decisions if "returned_tokens" in d["event"]]  # type: ignore[operator,index]
     assert any(int(t) > 0 for t in returned)  # type: ignore[call-overload]
