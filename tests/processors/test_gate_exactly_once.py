@@ -197,6 +197,7 @@ def test_a_broker_outage_is_waited_out(settings: Settings) -> None:
 
 
 RENEWED = "the coordinator aborted it; starting a new producer"
+ABORTED = "aborting batch"
 
 
 @pytest.mark.chaos
@@ -212,11 +213,13 @@ def test_a_transaction_the_coordinator_timed_out_is_not_taken_for_fencing(settin
     the worker is busy, so a stop lands inside one; a stop that lands between two
     transactions is tried again.
 
-    Marked ``chaos``, not run by default: where the stop lands decides the path (librdkafka
-    sometimes learns of the abort as an abortable, epoch-bumping message timeout instead
-    of fencing, and then no producer is renewed), and in 1 of 5 local runs the committed
-    decisions of one partition differed from the pure core's. That divergence is an open
-    defect (see the issue notes); run this with ``pytest -m chaos`` when working on it.
+    Where the stop lands decides the path: librdkafka sometimes learns of the abort as an
+    abortable, epoch-bumping message timeout instead of fencing, and the worker then aborts
+    and rewinds without a new producer; both paths must keep the same process deciding.
+    Marked ``chaos`` (not run by default: three minutes, and the path is not chosen by the
+    test); ``pytest -m chaos`` runs it. It once showed a partition's decisions in another
+    order than the pure core's (an input that became visible late); decisions now record
+    their decision points and the reference follows them.
     """
     publish_policy(settings)
     workload = Workload(trees=150, requests_per_tree=10, seed=13)
@@ -230,7 +233,7 @@ def test_a_transaction_the_coordinator_timed_out_is_not_taken_for_fencing(settin
         with Producer(settings) as producer:
             for burst in bursts:
                 producer.publish_many([event for batch in burst for event in batch])
-                if RENEWED in log.read_text():
+                if RENEWED in log.read_text() or ABORTED in log.read_text():
                     continue  # seen once: the rest is load
                 time.sleep(1.0)  # the worker is busy with the burst, one transaction per input
                 worker.pause(25)
@@ -240,7 +243,7 @@ def test_a_transaction_the_coordinator_timed_out_is_not_taken_for_fencing(settin
     finally:
         worker.stop()
     text = log.read_text()
-    assert RENEWED in text, text[-2000:]
+    assert RENEWED in text or ABORTED in text, text[-2000:]
     assert "has taken over" not in text
     _assert_effectively_once(settings, workload)
 
