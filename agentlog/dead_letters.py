@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentlog.limits import DEAD_LETTER_KEEP_BYTES
+from agentlog.records import Headers
 from agentlog.topics import DLQ
-
-Headers = list[tuple[str, str | bytes | None]]
 
 STAGE = "agentlog.dlq.stage"
 ERROR_CLASS = "agentlog.dlq.error.class"

@@ -20,6 +20,7 @@ from agentlog import kafka_config, tracing
 from agentlog.errors import DeliveryError
 from agentlog.events import Event
 from agentlog.limits import check_record_size
+from agentlog.records import Headers
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
 from agentlog.topics import key_of, topic_of
@@ -59,7 +60,7 @@ class Producer:
         """Deployed topic of ``event`` (prefix included)."""
         return self.settings.topic_prefix + topic_of(type(event)).name
 
-    def send(self, event: Event, *, headers: tracing.Headers | None = None) -> None:
+    def send(self, event: Event, *, headers: Headers | None = None) -> None:
         """Queue ``event`` for delivery; :meth:`flush` reports the outcome.
 
         The current trace context is added to ``headers`` (pass headers that already
@@ -67,7 +68,7 @@ class Producer:
         """
         self._send(event, tracing.inject(headers or []))
 
-    def _send(self, event: Event, headers: tracing.Headers) -> None:
+    def _send(self, event: Event, headers: Headers) -> None:
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
         check_record_size(event.avro_name, len(value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry import context, propagate
 
-Headers = list[tuple[str, str | bytes | None]]
+from agentlog.records import Headers
 
 
 def inject(headers: Headers) -> Headers:

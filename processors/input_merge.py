@@ -47,6 +47,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from agentlog.records import Headers
+
 REQUESTS = 0
 LIFECYCLE = 1
 CLOCK_MARGIN_MS = 5
@@ -67,7 +69,7 @@ class InputRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] | None = None
+    headers: Headers | None = None
 
     def sort_key(self) -> tuple[int, int, int]:
         """The spawn gate's order (:data:`GATE_ORDER`): append time, lifecycle first, offset."""
@@ -107,7 +109,7 @@ class DecisionPoint:
         return point
 
     @classmethod
-    def of(cls, headers: list[tuple[str, str | bytes | None]] | None) -> DecisionPoint | None:
+    def of(cls, headers: Headers | None) -> DecisionPoint | None:
         """The point recorded in ``headers``; None when there is none or it does not parse (older records)."""
         for name, value in headers or ():
             if name == DECIDED_HEADER and value is not None:

@@ -470,7 +470,7 @@ class ProcessorRuntime(Generic[S]):
         partition: int | None,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"partition": partition} if partition is not None else {}
         while True:
