@@ -34,5 +34,7 @@ def agentlog_env(settings: Settings) -> dict[str, str]:
         AGENTLOG_TOPIC_PREFIX=settings.topic_prefix,
         # A broker busy deleting the topics of earlier tests may take a while to answer.
         AGENTLOG_CONNECT_TIMEOUT_S="60",
+        # Topics a subprocess creates (the benchmarks' scratch topics) get the tests' count.
+        AGENTLOG_TREE_PARTITIONS=str(TEST_TREE_PARTITIONS),
     )
     return env
