@@ -14,6 +14,13 @@ Headers = list[tuple[str, str | bytes | None]]
 """Kafka record headers as confluent-kafka gives and takes them."""
 
 
+def headers_as_json(headers: Headers | None) -> list[list[str | None]] | None:
+    """Headers as JSON: ``[name, value]`` pairs, values decoded as UTF-8 (agentlog's headers are text)."""
+    if not headers:
+        return None
+    return [[k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v] for k, v in headers]
+
+
 def at(topic: str, partition: int, offset: int) -> str:
     """The one string form of a record's position: ``topic[partition]@offset``."""
     return f"{topic}[{partition}]@{offset}"

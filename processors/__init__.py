@@ -16,6 +16,7 @@ from agentlog.processors.input_merge import (
     DecisionPoint,
     InputRecord,
     MergeOrder,
+    clamped,
 )
 from agentlog.processors.policy import Policy, from_event, load_default_policy, load_policy, to_event
 from agentlog.processors.spawn_gate import decide, expire
@@ -34,6 +35,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "ProcessorError",
+    "clamped",
     "decide",
     "decode_input",
     "expire",

@@ -66,10 +66,9 @@ class SpawnGate:
         self.changelog_topic = changelog_topic(settings)
         self.changelogs: dict[int, ChangelogWriter] = {}
         """What the changelog holds of each owned partition's trees (restored with the state)."""
-        tree_partition_count(settings)  # the input topics exist and agree
-        ensure_topics(settings, (GATE_CHANGELOG,))
-        self.partitions = tree_partition_count(settings, (GATE_CHANGELOG,))
-        """The deployment's tree partition count (the changelog's agrees with the inputs')."""
+        self.partitions = tree_partition_count(settings)
+        """The deployment's tree partition count (the input topics exist and agree)."""
+        ensure_topics(settings, (GATE_CHANGELOG,))  # created with that count; an existing one that differs raises
         self.policies = PolicyReader(settings, policy_name)
 
     def start(self) -> None:

@@ -127,9 +127,14 @@ class MergeOrder:
     ranks: tuple[int, ...]
     """Per source (in the order of the processor's input topics), its rank among records of one millisecond."""
 
-    def key(self, record: InputRecord) -> tuple[int, int, int]:
-        """(append time, rank, offset) of ``record``."""
-        return (record.timestamp_ms, self.ranks[record.source], record.offset)
+    def key(self, record: InputRecord, at_ms: int | None = None) -> tuple[int, int, int]:
+        """(time, rank, offset) of ``record``; the time is its append time unless ``at_ms`` (clamped) is given."""
+        return (record.timestamp_ms if at_ms is None else at_ms, self.ranks[record.source], record.offset)
+
+
+def clamped(highest: int | None, record: InputRecord) -> int:
+    """A record's time in the order: its append time, never below ``highest`` seen before it on its topic."""
+    return record.timestamp_ms if highest is None else max(highest, record.timestamp_ms)
 
 
 GATE_ORDER = MergeOrder(ranks=(1, 0))
@@ -168,15 +173,13 @@ class PartitionMerge:
         time it is late. A late record is released next, out of the append-time order.
         """
         source = record.source
-        clock = self._clock[source]
-        at_ms = record.timestamp_ms if clock is None else max(clock, record.timestamp_ms)
-        self._clock[source] = at_ms
-        key = (at_ms, self.order.ranks[source], record.offset)
+        at_ms = self._clock[source] = clamped(self._clock[source], record)
+        key = self.order.key(record, at_ms)
         self._queues[source].append((key, record))
-        self._caught_up_at[record.source] = None
-        self._end_offset[record.source] = None
-        if self._undecided[record.source] is None:
-            self._undecided[record.source] = record.offset  # fetching starts where deciding stopped
+        self._caught_up_at[source] = None
+        self._end_offset[source] = None
+        if self._undecided[source] is None:
+            self._undecided[source] = record.offset  # fetching starts where deciding stopped
         if self._released is not None and key < self._released:
             return self._released[0] - record.timestamp_ms
         return None

@@ -252,8 +252,12 @@ class ProcessorRuntime(Generic[S]):
         for msg in records:
             self._buffer(msg)
         self._confirm_ends()
-        share = max(self.config.batch_size // max(len(self.merges), 1), 1)
-        released = {p: merge.release(share) for p, merge in self.merges.items()}
+        # A batch is shared by the partitions with buffered records, not by every assigned one:
+        # one busy partition among twelve idle ones still fills its transactions.
+        # Every partition stays in ``released``: an idle one is still due its timer.
+        busy = sum(1 for merge in self.merges.values() if merge.pending())
+        share = max(self.config.batch_size // max(busy, 1), 1)
+        released = {p: merge.release(share) if merge.pending() else [] for p, merge in self.merges.items()}
         self._apply_back_pressure()
         expiring = self._expiry_due()
         if not any(released.values()) and not expiring:

@@ -21,7 +21,7 @@ from agentlog.limits import MAX_CHARS, record_size_problem
 from agentlog.projections import audit_chain
 from agentlog.projections.jsonb import jsonb_text, prepare
 from agentlog.projections.lineage_events import LineageWrites, apply
-from agentlog.records import Headers, Record
+from agentlog.records import Headers, Record, headers_as_json
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
 
@@ -178,6 +178,5 @@ def _audit_row(
 
 
 def _headers_json(headers: Headers | None) -> str | None:
-    if not headers:
-        return None
-    return jsonb_text([[k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v] for k, v in headers])
+    as_json = headers_as_json(headers)
+    return jsonb_text(as_json) if as_json is not None else None

@@ -243,9 +243,8 @@ class DecisionReplay:
                 found = self._feed(state, inputs.until(group.appended_ms), decided, group)
                 note = "no input with this event id was appended before the decision"
             else:
-                self._feed(state, inputs.below(point.before), decided)
-                cause = inputs.next_of(point.cause) if point.cause is not None else None
-                found = self._feed(state, iter([cause] if cause else []), decided, group)
+                self._feed(state, inputs.below(point.before), decided)  # no target: an event id repeated below
+                found = self._feed(state, inputs.through(point), decided, group)  # the cause alone is left
                 note = "the input its decision point names does not have this event id"
             if found is None:
                 self._count(group)

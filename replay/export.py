@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlog.errors import DecodeError
-from agentlog.records import Headers
+from agentlog.records import Headers, headers_as_json
 from agentlog.replay.progress import Progress
 from agentlog.replay.selection import Selection, find_root, names_any, subtree
 from agentlog.replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
@@ -127,13 +127,6 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def headers_as_json(headers: Headers | None) -> list[list[str | None]] | None:
-    """Headers as JSON: ``[name, value]`` pairs, values decoded as UTF-8 (agentlog's headers are text)."""
-    if not headers:
-        return None
-    return [[k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v] for k, v in headers]
-
-
 def headers_from_json(value: Any) -> Headers | None:
     """The headers of :func:`headers_as_json`; raises ValueError when ``value`` is not such a list."""
     if value is None:
@@ -223,9 +216,10 @@ def _position(line: ExportLine) -> dict[str, Any]:
 class _Source:
     """The records to export, in export order, with their chain hashes and per-partition summaries."""
 
-    def __init__(self, settings: Settings, selection: Selection, progress: Progress) -> None:
+    def __init__(self, settings: Settings, selection: Selection, progress: Progress, tree_partitions: int) -> None:
         self.settings = settings
         self.selection = selection
+        self.tree_partitions = tree_partitions
         self.progress = progress
         self.summaries: list[PartitionSummary] = []
 
@@ -257,7 +251,7 @@ class _Source:
         tree_specs = inputs_first + [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ, *inputs_first)]
         topics = [self._topic(s) for s in tree_specs]
         numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
-        wanted = self.selection.tree_partition(tree_partition_count(self.settings))
+        wanted = self.selection.tree_partition(self.tree_partitions)
         for p in numbers:
             if wanted is not None and p != wanted:
                 continue
@@ -311,12 +305,12 @@ def export(
         complete=selection.everything,
         topic_prefix=settings.topic_prefix,
         created_at=datetime.now(UTC).isoformat(),
-        tree_partitions=tree_partition_count(settings),
+        tree_partitions=(tree_partitions := tree_partition_count(settings)),  # a tree's partition follows from it
     )
     counts: Counter[str] = Counter()
     policy_topic = settings.topic_prefix + POLICY_CONFIG.name
     root_key = selection.root_id.encode() if selection.root_id else None
-    source = _Source(settings, selection, progress)
+    source = _Source(settings, selection, progress, tree_partitions)
     with path.open("w", encoding="utf-8", newline="") as handle:
         sink = _HashingWriter(handle)
         rows = csv.writer(sink, lineterminator="\n") if encoding is ExportFormat.csv else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from agentlog.processors import GATE_ORDER, InputRecord, MergeOrder
+from agentlog.processors import GATE_ORDER, DecisionPoint, InputRecord, MergeOrder, clamped
 
 
 class RecordedOrder:
@@ -31,36 +31,34 @@ class RecordedOrder:
         """Every input not handed out yet whose offset is below ``before`` (per source), in the processor's order."""
         if len(before) != len(self._streams):
             raise ValueError(f"a decision point names {len(before)} inputs; this processor reads {len(self._streams)}")
-        while (record := self._take(lambda r: r.offset < before[r.source])) is not None:
+        while (record := self._take(lambda _, r: r.offset < before[r.source])) is not None:
             yield record
 
-    def next_of(self, source: int) -> InputRecord | None:
-        """The next input of ``source`` (a decision point's cause), or None when there is none."""
-        return self._take(lambda r: r.source == source)
+    def through(self, point: DecisionPoint) -> Iterator[InputRecord]:
+        """The inputs decided before ``point`` (:meth:`below`), then its cause (none for a timer tick)."""
+        yield from self.below(point.before)
+        cause = point.cause
+        if cause is not None and (record := self._take(lambda _, r: r.source == cause)) is not None:
+            yield record
 
     def until(self, limit_ms: int) -> Iterator[InputRecord]:
         """Inputs not handed out yet appended at or before ``limit_ms`` (clamped time), in the processor's order."""
-        while (record := self._take(lambda _: True, lambda at_ms: at_ms <= limit_ms)) is not None:
+        while (record := self._take(lambda at_ms, _: at_ms <= limit_ms)) is not None:
             yield record
 
-    def _take(
-        self, wanted: Callable[[InputRecord], bool], in_time: Callable[[int], bool] = lambda _: True
-    ) -> InputRecord | None:
-        """The first head in the processor's order that ``wanted`` (and ``in_time``, by its clamped time) accepts."""
-        heads = [(self._key(at_ms, r), r) for at_ms, r in filter(None, self._heads) if wanted(r) and in_time(at_ms)]
+    def _take(self, wanted: Callable[[int, InputRecord], bool]) -> InputRecord | None:
+        """The first head in the processor's order that ``wanted`` (its clamped time, itself) accepts, moved past."""
+        heads = [(self._order.key(r, at_ms), r) for at_ms, r in filter(None, self._heads) if wanted(at_ms, r)]
         if not heads:
             return None
         _, record = min(heads)
         self._heads[record.source] = next(self._streams[record.source], None)
         return record
 
-    def _key(self, at_ms: int, record: InputRecord) -> tuple[int, int, int]:
-        return (at_ms, self._order.ranks[record.source], record.offset)
-
 
 def _clamped(stream: Iterator[InputRecord]) -> Iterator[tuple[int, InputRecord]]:
-    """Each record with its time in the order: its append time, never below an earlier record's of its topic."""
+    """Each record with its time in the order (:func:`~agentlog.processors.clamped`)."""
     highest: int | None = None
     for record in stream:
-        highest = record.timestamp_ms if highest is None else max(highest, record.timestamp_ms)
+        highest = clamped(highest, record)
         yield highest, record

@@ -19,7 +19,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
-from .support import REPO, TEST_TREE_PARTITIONS, Stack, agentlog_env
+from .support import REPO, TEST_TREE_PARTITIONS, Stack, agentlog_env, stack_settings
 
 
 def _docker_answers() -> bool:
@@ -68,13 +68,7 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
     """Settings whose topics (the whole catalogue, under a unique prefix) exist and are empty."""
-    settings = Settings(
-        bootstrap_servers=stack.bootstrap_servers,
-        database_url=stack.database_url,  # type: ignore[arg-type]
-        topic_prefix=f"{unique_name}.",
-        schema_registry_url=None,
-        tree_partitions=TEST_TREE_PARTITIONS,
-    )
+    settings = stack_settings(stack, f"{unique_name}.", tree_partitions=TEST_TREE_PARTITIONS)
     ensure_topics(settings)
     yield settings
     delete_topics(settings, [settings.topic_prefix + spec.name for spec in CATALOGUE])

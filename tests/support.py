@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentlog.settings import Settings
 
@@ -23,6 +24,17 @@ TEST_TREE_PARTITIONS = 6
 """The tree partition count of the tests' topics (fewer than the default of 12: less for the broker to do).
 
 The replay tests' recorded run uses the default."""
+
+
+def stack_settings(stack: Stack, prefix: str, **overrides: Any) -> Settings:
+    """Settings pointing at ``stack`` under the topic prefix ``prefix`` (no schema registry)."""
+    return Settings(
+        bootstrap_servers=stack.bootstrap_servers,
+        database_url=stack.database_url,  # type: ignore[arg-type]
+        topic_prefix=prefix,
+        schema_registry_url=None,
+        **overrides,
+    )
 
 
 def agentlog_env(settings: Settings) -> dict[str, str]:

@@ -18,7 +18,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics, tree_partition_count
 from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, DLQ, MESSAGES, MISSIONS, POLICY_CONFIG
 
-from ..support import Stack, agentlog_env
+from ..support import Stack, agentlog_env, stack_settings
 
 
 def _counts(settings: Settings) -> dict[str, int]:
@@ -49,11 +49,7 @@ def _topics_create(settings: Settings, tree_partitions: int | None = None) -> su
 @pytest.fixture
 def fresh(stack: Stack, unique_name: str) -> Iterator[Settings]:
     """Settings for a prefix under which no topic exists yet."""
-    settings = Settings(
-        bootstrap_servers=stack.bootstrap_servers,
-        database_url=stack.database_url,  # type: ignore[arg-type]
-        topic_prefix=f"{unique_name}.",
-    )
+    settings = stack_settings(stack, f"{unique_name}.")
     yield settings
     delete_topics(settings, [settings.topic_prefix + s.name for s in (*CATALOGUE, GATE_CHANGELOG)])
 

@@ -32,10 +32,7 @@ def gate_inputs(settings: Settings) -> dict[int, list[InputRecord]]:
             if point == last:
                 continue  # another output of the same cause
             last = point
-            records += order.below(point.before)
-            cause = order.next_of(point.cause) if point.cause is not None else None
-            if cause is not None:
-                records.append(cause)
+            records += order.through(point)
         committed = log.decided_up_to(partition) or {}
         records += (r for r in order.until(2**63 - 1) if r.offset < committed.get(r.source, 0))  # decided, no outputs
         if records:

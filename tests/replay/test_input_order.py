@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
+from agentlog.processors import LIFECYCLE, REQUESTS, DecisionPoint, InputRecord
 from agentlog.replay.input_order import RecordedOrder
 
 
@@ -31,8 +31,8 @@ def test_a_point_hands_out_what_was_decided_before_it_then_its_cause() -> None:
     """A completion appended at 20 that the gate decided only after the request at 30: the points say so."""
     order = _order([10, 30], [20])
     assert _names(list(order.below((1, 0)))) == ["r0"]  # the request at 10, decided with lifecycle not yet read
-    cause = order.next_of(REQUESTS)
-    assert cause is not None and _names([cause]) == ["r1"]  # the request at 30, before the completion at 20
+    # The request at 30 (its point: nothing of lifecycle decided yet), before the completion at 20.
+    assert _names(list(order.through(DecisionPoint(REQUESTS, (1, 0))))) == ["r1"]
     assert _names(list(order.until(10**9))) == ["l0"]
 
 
