@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError, DecodeError
+from agentlog.partition_reader import BEGINNING, END, PartitionReader
+from agentlog.records import Record, headers_as_json
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
-from agentlog.watermarks import watermarks
 
 _NOT_FOUND = object()
 
@@ -102,86 +102,78 @@ def tail(settings: Settings, options: TailOptions, serde: Serde | None = None) -
     The default start is the beginning, or the end when following.
     """
     serde = serde or Serde.from_settings(settings)
-    consumer = Consumer(
-        {**kafka_config.reader(settings, f"agentlog-tail-{uuid.uuid4()}"), "enable.partition.eof": True}
-    )
-    try:
-        assignment = _assignment(consumer, options)
-        if not assignment:
-            return
-        consumer.assign(assignment)
-        open_partitions = {(tp.topic, tp.partition) for tp in assignment}
-        # Without --follow, the end is where each partition ended when reading started.
-        ends = {} if options.follow else _end_offsets(consumer, assignment)
+    starts = _starts(settings, options)
+    if not starts:
+        return
+    with PartitionReader(settings) as reader:
+        reader.assign(starts)
         shown = 0
-        while options.follow or open_partitions:
-            for msg in consumer.consume(num_messages=500, timeout=0.5):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        open_partitions.discard((msg.topic(), msg.partition()))
-                        continue
-                    raise AgentlogError(f"reading {msg.topic()}: {error.str()}")
-                position = (msg.topic() or "", msg.partition() or 0)
-                end = ends.get(position)
-                if end is not None and (msg.offset() or 0) >= end:
-                    open_partitions.discard(position)  # written after tailing started
-                    continue
-                if end is not None and (msg.offset() or 0) + 1 >= end:
-                    open_partitions.discard(position)
-                record = _decode(serde, msg)
-                if not matches(record.value, options.filters):
-                    continue
-                yield record
-                shown += 1
-                if options.max_records is not None and shown >= options.max_records:
-                    return
+        for record in _following(reader) if options.follow else reader.read_to_end():
+            tailed = _decode(serde, record)
+            if not matches(tailed.value, options.filters):
+                continue
+            yield tailed
+            shown += 1
+            if options.max_records is not None and shown >= options.max_records:
+                return
+
+
+def _following(reader: PartitionReader) -> Iterator[Record]:
+    while True:
+        yield from reader.follow(500, 0.5)
+
+
+def _starts(settings: Settings, options: TailOptions) -> list[tuple[str, int, int]]:
+    """Where each partition of ``options.topics`` is read from."""
+    consumer = Consumer(kafka_config.reader(settings))
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        partitions: list[TopicPartition] = []
+        for topic in options.topics:
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                raise AgentlogError(f"topic {topic!r} does not exist (run `agentlog topics create`)")
+            partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
+        if options.since is not None:
+            millis = int(options.since.timestamp() * 1000)
+            wanted = [TopicPartition(tp.topic, tp.partition, millis) for tp in partitions]
+            try:
+                found = consumer.offsets_for_times(wanted, timeout=10)
+            except KafkaException as e:
+                raise AgentlogError(f"cannot look up offsets for {options.since.isoformat()}: {e}") from e
+            # -1 means no record at or after that time: start at the end.
+            return [(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else END) for tp in found]
     finally:
         consumer.close()
+    start = BEGINNING if options.from_beginning or not options.follow else END
+    return [(tp.topic, tp.partition, start) for tp in partitions]
 
 
-def _end_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-    """The high watermark of every partition now."""
-    return {(tp.topic, tp.partition): watermarks(consumer, tp.topic, tp.partition)[1] for tp in partitions}
-
-
-def _assignment(consumer: Consumer, options: TailOptions) -> list[TopicPartition]:
-    metadata = consumer.list_topics(timeout=10)
-    partitions: list[TopicPartition] = []
-    for topic in options.topics:
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
-            raise AgentlogError(f"topic {topic!r} does not exist (run `agentlog topics create`)")
-        partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
-    if options.since is not None:
-        millis = int(options.since.timestamp() * 1000)
-        wanted = [TopicPartition(tp.topic, tp.partition, millis) for tp in partitions]
-        try:
-            found = consumer.offsets_for_times(wanted, timeout=10)
-        except KafkaException as e:
-            raise AgentlogError(f"cannot look up offsets for {options.since.isoformat()}: {e}") from e
-        # -1 means no record at or after that time: start at the end.
-        return [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
-    start = OFFSET_BEGINNING if options.from_beginning or not options.follow else OFFSET_END
-    return [TopicPartition(tp.topic, tp.partition, start) for tp in partitions]
-
-
-def _decode(serde: Serde, msg: Any) -> TailedRecord:
-    kind, millis = msg.timestamp()
-    timestamp = datetime.fromtimestamp(millis / 1000, UTC) if kind and millis >= 0 else None
-    key = msg.key()
-    headers = [(k, v.decode("utf-8", "replace") if v is not None else "") for k, v in msg.headers() or []]
-    position = {
-        "topic": msg.topic(),
-        "partition": msg.partition(),
-        "offset": msg.offset(),
-        "timestamp": timestamp,
-        "key": key.decode("utf-8", "replace") if key is not None else None,
-        "headers": headers,
-    }
-    raw = msg.value() or b""
+def _decode(serde: Serde, record: Record) -> TailedRecord:
+    raw = record.value or b""
     try:
         decoded = serde.decode_value(raw)
     except DecodeError as e:
-        return TailedRecord(**position, record=None, value=None, raw=raw, error=str(e))
-    return TailedRecord(**position, record=decoded.full_name, value=decoded.value)
+        return _tailed(record, None, None, raw, str(e))
+    return _tailed(record, decoded.full_name, decoded.value)
+
+
+def _tailed(
+    record: Record,
+    name: str | None,
+    value: dict[str, Any] | None,
+    raw: bytes | None = None,
+    error: str | None = None,
+) -> TailedRecord:
+    return TailedRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms >= 0 else None,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        headers=[(str(k), v or "") for k, v in headers_as_json(record.headers) or []],
+        record=name,
+        value=value,
+        raw=raw,
+        error=error,
+    )

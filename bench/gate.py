@@ -395,7 +395,8 @@ def where_time_goes(count: int, rounds: int) -> None:
     serde = Serde()
     events = workload(max(count // 5, 1), 4)[:count]
     raw = [
-        InputRecord(REQUESTS, "t", 0, i, i, e.meta.root_id.encode(), serde.encode(e, "t")) for i, e in enumerate(events)
+        InputRecord("t", 0, i, i, e.meta.root_id.encode(), serde.encode(e, "t"), source=REQUESTS)
+        for i, e in enumerate(events)
     ]
     policy = from_event(bench_policy())
     stages = {name: measure.Series(name) for name in ("decode", "decide", "encode")}

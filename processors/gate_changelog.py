@@ -27,18 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-from agentlog import kafka_config
+from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
 from agentlog.processors.errors import GateError
 from agentlog.processors.tree_state import PartitionState, TreeState
 from agentlog.settings import Settings
 from agentlog.topics import TREE_KEYED, TopicSpec
-from agentlog.watermarks import watermarks
 
 GATE_CHANGELOG = TopicSpec(
     "agentlog.spawn-gate.changelog",
@@ -204,39 +200,21 @@ def restore_partitions(
     """The state of each of ``partitions`` as of the last committed transaction, read in one pass,
     and a writer that knows what the changelog holds of it.
 
-    A partition is read until its end for committed reads equals its high watermark: a
+    Each partition is read to its stable end (:mod:`agentlog.partition_reader`): a
     transaction still being committed (or aborted) is waited for, so that the state
-    matches the input offsets committed with it.
+    matches the input offsets committed with it. ``timeout_s`` bounds the time without
+    progress (a broker outage), not the whole restore.
     """
     latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
-    consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True, "fetch.wait.max.ms": 10})
+    topic = changelog_topic(settings)
     try:
-        consumer.assign([TopicPartition(changelog_topic(settings), p, OFFSET_BEGINNING) for p in partitions])
-        unfinished = set(partitions)
-        deadline = time.monotonic() + timeout_s
-        while unfinished:
-            if time.monotonic() > deadline:
-                raise GateError(f"restoring partitions {sorted(unfinished)} took longer than {timeout_s}s")
-            for msg in consumer.consume(10_000, 0.2):
-                partition = msg.partition() or 0
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        # The end of committed data; done only if no transaction is pending
-                        # behind it (one still committing holds state the offsets may include).
-                        remaining = max(deadline - time.monotonic(), 1.0)
-                        _, high = watermarks(consumer, changelog_topic(settings), partition, remaining)
-                        if (msg.offset() or 0) >= high:
-                            unfinished.discard(partition)
-                        continue
-                    if not error.fatal():  # a broker that is away or just back: keep reading until the deadline
-                        continue
-                    raise GateError(f"reading the changelog of partition {partition}: {error.str()}")
-                key = msg.key()
-                if key is not None:
-                    latest[partition][key] = msg.value()
-    finally:
-        consumer.close()
+        with PartitionReader(settings, patience_s=timeout_s) as reader:
+            reader.assign((topic, p, BEGINNING) for p in partitions)
+            for record in reader.read_to_end(stable=True):
+                if record.key is not None:
+                    latest[record.partition][record.key] = record.value
+    except PartitionReadError as e:
+        raise GateError(f"restoring partitions {sorted(partitions)}: {e}") from e
     restored = {}
     for partition, records in latest.items():
         state = PartitionState(partition=partition, partitions=partition_count)

@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from agentlog.records import Headers
+from agentlog.records import Headers, Record
 
 REQUESTS = 0
 LIFECYCLE = 1
@@ -58,18 +58,25 @@ DECIDED_HEADER = "agentlog-decided"
 
 
 @dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One raw record read from an input topic."""
+class InputRecord(Record):
+    """A record read from one of a processor's input topics, and which input (its index) that is."""
 
-    source: int
-    """REQUESTS or LIFECYCLE."""
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None = None
+    source: int = REQUESTS
+    """The index of its input topic in the processor's input order (the gate: REQUESTS or LIFECYCLE)."""
+
+    @classmethod
+    def of(cls, source: int, record: Record) -> InputRecord:
+        """``record`` as read from input ``source``."""
+        return cls(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp_ms,
+            record.key,
+            record.value,
+            record.headers,
+            source,
+        )
 
     def sort_key(self) -> tuple[int, int, int]:
         """The spawn gate's order (:data:`GATE_ORDER`): append time, lifecycle first, offset."""

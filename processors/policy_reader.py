@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-from agentlog import kafka_config
 from agentlog.errors import DecodeError
 from agentlog.events import PolicyPublished
+from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
 from agentlog.processors.errors import GateError, PolicyError
 from agentlog.processors.policy import Policy, from_event
+from agentlog.records import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import POLICY_CONFIG
@@ -26,46 +24,41 @@ class PolicyReader:
         self.policy_name = policy_name
         self.current: Policy | None = None
         self._serde = Serde.from_settings(settings)
-        self._consumer = Consumer({**kafka_config.reader(settings), "enable.partition.eof": True})
+        self._reader = PartitionReader(settings)
         topic = settings.topic_prefix + POLICY_CONFIG.name
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(POLICY_CONFIG.partitions)])
+        self._reader.assign((topic, p, BEGINNING) for p in range(POLICY_CONFIG.partitions))
 
     def catch_up(self, timeout_s: float = 60.0) -> None:
         """Read every published version (to the end of the topic) before deciding anything."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            msg = self._consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                log.info("policy %s in force: %s", self.policy_name, self.current.version if self.current else "none")
-                return
-            self._apply(msg)
-        raise GateError(f"could not read the policy topic within {timeout_s}s")
+        self._reader.patience_s = timeout_s
+        try:
+            for record in self._reader.read_to_end():
+                self._apply(record)
+        except PartitionReadError as e:
+            raise GateError(f"could not read the policy topic: {e}") from e
+        log.info("policy %s in force: %s", self.policy_name, self.current.version if self.current else "none")
 
     def close(self) -> None:
         """Close the consumer (a reader used once, to learn the version in force)."""
-        self._consumer.close()
+        self._reader.close()
 
     def poll(self) -> None:
         """Apply versions published since the last call (non-blocking)."""
-        for msg in self._consumer.consume(100, 0):
-            self._apply(msg)
-
-    def _apply(self, msg: object) -> None:
-        error = msg.error()  # type: ignore[attr-defined]
-        if error is not None:
-            if error.fatal():
-                raise GateError(f"reading the policy topic: {error.str()}")
-            return  # the end of the topic, or a broker that is away: the next poll reads on
         try:
-            event = self._serde.decode(msg.value() or b"")  # type: ignore[attr-defined]
+            records = self._reader.follow(100)
+        except PartitionReadError as e:
+            raise GateError(f"reading the policy topic: {e}") from e
+        for record in records:
+            self._apply(record)
+
+    def _apply(self, record: Record) -> None:
+        try:
+            event = self._serde.decode(record.value or b"")
             if not isinstance(event, PolicyPublished) or event.policy_name != self.policy_name:
                 return
             policy = from_event(event)
         except (DecodeError, PolicyError, ValueError) as e:
-            log.error("ignoring an unusable policy record: %s", e)
+            log.error("ignoring an unusable policy record at %s: %s", record, e)
             return
         if self.current is None or policy.version > self.current.version:
             self.current = policy

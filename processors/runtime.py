@@ -74,7 +74,7 @@ from agentlog.processors.input_merge import (
     MergeOrder,
     PartitionMerge,
 )
-from agentlog.records import Headers, at
+from agentlog.records import Headers, Record, at
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 
@@ -294,13 +294,9 @@ class ProcessorRuntime(Generic[S]):
             merge.reached_end(source, msg.offset() or 0)
             return
         self._available()
-        _, timestamp = msg.timestamp()
-        offset = msg.offset()
-        assert offset is not None
-        # Kept for dead letters (trace context among them).
-        raw_headers = msg.headers()
-        headers = list(raw_headers) if isinstance(raw_headers, list) else None
-        record = InputRecord(source, msg.topic() or "", partition, offset, timestamp, msg.key(), msg.value(), headers)
+        # Headers are kept for dead letters (trace context among them) and the decision points.
+        record = InputRecord.of(source, Record.from_message(msg))
+        offset = record.offset
         late_ms = merge.add(record)
         if late_ms is not None:
             self.stats.late_inputs += 1

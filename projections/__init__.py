@@ -9,11 +9,11 @@
 modules behind it are internals of this package.
 """
 
-from agentlog.projections.audit_chain import GENESIS, ROW_HASH_SQL, PartitionChain, link
+from agentlog.projections.audit_chain import GENESIS, ROW_HASH_SQL, ChainedRecord, PartitionChain, chained, link
 from agentlog.projections.batch import Batch, build_batch
 from agentlog.projections.batch import PartitionState as ProjectedPartition
 from agentlog.projections.checksums import table_checksums
-from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, require_tables
+from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, projected_offsets, require_tables
 from agentlog.projections.errors import ProjectionError
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
@@ -23,6 +23,7 @@ __all__ = [
     "GENESIS",
     "ROW_HASH_SQL",
     "Batch",
+    "ChainedRecord",
     "Conn",
     "PartitionChain",
     "ProjectedPartition",
@@ -30,10 +31,12 @@ __all__ = [
     "Projector",
     "ProjectorOptions",
     "build_batch",
+    "chained",
     "check_schema_name",
     "connect",
     "link",
     "migrate",
+    "projected_offsets",
     "require_tables",
     "table_checksums",
 ]

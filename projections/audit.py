@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from agentlog.events import event_type
 from agentlog.projections.audit_chain import ChainBreak, ChainedRecord, verify
 from agentlog.projections.db import Conn
+from agentlog.records import Record
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,15 @@ def chained_records(conn: Conn) -> Iterator[ChainedRecord]:
             ' ORDER BY topic, partition, "offset"'
         )
         for topic, partition, offset, timestamp_ms, key, value, prev_hash, chain_hash in cur:
-            yield ChainedRecord(
+            record = Record(
                 topic,
                 partition,
                 offset,
                 timestamp_ms,
                 bytes(key) if key is not None else None,
                 bytes(value) if value is not None else None,
-                bytes(prev_hash),
-                bytes(chain_hash),
             )
+            yield ChainedRecord(record, bytes(prev_hash), bytes(chain_hash))
 
 
 def verify_stored_chains(conn: Conn) -> list[ChainBreak]:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from agentlog.records import Record
 
 GENESIS = bytes(32)
 """``prev_hash`` of the first row of every chain."""
@@ -71,18 +73,24 @@ def link(
     return PartitionChain(topic, partition).link(prev_hash, offset, timestamp_ms, key, value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainedRecord:
-    """What the chain covers of one record, plus the hashes stored with it."""
+    """One record with the chain hashes it was stored with (a row) or that follow from its predecessors (Kafka)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
+    record: Record
     prev_hash: bytes
     hash: bytes
+
+
+def chained(records: Iterable[Record]) -> Iterator[ChainedRecord]:
+    """``records`` of one partition, from its first record, with their hashes recomputed from :data:`GENESIS`."""
+    prev = GENESIS
+    chain: PartitionChain | None = None
+    for r in records:
+        chain = chain or PartitionChain(r.topic, r.partition)
+        digest = chain.link(prev, r.offset, r.timestamp_ms, r.key, r.value)
+        yield ChainedRecord(r, prev, digest)
+        prev = digest
 
 
 @dataclass(frozen=True)
@@ -100,21 +108,13 @@ def verify(records: Iterable[ChainedRecord]) -> list[ChainBreak]:
     """Every break in the chains of ``records`` (in offset order within each partition)."""
     heads: dict[tuple[str, int], bytes] = {}
     breaks = []
-    for record in records:
-        where = (record.topic, record.partition)
-        expected_prev = heads.get(where, GENESIS)
-        if record.prev_hash != expected_prev:
-            breaks.append(ChainBreak(record.topic, record.partition, record.offset, "prev_hash"))
-        recomputed = link(
-            record.prev_hash,
-            record.topic,
-            record.partition,
-            record.offset,
-            record.timestamp_ms,
-            record.key,
-            record.value,
-        )
-        if recomputed != record.hash:
-            breaks.append(ChainBreak(record.topic, record.partition, record.offset, "hash"))
-        heads[where] = record.hash
+    for chained_record in records:
+        r = chained_record.record
+        where = (r.topic, r.partition)
+        if chained_record.prev_hash != heads.get(where, GENESIS):
+            breaks.append(ChainBreak(r.topic, r.partition, r.offset, "prev_hash"))
+        recomputed = link(chained_record.prev_hash, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+        if recomputed != chained_record.hash:
+            breaks.append(ChainBreak(r.topic, r.partition, r.offset, "hash"))
+        heads[where] = chained_record.hash
     return breaks

@@ -65,3 +65,11 @@ def require_tables(conn: Conn, schema: str) -> None:
     row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.agents",)).fetchone()
     if row is None or row[0] is None:
         raise NotMigratedError(schema)
+
+
+def projected_offsets(conn: Conn, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) of ``topics``, the offset the projector will read next (what it has written is below)."""
+    rows = conn.execute(
+        "SELECT topic, partition, next_offset FROM projector_positions WHERE topic = ANY(%s)", (topics,)
+    ).fetchall()
+    return {(t, p): o for t, p, o in rows}

@@ -54,14 +54,13 @@ from agentlog.processors import (
     expire,
     to_micros,
 )
-from agentlog.records import Record, at
+from agentlog.records import Record
 from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.log_source import LogSource
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde, to_jsonable
 
-"""The gate's watermark trails the moment both inputs were seen at their end by this much."""
 _NEVER = 2**63 - 1
 
 
@@ -176,10 +175,6 @@ class _Group:
         return DecisionPoint.of(self.records[0][0].headers)
 
 
-def _position(record: Record) -> str:
-    return at(record.topic, record.partition, record.offset)
-
-
 class DecisionReplay:
     """Re-runs the gate over a :class:`LogSource`; :meth:`run` returns the report."""
 
@@ -262,9 +257,9 @@ class DecisionReplay:
                 if current is not None:
                     yield current
                     current = None
-                cause = Cause("input", position=_position(record))
+                cause = Cause("input", position=str(record))
                 self.report.outcomes.append(
-                    Outcome(partition, cause, "undecodable", [{"_position": _position(record)}], [], str(e))
+                    Outcome(partition, cause, "undecodable", [{"_position": str(record)}], [], str(e))
                 )
                 continue
             value, name = decoded.value, decoded.full_name
@@ -304,9 +299,7 @@ class DecisionReplay:
             selected = self.root_id is None or event.meta.root_id == self.root_id
             self.report.inputs += selected
             if target is not None and event.meta.event_id == target.key[1]:
-                cause = Cause(
-                    "input", str(event.meta.event_id), event.avro_name, _position_of(record), None, event.meta.root_id
-                )
+                cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
                 target.cause = cause
                 policy = self._policy(record.partition, target, record)
                 self._compare(record.partition, target, decide(state, event, policy))
@@ -317,9 +310,7 @@ class DecisionReplay:
             if decided is not None and record.offset >= decided[record.source]:
                 self.report.pending += 1
                 continue
-            cause = Cause(
-                "input", str(event.meta.event_id), event.avro_name, _position_of(record), None, event.meta.root_id
-            )
+            cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
             status = "changed" if self.what_if else "unrecorded"
             self._outcome(
                 record.partition, cause, status, None, outputs, "the gate recorded no decision for this input"
@@ -389,15 +380,9 @@ class DecisionReplay:
     ) -> None:
         if self.root_id is not None and cause.root_id != self.root_id:
             return
-        recorded = (
-            [{"_record": n, "_position": _position(r), **to_jsonable(v)} for r, v, n in group.records] if group else []
-        )
+        recorded = [{"_record": n, "_position": str(r), **to_jsonable(v)} for r, v, n in group.records] if group else []
         replayed_json = [{"_record": e.avro_name, **to_jsonable(e.model_dump())} for e in replayed]
         self.report.outcomes.append(Outcome(partition, cause, status, recorded, replayed_json, note))
-
-
-def _position_of(record: InputRecord) -> str:
-    return at(record.topic, record.partition, record.offset)
 
 
 _NOT_OUTCOME = frozenset({"policy_version", "checks", "message"})

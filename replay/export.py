@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlog.errors import DecodeError
+from agentlog.projections import ChainedRecord, chained
 from agentlog.records import Headers, headers_as_json
 from agentlog.replay.progress import Progress
 from agentlog.replay.selection import Selection, find_root, names_any, subtree
-from agentlog.replay.topic_reader import ChainedRecord, chained, partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count

@@ -54,7 +54,7 @@ class LogSource(Protocol):
 def _inputs(requests: Iterator[Record], lifecycle: Iterator[Record]) -> list[Iterator[InputRecord]]:
     def inputs(source: int, records: Iterator[Record]) -> Iterator[InputRecord]:
         for r in records:
-            yield InputRecord(source, r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value)
+            yield InputRecord.of(source, r)
 
     return [inputs(REQUESTS, requests), inputs(LIFECYCLE, lifecycle)]
 

@@ -32,6 +32,7 @@ from agentlog.projections import (
     check_schema_name,
     connect,
     migrate,
+    projected_offsets,
     require_tables,
     table_checksums,
 )
@@ -78,13 +79,6 @@ class RebuildReport:
         return all(t.equal for t in self.tables)
 
 
-def _positions(conn: Conn, topics: list[str]) -> dict[tuple[str, int], int]:
-    rows = conn.execute(
-        "SELECT topic, partition, next_offset FROM projector_positions WHERE topic = ANY(%s)", (topics,)
-    ).fetchall()
-    return {(t, p): o for t, p, o in rows}
-
-
 def _exists(conn: Conn, schema: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
 
@@ -128,7 +122,7 @@ def rebuild(
         with connect(settings, target) as conn:
             conn.autocommit = True
             while thread.is_alive():
-                positions = _positions(conn, topics)
+                positions = projected_offsets(conn, topics)
                 behind = [tp for tp, end in ends.items() if positions.get(tp, 0) < end]
                 done = sum(min(positions.get(tp, 0), end) for tp, end in ends.items())
                 progress.advance(
@@ -155,8 +149,8 @@ def _compare(settings: Settings, report: RebuildReport, topics: list[str]) -> No
     with connect(settings, report.live) as live_conn, connect(settings, report.rebuilt) as rebuilt_conn:
         live_sums = table_checksums(live_conn)
         rebuilt_sums = table_checksums(rebuilt_conn)
-        live_positions = _positions(live_conn, topics)
-        rebuilt_positions = _positions(rebuilt_conn, topics)
+        live_positions = projected_offsets(live_conn, topics)
+        rebuilt_positions = projected_offsets(rebuilt_conn, topics)
     for table, (rows, checksum) in live_sums.items():
         other_rows, other_checksum = rebuilt_sums[table]
         report.tables.append(TableComparison(table, rows, checksum, other_rows, other_checksum))

@@ -44,6 +44,7 @@ from agentlog.projections import (
     PartitionChain,
     build_batch,
     connect,
+    projected_offsets,
     require_tables,
 )
 from agentlog.projections import ProjectedPartition as ProjectedState
@@ -227,13 +228,6 @@ class _PartitionCheck:
         return self.report
 
 
-def _positions(conn: Conn, topics: list[str]) -> dict[tuple[str, int], int]:
-    rows = conn.execute(
-        "SELECT topic, partition, next_offset FROM projector_positions WHERE topic = ANY(%s)", (topics,)
-    ).fetchall()
-    return {(t, p): o for t, p, o in rows}
-
-
 def _row_partitions(conn: Conn, topics: list[str]) -> set[tuple[str, int]]:
     rows = conn.execute("SELECT DISTINCT topic, partition FROM audit_log WHERE topic = ANY(%s)", (topics,)).fetchall()
     return {(t, p) for t, p in rows}
@@ -357,7 +351,7 @@ def verify(
     topics = [settings.topic_prefix + spec.name for spec in CATALOGUE]
     with connect(settings, schema) as conn:
         require_tables(conn, schema)
-        positions = _positions(conn, topics)
+        positions = projected_offsets(conn, topics)
         row_partitions = _row_partitions(conn, topics)
     kafka_partitions = {(t, p) for t in topics for p in partitions_of(settings, t)}
     jobs = []

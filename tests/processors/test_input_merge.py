@@ -17,7 +17,7 @@ from agentlog.processors.input_merge import (
 
 
 def _record(source: int, offset: int, ts: int) -> InputRecord:
-    return InputRecord(source, "t", 0, offset, ts, None, None)
+    return InputRecord("t", 0, offset, ts, None, None, source=source)
 
 
 def test_a_record_waits_until_the_other_topic_is_confirmed_at_its_end() -> None:
@@ -98,7 +98,7 @@ def test_three_inputs_merge_in_one_order_whatever_the_fetch_interleaving() -> No
     order = MergeOrder(ranks=(2, 0, 1))
     rng = random.Random(3)
     records = [  # append times never go down within one partition of one topic
-        InputRecord(source, f"t{source}", 0, offset, ts, None, None)
+        InputRecord(f"t{source}", 0, offset, ts, None, None, source=source)
         for source in range(3)
         for offset, ts in enumerate(sorted(rng.randint(0, 50) for _ in range(40)))
     ]

@@ -8,8 +8,8 @@ from agentlog.replay.input_order import RecordedOrder
 
 def _streams(requests: list[int], lifecycle: list[int]) -> list[list[InputRecord]]:
     return [
-        [InputRecord(REQUESTS, "r", 0, i, ts, None, None) for i, ts in enumerate(requests)],
-        [InputRecord(LIFECYCLE, "l", 0, i, ts, None, None) for i, ts in enumerate(lifecycle)],
+        [InputRecord("r", 0, i, ts, None, None, source=REQUESTS) for i, ts in enumerate(requests)],
+        [InputRecord("l", 0, i, ts, None, None, source=LIFECYCLE) for i, ts in enumerate(lifecycle)],
     ]
 
 
