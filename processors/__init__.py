@@ -9,6 +9,7 @@ from agentlog.processors.errors import PolicyError, ProcessorError
 from agentlog.processors.gate_input import decode_input
 from agentlog.processors.input_merge import (
     CLOCK_MARGIN_MS,
+    CORE_HEADER,
     DECIDED_HEADER,
     GATE_ORDER,
     LIFECYCLE,
@@ -17,13 +18,16 @@ from agentlog.processors.input_merge import (
     InputRecord,
     MergeOrder,
     clamped,
+    core_version,
 )
 from agentlog.processors.policy import Policy, from_event, load_default_policy, load_policy, to_event
-from agentlog.processors.spawn_gate import decide, expire
+from agentlog.processors.spawn_gate import CORE_VERSION, decide, expire
 from agentlog.processors.tree_state import PartitionState
 
 __all__ = [
     "CLOCK_MARGIN_MS",
+    "CORE_HEADER",
+    "CORE_VERSION",
     "DECIDED_HEADER",
     "GATE_ORDER",
     "LIFECYCLE",
@@ -36,6 +40,7 @@ __all__ = [
     "PolicyError",
     "ProcessorError",
     "clamped",
+    "core_version",
     "decide",
     "decode_input",
     "expire",

@@ -12,6 +12,7 @@ set, and adds nothing.
 from __future__ import annotations
 
 from agentlog import events as ev
+from agentlog.processors import reports
 from agentlog.processors.checks import Checks, Denial
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
@@ -52,15 +53,43 @@ def nearest_active(tree: TreeState, agent: AgentState) -> AgentState | None:
 
 
 def decide_usage(state: PartitionState, event: ev.TokensConsumed, policy: Policy | None, out: Emitter) -> None:
-    """Count a usage report; reports of unknown agents or of negative amounts change nothing."""
-    tree = state.live_tree(event.meta.root_id)
-    agent = tree.agents.get(event.agent_id) if tree is not None else None
-    if tree is None or agent is None or event.tokens <= 0:
+    """Charge a usage report (``TokensCharged``); reports of unknown agents or of no tokens are rejected."""
+    found = reports.reported_agent(state, event, policy, out)
+    if found is None:
         return
+    if event.tokens <= 0:
+        why = f"it reports {event.tokens} tokens; usage is a positive number of tokens."
+        reports.reject(out, event, policy, ev.DenialReason.INVALID_REQUEST, why)
+        return
+    tree, agent = found
+    charge(tree, agent, event.tokens, policy, out)
+
+
+def charge(tree: TreeState, agent: AgentState, tokens: int, policy: Policy | None, out: Emitter) -> None:
+    """Charge ``tokens`` the agent reported to it or, once it ended, to its nearest active ancestor."""
     payer = nearest_active(tree, agent)
-    if payer is not None:
-        add_spent(payer, event.tokens)
-        check_exhausted(payer, out, policy.version if policy else 0)
+    if payer is None:  # not in a live tree, whose root is active
+        return
+    version = policy.version if policy else 0
+    add_spent(payer, tokens)
+    charged(out, agent, payer, tokens, version)
+    check_exhausted(payer, out, version)
+
+
+def charged(out: Emitter, agent: AgentState, payer: AgentState, tokens: int, policy_version: int) -> None:
+    """The ``TokensCharged`` fact of ``tokens`` reported by ``agent`` and charged to ``payer``."""
+    instead = "" if payer is agent else " (it ended, so its nearest active ancestor pays)"
+    out.fact(
+        ev.TokensCharged,
+        agent_id=agent.agent_id,
+        charged_agent_id=payer.agent_id,
+        tokens=tokens,
+        tokens_used=payer.tokens_spent,
+        remaining_tokens=payer.remaining_tokens,
+        policy_version=policy_version,
+        message=f"Charged {tokens} tokens reported by {agent.agent_id} to {payer.agent_id}{instead}:"
+        f" {payer.tokens_spent} used, {payer.remaining_tokens} remaining.",
+    )
 
 
 def decide_top_up(

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from agentlog import events as ev
 from agentlog.limits import quote
-from agentlog.processors import budget
+from agentlog.processors import budget, reports
 from agentlog.processors.clock import from_micros, to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.ids import forget_source, timeout_source
@@ -95,33 +95,78 @@ def end_agent(
         tree.ended_at = now
 
 
+def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy | None, out: Emitter) -> None:
+    """An agent reports that it started: ``AgentRunning`` if it is active, else a rejection."""
+    found = reports.reported_agent(state, event, policy, out)
+    if found is None:
+        return
+    _, agent = found
+    if not agent.active:
+        reports.reject_ended(out, event, policy, agent)
+        return
+    out.fact(
+        ev.AgentRunning,
+        agent_id=agent.agent_id,
+        policy_version=policy.version if policy else 0,
+        message=f"Agent {agent.agent_id} is running.",
+    )
+
+
 def decide_reported_end(
     state: PartitionState, event: ev.AgentCompleted | ev.AgentFailed, policy: Policy | None, now: int, out: Emitter
 ) -> None:
     """An agent reports that it completed or failed: count its last usage, then end it and its subtree."""
-    tree = state.live_tree(event.meta.root_id)
-    agent = tree.agents.get(event.agent_id) if tree is not None else None
-    if tree is None or agent is None:
+    found = reports.reported_agent(state, event, policy, out)
+    if found is None:
         return
+    tree, agent = found
     version = policy.version if policy else 0
     tokens = max(event.tokens_used, 0)
     if not agent.active:  # a late report: the tokens were spent all the same
-        payer = budget.nearest_active(tree, agent)
-        if payer is not None and tokens:
-            budget.add_spent(payer, tokens)
-            budget.check_exhausted(payer, out, version)
+        if tokens:
+            budget.charge(tree, agent, tokens, policy, out)
+        reports.reject_ended(out, event, policy, agent)
         return
     budget.add_spent(agent, tokens)
-    end_agent(state, tree, agent, _REPORTED_ENDS[type(event)], now, out, version)
+    if tokens:
+        budget.charged(out, agent, agent, tokens, version)
+    ended: dict[str, object]
+    if isinstance(event, ev.AgentCompleted):
+        how = "completed"
+        ended = {"outcome": ev.EndOutcome.COMPLETED, "result_summary": event.result_summary}
+        ended["quality_score"] = event.quality_score
+    else:
+        how = f"failed ({quote(event.error)})"
+        ended = {"outcome": ev.EndOutcome.FAILED, "error": event.error, "retryable": event.retryable}
+
+    def announce(returned: int) -> None:
+        out.fact(
+            ev.AgentEnded,
+            agent_id=agent.agent_id,
+            **ended,
+            tokens_used=agent.tokens_spent,
+            returned_tokens=returned,
+            policy_version=version,
+            message=f"Agent {agent.agent_id} {how}: {agent.tokens_spent} tokens used, {returned} returned.",
+        )
+
+    end_agent(state, tree, agent, _REPORTED_ENDS[type(event)], now, out, version, announce)
 
 
 def decide_termination(
     state: PartitionState, event: ev.TerminationRequested, policy: Policy | None, now: int, out: Emitter
 ) -> None:
-    """Terminate an active agent and its subtree at someone's request; unknown or ended agents change nothing."""
-    tree = state.live_tree(event.meta.root_id)
-    agent = tree.agents.get(event.agent_id) if tree is not None else None
-    if tree is None or agent is None or not agent.active:
+    """Terminate an active agent and its subtree at someone's request; unknown or ended agents are rejected."""
+    found = reports.reported_agent(state, event, policy, out)
+    if found is None:
+        return
+    tree, agent = found
+    if not agent.active:
+        reports.reject_ended(out, event, policy, agent)
+        return
+    refused = _refusal(tree, agent, event.requested_by, policy) if out.core >= 2 else None
+    if refused is not None:
+        reports.reject(out, event, policy, ev.DenialReason.NOT_AUTHORIZED, refused)
         return
     version = policy.version if policy else 0
     why = f": {quote(event.reason)}" if event.reason else ""
@@ -138,6 +183,32 @@ def decide_termination(
         )
 
     end_agent(state, tree, agent, Status.TERMINATED, now, out, version, announce)
+
+
+def _refusal(tree: TreeState, agent: AgentState, requester: str, policy: Policy | None) -> str | None:
+    """Why ``requester`` may not terminate ``agent``, or None when it may (core version 2).
+
+    The agent itself may; so may an identity the policy names among its operators, and an
+    ancestor, if the agent's config lists the ancestor's config in ``terminable_by`` (or
+    lists none).
+    """
+    if requester == agent.agent_id or (policy is not None and requester in policy.limits.operators):
+        return None
+    ancestor = tree.agents.get(agent.parent) if agent.parent is not None else None
+    while ancestor is not None and ancestor.agent_id != requester:
+        ancestor = tree.agents.get(ancestor.parent) if ancestor.parent is not None else None
+    if ancestor is None:
+        return (
+            f"{quote(requester)} is neither the agent, one of its ancestors nor an operator of the policy, and only"
+            " they may terminate it."
+        )
+    rule = policy.rule(agent.config) if policy is not None else None
+    if rule is not None and rule.terminable_by and ancestor.config not in rule.terminable_by:
+        return (
+            f"its ancestor {quote(requester)} is a {ancestor.config}, and agents of config {agent.config} may be"
+            f" terminated only by ancestors of config {', '.join(rule.terminable_by)}."
+        )
+    return None
 
 
 def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[ev.Event]:

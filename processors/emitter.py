@@ -37,6 +37,7 @@ class Emitter:
         "_root_id",
         "_source",
         "_tenant_id",
+        "core",
         "events",
     )
 
@@ -58,6 +59,8 @@ class Emitter:
         self._correlation = correlation_id
         self._policy_name = policy_name
         self.events: list[ev.Event] = []
+        self.core = 2
+        """The version of the gate's core deciding (:data:`~agentlog.processors.spawn_gate.CORE_VERSION`)."""
 
     @classmethod
     def caused_by(cls, event: ev.Event, policy_name: str = "", tenant_id: str | None = None) -> Emitter:
@@ -92,3 +95,7 @@ class Emitter:
         event = record(meta=meta, **fields)
         self.events.append(event)
         return event
+
+    def fact(self, record: type[E], **fields: Any) -> E | None:
+        """Emit the gate's answer to a lifecycle report (accepted or rejected), if this core answers reports."""
+        return self.emit(record, **fields) if self.core >= 2 else None

@@ -33,7 +33,7 @@ from agentlog.processors.runtime import (
     RuntimeConfig,
     Unreadable,
 )
-from agentlog.processors.spawn_gate import decide, expire
+from agentlog.processors.spawn_gate import CORE_VERSION, decide, expire
 from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -56,6 +56,7 @@ class SpawnGate:
     name = "agentlog.spawn-gate"
     stage = STAGE
     order = GATE_ORDER
+    core_version = CORE_VERSION
 
     def __init__(self, settings: Settings, policy_name: str) -> None:
         self.settings = settings

@@ -55,6 +55,19 @@ CLOCK_MARGIN_MS = 5
 """Default allowed difference between a worker's clock and the brokers' (the gate's ``--clock-margin-ms``)."""
 DECIDED_HEADER = "agentlog-decided"
 """The header of every processor output that holds its :class:`DecisionPoint`."""
+CORE_HEADER = "agentlog-core"
+"""The header of every processor output naming the version of the core that decided it (absent: version 1)."""
+
+
+def core_version(headers: Headers | None) -> int:
+    """The core version ``headers`` name (1 when they name none: outputs written before versions were recorded)."""
+    for name, value in headers or ():
+        if name == CORE_HEADER and value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                return 1
+    return 1
 
 
 @dataclass(frozen=True, slots=True)

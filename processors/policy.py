@@ -99,7 +99,7 @@ class Policy(BaseModel):
         ]
         if problems:
             raise _problems_error(problems)
-        return limits
+        return limits.model_copy(update={"operators": sorted(set(limits.operators))})
 
     @field_validator("configs")
     @classmethod
@@ -121,6 +121,11 @@ class Policy(BaseModel):
                 for parent in rule.spawnable_by
                 if parent not in known
             )
+            problems.extend(
+                (f"configs.{i}.terminable_by", f"unknown config {ancestor!r} (known: {', '.join(sorted(known))})")
+                for ancestor in rule.terminable_by
+                if ancestor not in known
+            )
         if problems:
             raise _problems_error(problems)
         return tuple(
@@ -128,6 +133,7 @@ class Policy(BaseModel):
                 update={
                     "spawnable_by": sorted(set(rule.spawnable_by)),
                     "forbidden_actions": sorted(set(rule.forbidden_actions)),
+                    "terminable_by": sorted(set(rule.terminable_by)),
                 }
             )
             for rule in sorted(configs, key=lambda c: c.name)
@@ -190,22 +196,33 @@ def _canonical(model: BaseModel, always: frozenset[str]) -> dict[str, Any]:
     }
 
 
+_NAME_SETS = ("terminable_by", "operators")
+"""List fields added since the first policies whose order and repeats mean nothing (hashed sorted, deduplicated)."""
+
+
+def _name_sets(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: sorted(set(v)) if k in _NAME_SETS else v for k, v in fields.items()}
+
+
 def content_hash(limits: ev.Limits, configs: tuple[ev.ConfigRule, ...] | list[ev.ConfigRule]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``limits`` and ``configs``.
 
-    Canonical: configs sorted by name with ``spawnable_by`` and ``forbidden_actions``
-    sorted and deduplicated, the fields of :data:`HASHED_FIELDS` present (later ones only
-    when not at their default), keys sorted, compact separators, UTF-8.
+    Canonical: configs sorted by name with their name lists (``spawnable_by``,
+    ``forbidden_actions``, ``terminable_by``) and the operators sorted and deduplicated, the
+    fields of :data:`HASHED_FIELDS` present (later ones only when not at their default), keys
+    sorted, compact separators, UTF-8.
     """
     rules = [
-        {
-            **_canonical(rule, HASHED_FIELDS["configs"]),
-            "spawnable_by": sorted(set(rule.spawnable_by)),
-            "forbidden_actions": sorted(set(rule.forbidden_actions)),
-        }
+        _name_sets(
+            {
+                **_canonical(rule, HASHED_FIELDS["configs"]),
+                "spawnable_by": sorted(set(rule.spawnable_by)),
+                "forbidden_actions": sorted(set(rule.forbidden_actions)),
+            }
+        )
         for rule in sorted(configs, key=lambda c: c.name)
     ]
-    document = {"limits": _canonical(limits, HASHED_FIELDS["limits"]), "configs": rules}
+    document = {"limits": _name_sets(_canonical(limits, HASHED_FIELDS["limits"])), "configs": rules}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -36,7 +36,7 @@ def decide_root(
     if existing is not None and _is_retry(existing, event):
         _repeat(existing, policy.version, out)
         return
-    result = _evaluate(state, event, policy, now, checks)
+    result = _evaluate(state, event, policy, now, checks, out.core)
     if isinstance(result, Denial):
         _reject(event, result, checks, policy.version, out)
         return
@@ -118,9 +118,13 @@ def _reject(event: ev.RootAgentRegistered, denial: Denial, checks: Checks, polic
 
 
 def _evaluate(
-    state: PartitionState, event: ev.RootAgentRegistered, policy: Policy, now: int, checks: Checks
+    state: PartitionState, event: ev.RootAgentRegistered, policy: Policy, now: int, checks: Checks, core: int
 ) -> Denial | ev.ConfigRule:
-    """The first denial that applies, or the root's config rule when every check passes."""
+    """The first denial that applies, or the root's config rule when every check passes.
+
+    Since core version 2, a root id held by another tenant's tree (live or ended) is denied
+    ``TENANT_MISMATCH``, saying nothing about that tree.
+    """
     if not event.agent_id or event.agent_id != event.meta.root_id:
         return Denial(
             ev.DenialReason.INVALID_REQUEST,
@@ -132,6 +136,10 @@ def _evaluate(
     if invalid is not None:
         return invalid
     existing = state.trees.get(event.agent_id)
+    if existing is not None and core >= 2 and existing.tenant_id != event.meta.tenant_id:
+        return Denial(
+            ev.DenialReason.TENANT_MISMATCH, f"{_PREFIX}: agent id {event.agent_id} belongs to another tenant."
+        )
     if existing is not None:  # an ended tree holds its id until a tick forgets it (TreeForgotten)
         status = "is already registered" if existing.ended_at is None else "belonged to a tree that has ended"
         return Denial(ev.DenialReason.DUPLICATE_REQUEST, f"{_PREFIX}: agent id {event.agent_id} {status}.")

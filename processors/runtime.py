@@ -68,6 +68,7 @@ from agentlog.events import Event
 from agentlog.processors.errors import WorkerError
 from agentlog.processors.input_merge import (
     CLOCK_MARGIN_MS,
+    CORE_HEADER,
     DECIDED_HEADER,
     DecisionPoint,
     InputRecord,
@@ -117,6 +118,8 @@ class Processor(Protocol[S]):
     """How inputs of the same millisecond are ordered (one rank per input topic)."""
     output_topic: str
     changelog_topic: str
+    core_version: int
+    """The version of ``decide``'s behaviour, named on every output (:data:`CORE_HEADER`) so replay can apply it."""
 
     def start(self) -> None:
         """Catch up on side inputs before any input is decided; raise :class:`AgentlogError` to refuse to run."""
@@ -195,6 +198,7 @@ class ProcessorRuntime(Generic[S]):
         """When Kafka stopped answering (monotonic), while it does not."""
         self._fatal: KafkaError | None = None
         """The error that made the producer fatal: librdkafka's later errors say only "Fatal error"."""
+        self._core_header = (CORE_HEADER, str(processor.core_version).encode())
         self.states: dict[int, S] = {}
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
@@ -451,7 +455,7 @@ class ProcessorRuntime(Generic[S]):
     def _emit(self, partition: int, outputs: list[Event], point: DecisionPoint) -> None:
         """Produce the outputs of one cause, each with its decision point (so replay can follow the order)."""
         topic = self.processor.output_topic
-        headers: Headers = [(DECIDED_HEADER, point.encode())]
+        headers: Headers = [(DECIDED_HEADER, point.encode()), self._core_header]
         for output in outputs:
             self._produce(topic, partition, output.meta.root_id.encode(), self.serde.encode(output, topic), headers)
         self.stats.outputs += len(outputs)

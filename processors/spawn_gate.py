@@ -20,10 +20,12 @@ Fail closed: without a policy every request is denied (``NO_POLICY``), an unknow
 parent, config or agent is denied, and no input raises. Requests are answered exactly
 once per input event: ``RootAgentRegistered`` by ``RootAdmitted``/``RootRejected``,
 ``SpawnRequested`` by ``SpawnApproved``/``SpawnDenied``, ``BudgetTopUpRequested`` by
-``BudgetToppedUp``/``TopUpDenied``. Lifecycle reports are facts: they get decisions only
-when they cause some (``BudgetExhausted``, ``AgentTerminated``); reports about unknown or
-already ended agents change nothing (late usage is charged to the nearest active ancestor);
-a report about another tenant's tree is rejected (``LifecycleRejected``).
+``BudgetToppedUp``/``TopUpDenied``. Lifecycle reports are answered by what the gate made of
+them (core version 2): a start by ``AgentRunning``, usage by ``TokensCharged`` (late usage
+is charged to the nearest active ancestor), a completion or failure by ``AgentEnded``, a
+termination request by ``AgentTerminated``; a report about an unknown or already ended
+agent, or about another tenant's tree, is rejected (``LifecycleRejected``) and changes
+nothing (but the tokens a late end reports, charged all the same).
 
 The first event of a tree at or after its circuit's ``open_until`` is preceded by
 ``CircuitClosed``. ``decide`` changes only the tree of ``event.meta.root_id`` (and the
@@ -38,14 +40,18 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.limits import quote
-from agentlog.processors import budget, cascade, circuit, roots, spawns
+from agentlog.processors import budget, cascade, circuit, reports, roots, spawns
 from agentlog.processors.cascade import expire
 from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import PartitionState
 
-__all__ = ["HANDLED", "decide", "expire"]
+__all__ = ["CORE_VERSION", "HANDLED", "decide", "expire"]
+
+CORE_VERSION = 2
+"""The version of the gate's decision behaviour that this code runs: 1 left accepted lifecycle reports
+unanswered, 2 answers every report (``AgentRunning``, ``TokensCharged``, ``AgentEnded`` or a rejection)."""
 
 _Handler = Callable[[PartitionState, Any, Policy | None, int, Emitter], None]
 
@@ -57,7 +63,7 @@ _HANDLERS: dict[type[ev.Event], _Handler] = {
     ev.AgentCompleted: cascade.decide_reported_end,
     ev.AgentFailed: cascade.decide_reported_end,
     ev.TerminationRequested: cascade.decide_termination,
-    ev.AgentStarted: lambda _state, _event, _policy, _now, _out: None,
+    ev.AgentStarted: lambda state, event, policy, _now, out: cascade.decide_start(state, event, policy, out),
 }
 
 HANDLED: frozenset[type[ev.Event]] = frozenset(_HANDLERS)
@@ -70,8 +76,12 @@ _REPORTS: frozenset[type[ev.Event]] = frozenset(
 """Lifecycle reports: rejected with a ``LifecycleRejected`` when they name another tenant's tree."""
 
 
-def decide(state: PartitionState, event: ev.Event, policy: Policy | None) -> list[ev.Event]:
+def decide(state: PartitionState, event: ev.Event, policy: Policy | None, core: int = CORE_VERSION) -> list[ev.Event]:
     """The decisions ``event`` causes under ``policy``; mutates ``state`` accordingly.
+
+    ``core`` is the version of this function's behaviour that decided the input (recorded on
+    every output, :data:`~agentlog.processors.input_merge.CORE_HEADER`); replay passes the recorded one. Version 1 left
+    accepted reports unanswered; version 2 answers every report (:mod:`.reports`).
 
     Decisions carry the tenant of the tree they concern, never the one an input claims. An
     input that names another tenant's tree changes nothing: a report is rejected
@@ -83,9 +93,11 @@ def decide(state: PartitionState, event: ev.Event, policy: Policy | None) -> lis
     now = to_micros(event.meta.occurred_at)
     known = state.trees.get(event.meta.root_id)
     out = Emitter.caused_by(event, policy.name if policy else "", known.tenant_id if known else None)
+    out.core = core
     if known is not None and known.tenant_id != event.meta.tenant_id:
         if type(event) in _REPORTS:
-            _reject_report(event, policy, out)
+            why = f"the agent tree {quote(event.meta.root_id)} belongs to another tenant."
+            reports.reject(out, event, policy, ev.DenialReason.TENANT_MISMATCH, why)
         else:
             handler(state, event, policy, now, out)  # the request's own denial; the tree is not touched
         return out.events
@@ -94,18 +106,3 @@ def decide(state: PartitionState, event: ev.Event, policy: Policy | None) -> lis
         circuit.close_if_due(tree, now, out, policy.version if policy else 0)
     handler(state, event, policy, now, out)
     return out.events
-
-
-def _reject_report(event: ev.Event, policy: Policy | None, out: Emitter) -> None:
-    agent_id = str(getattr(event, "agent_id", ""))
-    name = event.avro_name.rsplit(".", 1)[-1]
-    out.emit(
-        ev.LifecycleRejected,
-        agent_id=agent_id,
-        report=event.avro_name,
-        reported_by_tenant=event.meta.tenant_id,
-        reason=ev.DenialReason.TENANT_MISMATCH,
-        policy_version=policy.version if policy else 0,
-        message=f"{name} about {quote(agent_id)} rejected: the agent tree {quote(event.meta.root_id)} belongs to"
-        " another tenant. Nothing was changed.",
-    )

@@ -21,7 +21,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 _INPUTS = uuid.UUID("3d7e2a90-5b1c-4f6e-8a2d-9c0b1e4f7a65")
 
 
-def small_policy(version: int = 1, configs: list[dict[str, Any]] | None = None, **limits: int) -> Policy:
+def small_policy(version: int = 1, configs: list[dict[str, Any]] | None = None, **limits: Any) -> Policy:
     """A compact policy for tests: orchestrator → worker → helper, with tight limits by default.
 
     ``limits`` override the defaults below; ``configs`` replaces the config list.
@@ -35,6 +35,7 @@ def small_policy(version: int = 1, configs: list[dict[str, Any]] | None = None, 
         "circuit_denials": 5,
         "circuit_window_ms": 60_000,
         "circuit_cooldown_ms": 120_000,
+        "operators": ["operator"],
     }
     base_configs = [
         {
@@ -183,6 +184,10 @@ class GateScenario:
                 **fields,
             )
         )
+
+    def start(self, agent: str, root: str | None = None) -> list[ev.Event]:
+        """Send an ``AgentStarted``."""
+        return self.send(ev.AgentStarted(meta=self.meta(root or self.root_of(agent)), agent_id=agent))
 
     def consume(self, agent: str, tokens: int, root: str | None = None) -> list[ev.Event]:
         """Send a ``TokensConsumed``."""

@@ -31,6 +31,16 @@ from agentlog.records import Position
 ROOT_ADMITTED = "agentlog.decision.RootAdmitted"
 ROOT_REJECTED = "agentlog.decision.RootRejected"
 BUDGET_TOPPED_UP = "agentlog.decision.BudgetToppedUp"
+LIFECYCLE_REJECTED = "agentlog.decision.LifecycleRejected"
+
+_REPORTS = frozenset(
+    t.avro_name
+    for t in (ev.AgentStarted, ev.TokensConsumed, ev.AgentCompleted, ev.AgentFailed, ev.TerminationRequested)
+)
+"""Lifecycle reports: claims the spawn gate checks and answers (since its core version 2) with facts."""
+
+_NOT_THIS_TREE = frozenset({"TENANT_MISMATCH"})
+"""Denial reasons of inputs that named a tree they have no part in: nothing of them enters its lineage."""
 
 IDENT_DECISION = 2
 IDENT_REGISTRATION = 1
@@ -165,6 +175,8 @@ def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], positi
     """
     if value.get("repeat"):
         return
+    if record_name.startswith("agentlog.decision.") and str(value.get("reason")) in _NOT_THIS_TREE:
+        return  # another tenant's input, or a root id already taken: the tree is not theirs (the audit log keeps it)
     meta = value["meta"]
     at: datetime = meta["occurred_at"]
     root: str = meta["root_id"]
@@ -176,7 +188,10 @@ def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], positi
     def status(name: str) -> Status:
         return Status(name, STATUS_RANKS.get(name, ENDED_RANK), at, position)
 
-    if record_name == ev.RootAgentRegistered.avro_name or record_name in (ROOT_ADMITTED, ROOT_REJECTED):
+    if record_name == ROOT_REJECTED and str(value.get("reason")) == "DUPLICATE_REQUEST":
+        # The id is another registration's: the row (if any) is that tree's root, not this request's.
+        _denied(writes, value, position, root, tenant, at, parent=None, agent=value["agent_id"])
+    elif record_name == ev.RootAgentRegistered.avro_name or record_name in (ROOT_ADMITTED, ROOT_REJECTED):
         decision = record_name != ev.RootAgentRegistered.avro_name
         identity = Identity(
             IDENT_DECISION if decision else IDENT_REGISTRATION,
@@ -191,7 +206,8 @@ def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], positi
             value.get("policy_version"),
         )
         name = {ROOT_ADMITTED: "admitted", ROOT_REJECTED: "rejected"}.get(record_name, "registered")
-        delta(value["agent_id"], identity=identity, created_at=at, status=status(name))
+        # A registration is a claim (its time included): the agent exists from the gate's answer on.
+        delta(value["agent_id"], identity=identity, created_at=at if decision else None, status=status(name))
         if record_name == ROOT_REJECTED:
             _denied(writes, value, position, root, tenant, at, parent=None, agent=value["agent_id"])
     elif record_name == ev.SpawnApproved.avro_name:
@@ -211,14 +227,14 @@ def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], positi
         delta(value["child_agent_id"], identity=identity, created_at=at, status=status("approved"))
     elif record_name == ev.SpawnDenied.avro_name:
         _denied(writes, value, position, root, tenant, at, parent=value["parent_agent_id"], agent=None)
-    elif record_name == ev.AgentStarted.avro_name:
+    elif record_name in _REPORTS:
+        return  # a raw report is a claim: the lineage shows what the gate made of it (the facts below)
+    elif record_name == ev.AgentRunning.avro_name:
         delta(value["agent_id"], status=status("running"), started_at=at)
-    elif record_name == ev.TokensConsumed.avro_name:
+    elif record_name == ev.TokensCharged.avro_name:
         delta(value["agent_id"], tokens_consumed=value["tokens"])
-    elif record_name == ev.AgentCompleted.avro_name:
-        delta(value["agent_id"], status=status("completed"), tokens_reported=value["tokens_used"])
-    elif record_name == ev.AgentFailed.avro_name:
-        delta(value["agent_id"], status=status("failed"), tokens_reported=value["tokens_used"])
+    elif record_name == ev.AgentEnded.avro_name:
+        delta(value["agent_id"], status=status("completed" if str(value["outcome"]) == "COMPLETED" else "failed"))
     elif record_name == ev.AgentTerminated.avro_name:
         delta(value["agent_id"], status=status("terminated"), tokens_returned=value["returned_tokens"])
     elif record_name == ev.AgentTimedOut.avro_name:
@@ -242,8 +258,10 @@ def apply(writes: LineageWrites, record_name: str, value: dict[str, Any], positi
                 at,
             )
         )
-    elif isinstance(value.get("agent_id"), str):
-        delta(value["agent_id"])  # known to concern an agent, no effect on its row: history only
+    elif record_name == LIFECYCLE_REJECTED or str(value.get("reason")) == "UNKNOWN_AGENT":
+        return  # a report or request the gate refused changed nothing (and may name no agent at all)
+    elif record_name.startswith("agentlog.decision.") and isinstance(value.get("agent_id"), str):
+        delta(value["agent_id"])  # a decision about an agent with no effect on its row: history only
 
 
 def _denied(

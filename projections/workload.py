@@ -34,7 +34,8 @@ class ForestShape:
     handoffs: bool = True
     """A Handoff from each parent to its first child."""
     lifecycle: bool = True
-    """AgentStarted, TokensConsumed and AgentCompleted/AgentFailed/AgentTerminated per agent."""
+    """AgentStarted, TokensConsumed and AgentCompleted/AgentFailed/AgentTerminated per agent, each report
+    followed by the spawn gate's answer (AgentRunning, TokensCharged, AgentEnded)."""
 
 
 class _Clock:
@@ -53,7 +54,7 @@ def forest(shape: ForestShape, *, seed: int = 0, tenant: str = "tenant-a", start
 
 
 def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 0) -> Iterator[ev.Event]:
-    """The events of one tree: registration, spawns (approved and denied), handoffs, lifecycle."""
+    """The events of one tree: registration and admission, spawns (approved and denied), handoffs, lifecycle."""
 
     def meta() -> ev.Meta:
         at = clock.tick()
@@ -67,8 +68,18 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
 
     budget = 1_000 * (shape.fanout + 1) ** (shape.depth + 1)
     yield ev.RootAgentRegistered(meta=meta(), agent_id=root, config="planner", token_budget=budget, spawn_budget=100)
+    yield ev.RootAdmitted(
+        meta=meta(),
+        agent_id=root,
+        config="planner",
+        token_budget=budget,
+        spawn_budget=100,
+        policy_version=1,
+        message="admitted",
+    )
     frontier = [(root, 0, budget)]
     agents = [root]
+    grants = {root: budget}
     while frontier:
         parent, depth, tokens = frontier.pop(0)
         if depth >= shape.depth:
@@ -94,6 +105,7 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
             )
             frontier.append((child, depth + 1, grant))
             agents.append(child)
+            grants[child] = grant
             if shape.handoffs and i == 0:
                 yield ev.Handoff(
                     meta=meta(),
@@ -116,13 +128,24 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
     if not shape.lifecycle:
         return
     for n, agent in enumerate(agents):
+        # Each report is followed by the gate's answer, the fact the lineage shows.
         yield ev.AgentStarted(meta=meta(), agent_id=agent)
+        yield ev.AgentRunning(meta=meta(), agent_id=agent, policy_version=1, message="running")
+        used = 0
         for t in range(shape.tokens_per_agent):
             yield ev.TokensConsumed(meta=meta(), agent_id=agent, tokens=10 + t)
-        used = sum(10 + t for t in range(shape.tokens_per_agent))
-        if n % 7 == 3:
-            yield ev.AgentFailed(meta=meta(), agent_id=agent, error="tool crashed", tokens_used=used)
-        elif n % 7 == 5:
+            used += 10 + t
+            yield ev.TokensCharged(
+                meta=meta(),
+                agent_id=agent,
+                charged_agent_id=agent,
+                tokens=10 + t,
+                tokens_used=used,
+                remaining_tokens=grants[agent] - used,
+                policy_version=1,
+                message="charged",
+            )
+        if n % 7 == 5:
             yield ev.AgentTerminated(
                 meta=meta(),
                 agent_id=agent,
@@ -131,5 +154,20 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
                 policy_version=1,
                 message="terminated on request",
             )
+            continue
+        failed = n % 7 == 3
+        if failed:
+            yield ev.AgentFailed(meta=meta(), agent_id=agent, error="tool crashed")
         else:
-            yield ev.AgentCompleted(meta=meta(), agent_id=agent, result_summary="done", tokens_used=used)
+            yield ev.AgentCompleted(meta=meta(), agent_id=agent, result_summary="done")
+        yield ev.AgentEnded(
+            meta=meta(),
+            agent_id=agent,
+            outcome=ev.EndOutcome.FAILED if failed else ev.EndOutcome.COMPLETED,
+            result_summary="" if failed else "done",
+            error="tool crashed" if failed else "",
+            tokens_used=used,
+            returned_tokens=max(grants[agent] - used, 0),
+            policy_version=1,
+            message="ended",
+        )

@@ -18,6 +18,10 @@ gate recorded points is walked by append time: up to *X* (never past the group's
 append time), or for a tick, inputs appended before *T* + the gate's clock margin (its
 watermark trails the time it saw both topics at their end by that margin).
 
+Each group is decided with the version of the gate's core its outputs name (the
+``agentlog-core`` header; 1 when absent), inputs decided on the way with the version of the
+group before them: a log written across an upgrade replays as each worker decided it.
+
 Inputs decided on the way must have no outputs; if they do, the gate recorded nothing
 for a decision the core makes (``unrecorded``) — unless the gate has not committed that
 input yet (``pending``: past its committed offsets, read before the decisions). A group
@@ -49,6 +53,7 @@ from agentlog.processors import (
     InputRecord,
     PartitionState,
     Policy,
+    core_version,
     decide,
     decode_input,
     expire,
@@ -170,6 +175,11 @@ class _Group:
         return self.records[0][0].timestamp_ms
 
     @property
+    def core(self) -> int:
+        """The version of the gate's core that decided this group (1 in logs older than the version header)."""
+        return core_version(self.records[0][0].headers)
+
+    @property
     def point(self) -> DecisionPoint | None:
         """Where the gate stood in its inputs when it decided this group's cause (None in older logs)."""
         return DecisionPoint.of(self.records[0][0].headers)
@@ -222,29 +232,32 @@ class DecisionReplay:
         state = PartitionState(partition=partition, partitions=self.partition_count)
         inputs = RecordedOrder(self.source.inputs(partition))
         decided = self.source.decided_up_to(partition)
+        core = 1  # the version inputs decided on the way were decided with: the group's before them
         for group in self._groups(partition, self.source.decisions(partition)):
             point = group.point
             if group.cause.kind == "tick":
                 assert group.cause.at is not None
                 limit_ms = to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1
-                self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided)
+                self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided, core)
                 policy = self._policy(partition, group, None)
                 replayed = expire(state, group.cause.at, policy)
                 if point is None:  # a gate before decision points forgot ended trees without a record
                     replayed = [e for e in replayed if not isinstance(e, ev.TreeForgotten)]
                 self._compare(partition, group, replayed)
+                core = group.core
                 continue
             if point is None:
-                found = self._feed(state, inputs.until(group.appended_ms), decided, group)
+                found = self._feed(state, inputs.until(group.appended_ms), decided, core, group)
                 note = "no input with this event id was appended before the decision"
             else:
-                self._feed(state, inputs.below(point.before), decided)  # no target: an event id repeated below
-                found = self._feed(state, inputs.through(point), decided, group)  # the cause alone is left
+                self._feed(state, inputs.below(point.before), decided, core)  # no target: an event id repeated below
+                found = self._feed(state, inputs.through(point), decided, core, group)  # the cause alone is left
                 note = "the input its decision point names does not have this event id"
             if found is None:
                 self._count(group)
                 self._outcome(partition, group.cause, "orphan", group, [], note)
-        self._feed(state, inputs.until(_NEVER), decided)
+            core = group.core
+        self._feed(state, inputs.until(_NEVER), decided, core)
 
     def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[_Group]:
         """The recorded decisions in consecutive groups of one cause."""
@@ -287,9 +300,11 @@ class DecisionReplay:
         state: PartitionState,
         inputs: Iterator[InputRecord],
         decided: dict[int, int] | None,
+        core: int,
         target: _Group | None = None,
     ) -> InputRecord | None:
-        """Decide ``inputs``, up to ``target``'s input (returned when found; the rest is left unread)."""
+        """Decide ``inputs`` with core version ``core``, up to ``target``'s input (decided with the target's version
+        and returned when found; the rest is left unread)."""
         for record in inputs:
             self.progress.advance()
             try:
@@ -302,9 +317,9 @@ class DecisionReplay:
                 cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
                 target.cause = cause
                 policy = self._policy(record.partition, target, record)
-                self._compare(record.partition, target, decide(state, event, policy))
+                self._compare(record.partition, target, decide(state, event, policy, target.core))
                 return record
-            outputs = decide(state, event, self._policy_at(record))
+            outputs = decide(state, event, self._policy_at(record), core)
             if not outputs or not selected:
                 continue
             if decided is not None and record.offset >= decided[record.source]:

@@ -26,7 +26,7 @@ class Event(AvroRecord):
 
 
 class DenialReason(StrEnum):
-    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant."""
+    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant. For lifecycle reports, UNKNOWN_AGENT: the tree does not know the agent (or the tree); AGENT_NOT_ACTIVE: the agent (or its whole tree) already ended; INVALID_REQUEST: a usage report of no tokens."""
 
     UNKNOWN = "UNKNOWN"
     DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
@@ -55,6 +55,14 @@ class DependencyKind(StrEnum):
 
     HARD = "HARD"
     SOFT = "SOFT"
+
+
+class EndOutcome(StrEnum):
+    """How an agent that reported its own end ended."""
+
+    UNKNOWN = "UNKNOWN"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
 
 
 class MissionState(StrEnum):
@@ -134,10 +142,11 @@ class ConfigRule(AvroRecord):
     max_token_grant: Int64 = Field(description='Largest token budget an agent of this config may be granted.')
     max_spawn_grant: Int32 = Field(default=0, description='Largest spawn budget an agent of this config may be granted.')
     forbidden_actions: list[Id] = Field(default_factory=list, max_length=64, description='Capabilities an agent of this config may never be given.')
+    terminable_by: list[Id] = Field(default_factory=list, max_length=1024, description="Configs of ancestors that may terminate agents of this config; empty: any ancestor. The agent itself and the policy's operators always may.")
 
 
 class Limits(AvroRecord):
-    """Numeric limits of a policy."""
+    """The limits of a policy, and who may end agents outside their own line."""
 
     avro_name: ClassVar[str] = "agentlog.policy.Limits"
     max_depth: Int32 = Field(default=3, description='Deepest allowed agent; the root is depth 0.')
@@ -149,6 +158,7 @@ class Limits(AvroRecord):
     circuit_window_ms: Int64 = Field(default=60000, description='Counting window of the circuit breaker, in milliseconds.')
     circuit_cooldown_ms: Int64 = Field(default=300000, description='How long an open circuit stays open, in milliseconds.')
     ended_tree_retention_ms: Int64 = Field(default=86400000, description='How long the gate keeps an ended tree (its spent request ids, its root id taken), in milliseconds; then a timer tick forgets it with a TreeForgotten.')
+    operators: list[Id] = Field(default_factory=list, max_length=1024, description="Identities (a TerminationRequested's requested_by) that may terminate any agent; besides them, only the agent itself and its ancestors may.")
 
 
 class ContextInheritance(AvroRecord):
@@ -159,6 +169,35 @@ class ContextInheritance(AvroRecord):
     memory: bool = Field(default=False, description="The child reads the parent's long-term memory.")
     tools: bool = Field(default=True, description="The child may use the parent's tools (within its own config's limits).")
     files: bool = Field(default=False, description="The child sees the parent's working files.")
+
+
+class AgentEnded(Event):
+    """The spawn gate accepted an agent's completion or failure report: the agent ended (after its active descendants, each AgentTerminated), and its unused tokens returned to its parent."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.AgentEnded"
+    meta: Meta = Field(description="Event envelope; the tenant is the tree's, causation_id the report's event_id.")
+    agent_id: Id = Field(description='Agent that ended.')
+    outcome: EndOutcome = Field(default=EndOutcome.UNKNOWN, description='Completed or failed, as the agent reported.')
+    result_summary: Text = Field(default='', description='For a completion: what the agent produced, as reported.')
+    quality_score: float | None = Field(default=None, description='For a completion: the quality reported, if any.')
+    error: Text = Field(default='', description='For a failure: what went wrong, as reported.')
+    retryable: bool = Field(default=False, description='For a failure: whether the task could succeed if tried again.')
+    tokens_used: Int64 = Field(description='Tokens the agent used in all, its final report included.')
+    returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    message: Text = Field(description='A sentence an agent can be shown.')
+
+
+class AgentRunning(Event):
+    """The spawn gate accepted an agent's start report: the agent is active in its tree and running."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.AgentRunning"
+    meta: Meta = Field(description="Event envelope; the tenant is the tree's, causation_id the report's event_id.")
+    agent_id: Id = Field(description='Agent that started.')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class AgentTerminated(Event):
@@ -245,7 +284,7 @@ class CircuitOpened(Event):
 
 
 class LifecycleRejected(Event):
-    """The spawn gate rejected a lifecycle report (usage, start, completion, failure, termination request): it changed nothing."""
+    """The spawn gate rejected a lifecycle report (usage, start, completion, failure, termination request): it changed nothing but, for a late completion or failure, the tokens it reports (charged as a TokensCharged)."""
 
     avro_name: ClassVar[str] = "agentlog.decision.LifecycleRejected"
     meta: Meta = Field(description="Event envelope; the tenant is the tree's, causation_id the report's event_id.")
@@ -325,6 +364,21 @@ class SpawnDenied(Event):
     policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
     message: Text = Field(description="A sentence an agent can be shown, e.g. 'Cannot spawn: maximum depth 3 reached. Handle this sub-task directly.'")
     repeat: bool = Field(default=False, description="True when this answers a retry of a request already decided: the outcome is the original decision's (the same approval or child, the same denial reason), the figures are as of this answer. Count decisions without repeats.")
+
+
+class TokensCharged(Event):
+    """The spawn gate charged reported tokens to an agent's grant: the reporter's own, or, when the reporter already ended, its nearest active ancestor's."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.TokensCharged"
+    meta: Meta = Field(description="Event envelope; the tenant is the tree's, causation_id the report's event_id.")
+    agent_id: Id = Field(description='Agent that reported the usage.')
+    charged_agent_id: Id = Field(description='Agent whose grant the tokens were charged to.')
+    tokens: Int64 = Field(description='Tokens charged.')
+    tokens_used: Int64 = Field(description='Tokens the charged agent has used since it was granted, this charge included.')
+    remaining_tokens: Int64 = Field(description='What the charged agent has left of its grant after reservations for its children (negative: over budget).')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    message: Text = Field(description='A sentence an agent can be shown.')
 
 
 class TopUpDenied(Event):
@@ -584,9 +638,11 @@ class SpawnRequested(Event):
 
 AgentAlert.model_rebuild()
 AgentCompleted.model_rebuild()
+AgentEnded.model_rebuild()
 AgentFailed.model_rebuild()
 AgentQuestion.model_rebuild()
 AgentRequest.model_rebuild()
+AgentRunning.model_rebuild()
 AgentStarted.model_rebuild()
 AgentTerminated.model_rebuild()
 AgentTimedOut.model_rebuild()
@@ -617,12 +673,15 @@ SpawnDenied.model_rebuild()
 SpawnRequested.model_rebuild()
 TaskSpec.model_rebuild()
 TerminationRequested.model_rebuild()
+TokensCharged.model_rebuild()
 TokensConsumed.model_rebuild()
 TopUpDenied.model_rebuild()
 TreeForgotten.model_rebuild()
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
+    AgentEnded.avro_name: AgentEnded,
+    AgentRunning.avro_name: AgentRunning,
     AgentTerminated.avro_name: AgentTerminated,
     AgentTimedOut.avro_name: AgentTimedOut,
     BudgetExhausted.avro_name: BudgetExhausted,
@@ -634,6 +693,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     RootRejected.avro_name: RootRejected,
     SpawnApproved.avro_name: SpawnApproved,
     SpawnDenied.avro_name: SpawnDenied,
+    TokensCharged.avro_name: TokensCharged,
     TopUpDenied.avro_name: TopUpDenied,
     TreeForgotten.avro_name: TreeForgotten,
     AgentCompleted.avro_name: AgentCompleted,
@@ -662,9 +722,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
 __all__ = [
     "AgentAlert",
     "AgentCompleted",
+    "AgentEnded",
     "AgentFailed",
     "AgentQuestion",
     "AgentRequest",
+    "AgentRunning",
     "AgentStarted",
     "AgentTerminated",
     "AgentTimedOut",
@@ -681,6 +743,7 @@ __all__ = [
     "DependencyAdded",
     "DependencyKind",
     "EVENT_TYPES",
+    "EndOutcome",
     "Event",
     "Handoff",
     "LifecycleRejected",
@@ -703,6 +766,7 @@ __all__ = [
     "TaskSpec",
     "TerminationReason",
     "TerminationRequested",
+    "TokensCharged",
     "TokensConsumed",
     "TopUpDenied",
     "TreeForgotten",

@@ -26,11 +26,14 @@ def _gate(tokens: int = 100_000, spawns: int = 10, **limits: Any) -> GateScenari
 # -- usage and BudgetExhausted ----------------------------------------------------------------
 
 
-def test_usage_within_grant_emits_nothing() -> None:
-    """TokensConsumed within the grant is counted silently."""
+def test_usage_within_grant_is_answered_by_tokens_charged() -> None:
+    """TokensConsumed within the grant is charged to the agent and answered by TokensCharged alone."""
     gate = _gate()
     worker = gate.spawned("root", tokens=1_000)
-    assert gate.consume(worker, 600) == []
+    charged = one(outputs := gate.consume(worker, 600), ev.TokensCharged)
+    assert len(outputs) == 1
+    assert (charged.agent_id, charged.charged_agent_id, charged.tokens) == (worker, worker, 600)
+    assert (charged.tokens_used, charged.remaining_tokens) == (600, 400)
     assert gate.state.trees["root"].agents[worker].tokens_spent == 600
 
 
@@ -40,7 +43,7 @@ def test_over_use_emits_budget_exhausted_once_and_blocks_spawns() -> None:
     worker = gate.spawned("root", tokens=1_000, spawns=3)
     exhausted = one(gate.consume(worker, 1_200), ev.BudgetExhausted)
     assert (exhausted.agent_id, exhausted.token_budget, exhausted.tokens_used) == (worker, 1_000, 1_200)
-    assert gate.consume(worker, 10) == []
+    assert [type(o) for o in gate.consume(worker, 10)] == [ev.TokensCharged]  # exhausted once only
     denied = one(gate.spawn(worker, config="helper", tokens=0), ev.SpawnDenied)
     assert denied.reason is R.TOKEN_BUDGET_EXHAUSTED and "top-up" in denied.message
 
@@ -50,8 +53,8 @@ def test_usage_counts_against_tokens_not_reserved_for_children() -> None:
     gate = _gate()
     worker = gate.spawned("root", tokens=1_000, spawns=3)
     gate.spawned(worker, config="helper", tokens=800)
-    assert gate.consume(worker, 200) == []
-    one(gate.consume(worker, 1), ev.BudgetExhausted)
+    assert [type(o) for o in gate.consume(worker, 200)] == [ev.TokensCharged]
+    assert [type(o) for o in gate.consume(worker, 1)] == [ev.TokensCharged, ev.BudgetExhausted]
 
 
 def test_top_up_unblocks_an_exhausted_agent() -> None:
@@ -107,9 +110,14 @@ def test_late_usage_of_an_ended_agent_is_charged_to_its_nearest_active_ancestor(
     gate = _gate(tokens=10_000)
     worker = gate.spawned("root", tokens=1_000)
     gate.complete(worker, tokens_used=100)
-    gate.consume(worker, 50)
+    charged = one(gate.consume(worker, 50), ev.TokensCharged)
+    assert (charged.agent_id, charged.charged_agent_id, charged.tokens) == (worker, "root", 50)
     root = gate.state.trees["root"].agents["root"]
     assert root.tokens_spent == 150 and root.remaining_tokens == 10_000 - 150
+    late = gate.complete(worker, tokens_used=25)  # a second end: its tokens are charged, the end is rejected
+    assert [type(o) for o in late] == [ev.TokensCharged, ev.LifecycleRejected]
+    assert late[1].reason is R.AGENT_NOT_ACTIVE  # type: ignore[attr-defined]
+    assert root.tokens_spent == 175
 
 
 # -- ending, cascade, budget return ---------------------------------------------------------
@@ -120,7 +128,15 @@ def test_completion_returns_unused_tokens_to_the_parent() -> None:
     gate = _gate(tokens=10_000)
     worker = gate.spawned("root", tokens=4_000)
     gate.consume(worker, 1_000)
-    assert gate.complete(worker, tokens_used=500) == []
+    outputs = gate.complete(worker, tokens_used=500)
+    assert [type(o) for o in outputs] == [ev.TokensCharged, ev.AgentEnded]
+    ended = one(outputs, ev.AgentEnded)
+    assert (ended.agent_id, ended.outcome, ended.tokens_used, ended.returned_tokens) == (
+        worker,
+        ev.EndOutcome.COMPLETED,
+        1_500,
+        2_500,
+    )
     root = gate.state.trees["root"].agents["root"]
     assert (root.tokens_reserved, root.tokens_spent, root.remaining_tokens, root.active_children) == (
         0,
@@ -158,14 +174,15 @@ def test_termination_request_ends_the_subtree_and_announces_the_target() -> None
     worker = gate.spawned("root", tokens=3_000, spawns=2)
     helper = gate.spawned(worker, config="helper", tokens=1_000)
     gate.consume(helper, 400)
-    outputs = gate.terminate(worker, requested_by="ops")
+    outputs = gate.terminate(worker, requested_by="operator")
     assert [(o.agent_id, o.reason) for o in outputs if isinstance(o, ev.AgentTerminated)] == [
         (helper, ev.TerminationReason.ANCESTOR_ENDED),
         (worker, ev.TerminationReason.REQUESTED),
     ]
     assert [o.returned_tokens for o in outputs if isinstance(o, ev.AgentTerminated)] == [600, 2_600]
-    assert "ops" in outputs[-1].message  # type: ignore[attr-defined]
-    assert gate.terminate(worker) == []  # already ended: nothing more happens
+    assert "operator" in outputs[-1].message  # type: ignore[attr-defined]
+    again = one(gate.terminate(worker), ev.LifecycleRejected)  # already ended: nothing more happens
+    assert again.reason is R.AGENT_NOT_ACTIVE and "already ended (terminated)" in again.message
 
 
 def test_failure_of_the_root_ends_the_tree() -> None:
@@ -178,7 +195,8 @@ def test_failure_of_the_root_ends_the_tree() -> None:
     tree = gate.state.trees["root"]
     assert tree.ended_at is not None and tree.agents == {}
     assert gate.state.active_total == 0 and gate.state.active_by_tenant == {}
-    assert gate.consume(worker, 10) == [] and gate.complete(worker) == []
+    for late in (gate.consume(worker, 10), gate.complete(worker)):
+        assert one(late, ev.LifecycleRejected).reason is R.AGENT_NOT_ACTIVE  # the tree has ended
 
 
 def test_overspending_child_is_charged_in_full_to_its_parent() -> None:
@@ -200,15 +218,40 @@ def test_parent_pushed_over_budget_by_a_child_is_exhausted() -> None:
     assert exhausted.agent_id == "root" and exhausted.tokens_used == 1_600
 
 
-def test_reports_about_unknown_agents_change_nothing() -> None:
-    """Usage, completion and termination of agents the gate does not know produce no decisions."""
+def test_reports_about_unknown_agents_are_rejected_and_change_nothing() -> None:
+    """Usage, completion and termination of agents the gate does not know are rejected, changing nothing."""
     gate = _gate()
     before = gate.state.to_bytes()
-    assert gate.consume("ghost", 5, root="root") == []
-    assert gate.complete("ghost", root="root") == []
-    assert gate.terminate("ghost", root="nowhere") == []
-    assert gate.consume("root", -5) == []
+    answers = [
+        gate.consume("ghost", 5, root="root"),
+        gate.complete("ghost", root="root"),
+        gate.terminate("ghost", root="nowhere"),
+        gate.consume("root", -5),
+    ]
+    rejected = [one(a, ev.LifecycleRejected) for a in answers]
+    assert [r.reason for r in rejected] == [R.UNKNOWN_AGENT, R.UNKNOWN_AGENT, R.UNKNOWN_AGENT, R.INVALID_REQUEST]
+    assert "no agent tree nowhere is known" in rejected[2].message
     assert gate.state.to_bytes() == before
+
+
+def test_a_start_is_answered_by_agent_running_and_rejected_once_the_agent_ended() -> None:
+    """AgentStarted of an active agent gives AgentRunning; of an ended one, AGENT_NOT_ACTIVE."""
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000)
+    assert one(gate.start(worker), ev.AgentRunning).agent_id == worker
+    gate.complete(worker)
+    assert one(gate.start(worker), ev.LifecycleRejected).reason is R.AGENT_NOT_ACTIVE
+
+
+def test_core_version_1_leaves_accepted_reports_unanswered() -> None:
+    """Logs decided before core version 2 replay as they were: accepted reports had no answer."""
+    from agentlog.processors.spawn_gate import decide
+
+    gate = _gate()
+    worker = gate.spawned("root", tokens=1_000)
+    usage = ev.TokensConsumed(meta=gate.meta("root"), agent_id=worker, tokens=600)
+    assert decide(gate.state, usage, gate.policy, core=1) == []
+    assert gate.state.trees["root"].agents[worker].tokens_spent == 600
 
 
 # -- deadlines ------------------------------------------------------------------------------
@@ -310,7 +353,7 @@ def test_circuit_closes_on_any_event_of_the_tree() -> None:
     gate = _gate(circuit_denials=1, circuit_cooldown_ms=1_000)
     one(gate.spawn("root", config="hacker"), ev.CircuitOpened)
     gate.now += timedelta(seconds=5)
-    assert [type(o).__name__ for o in gate.consume("root", 1)] == ["CircuitClosed"]
+    assert [type(o).__name__ for o in gate.consume("root", 1)] == ["CircuitClosed", "TokensCharged"]
 
 
 # -- tenant boundary ------------------------------------------------------------------------
@@ -358,3 +401,52 @@ def test_decisions_carry_the_trees_tenant_and_requests_of_another_are_denied_as_
     gate.complete("root")
     denied = one(gate.spawn("root", tenant="evil"), ev.SpawnDenied)  # an ended tree: still not evil's to probe
     assert denied.reason is ev.DenialReason.TENANT_MISMATCH
+
+
+def test_a_root_id_of_another_tenant_cannot_be_registered_live_or_ended() -> None:
+    """Registering acme's root id as evil is denied TENANT_MISMATCH, saying nothing about acme's tree."""
+    gate, _ = _acme_tree()
+    for _ in ("live", "ended"):
+        rejected = one(gate.register_root("root", tenant="evil"), ev.RootRejected)
+        assert (rejected.reason, rejected.meta.tenant_id) == (ev.DenialReason.TENANT_MISMATCH, "acme")
+        assert "another tenant" in rejected.message and "ended" not in rejected.message
+        gate.complete("root")
+    assert one(gate.register_root("root"), ev.RootRejected).reason is ev.DenialReason.DUPLICATE_REQUEST  # acme's own
+
+
+def test_only_the_agent_its_ancestors_and_the_policys_operators_may_terminate_it() -> None:
+    """A termination requested by anyone else is rejected NOT_AUTHORIZED and changes nothing."""
+    gate = _gate(tokens=10_000)
+    worker = gate.spawned("root", tokens=3_000, spawns=2)
+    helper = gate.spawned(worker, config="helper", tokens=1_000)
+    sibling = gate.spawned("root", tokens=1_000)
+    before = gate.state.to_bytes()
+    for stranger in (sibling, "someone", helper):  # a sibling, an unknown identity, a descendant
+        refused = one(gate.terminate(worker, requested_by=stranger), ev.LifecycleRejected)
+        assert refused.reason is R.NOT_AUTHORIZED and "only they may terminate it" in refused.message
+    assert gate.state.to_bytes() == before
+    assert one(gate.terminate(helper, requested_by="root"), ev.AgentTerminated).agent_id == helper  # an ancestor
+    assert one(gate.terminate(sibling, requested_by=sibling), ev.AgentTerminated).agent_id == sibling  # itself
+    assert gate.terminate(worker, requested_by="operator")[-1].agent_id == worker  # type: ignore[attr-defined]
+
+
+def test_a_config_may_name_the_configs_of_ancestors_that_may_terminate_it() -> None:
+    """``terminable_by``: a helper may be terminated by an ancestor worker, not by the orchestrator root."""
+    configs = [
+        {"name": "orchestrator", "may_spawn": True, "max_token_grant": 100_000, "max_spawn_grant": 10},
+        {
+            "name": "worker",
+            "may_spawn": True,
+            "spawnable_by": ["orchestrator"],
+            "max_token_grant": 10_000,
+            "max_spawn_grant": 5,
+        },
+        {"name": "helper", "spawnable_by": ["worker"], "terminable_by": ["worker"], "max_token_grant": 1_000},
+    ]
+    gate = GateScenario(small_policy(configs=configs))
+    gate.register_root("root", tokens=100_000, spawns=10)
+    worker = gate.spawned("root", tokens=5_000, spawns=2)
+    helper = gate.spawned(worker, config="helper", tokens=500)
+    refused = one(gate.terminate(helper, requested_by="root"), ev.LifecycleRejected)
+    assert refused.reason is R.NOT_AUTHORIZED and "only by ancestors of config worker" in refused.message
+    assert one(gate.terminate(helper, requested_by=worker), ev.AgentTerminated).agent_id == helper

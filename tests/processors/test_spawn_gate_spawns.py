@@ -83,7 +83,7 @@ def test_duplicate_root_is_rejected_while_live_and_after_it_ended() -> None:
     """
     gate = _scenario()
     assert one(gate.register_root("root", spawns=3), ev.RootRejected).reason is R.DUPLICATE_REQUEST
-    assert one(gate.register_root("root", tenant="evil"), ev.RootRejected).reason is R.DUPLICATE_REQUEST
+    assert one(gate.register_root("root", tenant="evil"), ev.RootRejected).reason is R.TENANT_MISMATCH
     gate.complete("root")
     rejected = one(gate.register_root("root"), ev.RootRejected)
     assert rejected.reason is R.DUPLICATE_REQUEST and "ended" in rejected.message

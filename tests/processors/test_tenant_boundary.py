@@ -12,6 +12,9 @@ from agentlog import events as ev
 from agentlog.processors.spawn_gate import decide
 from agentlog.processors.testing import START, GateScenario, small_policy
 from agentlog.processors.tree_state import PartitionState
+from agentlog.projections.lineage_events import LineageWrites, apply
+from agentlog.records import Position
+from agentlog.serde import Serde
 
 POLICY = small_policy(circuit_denials=3, circuit_window_ms=60_000, circuit_cooldown_ms=30_000)
 
@@ -111,5 +114,48 @@ def test_another_tenants_inputs_never_change_a_tree_or_its_decisions(inserts: li
             assert all(getattr(o, "reason", None) in _TENANT_ANSWERS for o in outputs), outputs
 
 
-_TENANT_ANSWERS = {ev.DenialReason.TENANT_MISMATCH, ev.DenialReason.DUPLICATE_REQUEST}
-"""What evil hears about acme's tree: not its tree (reports, requests), or the id is taken (registrations)."""
+_TENANT_ANSWERS = {ev.DenialReason.TENANT_MISMATCH}
+"""What evil hears about acme's tree, whatever it sends (a registration of its root id included): not yours."""
+
+
+def _lineage(inputs: list[ev.Event], outputs: list[list[ev.Event]]) -> dict[str, object]:
+    """What the lineage projection makes of ``inputs`` and the gate's ``outputs``, without positions.
+
+    The projector's pure part (:func:`agentlog.projections.lineage_events.apply`, whose rules
+    the SQL upsert applies) over the records as the projector decodes them.
+    """
+    serde = Serde()
+    writes = LineageWrites()
+    offsets = {"in": 0, "decisions": 0}
+    for event, answers in zip(inputs, outputs, strict=True):
+        for topic, record in [("in", event), *(("decisions", o) for o in answers)]:
+            decoded = serde.decode_value(serde.encode(record, topic))
+            apply(writes, decoded.full_name, decoded.value, Position(topic, 0, offsets[topic]))
+            offsets[topic] += 1
+    agents = {
+        agent_id: (
+            delta.tenant_id,
+            delta.identity[3:9] if delta.identity else None,
+            delta.status.name if delta.status else None,
+            delta.created_at,
+            delta.started_at,
+            (delta.tokens_consumed, delta.tokens_reported, delta.tokens_returned, delta.tokens_topped_up),
+            delta.budget_exhausted_at,
+        )
+        for agent_id, delta in writes.agents.items()
+    }
+    return {"agents": agents, "denied": sorted(row[3:] for row in writes.denied), "handoffs": writes.handoffs}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, len(ACME)), _evil_input), max_size=25))
+def test_another_tenants_inputs_never_change_a_trees_lineage(inserts: list[tuple[int, tuple]]) -> None:  # type: ignore[type-arg]
+    """Acme's lineage (agents, their status, tokens and times, denied spawns) is the same with or
+    without evil's inputs and the gate's answers to them: raw reports are claims the lineage
+    does not show, and answers to another tenant's inputs are kept by the audit log only."""
+    mixed: list[ev.Event] = list(ACME)
+    for n, (at, (kind, agent, tokens, skew)) in enumerate(sorted(inserts, key=lambda i: -i[0])):
+        mixed.insert(at, _evil(kind, agent, tokens, skew, n))
+    _, alone_out = _run(ACME)
+    _, together_out = _run(mixed)
+    assert _lineage(mixed, together_out) == _lineage(ACME, alone_out)

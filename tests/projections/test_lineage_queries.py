@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agentlog.events import AgentStarted, Event, RootAgentRegistered
+from agentlog.events import AgentStarted, Event, RootAdmitted
 from agentlog.projections import audit_chain
 from agentlog.projections.batch import PartitionState, build_batch
 from agentlog.projections.checksums import table_checksums
@@ -68,13 +68,13 @@ def test_agent_state_follows_lifecycle(db: psycopg.Connection[Any], events: list
 def test_as_of_answers_for_past_moments(db: psycopg.Connection[Any], events: list[Event]) -> None:
     """As of a past moment only the agents created by then exist, with the status they had then."""
     lineage = Lineage(db)
-    registered = next(e for e in events if isinstance(e, RootAgentRegistered)).meta.occurred_at
+    admitted = next(e for e in events if isinstance(e, RootAdmitted)).meta.occurred_at
     first_start = next(e for e in events if isinstance(e, AgentStarted)).meta.occurred_at
-    with pytest.raises(UnknownAgentError) as caught:
-        lineage.tree("root-0-0", as_of=registered - timedelta(microseconds=1))
+    with pytest.raises(UnknownAgentError) as caught:  # a registration is a claim: the tree exists once admitted
+        lineage.tree("root-0-0", as_of=admitted - timedelta(microseconds=1))
     assert caught.value.as_of is not None
-    alone = lineage.tree("root-0-0", as_of=registered)
-    assert [(a.agent_id, a.status) for a in alone.agents] == [("root-0-0", "registered")]
+    alone = lineage.tree("root-0-0", as_of=admitted)
+    assert [(a.agent_id, a.status) for a in alone.agents] == [("root-0-0", "admitted")]
     before_work = lineage.tree("root-0-0", as_of=first_start - timedelta(microseconds=1))
     assert len(before_work.agents) == 13
     assert {a.status for a in before_work.agents[1:]} == {"approved"}

@@ -21,13 +21,14 @@ def agentlog(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 def env(cli_env: dict[str, str], unique_name: str, publish: Callable[[list[Event]], None]) -> Iterator[dict[str, str]]:
     """CLI environment with a migrated, projected schema of one tree (migrated and projected through the CLI)."""
     env = {**cli_env, "AGENTLOG_DB_SCHEMA": "c_" + unique_name.lower(), "COLUMNS": "200"}
-    publish(forest(ForestShape(roots=1)))
+    events = forest(ForestShape(roots=1))
+    publish(events)
     migrated = agentlog(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "applied  0001_lineage_and_audit" in migrated.stdout
     run = agentlog(env, "projector", "run", "--group", f"cli-{unique_name}", "--until-idle", "2")
     assert run.returncode == 0, run.stderr
-    assert "projected 73 records" in run.stdout
+    assert f"projected {len(events)} records" in run.stdout
     yield env
     import psycopg
 
@@ -55,9 +56,9 @@ def test_lineage_commands_answer(env: dict[str, str]) -> None:
     denied = json.loads(agentlog(env, "lineage", "denied", "root-0-0", "-o", "json").stdout)
     assert len(denied) == 4
     past = json.loads(
-        agentlog(env, "lineage", "tree", "root-0-0", "--as-of", "2026-03-01T12:00:00.001", "-o", "json").stdout
+        agentlog(env, "lineage", "tree", "root-0-0", "--as-of", "2026-03-01T12:00:00.002", "-o", "json").stdout
     )
-    assert past["tree"]["status"] == "registered" and past["tree"]["children"] == []
+    assert past["tree"]["status"] == "admitted" and past["tree"]["children"] == []
 
 
 def test_audit_commands_answer(env: dict[str, str]) -> None:

@@ -151,17 +151,22 @@ def test_database_connection_lost_mid_run_loses_nothing(
 def test_token_counters_saturate_instead_of_stopping_the_projector(
     publish: Callable[[list[Event]], None], project: Callable[..., ProjectorStats], db: psycopg.Connection[Any]
 ) -> None:
-    """Usage reports that add up past a bigint saturate the counter; the projector goes on."""
+    """Charged usage that adds up past a bigint saturates the counter; the projector goes on."""
     import uuid
 
-    from agentlog.events import Meta, TokensConsumed
+    from agentlog.events import Meta, TokensCharged
 
     events = forest(ForestShape(roots=1))
     huge = [
-        TokensConsumed(
+        TokensCharged(
             meta=Meta(event_id=uuid.uuid4(), tenant_id="t", root_id="root-0-0", producer="test"),
             agent_id="root-0-0",
+            charged_agent_id="root-0-0",
             tokens=2**62,
+            tokens_used=2**62,
+            remaining_tokens=0,
+            policy_version=1,
+            message="charged",
         )
         for _ in range(3)
     ]

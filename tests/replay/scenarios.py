@@ -86,7 +86,7 @@ class Script:
         self.steps.append(Step(pause_s=seconds))
 
 
-def policy_version(version: int, **limits: int) -> Policy:
+def policy_version(version: int, **limits: Any) -> Policy:
     """The default policy as ``version``, with some limits changed (the circuit trips after 20 denials)."""
     base = load_default_policy()
     changed = base.limits.model_copy(update={"circuit_denials": 20, **limits})
@@ -160,7 +160,7 @@ def denials() -> Script:
 def lifecycle() -> Script:
     """Cascades, requested termination, failure, timeouts, budget returns and late usage."""
     s = Script("lifecycle", tenant="globex")
-    s.policy(policy_version(1))
+    s.policy(policy_version(1, operators=["operator"]))
     s.pause(3.0)
     r = s.root("golden-lifecycle", 300_000, 20)
     a = s.spawn(r, r, "researcher", 100_000, 4)

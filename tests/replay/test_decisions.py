@@ -11,7 +11,7 @@ from confluent_kafka import Producer as KafkaProducer
 
 from agentlog import events as ev
 from agentlog import kafka_config
-from agentlog.processors import DECIDED_HEADER, DecisionPoint, InputRecord, decode_input
+from agentlog.processors import CORE_HEADER, CORE_VERSION, DECIDED_HEADER, DecisionPoint, InputRecord, decode_input
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.spawn_gate import decide
 from agentlog.processors.tree_state import PartitionState
@@ -55,7 +55,9 @@ def _produce_decisions(
     topic = settings.topic_prefix + POLICY_DECISIONS.name
     producer = KafkaProducer(kafka_config.producer(settings))
     for i, decision in enumerate(decisions):
-        headers = [(DECIDED_HEADER, points[i].encode())] if points else None
+        headers = [(CORE_HEADER, str(CORE_VERSION).encode())]  # decided by this core, as a gate names it
+        if points:
+            headers.append((DECIDED_HEADER, points[i].encode()))
         producer.produce(
             topic,
             serde.encode(decision, topic),
