@@ -39,9 +39,9 @@ import psutil
 import psycopg
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConsumerGroupDescription, OffsetSpec
-from psycopg import sql
 
 from agentlog import kafka_config
+from agentlog.projections import drop_schema as drop_projection_schema
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
@@ -389,7 +389,7 @@ def process_cpu_s(pid: int) -> float | None:
 
 def drop_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        drop_projection_schema(conn, schema)
 
 
 # -- fixtures -----------------------------------------------------------------------------

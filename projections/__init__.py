@@ -13,7 +13,16 @@ from agentlog.projections.audit_chain import GENESIS, ROW_HASH_SQL, ChainedRecor
 from agentlog.projections.batch import Batch, build_batch
 from agentlog.projections.batch import PartitionState as ProjectedPartition
 from agentlog.projections.checksums import table_checksums
-from agentlog.projections.db import DEFAULT_SCHEMA, Conn, check_schema_name, connect, projected_offsets, require_tables
+from agentlog.projections.db import (
+    DEFAULT_SCHEMA,
+    Conn,
+    check_schema_name,
+    connect,
+    drop_schema,
+    projected_offsets,
+    require_tables,
+    tenant_schema,
+)
 from agentlog.projections.errors import ProjectionError
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
@@ -34,9 +43,11 @@ __all__ = [
     "chained",
     "check_schema_name",
     "connect",
+    "drop_schema",
     "link",
     "migrate",
     "projected_offsets",
     "require_tables",
     "table_checksums",
+    "tenant_schema",
 ]

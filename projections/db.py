@@ -73,3 +73,18 @@ def projected_offsets(conn: Conn, topics: list[str]) -> dict[tuple[str, int], in
         "SELECT topic, partition, next_offset FROM projector_positions WHERE topic = ANY(%s)", (topics,)
     ).fetchall()
     return {(t, p): o for t, p, o in rows}
+
+
+TENANT_SCHEMA_SUFFIX = "_tenant"
+"""The schema beside each projection schema holding its tenant views (migration ``0003``)."""
+
+
+def tenant_schema(schema: str) -> str:
+    """The schema of ``schema``'s tenant views: what a tenant login reads instead of ``schema``."""
+    return schema + TENANT_SCHEMA_SUFFIX
+
+
+def drop_schema(conn: Conn, schema: str) -> None:
+    """Drop a projection schema with everything in it, its tenant views' schema included."""
+    for name in (tenant_schema(schema), schema):
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,10 +25,11 @@ from agentlog.projections.errors import DatabaseUnavailableError, MigrationError
 from agentlog.projections.lineage import Agent, Lineage
 from agentlog.projections.migrate import migrate, status
 from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.projections.roles import RoleError, RoleKind, create_role, reader_roles, revoke_role, use_login_scope
 from agentlog.records import at
 from agentlog.settings import get_settings
 
-db_app = typer.Typer(help="The projection database: migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The projection database: migrations and the roles that read it.", no_args_is_help=True)
 projector_app = typer.Typer(help="The projector: every topic into PostgreSQL.", no_args_is_help=True)
 lineage_app = typer.Typer(help="Who spawned whom, now or as of a moment.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -77,6 +80,7 @@ def _reading(schema: str) -> Iterator[Conn]:
     try:
         with connect(get_settings(), _schema(schema)) as conn:
             require_tables(conn, schema)
+            use_login_scope(conn, schema)  # a tenant login reads its tenant's views
             yield conn
     except UnknownAgentError as e:
         fail(str(e), EXIT_BAD_INPUT)
@@ -106,6 +110,65 @@ def status_command(schema: Schema = DEFAULT_SCHEMA) -> None:
         fail(str(e))
     for s in statuses:
         print(f"{'applied' if s.applied else 'pending':<8} {s.version:04d}_{s.name}")
+
+
+role_app = typer.Typer(
+    help="Login roles that read the projections: a tenant's (its rows only) or an auditor's.", no_args_is_help=True
+)
+db_app.add_typer(role_app, name="role")
+
+
+def _password(stdin: bool) -> str:
+    """The new role's password: the first line of stdin, or AGENTLOG_ROLE_PASSWORD (never an argument)."""
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = os.environ.get("AGENTLOG_ROLE_PASSWORD", "")
+    if not password:
+        fail("give the role's password on stdin (--password-stdin) or in AGENTLOG_ROLE_PASSWORD", EXIT_BAD_INPUT)
+    return password
+
+
+@role_app.command("create")
+def role_create_command(
+    name: Annotated[str, typer.Argument(help="Login role name (lower case; PostgreSQL roles are cluster-wide).")],
+    tenant: Annotated[str | None, typer.Option(help="The tenant whose rows the role reads.")] = None,
+    auditor: Annotated[bool, typer.Option("--auditor", help="Read every tenant's rows instead.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    schema: Schema = DEFAULT_SCHEMA,
+) -> None:
+    """Create a login role that reads this schema's projections (run as the schema's owner)."""
+    kind = RoleKind.auditor if auditor else RoleKind.tenant
+    try:
+        role = create_role(get_settings(), name, kind, _password(password_stdin), tenant, _schema(schema))
+    except RoleError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    except DatabaseUnavailableError as e:
+        fail(str(e))
+    scope = f"tenant {role.tenant_id}'s rows" if role.tenant_id else "every row"
+    print(f"role {role.name} reads {scope} of schema {schema}; connect as it to query them")
+
+
+@role_app.command("revoke")
+def role_revoke_command(name: str, schema: Schema = DEFAULT_SCHEMA) -> None:
+    """Stop a role from reading this schema's projections (the login itself stays)."""
+    try:
+        revoke_role(get_settings(), name, _schema(schema))
+    except RoleError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    except DatabaseUnavailableError as e:
+        fail(str(e))
+    print(f"role {name} reads nothing of schema {schema} now")
+
+
+@role_app.command("list")
+def role_list_command(schema: Schema = DEFAULT_SCHEMA) -> None:
+    """The roles that read this schema's projections."""
+    try:
+        roles = reader_roles(get_settings(), _schema(schema))
+    except (RoleError, DatabaseUnavailableError, NotMigratedError) as e:
+        fail(str(e))
+    for role in roles:
+        print(f"{role.name:<32} {role.kind.value:<8} {role.tenant_id or '(every tenant)'}")
 
 
 @projector_app.command("run")

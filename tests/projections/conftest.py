@@ -11,6 +11,7 @@ from psycopg import sql
 
 from agentlog.events import Event
 from agentlog.producer import Producer
+from agentlog.projections import drop_schema
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions, ProjectorStats
 from agentlog.settings import Settings
@@ -23,7 +24,7 @@ def schema(settings: Settings, unique_name: str) -> Iterator[str]:
     migrate(settings, name)
     yield name
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        drop_schema(conn, name)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from agentlog.events import AgentStarted, Event, RootAdmitted
-from agentlog.projections import audit_chain
+from agentlog.projections import audit_chain, drop_schema
 from agentlog.projections.batch import PartitionState, build_batch
 from agentlog.projections.checksums import table_checksums
 from agentlog.projections.errors import UnknownAgentError
@@ -115,7 +115,7 @@ def test_tables_do_not_depend_on_how_topics_interleave(
             db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(target)))
             checksums.append(table_checksums(db))
         finally:
-            db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(target)))
+            drop_schema(db, target)
     assert checksums[0]["agents"][0] == 39
     assert checksums[0] == checksums[1] == checksums[2]
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from agentlog.events import Event
+from agentlog.projections import drop_schema
 from agentlog.projections.workload import ForestShape, forest
 
 
@@ -33,7 +34,7 @@ def env(cli_env: dict[str, str], unique_name: str, publish: Callable[[list[Event
     import psycopg
 
     with psycopg.connect(env["AGENTLOG_DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{env["AGENTLOG_DB_SCHEMA"]}" CASCADE')
+        drop_schema(conn, env["AGENTLOG_DB_SCHEMA"])
 
 
 def test_lineage_commands_answer(env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from agentlog.events import Event
+from agentlog.projections import drop_schema
 from agentlog.projections.audit import verify_stored_chains
 from agentlog.projections.checksums import table_checksums
 from agentlog.projections.migrate import migrate
@@ -79,7 +80,7 @@ def assert_exactly_once_and_clean(
         db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(reference)))
         assert table_checksums(db) == survived
     finally:
-        db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(reference)))
+        drop_schema(db, reference)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from agentlog.events import Event
+from agentlog.projections import drop_schema
 from agentlog.projections.batch import Batch
 from agentlog.projections.checksums import table_checksums
 from agentlog.projections.projector import Projector, ProjectorOptions, ProjectorStats
@@ -110,7 +111,7 @@ def _uninterrupted_checksums(
         return table_checksums(db)
     finally:
         db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other)))
+        drop_schema(db, other)
 
 
 def test_database_connection_lost_mid_run_loses_nothing(

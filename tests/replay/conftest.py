@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from agentlog.projections import drop_schema as drop_projection_schema
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.settings import Settings
@@ -50,7 +50,7 @@ def project(settings: Settings, schema: str) -> None:
 def drop_schema(settings: Settings, schema: str) -> None:
     """Drop a test schema and everything in it."""
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        drop_projection_schema(conn, schema)
 
 
 @pytest.fixture(scope="session")
