@@ -149,6 +149,10 @@ class AgentlogClient:
         """A fresh envelope for an event of tree ``root_id``."""
         return ev.Meta(tenant_id=self.tenant_id, root_id=root_id, producer=self.producer_name, **fields)
 
+    def new_root_id(self) -> str:
+        """A fresh root id in this tenant's namespace (``<tenant>/<uuid>``), as ``limits.tenant_root_prefix`` asks."""
+        return f"{self.tenant_id}/{uuid.uuid4()}"
+
     def register_root(
         self,
         agent_id: str,

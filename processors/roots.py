@@ -123,7 +123,9 @@ def _evaluate(
     """The first denial that applies, or the root's config rule when every check passes.
 
     Since core version 2, a root id held by another tenant's tree (live or ended) is denied
-    ``TENANT_MISMATCH``, saying nothing about that tree.
+    ``TENANT_MISMATCH``, saying nothing about that tree; and under ``limits.tenant_root_prefix``
+    a root id must begin with ``<tenant>/``, so that no tenant can take another's root id,
+    not even one an ended tree no longer holds.
     """
     if not event.agent_id or event.agent_id != event.meta.root_id:
         return Denial(
@@ -135,6 +137,13 @@ def _evaluate(
     )
     if invalid is not None:
         return invalid
+    prefix = f"{event.meta.tenant_id}/"
+    if core >= 2 and policy.limits.tenant_root_prefix and not event.agent_id.startswith(prefix):
+        return Denial(
+            ev.DenialReason.INVALID_REQUEST,
+            f"{_PREFIX}: policy '{policy.name}' requires root ids of tenant {event.meta.tenant_id} to begin with"
+            f" {prefix!r}; got {event.agent_id!r}.",
+        )
     existing = state.trees.get(event.agent_id)
     if existing is not None and core >= 2 and existing.tenant_id != event.meta.tenant_id:
         return Denial(

@@ -159,6 +159,7 @@ class Limits(AvroRecord):
     circuit_cooldown_ms: Int64 = Field(default=300000, description='How long an open circuit stays open, in milliseconds.')
     ended_tree_retention_ms: Int64 = Field(default=86400000, description='How long the gate keeps an ended tree (its spent request ids, its root id taken), in milliseconds; then a timer tick forgets it with a TreeForgotten.')
     operators: list[Id] = Field(default_factory=list, max_length=1024, description="Identities (a TerminationRequested's requested_by) that may terminate any agent; besides them, only the agent itself and its ancestors may.")
+    tenant_root_prefix: bool = Field(default=False, description="When true, a root id must begin with its tenant's id and a slash (acme/...): no tenant can register another tenant's root id, not even after an ended tree is forgotten.")
 
 
 class ContextInheritance(AvroRecord):

@@ -57,6 +57,9 @@ def test_spawn_returns_the_decision(gate: Worker, client: AgentlogClient) -> Non
     denied = client.spawn("root-sdk", approved.child_agent_id, "coder", "write code", 1_000)
     assert isinstance(denied, ev.SpawnDenied) and denied.reason is ev.DenialReason.NOT_AUTHORIZED
     assert denied.message.startswith("Cannot spawn")
+    own = client.new_root_id()  # in the tenant's namespace, as limits.tenant_root_prefix asks
+    assert own.startswith("acme/") and own != client.new_root_id()
+    assert isinstance(client.register_root(own, "orchestrator", 1_000, 1), ev.RootAdmitted)
 
 
 def test_completion_cascades_and_returns_tokens(gate: Worker, client: AgentlogClient, settings: Settings) -> None:

@@ -443,3 +443,18 @@ def test_request_ids_remembered_without_outcomes_read_as_duplicates() -> None:
     legacy = {"root": "r", "tenant": "t", "seen": [7, 8], "denials": [], "open_until": None, "ended_at": None}
     tree = TreeState.from_dict({**legacy, "agents": []})
     assert tree.outcome_of(7) is R.DUPLICATE_REQUEST and tree.has_seen(8)
+
+
+def test_under_tenant_root_prefix_root_ids_live_in_their_tenants_namespace() -> None:
+    """``limits.tenant_root_prefix``: a root id begins with ``<tenant>/``, so no tenant can take another's,
+    not even once the ended tree that held it is forgotten."""
+    gate = GateScenario(small_policy(tenant_root_prefix=True, ended_tree_retention_ms=1_000))
+    outside = one(gate.register_root("root"), ev.RootRejected)
+    assert outside.reason is R.INVALID_REQUEST and "to begin with 'acme/'" in outside.message
+    one(gate.register_root("acme/r1"), ev.RootAdmitted)
+    gate.complete("acme/r1")
+    gate.now += timedelta(seconds=5)
+    one(expire(gate.state, gate.now, gate.policy), ev.TreeForgotten)
+    taken = one(gate.register_root("acme/r1", tenant="evil"), ev.RootRejected)  # forgotten, still not evil's
+    assert taken.reason is R.INVALID_REQUEST and "'evil/'" in taken.message
+    one(gate.register_root("evil/r1", tenant="evil"), ev.RootAdmitted)
