@@ -8,8 +8,10 @@ stopped. "The end" is one of two:
 
 - **now** (the default): the high watermark when reading starts. Records appended later
   are left for the next read, so that reading a live topic terminates and every step of a
-  replay sees the same records. A transaction still open at that moment ends the
-  partition at its first record (committed reads cannot pass it).
+  replay sees the same records. A transaction being committed at that moment is waited
+  for, briefly (:data:`SETTLE_S`: its markers follow its acknowledged commit within
+  milliseconds); one still open after that ends the partition at its first record
+  (committed reads cannot pass it).
 - **stable**: the end of committed data, once no transaction is pending behind it. A
   transaction being committed (or aborted) when reading starts is waited for, so that a
   processor's restored state includes a batch whose commit was still being completed (the
@@ -41,6 +43,8 @@ BEGINNING = OFFSET_BEGINNING
 END = OFFSET_END
 """A start at a partition's end (nothing to read to it; :meth:`PartitionReader.follow` reads what comes)."""
 
+SETTLE_S = 2.0
+"""How long a read "now" waits for transactions being completed below the log end to settle."""
 _BATCH = 2_000
 _WAIT_S = 0.5
 """Longest wait for the next record when none is queued (``consume`` returns at the first one)."""
@@ -111,18 +115,10 @@ class PartitionReader:
     def read_to_end(self, *, stable: bool = False) -> Iterator[Record]:
         """Every committed record of the assigned partitions from their start to their end (see the module)."""
         self._following = False
-        ends: dict[Where, int] = {}
-        assignment = []
-        for where, start in self._next.items():
-            low, high = self._watermarks(where)
-            begin = high if start == END else low if start < low else start
-            self._next[where] = begin
-            if begin < high:
-                ends[where] = high
-                assignment.append(TopicPartition(where[0], where[1], begin))
-        if not assignment:
+        ends = self._ends(stable)
+        if not ends:
             return
-        self._consumer.assign(assignment)
+        self._consumer.assign([TopicPartition(t, p, self._next[(t, p)]) for t, p in ends])
         progress = time.monotonic()
         while ends:
             batch = self._next_batch()
@@ -153,6 +149,20 @@ class PartitionReader:
                 yield Record.from_message(msg)
                 if not stable and offset + 1 >= end:
                     del ends[where]
+
+    def _ends(self, stable: bool) -> dict[Where, int]:
+        """Per partition with something to read, where reading ends; resolves the starts in ``_next``."""
+        ends: dict[Where, int] = {}
+        for where, start in self._next.items():
+            low, stable_offset = self._watermarks(where)
+            log_end = self._high_watermark(where)
+            # Stable: a pending transaction is read to its outcome, however little is committed.
+            end = log_end if stable else self._settled_end(where, stable_offset, log_end)
+            begin = end if start == END else low if start < low else start
+            self._next[where] = begin
+            if begin < end:
+                ends[where] = end
+        return ends
 
     def follow(self, max_records: int = 500, timeout_s: float = 0.0) -> list[Record]:
         """The records appended since the last read (waiting up to ``timeout_s`` for the first one)."""
@@ -186,6 +196,20 @@ class PartitionReader:
             return watermarks(self._consumer, where[0], where[1], self.patience_s)
         except AgentlogError as e:
             raise PartitionReadError(*where, str(e)) from e
+
+    def _settled_end(self, where: Where, stable_offset: int, end: int) -> int:
+        """The end of a read "now": the log end offset if the transactions below it settle within
+        :data:`SETTLE_S`, else the last stable offset.
+
+        A transaction whose commit has been acknowledged becomes readable only once its
+        markers are written, a moment later; a reader that stopped at the last stable offset
+        would miss what its caller has just committed.
+        """
+        deadline = time.monotonic() + SETTLE_S
+        while stable_offset < end and time.monotonic() < deadline:
+            time.sleep(0.02)
+            stable_offset = self._watermarks(where)[1]
+        return end if stable_offset >= end else stable_offset
 
     def _high_watermark(self, where: Where) -> int:
         """The high watermark, open transactions included (the log end offset, not the last stable offset)."""
