@@ -152,17 +152,37 @@ class PartitionReader:
 
     def _ends(self, stable: bool) -> dict[Where, int]:
         """Per partition with something to read, where reading ends; resolves the starts in ``_next``."""
+        bounds = {where: (*self._watermarks(where), self._high_watermark(where)) for where in self._next}
+        # Stable: a pending transaction is read to its outcome, however little is committed.
+        settled = {w: log_end for w, (_, _, log_end) in bounds.items()} if stable else self._settled_ends(bounds)
         ends: dict[Where, int] = {}
         for where, start in self._next.items():
-            low, stable_offset = self._watermarks(where)
-            log_end = self._high_watermark(where)
-            # Stable: a pending transaction is read to its outcome, however little is committed.
-            end = log_end if stable else self._settled_end(where, stable_offset, log_end)
+            low, end = bounds[where][0], settled[where]
             begin = end if start == END else low if start < low else start
             self._next[where] = begin
             if begin < end:
                 ends[where] = end
         return ends
+
+    def _settled_ends(self, bounds: dict[Where, tuple[int, int, int]]) -> dict[Where, int]:
+        """The ends of a read "now": per partition, the log end offset if the transactions below it
+        settle within :data:`SETTLE_S` (one deadline for all), else the last stable offset.
+
+        A transaction whose commit has been acknowledged becomes readable only once its
+        markers are written, a moment later; a reader that stopped at the last stable offset
+        would miss what its caller has just committed.
+        """
+        stable = {where: stable_offset for where, (_, stable_offset, _) in bounds.items()}
+        pending = [where for where, (_, stable_offset, log_end) in bounds.items() if stable_offset < log_end]
+        deadline = time.monotonic() + SETTLE_S
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+            for where in pending:
+                stable[where] = self._watermarks(where)[1]
+            pending = [where for where in pending if stable[where] < bounds[where][2]]
+        return {
+            where: log_end if stable[where] >= log_end else stable[where] for where, (*_, log_end) in bounds.items()
+        }
 
     def follow(self, max_records: int = 500, timeout_s: float = 0.0) -> list[Record]:
         """The records appended since the last read (waiting up to ``timeout_s`` for the first one)."""
@@ -191,34 +211,18 @@ class PartitionReader:
         batch = self._consumer.consume(_BATCH, 0)
         return batch if batch else self._consumer.consume(1, _WAIT_S)
 
-    def _watermarks(self, where: Where) -> tuple[int, int]:
+    def _watermarks(self, where: Where, consumer: Consumer | None = None) -> tuple[int, int]:
+        """Low and high watermark as ``consumer`` (default: the reading one) is told them."""
         try:
-            return watermarks(self._consumer, where[0], where[1], self.patience_s)
+            return watermarks(consumer or self._consumer, where[0], where[1], self.patience_s)
         except AgentlogError as e:
             raise PartitionReadError(*where, str(e)) from e
-
-    def _settled_end(self, where: Where, stable_offset: int, end: int) -> int:
-        """The end of a read "now": the log end offset if the transactions below it settle within
-        :data:`SETTLE_S`, else the last stable offset.
-
-        A transaction whose commit has been acknowledged becomes readable only once its
-        markers are written, a moment later; a reader that stopped at the last stable offset
-        would miss what its caller has just committed.
-        """
-        deadline = time.monotonic() + SETTLE_S
-        while stable_offset < end and time.monotonic() < deadline:
-            time.sleep(0.02)
-            stable_offset = self._watermarks(where)[1]
-        return end if stable_offset >= end else stable_offset
 
     def _high_watermark(self, where: Where) -> int:
         """The high watermark, open transactions included (the log end offset, not the last stable offset)."""
         if self._uncommitted is None:
             self._uncommitted = Consumer({**self._config, "isolation.level": "read_uncommitted"})
-        try:
-            return watermarks(self._uncommitted, where[0], where[1], self.patience_s)[1]
-        except AgentlogError as e:
-            raise PartitionReadError(*where, str(e)) from e
+        return self._watermarks(where, self._uncommitted)[1]
 
     @staticmethod
     def _raise_if_fatal(where: Where, error: KafkaError) -> None:

@@ -54,19 +54,7 @@ class Record:
     @classmethod
     def from_message(cls, message: Message) -> Record:
         """The record a consumed (error-free) confluent ``Message`` holds."""
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        assert topic is not None and partition is not None and offset is not None  # set on every consumed record
-        kind, timestamp = message.timestamp()
-        headers = message.headers()
-        return cls(
-            topic,
-            partition,
-            offset,
-            -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-            message.key(),
-            message.value(),
-            headers if isinstance(headers, list) else None,
-        )
+        return cls(*message_fields(message))
 
     @property
     def position(self) -> Position:
@@ -75,3 +63,20 @@ class Record:
 
     def __str__(self) -> str:
         return at(self.topic, self.partition, self.offset)
+
+
+def message_fields(message: Message) -> tuple[str, int, int, int, bytes | None, bytes | None, Headers | None]:
+    """The fields of :class:`Record`, in order, of a consumed (error-free) confluent ``Message``."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None  # set on every consumed record
+    kind, timestamp = message.timestamp()
+    headers = message.headers()
+    return (
+        topic,
+        partition,
+        offset,
+        -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+        message.key(),
+        message.value(),
+        headers if isinstance(headers, list) else None,
+    )

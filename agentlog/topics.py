@@ -75,17 +75,18 @@ SPAWN_REQUESTS = TopicSpec(
     "meta.root_id",
     "Spawn directives: root registrations and spawn requests.",
 )
+LIFECYCLE_REPORTS: tuple[type[ev.Event], ...] = (
+    ev.AgentStarted,
+    ev.TokensConsumed,
+    ev.AgentCompleted,
+    ev.AgentFailed,
+    ev.TerminationRequested,
+)
+"""What agent runtimes report about their agents: claims the spawn gate checks and answers with facts."""
 AGENT_LIFECYCLE = TopicSpec(
     "agentlog.agent.lifecycle",
     TREE_KEYED,
-    (
-        ev.AgentStarted,
-        ev.TokensConsumed,
-        ev.AgentCompleted,
-        ev.AgentFailed,
-        ev.TerminationRequested,
-        ev.BudgetTopUpRequested,
-    ),
+    (*LIFECYCLE_REPORTS, ev.BudgetTopUpRequested),
     "meta.root_id",
     "Lifecycle reports from agent runtimes.",
 )

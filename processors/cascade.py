@@ -97,13 +97,10 @@ def end_agent(
 
 def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy | None, out: Emitter) -> None:
     """An agent reports that it started: ``AgentRunning`` if it is active, else a rejection."""
-    found = reports.reported_agent(state, event, policy, out)
+    found = reports.reported_active_agent(state, event, policy, out)
     if found is None:
         return
     _, agent = found
-    if not agent.active:
-        reports.reject_ended(out, event, policy, agent)
-        return
     out.fact(
         ev.AgentRunning,
         agent_id=agent.agent_id,
@@ -157,13 +154,10 @@ def decide_termination(
     state: PartitionState, event: ev.TerminationRequested, policy: Policy | None, now: int, out: Emitter
 ) -> None:
     """Terminate an active agent and its subtree at someone's request; unknown or ended agents are rejected."""
-    found = reports.reported_agent(state, event, policy, out)
+    found = reports.reported_active_agent(state, event, policy, out)
     if found is None:
         return
     tree, agent = found
-    if not agent.active:
-        reports.reject_ended(out, event, policy, agent)
-        return
     refused = _refusal(tree, agent, event.requested_by, policy) if out.core >= 2 else None
     if refused is not None:
         reports.reject(out, event, policy, ev.DenialReason.NOT_AUTHORIZED, refused)

@@ -47,7 +47,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from agentlog.records import Headers, Record
+from confluent_kafka import Message
+
+from agentlog.records import Headers, Record, message_fields
 
 REQUESTS = 0
 LIFECYCLE = 1
@@ -76,6 +78,11 @@ class InputRecord(Record):
 
     source: int = REQUESTS
     """The index of its input topic in the processor's input order (the gate: REQUESTS or LIFECYCLE)."""
+
+    @classmethod
+    def read(cls, source: int, message: Message) -> InputRecord:
+        """The record a consumed (error-free) confluent ``Message`` of input ``source`` holds."""
+        return cls(*message_fields(message), source)
 
     @classmethod
     def of(cls, source: int, record: Record) -> InputRecord:

@@ -58,3 +58,14 @@ def reject_ended(out: Emitter, event: Report, policy: Policy | None, agent: Agen
     """Reject a report about an agent that already ended."""
     how = agent.status.name.lower().replace("_", " ")
     reject(out, event, policy, ev.DenialReason.AGENT_NOT_ACTIVE, f"the agent already ended ({how}).")
+
+
+def reported_active_agent(
+    state: PartitionState, event: Report, policy: Policy | None, out: Emitter
+) -> tuple[TreeState, AgentState] | None:
+    """As :func:`reported_agent`, and the agent must still be active (else the report is rejected)."""
+    found = reported_agent(state, event, policy, out)
+    if found is not None and not found[1].active:
+        reject_ended(out, event, policy, found[1])
+        return None
+    return found

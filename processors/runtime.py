@@ -75,7 +75,7 @@ from agentlog.processors.input_merge import (
     MergeOrder,
     PartitionMerge,
 )
-from agentlog.records import Headers, Record, at
+from agentlog.records import Headers, at
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 
@@ -299,7 +299,7 @@ class ProcessorRuntime(Generic[S]):
             return
         self._available()
         # Headers are kept for dead letters (trace context among them) and the decision points.
-        record = InputRecord.of(source, Record.from_message(msg))
+        record = InputRecord.read(source, msg)
         offset = record.offset
         late_ms = merge.add(record)
         if late_ms is not None:

@@ -46,6 +46,7 @@ from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import PartitionState
+from agentlog.topics import LIFECYCLE_REPORTS
 
 __all__ = ["CORE_VERSION", "HANDLED", "decide", "expire"]
 
@@ -70,9 +71,7 @@ HANDLED: frozenset[type[ev.Event]] = frozenset(_HANDLERS)
 """The input event types the gate decides (others are ignored: ``decide`` returns [])."""
 
 
-_REPORTS: frozenset[type[ev.Event]] = frozenset(
-    {ev.AgentStarted, ev.TokensConsumed, ev.AgentCompleted, ev.AgentFailed, ev.TerminationRequested}
-)
+_REPORTS: frozenset[type[ev.Event]] = frozenset(LIFECYCLE_REPORTS)
 """Lifecycle reports: rejected with a ``LifecycleRejected`` when they name another tenant's tree."""
 
 

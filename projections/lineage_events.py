@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from agentlog import events as ev
 from agentlog.projections.jsonb import jsonb_text
 from agentlog.records import Position
+from agentlog.topics import LIFECYCLE_REPORTS
 
 # Records of the spawn-gate issue, matched by full name so that this module does not need
 # their generated models to load.
@@ -33,10 +34,7 @@ ROOT_REJECTED = "agentlog.decision.RootRejected"
 BUDGET_TOPPED_UP = "agentlog.decision.BudgetToppedUp"
 LIFECYCLE_REJECTED = "agentlog.decision.LifecycleRejected"
 
-_REPORTS = frozenset(
-    t.avro_name
-    for t in (ev.AgentStarted, ev.TokensConsumed, ev.AgentCompleted, ev.AgentFailed, ev.TerminationRequested)
-)
+_REPORTS = frozenset(t.avro_name for t in LIFECYCLE_REPORTS)
 """Lifecycle reports: claims the spawn gate checks and answers (since its core version 2) with facts."""
 
 _NOT_THIS_TREE = frozenset({"TENANT_MISMATCH"})

@@ -117,12 +117,7 @@ def revoke_role(settings: Settings, name: str, schema: str = DEFAULT_SCHEMA) -> 
             require_tables(conn, schema)
             removed = conn.execute("DELETE FROM tenant_roles WHERE role_name = %s RETURNING 1", (name,)).fetchone()
             if removed is None:
-                member = conn.execute(
-                    "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
-                    " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s AND r.rolname = %s",
-                    (GROUP_OF[RoleKind.auditor], name),
-                ).fetchone()
-                if member is None:
+                if name not in _members(conn, GROUP_OF[RoleKind.auditor]):
                     raise RoleError(f"role {name} reads nothing in schema {schema}")
                 conn.execute(
                     sql.SQL("REVOKE {} FROM {}").format(
@@ -138,13 +133,9 @@ def reader_roles(settings: Settings, schema: str = DEFAULT_SCHEMA) -> list[Reade
     with connect(settings, schema) as conn:
         require_tables(conn, schema)
         tenants = conn.execute("SELECT role_name, tenant_id FROM tenant_roles").fetchall()
-        auditors = conn.execute(
-            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
-            " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s",
-            (GROUP_OF[RoleKind.auditor],),
-        ).fetchall()
+        auditors = _members(conn, GROUP_OF[RoleKind.auditor])
     roles = [ReaderRole(n, RoleKind.tenant, t) for n, t in tenants]
-    roles += [ReaderRole(n, RoleKind.auditor, None) for (n,) in auditors]
+    roles += [ReaderRole(n, RoleKind.auditor, None) for n in auditors]
     return sorted(roles, key=lambda r: r.name)
 
 
@@ -154,6 +145,16 @@ def use_login_scope(conn: Conn, schema: str) -> None:
     row = conn.execute("SELECT pg_has_role(%s, 'MEMBER')", (GROUP_OF[RoleKind.tenant],)).fetchone()
     if row is not None and row[0]:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(tenant_schema(schema))))
+
+
+def _members(conn: Conn, group: str) -> list[str]:
+    """The roles that are members of ``group``."""
+    rows = conn.execute(
+        "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+        " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s",
+        (group,),
+    ).fetchall()
+    return [str(name) for (name,) in rows]
 
 
 def _mapped_tenant(conn: Conn, name: str) -> str | None:
