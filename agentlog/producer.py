@@ -4,6 +4,10 @@ Delivery failures are raised, never logged and dropped: :meth:`Producer.flush` r
 :class:`~agentlog.errors.DeliveryError` when any record sent since the last flush was not
 acknowledged. With a ``transactional_id``, :meth:`Producer.transaction` makes a batch
 atomic for ``read_committed`` readers: all of it is visible, or none.
+
+With a signing key (``AGENTLOG_SIGNING_KEY``, or ``signing_key=``) every record is signed:
+records are held until :meth:`Producer.flush` (or until :data:`~agentlog.signing.MAX_BATCH`
+are held), then signed as one batch (:mod:`agentlog.signing`) and handed to the client.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from agentlog.limits import check_record_size
 from agentlog.records import Headers
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
+from agentlog.signing import MAX_BATCH, SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topics import key_of, topic_of
 
 
@@ -37,6 +42,17 @@ class Delivery:
     event_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A record held back until its batch is signed."""
+
+    event: Event
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
 class Producer:
     """Publishes agentlog events. Use as a context manager, or call :meth:`close`."""
 
@@ -47,9 +63,15 @@ class Producer:
         serde: Serde | None = None,
         transactional_id: str | None = None,
         config: dict[str, object] | None = None,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.serde = serde or Serde.from_settings(self.settings)
+        if signing_key is None and self.settings.signing_key is not None:
+            signing_key = SigningKey.load(self.settings.signing_key)
+        self.signing_key = signing_key
+        """The key records are signed with (None: unsigned)."""
+        self._unsigned: list[_Held] = []
         self._transactional = transactional_id is not None
         self._kafka = KafkaProducer({**kafka_config.producer(self.settings, transactional_id), **(config or {})})
         self._pending: list[tuple[Event, list[Delivery | KafkaError | None]]] = []
@@ -72,6 +94,24 @@ class Producer:
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
         check_record_size(event.avro_name, len(value))
+        if self.signing_key is None:
+            self._produce(event, topic, key_of(event).encode(), value, headers)
+            return
+        self._unsigned.append(_Held(event, topic, key_of(event).encode(), value, headers))
+        if len(self._unsigned) >= MAX_BATCH:
+            self._sign_held()
+
+    def _sign_held(self) -> None:
+        """Sign the records held back as one batch and hand them to the client."""
+        held, self._unsigned = self._unsigned, []
+        if not held:
+            return
+        assert self.signing_key is not None
+        signatures = sign_batch(self.signing_key, [(h.topic, h.key, h.value) for h in held])
+        for h, signature in zip(held, signatures, strict=True):
+            self._produce(h.event, h.topic, h.key, h.value, [*h.headers, (SIGNATURE_HEADER, signature.encode())])
+
+    def _produce(self, event: Event, topic: str, key: bytes, value: bytes, headers: Headers) -> None:
         slot: list[Delivery | KafkaError | None] = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -84,13 +124,7 @@ class Producer:
 
         while True:
             try:
-                self._kafka.produce(
-                    topic,
-                    value,
-                    key_of(event).encode(),
-                    headers=headers,
-                    on_delivery=on_delivery,
-                )
+                self._kafka.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 break
             except BufferError:
                 self._kafka.poll(0.1)  # local queue full: serve callbacks to make room
@@ -102,6 +136,7 @@ class Producer:
 
     def flush(self, timeout: float = 30.0) -> list[Delivery]:
         """Wait for every queued record; return their positions in send order or raise."""
+        self._sign_held()
         remaining = self._kafka.flush(timeout)
         pending, self._pending = self._pending, []
         deliveries: list[Delivery] = []
@@ -155,6 +190,7 @@ class Producer:
             self._call(self._kafka.commit_transaction, 30)
         except BaseException as failure:
             self._pending.clear()
+            self._unsigned.clear()
             try:
                 self._kafka.abort_transaction(30)
             except KafkaException as e:
@@ -169,7 +205,7 @@ class Producer:
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is queued (raising on failures)."""
-        if self._pending:
+        if self._pending or self._unsigned:
             self.flush(timeout)
 
     def __enter__(self) -> Producer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     """Extra librdkafka properties (security settings and the like), as a JSON object."""
     connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     """How long a command waits for the broker to answer before it gives up with "cannot reach Kafka"."""
+    signing_key: Path | None = None
+    """A PEM file with the Ed25519 private key this process signs the records it publishes with
+    (``agentlog keys create`` writes one); None: records go unsigned, which a policy with
+    ``limits.require_signatures`` denies."""
     tree_partitions: int | None = Field(default=None, ge=1, le=10_000)
     """Partitions of the tree-keyed topics when ``topics create`` makes them (None: the count the
     deployment's existing topics have, or 12 for a new one). Every component reads the count

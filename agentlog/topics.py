@@ -125,6 +125,16 @@ POLICY_CONFIG = TopicSpec(
     # name alone, before 0.2, still compact to the newest of them).
     extra_config={"min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)},
 )
+KEYRING = TopicSpec(
+    "agentlog.keyring",
+    1,
+    (ev.SigningKeyPublished, ev.SigningKeyRevoked),
+    "key_id:published or key_id:revoked",
+    "Public keys that input records are signed with, and their revocations; compacted, and every"
+    " publication and revocation has a key of its own, so none is ever compacted away.",
+    cleanup_policy="compact",
+    extra_config={"min.compaction.lag.ms": str(7 * 24 * 3600 * 1000)},
+)
 MESSAGES = TopicSpec(
     "agentlog.messages",
     TREE_KEYED,
@@ -160,6 +170,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     AGENT_LIFECYCLE,
     POLICY_DECISIONS,
     POLICY_CONFIG,
+    KEYRING,
     MESSAGES,
     MISSIONS,
     MISSION_EVENTS,
@@ -178,9 +189,13 @@ def topic_of(event_type: type[ev.Event]) -> TopicSpec:
 
 
 def key_of(event: ev.Event) -> str:
-    """The Kafka key of an event: its tree's ``root_id``, or ``name:version`` for policies."""
+    """The Kafka key of an event: its tree's ``root_id``, ``name:version`` for policies, ``key_id:action`` for keys."""
     if isinstance(event, ev.PolicyPublished):
         return f"{event.policy_name}:{event.version}"
+    if isinstance(event, ev.SigningKeyPublished):
+        return f"{event.key_id}:published"
+    if isinstance(event, ev.SigningKeyRevoked):
+        return f"{event.key_id}:revoked"
     return event.meta.root_id
 
 

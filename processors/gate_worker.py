@@ -8,8 +8,11 @@
 - State: ``agentlog.spawn-gate.changelog``, a tree record and agent chunks per tree, and a
   partition record naming the policy the deployment enforces
   (:mod:`agentlog.processors.gate_changelog`).
-- Side input: the deployment's policy (:class:`~agentlog.processors.policy_reader.PolicyReader`);
-  a new version is in force from the batch after it is read.
+- Side inputs: the deployment's policy (:class:`~agentlog.processors.policy_reader.PolicyReader`);
+  a new version is in force from the batch after it is read. The keyring
+  (:class:`~agentlog.processors.keyring_reader.KeyringReader`), whose position every output
+  names (:data:`~agentlog.keyring.KEYRING_HEADER`) so that replay attributes each input as the
+  gate did.
 
 The commit protocol, recovery and rebalancing are the runtime's
 (:mod:`agentlog.processors.runtime`).
@@ -24,6 +27,7 @@ from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from agentlog.processors.gate_input import SOURCES, decode_input
 from agentlog.processors.input_merge import GATE_ORDER, InputRecord
+from agentlog.processors.keyring_reader import KeyringReader
 from agentlog.processors.policy_reader import PolicyReader
 from agentlog.processors.runtime import (
     RESTORE_TIMEOUT_S,
@@ -38,7 +42,7 @@ from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics, tree_partition_count
-from agentlog.topics import POLICY_DECISIONS
+from agentlog.topics import KEYRING, POLICY_DECISIONS
 
 STAGE = "processors.spawn_gate"
 
@@ -69,11 +73,15 @@ class SpawnGate:
         """What the changelog holds of each owned partition's trees (restored with the state)."""
         self.partitions = tree_partition_count(settings)
         """The deployment's tree partition count (the input topics exist and agree)."""
-        ensure_topics(settings, (GATE_CHANGELOG,))  # created with that count; an existing one that differs raises
+        # The changelog is created with that count (an existing one that differs raises); the keyring
+        # is created for deployments older than it.
+        ensure_topics(settings, (GATE_CHANGELOG, KEYRING))
         self.policies = PolicyReader(settings, policy_name)
+        self.keyring = KeyringReader(settings)
 
     def start(self) -> None:
         self.policies.catch_up()
+        self.keyring.catch_up()
         if self.policies.current is None:
             raise GateError(
                 f"no version of policy {self.policy_name!r} is published on"
@@ -83,6 +91,7 @@ class SpawnGate:
 
     def poll(self) -> None:
         self.policies.poll()
+        self.keyring.poll()
 
     def restore(self, partitions: list[int]) -> dict[int, PartitionState]:
         restored = restore_partitions(self.settings, partitions, self.partitions, RESTORE_TIMEOUT_S)
@@ -109,8 +118,8 @@ class SpawnGate:
             event = decode_input(self.serde, record)
         except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
             raise Unreadable(str(e)) from e
-        outputs = decide(state, event, self.policies.current)
-        return Decided(outputs, {event.meta.root_id} | {out.meta.root_id for out in outputs})
+        outputs = decide(state, event, self.policies.current, attribution=self.keyring.attribute(record))
+        return Decided(outputs, {event.meta.root_id} | {out.meta.root_id for out in outputs}, self.keyring.headers())
 
     def expire(self, state: PartitionState, now: datetime) -> Decided:
         outputs = expire(state, now, self.policies.current)

@@ -97,6 +97,8 @@ class Decided:
 
     outputs: list[Event]
     changed: set[str]
+    headers: Headers = field(default_factory=list)
+    """Headers added to each of the outputs: the side inputs' positions the decision used, for replay."""
 
 
 class Processor(Protocol[S]):
@@ -440,7 +442,7 @@ class ProcessorRuntime(Generic[S]):
             return set()
         # The core answers bad requests and never raises otherwise; if it ever did, the
         # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
-        self._emit(partition, decided.outputs, point)
+        self._emit(partition, decided, point)
         return decided.changed
 
     def _expire(self, partition: int, state: S) -> set[str]:
@@ -449,16 +451,16 @@ class ProcessorRuntime(Generic[S]):
         if watermark is None:
             return set()
         decided = self.processor.expire(state, datetime.fromtimestamp(watermark / 1000, UTC))
-        self._emit(partition, decided.outputs, merge.decision_point(None))
+        self._emit(partition, decided, merge.decision_point(None))
         return decided.changed
 
-    def _emit(self, partition: int, outputs: list[Event], point: DecisionPoint) -> None:
+    def _emit(self, partition: int, decided: Decided, point: DecisionPoint) -> None:
         """Produce the outputs of one cause, each with its decision point (so replay can follow the order)."""
         topic = self.processor.output_topic
-        headers: Headers = [(DECIDED_HEADER, point.encode()), self._core_header]
-        for output in outputs:
+        headers: Headers = [(DECIDED_HEADER, point.encode()), self._core_header, *decided.headers]
+        for output in decided.outputs:
             self._produce(topic, partition, output.meta.root_id.encode(), self.serde.encode(output, topic), headers)
-        self.stats.outputs += len(outputs)
+        self.stats.outputs += len(decided.outputs)
 
     def _dead_letter(self, record: InputRecord, error: Exception) -> None:
         stage = self.processor.stage

@@ -20,7 +20,8 @@ Fail closed: without a policy every request is denied (``NO_POLICY``), an unknow
 parent, config or agent is denied, and no input raises. Requests are answered exactly
 once per input event: ``RootAgentRegistered`` by ``RootAdmitted``/``RootRejected``,
 ``SpawnRequested`` by ``SpawnApproved``/``SpawnDenied``, ``BudgetTopUpRequested`` by
-``BudgetToppedUp``/``TopUpDenied``. Lifecycle reports are answered by what the gate made of
+``BudgetToppedUp``/``TopUpDenied``. Since core version 3 every input is first checked against
+who signed it (:mod:`.identity`). Lifecycle reports are answered by what the gate made of
 them (core version 2): a start by ``AgentRunning``, usage by ``TokensCharged`` (late usage
 is charged to the nearest active ancestor), a completion or failure by ``AgentEnded``, a
 termination request by ``AgentTerminated``; a report about an unknown or already ended
@@ -39,8 +40,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agentlog import events as ev
+from agentlog.keyring import UNSIGNED, Attribution
 from agentlog.limits import quote
-from agentlog.processors import budget, cascade, circuit, reports, roots, spawns
+from agentlog.processors import budget, cascade, circuit, identity, reports, roots, spawns
 from agentlog.processors.cascade import expire
 from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
@@ -50,9 +52,10 @@ from agentlog.topics import LIFECYCLE_REPORTS
 
 __all__ = ["CORE_VERSION", "HANDLED", "decide", "expire"]
 
-CORE_VERSION = 2
+CORE_VERSION = 3
 """The version of the gate's decision behaviour that this code runs: 1 left accepted lifecycle reports
-unanswered, 2 answers every report (``AgentRunning``, ``TokensCharged``, ``AgentEnded`` or a rejection)."""
+unanswered, 2 answers every report (``AgentRunning``, ``TokensCharged``, ``AgentEnded`` or a rejection),
+3 checks who signed each input first (:mod:`.identity`)."""
 
 _Handler = Callable[[PartitionState, Any, Policy | None, int, Emitter], None]
 
@@ -75,8 +78,18 @@ _REPORTS: frozenset[type[ev.Event]] = frozenset(LIFECYCLE_REPORTS)
 """Lifecycle reports: rejected with a ``LifecycleRejected`` when they name another tenant's tree."""
 
 
-def decide(state: PartitionState, event: ev.Event, policy: Policy | None, core: int = CORE_VERSION) -> list[ev.Event]:
+def decide(
+    state: PartitionState,
+    event: ev.Event,
+    policy: Policy | None,
+    core: int = CORE_VERSION,
+    attribution: Attribution = UNSIGNED,
+) -> list[ev.Event]:
     """The decisions ``event`` causes under ``policy``; mutates ``state`` accordingly.
+
+    ``attribution`` says who signed the input record (:meth:`agentlog.keyring.Keyring.attribute`);
+    since core version 3 an input its signer may not send, or that the policy requires to be
+    signed, is refused before any other check (:mod:`.identity`) and changes nothing.
 
     ``core`` is the version of this function's behaviour that decided the input (recorded on
     every output, :data:`~agentlog.processors.input_merge.CORE_HEADER`); replay passes the recorded one. Version 1 left
@@ -93,6 +106,11 @@ def decide(state: PartitionState, event: ev.Event, policy: Policy | None, core: 
     known = state.trees.get(event.meta.root_id)
     out = Emitter.caused_by(event, policy.name if policy else "", known.tenant_id if known else None)
     out.core = core
+    if core >= 3:
+        refused = identity.refusal(event, attribution, policy)
+        if refused is not None:
+            identity.deny(event, refused, policy, out)
+            return out.events
     if known is not None and known.tenant_id != event.meta.tenant_id:
         if type(event) in _REPORTS:
             why = f"the agent tree {quote(event.meta.root_id)} belongs to another tenant."

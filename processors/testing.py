@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from agentlog import events as ev
+from agentlog.keyring import UNSIGNED, Attribution
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import Policy, parse_policy
 from agentlog.processors.spawn_gate import decide, expire
@@ -95,6 +97,8 @@ class GateScenario:
         self._roots: dict[str, str] = {}
         self._tenants: dict[str, str] = {}
         self._count = 0
+        self.signer: Callable[[ev.Event], Attribution] | None = None
+        """Who the gate is told signed each input sent from now on (None: nobody, the inputs are unsigned)."""
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -126,7 +130,8 @@ class GateScenario:
 
     def send(self, event: ev.Event) -> list[ev.Event]:
         """Decide one event and record it with its outputs."""
-        outputs = decide(self.state, event, self.policy)
+        attribution = self.signer(event) if self.signer is not None else UNSIGNED
+        outputs = decide(self.state, event, self.policy, attribution=attribution)
         for output in outputs:
             if isinstance(output, ev.SpawnApproved):
                 self._roots[output.child_agent_id] = output.meta.root_id

@@ -19,8 +19,10 @@ append time), or for a tick, inputs appended before *T* + the gate's clock margi
 watermark trails the time it saw both topics at their end by that margin).
 
 Each group is decided with the version of the gate's core its outputs name (the
-``agentlog-core`` header; 1 when absent), inputs decided on the way with the version of the
-group before them: a log written across an upgrade replays as each worker decided it.
+``agentlog-core`` header; 1 when absent) and with the keyring as far as its outputs say the
+gate had read it (the ``agentlog-keyring`` header; none when absent), inputs decided on the
+way with the core and keyring of the group before them: a log written across an upgrade,
+or across a key's publication or revocation, replays as each worker decided it.
 
 Inputs decided on the way must have no outputs; if they do, the gate recorded nothing
 for a decision the core makes (``unrecorded``) — unless the gate has not committed that
@@ -47,6 +49,7 @@ from typing import Any
 from agentlog import events as ev
 from agentlog.errors import DecodeError
 from agentlog.events import Event
+from agentlog.keyring import KeyringHistory, keyring_position
 from agentlog.processors import (
     CLOCK_MARGIN_MS,
     DecisionPoint,
@@ -180,9 +183,26 @@ class _Group:
         return core_version(self.records[0][0].headers)
 
     @property
+    def keyring(self) -> int:
+        """How many keyring records the gate had applied when it decided this group (0 in older logs)."""
+        return keyring_position(self.records[0][0].headers)
+
+    @property
     def point(self) -> DecisionPoint | None:
         """Where the gate stood in its inputs when it decided this group's cause (None in older logs)."""
         return DecisionPoint.of(self.records[0][0].headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """How the gate decided: the version of its core and the position it had read the keyring to."""
+
+    core: int
+    keyring: int
+
+    @classmethod
+    def of(cls, group: _Group) -> _Context:
+        return cls(group.core, group.keyring)
 
 
 class DecisionReplay:
@@ -193,6 +213,7 @@ class DecisionReplay:
         source: LogSource,
         policies: PolicyHistory,
         *,
+        keyring: KeyringHistory | None = None,
         what_if: Policy | None = None,
         root_id: str | None = None,
         clock_margin_ms: int = CLOCK_MARGIN_MS,
@@ -202,6 +223,7 @@ class DecisionReplay:
         self.source = source
         self.policies = policies
         self.what_if = what_if
+        self.keyring = keyring or KeyringHistory((), Serde())
         self.root_id = root_id
         self.partition_count = source.partition_count()
         self.clock_margin_ms = clock_margin_ms
@@ -232,32 +254,32 @@ class DecisionReplay:
         state = PartitionState(partition=partition, partitions=self.partition_count)
         inputs = RecordedOrder(self.source.inputs(partition))
         decided = self.source.decided_up_to(partition)
-        core = 1  # the version inputs decided on the way were decided with: the group's before them
+        on_the_way = _Context(1, 0)  # inputs decided on the way were decided as the group before them
         for group in self._groups(partition, self.source.decisions(partition)):
             point = group.point
             if group.cause.kind == "tick":
                 assert group.cause.at is not None
                 limit_ms = to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1
-                self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided, core)
+                self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided, on_the_way)
                 policy = self._policy(partition, group, None)
                 replayed = expire(state, group.cause.at, policy)
                 if point is None:  # a gate before decision points forgot ended trees without a record
                     replayed = [e for e in replayed if not isinstance(e, ev.TreeForgotten)]
                 self._compare(partition, group, replayed)
-                core = group.core
+                on_the_way = _Context.of(group)
                 continue
             if point is None:
-                found = self._feed(state, inputs.until(group.appended_ms), decided, core, group)
+                found = self._feed(state, inputs.until(group.appended_ms), decided, on_the_way, group)
                 note = "no input with this event id was appended before the decision"
             else:
-                self._feed(state, inputs.below(point.before), decided, core)  # no target: an event id repeated below
-                found = self._feed(state, inputs.through(point), decided, core, group)  # the cause alone is left
+                self._feed(state, inputs.below(point.before), decided, on_the_way)  # no target: an id repeated below
+                found = self._feed(state, inputs.through(point), decided, on_the_way, group)  # the cause alone is left
                 note = "the input its decision point names does not have this event id"
             if found is None:
                 self._count(group)
                 self._outcome(partition, group.cause, "orphan", group, [], note)
-            core = group.core
-        self._feed(state, inputs.until(_NEVER), decided, core)
+            on_the_way = _Context.of(group)
+        self._feed(state, inputs.until(_NEVER), decided, on_the_way)
 
     def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[_Group]:
         """The recorded decisions in consecutive groups of one cause."""
@@ -300,10 +322,10 @@ class DecisionReplay:
         state: PartitionState,
         inputs: Iterator[InputRecord],
         decided: dict[int, int] | None,
-        core: int,
+        context: _Context,
         target: _Group | None = None,
     ) -> InputRecord | None:
-        """Decide ``inputs`` with core version ``core``, up to ``target``'s input (decided with the target's version
+        """Decide ``inputs`` as ``context`` says, up to ``target``'s input (decided with the target's context
         and returned when found; the rest is left unread)."""
         for record in inputs:
             self.progress.advance()
@@ -317,9 +339,11 @@ class DecisionReplay:
                 cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
                 target.cause = cause
                 policy = self._policy(record.partition, target, record)
-                self._compare(record.partition, target, decide(state, event, policy, target.core))
+                signer = self.keyring.at(target.keyring).attribute(record)
+                self._compare(record.partition, target, decide(state, event, policy, target.core, signer))
                 return record
-            outputs = decide(state, event, self._policy_at(record), core)
+            signer = self.keyring.at(context.keyring).attribute(record)
+            outputs = decide(state, event, self._policy_at(record), context.core, signer)
             if not outputs or not selected:
                 continue
             if decided is not None and record.offset >= decided[record.source]:

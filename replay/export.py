@@ -3,12 +3,13 @@
 The file holds one record per line (JSON lines) or row (CSV), decoded, with its topic,
 partition, offset, broker timestamp, exact key and value bytes (base64) and the audit
 chain hashes recomputed from Kafka (``prev_hash``, ``hash``: see
-:mod:`agentlog.projections.audit_chain`). Order: the policy topic first, then partition by
-partition the tree-keyed topics merged in the spawn gate's order (append time, lifecycle
-before requests, other topics after, offset), then the dead letters. The manifest next to
-it (``FILE.manifest.json``) records the request, the counts per record type, the first
-and last positions, the chain head of every partition read, and the SHA-256 of the file;
-:mod:`agentlog.replay.check_export` checks both.
+:mod:`agentlog.projections.audit_chain`). Order: the side inputs (the policy and keyring
+topics, whole) first, then partition by partition the tree-keyed topics merged in the
+spawn gate's order (append time, lifecycle before requests, other topics after, offset),
+then the dead letters. The manifest next to it (``FILE.manifest.json``) records the
+request, the counts per record type, the first and last positions, the chain head of
+every partition read, and the SHA-256 of the file; :mod:`agentlog.replay.check_export`
+checks both.
 
 Every partition is read from offset 0 (the chain needs every record before the first one
 exported) by one consumer per topic, in a stream: memory stays flat.
@@ -34,11 +35,14 @@ from agentlog.projections import ChainedRecord, chained
 from agentlog.records import Headers, headers_as_json
 from agentlog.replay.progress import Progress
 from agentlog.replay.selection import Selection, find_root, names_any, subtree
-from agentlog.replay.topic_reader import partitions_of, read_partition
+from agentlog.replay.topic_reader import existing_partitions, partitions_of, read_partition
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count
-from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
+from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, KEYRING, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
+
+SIDE_INPUTS = (POLICY_CONFIG, KEYRING)
+"""Topics every export holds whole: the gate's side inputs, which replay needs all of."""
 
 FORMAT = "agentlog-export/1"
 CSV_COLUMNS = (
@@ -242,14 +246,16 @@ class _Source:
 
     def records(self) -> Iterator[tuple[ChainedRecord, PartitionSummary]]:
         """Every record read, in export order, with the summary of its partition."""
-        policy_topic = self._topic(POLICY_CONFIG)
-        for p in partitions_of(self.settings, policy_topic):
-            summary, stream = self._stream(policy_topic, p)
-            for item in stream:
-                yield item, summary
+        for side in SIDE_INPUTS:  # whole, whatever the selection: replay needs every version and key
+            side_topic = self._topic(side)
+            found = partitions_of if side is POLICY_CONFIG else existing_partitions  # older deployments: no keyring
+            for p in found(self.settings, side_topic):
+                summary, stream = self._stream(side_topic, p)
+                for item in stream:
+                    yield item, summary
         # Same-millisecond ties in the gate's order: lifecycle facts before requests (processors.input_merge).
         inputs_first = [AGENT_LIFECYCLE, SPAWN_REQUESTS]
-        tree_specs = inputs_first + [s for s in CATALOGUE if s not in (POLICY_CONFIG, DLQ, *inputs_first)]
+        tree_specs = inputs_first + [s for s in CATALOGUE if s not in (*SIDE_INPUTS, DLQ, *inputs_first)]
         topics = [self._topic(s) for s in tree_specs]
         numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
         wanted = self.selection.tree_partition(self.tree_partitions)
@@ -309,7 +315,7 @@ def export(
         tree_partitions=(tree_partitions := tree_partition_count(settings)),  # a tree's partition follows from it
     )
     counts: Counter[str] = Counter()
-    policy_topic = settings.topic_prefix + POLICY_CONFIG.name
+    side_topics = {settings.topic_prefix + spec.name for spec in SIDE_INPUTS}
     root_key = selection.root_id.encode() if selection.root_id else None
     source = _Source(settings, selection, progress, tree_partitions)
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -319,14 +325,14 @@ def export(
             rows.writerow(CSV_COLUMNS)
         for item, summary in source.records():
             record = item.record
-            is_policy = record.topic == policy_topic
-            if not is_policy:
+            is_side_input = record.topic in side_topics
+            if not is_side_input:
                 if not selection.in_time(record.timestamp_ms):
                     continue
                 if root_key is not None and record.key != root_key:
                     continue
             line = _decode(serde, item)
-            if not is_policy and not _selected(line, selection, agents):
+            if not is_side_input and not _selected(line, selection, agents):
                 continue
             if rows is not None:
                 rows.writerow(line.as_row())

@@ -16,10 +16,10 @@ from agentlog import kafka_config
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
 from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
-from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
+from agentlog.replay.topic_reader import partitions_of, read_optional_topic, read_partition, read_topic
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count
-from agentlog.topics import AGENT_LIFECYCLE, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
+from agentlog.topics import AGENT_LIFECYCLE, KEYRING, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
 from agentlog.watermarks import committed_offsets
 
 
@@ -44,6 +44,10 @@ class LogSource(Protocol):
 
     def policy_records(self) -> Iterator[Record]:
         """Every record of the policy topic."""
+        ...
+
+    def keyring_records(self) -> Iterator[Record]:
+        """Every record of the keyring topic."""
         ...
 
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
@@ -105,6 +109,9 @@ class KafkaLog:
     def policy_records(self) -> Iterator[Record]:
         return read_topic(self.settings, self.settings.topic_prefix + POLICY_CONFIG.name)
 
+    def keyring_records(self) -> Iterator[Record]:
+        return read_optional_topic(self.settings, self.settings.topic_prefix + KEYRING.name)
+
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
         return {source: self._committed.get((source, partition), 0) for source in (REQUESTS, LIFECYCLE)}
 
@@ -125,6 +132,7 @@ class ExportLog:
         self.lifecycle = prefix + AGENT_LIFECYCLE.name
         self.decisions_topic = prefix + POLICY_DECISIONS.name
         self.policy_topic = prefix + POLICY_CONFIG.name
+        self.keyring_topic = prefix + KEYRING.name
         self._partition_count = int(manifest.get("tree_partitions") or LEGACY_TREE_PARTITIONS)
         self._partitions = sorted(
             {int(p["partition"]) for p in manifest.get("partitions", []) if p["topic"] == self.requests}
@@ -151,6 +159,9 @@ class ExportLog:
 
     def policy_records(self) -> Iterator[Record]:
         return self._records(self.policy_topic)
+
+    def keyring_records(self) -> Iterator[Record]:
+        return self._records(self.keyring_topic)
 
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
         return None

@@ -7,7 +7,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentlog.keyring import KeyringHistory
 from agentlog.processors import CLOCK_MARGIN_MS, Policy
+from agentlog.records import Record
 from agentlog.replay.decisions import DecisionReplay, DecisionReport
 from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
 from agentlog.replay.partitioning import partition_of
@@ -23,6 +25,8 @@ class _Plan:
 
     source: LogSource
     history: PolicyHistory
+    keyring: tuple[Record, ...]
+    """The keyring topic's records (replay attributes each input with the keyring its decision names)."""
     what_if: Policy | None
     root_id: str | None
     settings: Settings | None
@@ -35,6 +39,7 @@ class _Plan:
         replay = DecisionReplay(
             self.source,
             self.history,
+            keyring=KeyringHistory(self.keyring, serde),
             what_if=self.what_if,
             root_id=self.root_id,
             serde=serde,
@@ -76,7 +81,8 @@ def decisions_report(
     if log is None and schema is not None:
         add_from_audit(history, settings, schema)
     wire = settings if log is None else None
-    plan = _Plan(source, history, what_if, root_id, wire, progress, clock_margin_ms)
+    keyring = tuple(source.keyring_records())
+    plan = _Plan(source, history, keyring, what_if, root_id, wire, progress, clock_margin_ms)
     partitions = source.partitions() if root_id is None else [partition_of(root_id, source.partition_count())]
     if workers <= 1 or len(partitions) <= 1:
         return plan.run(partitions)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError
 
 from agentlog import kafka_config
 from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
@@ -32,6 +32,10 @@ def _reader(settings: Settings) -> PartitionReader:
     return PartitionReader(settings, config=_PREFETCH)
 
 
+NO_SUCH_TOPIC = "no such topic"
+"""The reason of a :class:`KafkaReadError` for a topic the broker does not have."""
+
+
 def partitions_of(settings: Settings, topic: str) -> list[int]:
     """The partition numbers of ``topic``; raises :class:`KafkaReadError` if it does not exist."""
     consumer = Consumer(kafka_config.reader(settings))
@@ -40,9 +44,25 @@ def partitions_of(settings: Settings, topic: str) -> list[int]:
     finally:
         consumer.close()
     if metadata is None or metadata.error is not None:
-        reason = metadata.error.str() if metadata is not None and metadata.error is not None else "no such topic"
-        raise KafkaReadError(topic, reason)
+        missing = metadata is None or metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        raise KafkaReadError(topic, NO_SUCH_TOPIC if missing or metadata.error is None else metadata.error.str())
     return sorted(metadata.partitions)
+
+
+def existing_partitions(settings: Settings, topic: str) -> list[int]:
+    """As :func:`partitions_of`, and none when ``topic`` does not exist (a side input a deployment never had)."""
+    try:
+        return partitions_of(settings, topic)
+    except KafkaReadError as e:
+        if e.reason != NO_SUCH_TOPIC:
+            raise
+        return []
+
+
+def read_optional_topic(settings: Settings, topic: str) -> Iterator[Record]:
+    """As :func:`read_topic`, and nothing when ``topic`` does not exist."""
+    for partition in existing_partitions(settings, topic):
+        yield from read_partition(settings, topic, partition)
 
 
 def read_partition(settings: Settings, topic: str, partition: int) -> Iterator[Record]:

@@ -6,10 +6,10 @@ import sys
 
 import typer
 
+from agentlog.cli import keys, schemas, topics
 from agentlog.cli import processors as processors_cli
 from agentlog.cli import projections as projections_cli
 from agentlog.cli import replay as replay_cli
-from agentlog.cli import schemas, topics
 from agentlog.cli.output import EXIT_FAILURE
 from agentlog.cli.publish import publish
 from agentlog.cli.tail import tail_command
@@ -27,6 +27,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(processors_cli.processors_app, name="processors")
 app.add_typer(processors_cli.policy_app, name="policy")
+app.add_typer(keys.app, name="keys")
 app.add_typer(projections_cli.db_app, name="db")
 app.add_typer(projections_cli.projector_app, name="projector")
 app.add_typer(projections_cli.lineage_app, name="lineage")

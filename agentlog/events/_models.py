@@ -26,7 +26,7 @@ class Event(AvroRecord):
 
 
 class DenialReason(StrEnum):
-    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant. For lifecycle reports, UNKNOWN_AGENT: the tree does not know the agent (or the tree); AGENT_NOT_ACTIVE: the agent (or its whole tree) already ended; INVALID_REQUEST: a usage report of no tokens."""
+    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant. For lifecycle reports, UNKNOWN_AGENT: the tree does not know the agent (or the tree); AGENT_NOT_ACTIVE: the agent (or its whole tree) already ended; INVALID_REQUEST: a usage report of no tokens. Signed input (policy limits.require_signatures): UNSIGNED, no signature; BAD_SIGNATURE, a signature that does not verify or does not parse; UNKNOWN_KEY, a key id the keyring lacks; KEY_EXPIRED and KEY_REVOKED, a key past its expiry or revoked; SIGNER_NOT_AUTHORIZED, a key of another tenant, of another agent, or a platform key acting for no operator."""
 
     UNKNOWN = "UNKNOWN"
     DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
@@ -48,6 +48,12 @@ class DenialReason(StrEnum):
     UNKNOWN_AGENT = "UNKNOWN_AGENT"
     AGENT_NOT_ACTIVE = "AGENT_NOT_ACTIVE"
     TENANT_MISMATCH = "TENANT_MISMATCH"
+    UNSIGNED = "UNSIGNED"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    KEY_EXPIRED = "KEY_EXPIRED"
+    KEY_REVOKED = "KEY_REVOKED"
+    SIGNER_NOT_AUTHORIZED = "SIGNER_NOT_AUTHORIZED"
 
 
 class DependencyKind(StrEnum):
@@ -160,6 +166,7 @@ class Limits(AvroRecord):
     ended_tree_retention_ms: Int64 = Field(default=86400000, description='How long the gate keeps an ended tree (its spent request ids, its root id taken), in milliseconds; then a timer tick forgets it with a TreeForgotten.')
     operators: list[Id] = Field(default_factory=list, max_length=1024, description="Identities (a TerminationRequested's requested_by) that may terminate any agent; besides them, only the agent itself and its ancestors may.")
     tenant_root_prefix: bool = Field(default=False, description="When true, a root id must begin with its tenant's id and a slash (acme/...): no tenant can register another tenant's root id, not even after an ended tree is forgotten.")
+    require_signatures: bool = Field(default=False, description='When true, every input of the gate must be signed by a key on the keyring (unsigned input is denied UNSIGNED); when false (development), unsigned input is accepted, but a signature that is present must still verify.')
 
 
 class ContextInheritance(AvroRecord):
@@ -407,6 +414,30 @@ class TreeForgotten(Event):
     policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
     policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
     message: Text = Field(description='A sentence an operator can be shown.')
+
+
+class SigningKeyPublished(Event):
+    """An Ed25519 public key on the keyring: records signed with it are attributed to its tenant, its agent (when the key is scoped to one) and its principal. meta.root_id is the key id."""
+
+    avro_name: ClassVar[str] = "agentlog.identity.SigningKeyPublished"
+    meta: Meta = Field(description="Event envelope; meta.root_id is the key id, meta.tenant_id the key's tenant ('*' for a platform key).")
+    key_id: Id = Field(description="The key's id: 'ed25519:' and the first 16 bytes of SHA-256 of the raw public key, in hex. Derived, never chosen: the keyring refuses an entry whose id does not match its key.")
+    public_key: bytes = Field(description='The raw 32-byte Ed25519 public key.')
+    tenant_id: Id | None = Field(default=None, description='The tenant whose records the key may sign; null for a platform key, which signs only as its principal, and only where the policy names that principal an operator.')
+    agent_id: Id | None = Field(default=None, description="When set, the key acts only as this agent (its own reports, its spawns, its terminations); when null, as any agent of its tenant (the tenant's runtime).")
+    principal: Id = Field(description="Who holds the key, e.g. a runtime's name or an operator's identity.")
+    expires_at: UtcDatetime | None = Field(default=None, description='Records appended (broker time) at or after this moment, UTC, are no longer attributed to the key; null: no expiry.')
+    published_by: Id = Field(description='Who put the key on the keyring.')
+
+
+class SigningKeyRevoked(Event):
+    """A key taken off the keyring: from the decision after the gate reads this record, nothing signed with the key is attributed to it. A revocation is final."""
+
+    avro_name: ClassVar[str] = "agentlog.identity.SigningKeyRevoked"
+    meta: Meta = Field(description='Event envelope; meta.root_id is the key id.')
+    key_id: Id = Field(description='The key revoked.')
+    reason: ShortText = Field(description='Why, for the audit.')
+    revoked_by: Id = Field(description='Who revoked it.')
 
 
 class AgentCompleted(Event):
@@ -669,6 +700,8 @@ PolicyPublished.model_rebuild()
 RootAdmitted.model_rebuild()
 RootAgentRegistered.model_rebuild()
 RootRejected.model_rebuild()
+SigningKeyPublished.model_rebuild()
+SigningKeyRevoked.model_rebuild()
 SpawnApproved.model_rebuild()
 SpawnDenied.model_rebuild()
 SpawnRequested.model_rebuild()
@@ -697,6 +730,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     TokensCharged.avro_name: TokensCharged,
     TopUpDenied.avro_name: TopUpDenied,
     TreeForgotten.avro_name: TreeForgotten,
+    SigningKeyPublished.avro_name: SigningKeyPublished,
+    SigningKeyRevoked.avro_name: SigningKeyRevoked,
     AgentCompleted.avro_name: AgentCompleted,
     AgentFailed.avro_name: AgentFailed,
     AgentStarted.avro_name: AgentStarted,
@@ -761,6 +796,8 @@ __all__ = [
     "RootAdmitted",
     "RootAgentRegistered",
     "RootRejected",
+    "SigningKeyPublished",
+    "SigningKeyRevoked",
     "SpawnApproved",
     "SpawnDenied",
     "SpawnRequested",

@@ -1,0 +1,99 @@
+"""Putting keys on the keyring, taking them off, and reading it: what ``agentlog keys`` does.
+
+Who may write the keyring topic is the trust root of signed input: in the secure stack only
+the admin principal may (a Kafka ACL); on a PLAINTEXT stack anyone who can reach the broker can.
+Keyring records are signed like any other when the publishing process has a signing key
+(``AGENTLOG_SIGNING_KEY``), so the audit attributes each key to whoever put it there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agentlog import events as ev
+from agentlog.errors import AgentlogError
+from agentlog.keyring import KeyEntry, Keyring
+from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
+from agentlog.producer import Delivery, Producer
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.signing import SigningKey
+from agentlog.topic_admin import ensure_topics
+from agentlog.topics import KEYRING
+
+PLATFORM_TENANT = "*"
+"""``meta.tenant_id`` of a platform key's record (it belongs to no tenant)."""
+
+
+class KeyringError(AgentlogError):
+    """The keyring cannot be read, or a key cannot be revoked."""
+
+
+def publish_key(
+    settings: Settings,
+    key: SigningKey,
+    *,
+    principal: str,
+    tenant_id: str | None,
+    agent_id: str | None = None,
+    expires_at: datetime | None = None,
+    published_by: str = "agentlog-cli",
+) -> Delivery:
+    """Put the public half of ``key`` on the keyring (for ``tenant_id``; None: a platform key)."""
+    ensure_topics(settings, (KEYRING,))
+    event = ev.SigningKeyPublished(
+        meta=ev.Meta(
+            tenant_id=tenant_id if tenant_id is not None else PLATFORM_TENANT,
+            root_id=key.key_id,
+            producer=settings.producer_name,
+        ),
+        key_id=key.key_id,
+        public_key=key.public_raw,
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        principal=principal,
+        expires_at=expires_at,
+        published_by=published_by,
+    )
+    with Producer(settings) as producer:
+        return producer.publish(event)
+
+
+def revoke_key(settings: Settings, key_id: str, *, reason: str, revoked_by: str = "agentlog-cli") -> Delivery:
+    """Take ``key_id`` off the keyring for good; raises :class:`KeyringError` when the keyring lacks it."""
+    entry = read_keyring(settings).keys.get(key_id)
+    if entry is None:
+        raise KeyringError(f"key {key_id} is not on the keyring (`agentlog keys list` shows the keys)")
+    event = ev.SigningKeyRevoked(
+        meta=ev.Meta(
+            tenant_id=entry.tenant_id if entry.tenant_id is not None else PLATFORM_TENANT,
+            root_id=key_id,
+            producer=settings.producer_name,
+        ),
+        key_id=key_id,
+        reason=reason,
+        revoked_by=revoked_by,
+    )
+    with Producer(settings) as producer:
+        return producer.publish(event)
+
+
+def read_keyring(settings: Settings) -> Keyring:
+    """The keyring as it stands (read to its end)."""
+    keyring = Keyring()
+    serde = Serde.from_settings(settings)
+    topic = settings.topic_prefix + KEYRING.name
+    ensure_topics(settings, (KEYRING,))
+    try:
+        with PartitionReader(settings) as reader:
+            reader.assign((topic, p, BEGINNING) for p in range(KEYRING.partitions))
+            for record in reader.read_to_end():
+                keyring.apply(record, serde)
+    except PartitionReadError as e:
+        raise KeyringError(f"cannot read the keyring: {e}") from e
+    return keyring
+
+
+def entries(keyring: Keyring) -> list[KeyEntry]:
+    """The keyring's keys, by tenant (platform keys first) and key id."""
+    return sorted(keyring.keys.values(), key=lambda k: (k.tenant_id or "", k.key_id))
