@@ -9,7 +9,16 @@
 modules behind it are internals of this package.
 """
 
-from agentlog.projections.audit_chain import GENESIS, ROW_HASH_SQL, ChainedRecord, PartitionChain, chained, link
+from agentlog.projections.audit_chain import (
+    CHAIN_VERSION,
+    GENESIS,
+    ROW_HASH_SQL,
+    ChainedRecord,
+    PartitionChain,
+    chained,
+    link,
+    signature_of,
+)
 from agentlog.projections.batch import Batch, build_batch
 from agentlog.projections.batch import PartitionState as ProjectedPartition
 from agentlog.projections.checksums import table_checksums
@@ -28,6 +37,7 @@ from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 
 __all__ = [
+    "CHAIN_VERSION",
     "DEFAULT_SCHEMA",
     "GENESIS",
     "ROW_HASH_SQL",
@@ -48,6 +58,7 @@ __all__ = [
     "migrate",
     "projected_offsets",
     "require_tables",
+    "signature_of",
     "table_checksums",
     "tenant_schema",
 ]

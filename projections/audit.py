@@ -14,6 +14,7 @@ from agentlog.events import event_type
 from agentlog.projections.audit_chain import ChainBreak, ChainedRecord, verify
 from agentlog.projections.db import Conn
 from agentlog.records import Record
+from agentlog.signing import SIGNATURE_HEADER
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,10 @@ def chained_records(conn: Conn) -> Iterator[ChainedRecord]:
     with conn.transaction(), conn.cursor(name="audit_chain_scan") as cur:
         cur.itersize = 5000
         cur.execute(
-            'SELECT topic, partition, "offset", timestamp_ms, key, raw_value, prev_hash, hash FROM audit_log'
-            ' ORDER BY topic, partition, "offset"'
+            'SELECT topic, partition, "offset", timestamp_ms, key, raw_value, prev_hash, hash, chain_version,'
+            ' signature FROM audit_log ORDER BY topic, partition, "offset"'
         )
-        for topic, partition, offset, timestamp_ms, key, value, prev_hash, chain_hash in cur:
+        for topic, partition, offset, timestamp_ms, key, value, prev_hash, chain_hash, version, signature in cur:
             record = Record(
                 topic,
                 partition,
@@ -102,8 +103,9 @@ def chained_records(conn: Conn) -> Iterator[ChainedRecord]:
                 timestamp_ms,
                 bytes(key) if key is not None else None,
                 bytes(value) if value is not None else None,
+                [(SIGNATURE_HEADER, signature)] if signature is not None else None,
             )
-            yield ChainedRecord(record, bytes(prev_hash), bytes(chain_hash))
+            yield ChainedRecord(record, bytes(prev_hash), bytes(chain_hash), version)
 
 
 def verify_stored_chains(conn: Conn) -> list[ChainBreak]:

@@ -43,6 +43,8 @@ AUDIT_COLUMNS = (
     "occurred_at",
     "prev_hash",
     "hash",
+    "chain_version",
+    "signature",
 )
 TopicPartition = tuple[str, int]
 
@@ -102,11 +104,15 @@ def build_batch(
         chain = chains.get(where)
         if chain is None:
             chain = chains[where] = audit_chain.PartitionChain(*where)
-        chain_hash = chain.link(state.chain_head, record.offset, record.timestamp_ms, record.key, record.value)
+        signature = audit_chain.signature_of(record.headers)
+        chain_hash = chain.link(
+            state.chain_head, record.offset, record.timestamp_ms, record.key, record.value, signature
+        )
         if record.topic not in specs:
             specs[record.topic] = by_name(record.topic, prefix)
         spec = specs[record.topic]
-        batch.audit_rows.append(_audit_row(batch, record, spec, serde, accepted, state.chain_head, chain_hash))
+        row = _audit_row(batch, record, spec, serde, accepted, state.chain_head, chain_hash)
+        batch.audit_rows.append((*row, audit_chain.CHAIN_VERSION, signature))
         batch.end[where] = PartitionState(record.offset + 1, chain_hash)
     return batch
 

@@ -255,6 +255,8 @@ AUDIT_TYPES = [
     "timestamptz",
     "bytea",
     "bytea",
+    "int2",
+    "text",
 ]
 AGENT_EVENT_TYPES = [
     "text",

@@ -3,8 +3,9 @@
 Checks, each reported with the line it concerns:
 
 1. the file's SHA-256 is the one in the manifest (nothing was changed, added or removed);
-2. every line's ``hash`` is the chain link of its ``prev_hash`` and its exact key and
-   value bytes, topic, partition, offset and timestamp (the record is what Kafka held);
+2. every line's ``hash`` is the chain link (of the line's ``chain_version``) of its
+   ``prev_hash`` and its exact key and value bytes, topic, partition, offset, timestamp
+   and signature (the record is what Kafka held, signed as it was);
 3. every line's decoded ``event`` and ``record`` are what its value bytes decode to;
 4. the counts per record type and the first and last positions are the manifest's;
 5. for a complete export (nothing filtered), every partition's chain is unbroken: each
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlog.errors import DecodeError
-from agentlog.projections import GENESIS, link
+from agentlog.projections import GENESIS, link, signature_of
 from agentlog.records import at
 from agentlog.replay.errors import ExportFormatError
 from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, headers_from_json, manifest_path
@@ -68,7 +69,7 @@ def read_lines(path: Path, encoding: str) -> Iterator[tuple[int, ExportLine]]:
         if encoding == "csv":
             rows = csv.reader(handle)
             header = next(rows, None)
-            if header is None or tuple(header) not in (CSV_COLUMNS, CSV_COLUMNS[:-1]):
+            if header is None or tuple(header) not in (CSV_COLUMNS, CSV_COLUMNS[:-1], CSV_COLUMNS[:-2]):
                 raise ExportFormatError(str(path), f"expected the CSV header {','.join(CSV_COLUMNS)}", 1)
             columns = tuple(header)
             for number, row in enumerate(rows, start=2):
@@ -100,6 +101,7 @@ def _from_json(obj: dict[str, Any]) -> ExportLine:
         bytes.fromhex(obj["prev_hash"]),
         bytes.fromhex(obj["hash"]),
         headers_from_json(obj.get("headers")),
+        int(obj.get("chain_version", 1)),
     )
 
 
@@ -120,6 +122,7 @@ def _from_row(row: list[str], columns: tuple[str, ...]) -> ExportLine:
         bytes.fromhex(cells["prev_hash"]),
         bytes.fromhex(cells["hash"]),
         headers_from_json(json.loads(cells["headers_json"])) if cells.get("headers_json") else None,
+        int(cells.get("chain_version") or 1),
     )
 
 
@@ -148,7 +151,15 @@ def check_export(path: Path, serde: Serde | None = None) -> list[Problem]:
     for number, line in read_lines(path, str(manifest.get("encoding", "jsonl"))):
         where = at(line.topic, line.partition, line.offset)
         expected = link(
-            line.prev_hash, line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value
+            line.prev_hash,
+            line.topic,
+            line.partition,
+            line.offset,
+            line.timestamp_ms,
+            line.key,
+            line.value,
+            signature_of(line.headers),
+            line.chain_version,
         )
         if expected != line.hash:
             problems.append(Problem(number, f"{where}: hash does not match the record's bytes and prev_hash"))

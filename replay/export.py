@@ -58,8 +58,10 @@ CSV_COLUMNS = (
     "prev_hash",
     "hash",
     "headers_json",
+    "chain_version",
 )
-"""The CSV columns; files written before ``headers_json`` was added (one column fewer) are read too."""
+"""The CSV columns; files written before ``headers_json`` or ``chain_version`` were added (without the last
+columns) are read too."""
 
 
 class ExportFormat(StrEnum):
@@ -91,6 +93,8 @@ class ExportLine:
     hash: bytes
     headers: Headers | None = None
     """The record's headers (values as UTF-8 text): the gate's decision points among them."""
+    chain_version: int = 1
+    """The link version of ``hash`` (:mod:`agentlog.projections.audit_chain`; files without it: version 1)."""
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object of one line (key order fixed)."""
@@ -107,6 +111,7 @@ class ExportLine:
             "prev_hash": self.prev_hash.hex(),
             "hash": self.hash.hex(),
             "headers": headers_as_json(self.headers),
+            "chain_version": self.chain_version,
         }
 
     def as_row(self) -> list[Any]:
@@ -125,6 +130,7 @@ class ExportLine:
             self.prev_hash.hex(),
             self.hash.hex(),
             _compact(headers_as_json(self.headers)) if self.headers else "",
+            self.chain_version,
         ]
 
 
@@ -376,6 +382,7 @@ def _decode(serde: Serde, item: ChainedRecord) -> ExportLine:
         item.prev_hash,
         item.hash,
         record.headers,
+        item.version,
     )
 
 

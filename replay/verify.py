@@ -37,6 +37,7 @@ from typing import Any
 from psycopg import sql
 
 from agentlog.projections import (
+    CHAIN_VERSION,
     DEFAULT_SCHEMA,
     GENESIS,
     ROW_HASH_SQL,
@@ -46,6 +47,7 @@ from agentlog.projections import (
     connect,
     projected_offsets,
     require_tables,
+    signature_of,
 )
 from agentlog.projections import ProjectedPartition as ProjectedState
 from agentlog.records import Record, at
@@ -55,9 +57,9 @@ from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import CATALOGUE, by_name
 
-CHAINED_COLUMNS = ("timestamp_ms", "key", "raw_value", "prev_hash", "hash")
+CHAINED_COLUMNS = ("timestamp_ms", "key", "raw_value", "signature", "chain_version", "prev_hash", "hash")
 DEEP_COLUMNS = ("record_name", "value", "error", "root_id", "event_id", "occurred_at")
-_FULL_COLUMNS = '"offset", timestamp_ms, key, raw_value, prev_hash, hash'
+_FULL_COLUMNS = '"offset", timestamp_ms, key, raw_value, prev_hash, hash, chain_version, signature'
 _DEEP_SELECT = ", record_name, value::text, error, root_id, event_id, occurred_at"
 
 
@@ -127,7 +129,30 @@ class _Row:
     raw_value: bytes | None
     prev_hash: bytes
     hash: bytes
+    version: int = CHAIN_VERSION
+    signature: str | None = None
     deep: tuple[Any, ...] = ()
+
+    @classmethod
+    def of(cls, columns: tuple[Any, ...], deep: tuple[Any, ...] = ()) -> _Row:
+        """A row from the :data:`_FULL_COLUMNS` (in order)."""
+        offset, timestamp_ms, key, value, prev_hash, row_hash, version, signature = columns[:8]
+        return cls(
+            offset,
+            timestamp_ms,
+            _bytes(key),
+            _bytes(value),
+            bytes(prev_hash),
+            bytes(row_hash),
+            version,
+            signature,
+            deep,
+        )
+
+    def link(self, chain: PartitionChain, prev_hash: bytes, offset: int | None = None) -> bytes:
+        """The hash this row's own columns give, chained to ``prev_hash`` (at ``offset``: another position)."""
+        where = self.offset if offset is None else offset
+        return chain.link(prev_hash, where, self.timestamp_ms, self.key, self.raw_value, self.signature, self.version)
 
 
 def _content(timestamp_ms: int, key: bytes | None, value: bytes | None) -> tuple[bytes | None, bytes | None]:
@@ -155,6 +180,8 @@ class _PartitionCheck:
         self.chain = PartitionChain(topic, partition)
         self.report = VerifyReport(partitions=1)
         self.prev = GENESIS
+        self.version = 1
+        """The link version of the row before (a row may not use an older one); missing rows are taken at it."""
         # Only for rows that disagree: who holds what, to tell a swap or a move from an alteration.
         self.kafka_at: dict[tuple[bytes | None, bytes | None], int] = {}
         self.wrong_rows: list[tuple[_Row, Difference]] = []
@@ -171,10 +198,17 @@ class _PartitionCheck:
             (self.topic, self.partition, offset),
         ).fetchone()
         assert row is not None  # it was just read by the cursor, in the same transaction
-        return _Row(row[0], row[1], _bytes(row[2]), _bytes(row[3]), bytes(row[4]), bytes(row[5]))
+        return _Row.of(row)
+
+    def truth(self, record: Record, version: int) -> bytes:
+        """The hash ``record`` has in the chain, by link ``version``."""
+        signature = signature_of(record.headers) if version >= 2 else None
+        return self.chain.link(
+            self.prev, record.offset, record.timestamp_ms, record.key, record.value, signature, version
+        )
 
     def kafka_only(self, record: Record) -> None:
-        self.prev = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
+        self.prev = self.truth(record, self.version)
         if self.next_offset is None or record.offset >= self.next_offset:
             where = f"{self.topic}[{self.partition}]"
             self.report.lag[where] = self.report.lag.get(where, 0) + 1
@@ -183,33 +217,37 @@ class _PartitionCheck:
         self.report.differences.append(self.diff("missing", record.offset, "no audit row for this Kafka record"))
 
     def row_only(self, row: _Row) -> None:
-        if self.compacted and row.prev_hash == self.prev:
-            own = self.chain.link(row.prev_hash, row.offset, row.timestamp_ms, row.key, row.raw_value)
-            if own == row.hash:
-                self.prev = row.hash  # a record compaction removed; the chain went through it
-                self.report.compacted += 1
-                return
+        chains_on = row.prev_hash == self.prev and row.version >= self.version
+        if self.compacted and chains_on and row.link(self.chain, row.prev_hash) == row.hash:
+            self.prev = row.hash  # a record compaction removed; the chain went through it
+            self.version = row.version
+            self.report.compacted += 1
+            return
         difference = self.diff("extra", row.offset, "audit row for an offset Kafka does not hold")
         self.wrong_rows.append((row, difference))
 
     def both(self, record: Record, row: _Row, deep_expected: tuple[Any, ...] | None) -> None:
-        truth = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
-        expected = (record.timestamp_ms, record.key, record.value, self.prev, truth)
-        actual = (row.timestamp_ms, row.key, row.raw_value, row.prev_hash, row.hash)
+        version = max(row.version, self.version)  # a row rewritten as an older version is altered
+        truth = self.truth(record, version)
+        signature = signature_of(record.headers) if version >= 2 else None
+        expected = (record.timestamp_ms, record.key, record.value, signature, version, self.prev, truth)
+        actual = (row.timestamp_ms, row.key, row.raw_value, row.signature, row.version, row.prev_hash, row.hash)
         columns = tuple(name for name, a, b in zip(CHAINED_COLUMNS, actual, expected, strict=True) if a != b)
         if deep_expected is not None:
             columns += tuple(n for n, a, b in zip(DEEP_COLUMNS, row.deep, deep_expected, strict=True) if a != b)
-        self.prev = truth
+        self.prev, self.version = truth, version
         if columns:
             self.kafka_at[_content(record.timestamp_ms, record.key, record.value)] = record.offset
             detail = "differs from the Kafka record in " + ", ".join(columns)
             self.wrong_rows.append((row, self.diff("altered", row.offset, detail, columns)))
 
-    def both_by_hash(self, record: Record, offset: int, prev_hash: bytes, row_hash: bytes, server_hash: bytes) -> None:
+    def both_by_hash(
+        self, record: Record, offset: int, prev_hash: bytes, row_hash: bytes, server_hash: bytes, version: int
+    ) -> None:
         """The fast path: equal hashes prove an intact row; otherwise read the row and compare column by column."""
-        truth = self.chain.link(self.prev, record.offset, record.timestamp_ms, record.key, record.value)
-        if prev_hash == self.prev and row_hash == truth and server_hash == truth:
-            self.prev = truth
+        truth = self.truth(record, version) if version >= self.version else None
+        if truth is not None and prev_hash == self.prev and row_hash == truth and server_hash == truth:
+            self.prev, self.version = truth, version
             return
         self.both(record, self.full_row(offset), None)
 
@@ -219,7 +257,7 @@ class _PartitionCheck:
             source = self.kafka_at.get(_content(row.timestamp_ms, row.key, row.raw_value))
             if source is not None and source != row.offset:
                 detail = f"holds the record of offset {source} (rows swapped or moved)"
-                if row.hash != self.chain.link(row.prev_hash, source, row.timestamp_ms, row.key, row.raw_value):
+                if row.hash != row.link(self.chain, row.prev_hash, source):
                     detail += "; its hashes do not chain"
                 self.report.differences.append(self.diff("reordered", row.offset, detail, difference.columns))
             else:
@@ -238,7 +276,7 @@ def _deep_expected(serde: Serde, prefix: str, record: Record) -> tuple[Any, ...]
     raw = record
     state = {(record.topic, record.partition): ProjectedState(record.offset, GENESIS)}
     row = build_batch([raw], state, serde, prefix).audit_rows[0]
-    _, _, _, _, _, _, name, text, _, error, _, root_id, event_id, occurred_at, _, _ = row
+    _, _, _, _, _, _, name, text, _, error, _, root_id, event_id, occurred_at, *_ = row
     return (name, json.loads(text) if text is not None else None, error, root_id, event_id, occurred_at)
 
 
@@ -282,7 +320,7 @@ class _Verifier:
             yield from cur
 
     def _walk_hashes(self, conn: Conn, check: _PartitionCheck, records: Iterator[Record]) -> None:
-        rows = self._cursor_rows(conn, check, '"offset", prev_hash, hash, ' + ROW_HASH_SQL)
+        rows = self._cursor_rows(conn, check, '"offset", prev_hash, hash, ' + ROW_HASH_SQL + ", chain_version")
         record, row = next(records, None), next(rows, None)
         done = 0
         while record is not None or row is not None:
@@ -296,7 +334,7 @@ class _Verifier:
                 check.report.rows += 1
                 row = next(rows, None)
             else:
-                check.both_by_hash(record, row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]))
+                check.both_by_hash(record, row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]), row[4])
                 check.report.records += 1
                 check.report.rows += 1
                 record, row = next(records, None), next(rows, None)
@@ -308,15 +346,7 @@ class _Verifier:
 
     def _walk_full(self, conn: Conn, check: _PartitionCheck, records: Iterator[Record]) -> None:
         rows = (
-            _Row(
-                r[0],
-                r[1],
-                _bytes(r[2]),
-                _bytes(r[3]),
-                bytes(r[4]),
-                bytes(r[5]),
-                (r[6], json.loads(r[7]) if r[7] is not None else None, *r[8:]),
-            )
+            _Row.of(r, (r[8], json.loads(r[9]) if r[9] is not None else None, *r[10:]))
             for r in self._cursor_rows(conn, check, _FULL_COLUMNS + _DEEP_SELECT)
         )
         record, row = next(records, None), next(rows, None)

@@ -16,7 +16,7 @@ from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import _POLICY, GATE_CHANGELOG, changelog_topic, restore_partitions
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics, tree_partition_count
-from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, DLQ, MESSAGES, MISSIONS, POLICY_CONFIG
+from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, DLQ, KEYRING, MESSAGES, MISSIONS, POLICY_CONFIG
 
 from ..support import Stack, agentlog_env, stack_settings
 
@@ -59,8 +59,9 @@ def test_the_count_is_chosen_when_the_topics_are_created_and_never_changed(fresh
     created = _topics_create(fresh)
     assert created.returncode == 0, created.stderr
     counts = _counts(fresh)
-    assert counts[POLICY_CONFIG.name] == 1 and counts[DLQ.name] == 3
-    assert {n for s, n in counts.items() if s not in (POLICY_CONFIG.name, DLQ.name)} == {DEFAULT_TREE_PARTITIONS}
+    assert counts[POLICY_CONFIG.name] == counts[KEYRING.name] == 1 and counts[DLQ.name] == 3
+    fixed = (POLICY_CONFIG.name, KEYRING.name, DLQ.name)
+    assert {n for s, n in counts.items() if s not in fixed} == {DEFAULT_TREE_PARTITIONS}
     refused = _topics_create(fresh, 24)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert f"mismatch   {fresh.topic_prefix}{MISSIONS.name}  (has 12 partitions, AGENTLOG_TREE_PARTITIONS says 24)" in (

@@ -49,16 +49,31 @@ def test_link_chains_records_of_a_partition() -> None:
         prev = chained
 
 
+SIGNATURES = [None, "", "v1;ed25519:00;0/1;sig;", "\u00e9\U0001f600;x"]
+
+
 def test_the_database_computes_the_same_hash_as_python(stack: Stack) -> None:
-    """ROW_HASH_SQL over a row's columns equals the Python link for the edge cases and 300 random records."""
+    """ROW_HASH_SQL over a row's columns equals the Python link, by both link versions, for the edge cases and
+    300 random records, signed or not."""
     query = (
         "SELECT " + ROW_HASH_SQL + " FROM (SELECT %s::bytea AS prev_hash, %s::text AS topic, %s::int AS partition,"
-        ' %s::bigint AS "offset", %s::bigint AS timestamp_ms, %s::bytea AS key, %s::bytea AS raw_value) AS r'
+        ' %s::bigint AS "offset", %s::bigint AS timestamp_ms, %s::bytea AS key, %s::bytea AS raw_value,'
+        " %s::smallint AS chain_version, %s::text AS signature) AS r"
     )
     rng = random.Random(7)
     with psycopg.connect(stack.database_url) as conn:
         for topic, partition, offset, timestamp, key, value in CASES + _random_records(300):
             prev = rng.randbytes(32)
-            row = conn.execute(query, (prev, topic, partition, offset, timestamp, key, value)).fetchone()
+            version, signature = rng.choice([1, 2]), rng.choice(SIGNATURES)
+            fields = (topic, partition, offset, timestamp, key, value)
+            row = conn.execute(query, (prev, *fields, version, signature)).fetchone()
             assert row is not None
-            assert bytes(row[0]) == link(prev, topic, partition, offset, timestamp, key, value), (topic, offset)
+            in_v1 = None if version == 1 else signature  # version 1 does not cover the signature
+            assert bytes(row[0]) == link(prev, *fields, in_v1, version), (topic, offset, version)
+
+
+def test_version_2_covers_the_signature_and_differs_from_version_1() -> None:
+    fields = ("t", 0, 5, 1_000, b"k", b"v")
+    hashes = {link(GENESIS, *fields, s, 2) for s in SIGNATURES} | {link(GENESIS, *fields, None, 1)}
+    assert len(hashes) == len(SIGNATURES) + 1
+    assert link(GENESIS, *fields, "ignored", 1) == link(GENESIS, *fields, None, 1)

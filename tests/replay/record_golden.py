@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from agentlog.keyring import KeyringHistory
 from agentlog.replay.decisions import DecisionReplay
 from agentlog.replay.export import export
 from agentlog.replay.log_source import ExportLog
@@ -40,7 +41,7 @@ def record(name: str, script: Script, base: Settings) -> Path:
     history = PolicyHistory("default")
     log = ExportLog(path)
     history.add_records(log.policy_records(), Serde())
-    report = DecisionReplay(log, history).run()
+    report = DecisionReplay(log, history, keyring=KeyringHistory(log.keyring_records(), Serde())).run()
     kinds = Counter(
         f"{n.rsplit('.', 1)[-1]}" for n, c in manifest.counts.items() for _ in range(c) if ".decision." in n
     )

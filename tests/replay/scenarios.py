@@ -11,25 +11,31 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentlog import events as ev
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import Policy, load_default_policy, to_event
 from agentlog.producer import Producer
+from agentlog.records import Headers
 from agentlog.settings import Settings
+from agentlog.signing import SIGNATURE_HEADER, SigningKey, sign_batch
 
 NS = uuid.UUID("1f0a6f2e-7c41-5d0e-9b7a-3a9e5c0d2b11")
 
 
 @dataclass
 class Step:
-    """Events to publish, a policy to publish, or a pause."""
+    """Events to publish (signed with ``signer``, or with ``headers`` as given), a policy to publish, or a pause."""
 
     events: list[ev.Event] = field(default_factory=list)
     policy: Policy | None = None
     pause_s: float = 0.0
+    signer: SigningKey | None = None
+    headers: Headers | None = None
+    made: Callable[[], list[ev.Event]] | None = None
+    """Events made when the step is played (they depend on the time), published unsigned."""
 
 
 class Script:
@@ -40,6 +46,8 @@ class Script:
         self.tenant = tenant
         self.steps: list[Step] = []
         self._n = 0
+        self.signer: SigningKey | None = None
+        """The key the next events are signed with (None: unsigned)."""
 
     def _id(self) -> uuid.UUID:
         self._n += 1
@@ -49,7 +57,7 @@ class Script:
         return ev.Meta(event_id=self._id(), tenant_id=tenant or self.tenant, root_id=root, producer="golden")
 
     def publish(self, *events: ev.Event) -> None:
-        self.steps.append(Step(events=list(events)))
+        self.steps.append(Step(events=list(events), signer=self.signer))
 
     def root(self, root: str, tokens: int, spawns: int, config: str = "orchestrator", **kw: Any) -> str:
         self.publish(
@@ -238,11 +246,90 @@ def tenants() -> Script:
     return s
 
 
+def _in(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _key_published(
+    s: Script, key: SigningKey, principal: str, tenant: str | None, event_id: uuid.UUID | None = None, **kw: Any
+) -> ev.Event:
+    return ev.SigningKeyPublished(
+        meta=ev.Meta(event_id=event_id or s._id(), tenant_id=tenant or "*", root_id=key.key_id, producer="golden"),
+        key_id=key.key_id,
+        public_key=key.public_raw,
+        tenant_id=tenant,
+        principal=principal,
+        published_by="golden",
+        **kw,
+    )
+
+
+def signatures() -> Script:
+    """Signed input under a policy that requires it: every identity denial, an agent-scoped key, an operator's
+    platform key, a revocation and an expiry (keys are generated when the scenario is built)."""
+    s = Script("signatures")
+    acme, evil, ops, stale, unpublished = (SigningKey.generate() for _ in range(5))
+    expiring = SigningKey.generate()
+    r = "golden-signed"
+    w = child_agent_id(uuid.uuid5(NS, "signatures/worker"))
+    worker = SigningKey.generate()
+    s.policy(policy_version(1, require_signatures=True, operators=["ops"]))
+    s.publish(
+        _key_published(s, acme, "acme-runtime", "acme"),
+        _key_published(s, worker, "worker-runtime", "acme", agent_id=w),
+        _key_published(s, evil, "evil-runtime", "evil"),
+        _key_published(s, ops, "ops", None),
+        _key_published(s, stale, "acme-old", "acme"),
+    )
+    expiry = s._id()  # the expiring key is published when played: it expires 12 s later
+    s.steps.append(Step(made=lambda: [_key_published(s, expiring, "acme-batch", "acme", expiry, expires_at=_in(12.0))]))
+    s.pause(3.0)
+    s.signer = acme
+    s.root(r, 100_000, 10)
+    s.spawn(r, r, "researcher", 20_000, 3, request_id=uuid.uuid5(NS, "signatures/worker"))
+    s.signer = None
+    s.spawn(r, r, "researcher", 1_000)  # UNSIGNED
+    forged = s.meta(r)
+    other = ev.TokensConsumed(meta=forged, agent_id=w, tokens=1)
+    (signature,) = sign_batch(acme, [("x", b"y", b"other bytes")])
+    s.steps.append(Step(events=[other], headers=[(SIGNATURE_HEADER, signature.encode())]))  # BAD_SIGNATURE
+    s.signer = unpublished
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=1), r)  # UNKNOWN_KEY
+    s.signer = evil
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=r, result_summary="not yours"), r)  # SIGNER_NOT_AUTHORIZED
+    s.signer = worker
+    helper = s.spawn(r, w, "summarizer", 1_000)
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=500), r)
+    s.spawn(r, r, "researcher", 1_000)  # SIGNER_NOT_AUTHORIZED: the worker's key acts as the worker only
+    s.signer = ops
+    s.fact(lambda m: ev.TerminationRequested(meta=m, agent_id=helper, requested_by="ops", reason="stop"), r)
+    s.signer = expiring
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=10), r)  # before its expiry: charged
+    s.signer = None
+    s.publish(
+        ev.SigningKeyRevoked(
+            meta=ev.Meta(event_id=s._id(), tenant_id="acme", root_id=stale.key_id, producer="golden"),
+            key_id=stale.key_id,
+            reason="rotated",
+            revoked_by="golden",
+        )
+    )
+    s.pause(12.0)  # the gate reads the revocation; the expiring key expires
+    s.signer = stale
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=10), r)  # KEY_REVOKED
+    s.signer = expiring
+    s.fact(lambda m: ev.TokensConsumed(meta=m, agent_id=w, tokens=10), r)  # KEY_EXPIRED
+    s.signer = acme
+    s.fact(lambda m: ev.AgentCompleted(meta=m, agent_id=r, result_summary="done"), r)
+    return s
+
+
 SCENARIOS: dict[str, Callable[[], Script]] = {
     "denials": denials,
     "lifecycle": lifecycle,
     "forgetting": forgetting,
     "tenants": tenants,
+    "signatures": signatures,
 }
 
 
@@ -263,14 +350,26 @@ def play(settings: Settings, script: Script, settle: Callable[[int], None] | Non
     new version are taken under the old one (the gate applies the newest version it has read).
     """
     requests = 0
+    signing: dict[str, Producer] = {}
     with Producer(settings) as producer:
         for step in script.steps:
+            if step.made is not None:
+                producer.publish_many(step.made())
             if step.policy is not None:
                 if settle is not None:
                     settle(requests)
                 producer.publish(to_event(step.policy, published_by="golden"))
             if step.events:
-                producer.publish_many([_now(e) for e in step.events])
+                events = [_now(e) for e in step.events]
+                if step.signer is not None:
+                    key = step.signer.key_id
+                    signing.setdefault(key, Producer(settings, signing_key=step.signer)).publish_many(events)
+                elif step.headers is not None:
+                    for event in events:
+                        producer.send(event, headers=list(step.headers))
+                    producer.flush()
+                else:
+                    producer.publish_many(events)
                 requests += sum(isinstance(e, REQUESTS) for e in step.events)
             if step.pause_s:
                 producer.flush()
