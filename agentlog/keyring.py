@@ -54,7 +54,13 @@ class KeyEntry:
     """When set, the key acts only as this agent."""
     principal: str
     expires_at_ms: int | None
-    revoked: bool = False
+    revoked_at_ms: int | None = None
+    """The append time of the key's revocation (None: not revoked)."""
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the keyring revoked the key."""
+        return self.revoked_at_ms is not None
 
     def describe(self) -> str:
         """``ed25519:… (principal, tenant acme)`` for messages."""
@@ -113,7 +119,7 @@ class Keyring:
             if entry is None:
                 self._ignore(record, f"revokes {event.key_id}, which the keyring does not hold")
             elif not entry.revoked:
-                self.keys[event.key_id] = replace(entry, revoked=True)
+                self.keys[event.key_id] = replace(entry, revoked_at_ms=record.timestamp_ms)
                 log.info("key %s revoked by %s: %s", event.key_id, event.revoked_by, event.reason)
         else:
             self._ignore(record, f"{event.avro_name} does not belong on the keyring")
@@ -144,8 +150,13 @@ class Keyring:
         self.problems.append(f"{record}: {problem}")
         log.error("ignoring keyring record %s: %s", record, problem)
 
-    def attribute(self, record: Record) -> Attribution:
-        """Who signed ``record`` (its topic, key, value, signature header and append time)."""
+    def attribute(self, record: Record, *, audit: bool = False) -> Attribution:
+        """Who signed ``record`` (its topic, key, value, signature header and append time).
+
+        The gate asks whether the key is valid *now* (a revocation it has read counts). With
+        ``audit``, validity is judged at the record's append time (a key revoked later still
+        signed it), and a signature that does not verify is reported before a key's expiry.
+        """
         header = find_signature_header(record.headers)
         if header is None:
             return UNSIGNED
@@ -156,18 +167,26 @@ class Keyring:
         entry = self.keys.get(signature.key_id)
         if entry is None:
             return Attribution(reason=_R.UNKNOWN_KEY, detail=f"key {quote(signature.key_id)} is not on the keyring.")
-        if entry.revoked:
+        if audit:
+            return self._verified(entry, signature, record) or self._invalid(entry, record, audit) or Attribution(entry)
+        return self._invalid(entry, record, audit) or self._verified(entry, signature, record) or Attribution(entry)
+
+    def _invalid(self, entry: KeyEntry, record: Record, audit: bool) -> Attribution | None:
+        """Why ``entry`` no longer signs ``record``, or None."""
+        revoked_at = entry.revoked_at_ms
+        if revoked_at is not None and (not audit or record.timestamp_ms >= revoked_at):
             return Attribution(reason=_R.KEY_REVOKED, detail=f"key {entry.describe()} has been revoked.")
         if entry.expires_at_ms is not None and record.timestamp_ms >= entry.expires_at_ms:
             return Attribution(reason=_R.KEY_EXPIRED, detail=f"key {entry.describe()} had expired.")
-        root = root_from_path(
-            signature.index, signature.size, leaf_hash(record.topic, record.key, record.value), signature.path
-        )
-        if root is None or not self.verifier.verify(entry.public, signature, root):
-            return Attribution(
-                reason=_R.BAD_SIGNATURE, detail=f"its signature by key {entry.describe()} does not verify."
-            )
-        return Attribution(signer=entry)
+        return None
+
+    def _verified(self, entry: KeyEntry, signature: Signature, record: Record) -> Attribution | None:
+        """None when ``signature`` by ``entry`` covers ``record``; else the ``BAD_SIGNATURE`` attribution."""
+        leaf = leaf_hash(record.topic, record.key, record.value)
+        root = root_from_path(signature.index, signature.size, leaf, signature.path)
+        if root is not None and self.verifier.verify(entry.public, signature, root):
+            return None
+        return Attribution(reason=_R.BAD_SIGNATURE, detail=f"its signature by key {entry.describe()} does not verify.")
 
 
 def _content(entry: KeyEntry) -> tuple[object, ...]:

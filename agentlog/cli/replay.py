@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,10 @@ from agentlog.projections.db import DEFAULT_SCHEMA, check_schema_name
 from agentlog.projections.errors import DatabaseUnavailableError, NotMigratedError
 from agentlog.replay.errors import ExportFormatError, SelectionError
 from agentlog.settings import get_settings
+
+if TYPE_CHECKING:
+    from agentlog.replay.signatures import SignatureReport
+    from agentlog.replay.verify import VerifyReport
 
 app = typer.Typer(
     help="Audit replay: export, verify the audit table, rebuild the projections, re-run the decisions.",
@@ -108,48 +112,77 @@ def check_export_command(
 def verify_command(
     schema: Schema = DEFAULT_SCHEMA,
     deep: Annotated[bool, typer.Option("--deep", help="Also compare the decoded columns (slower).")] = False,
+    signatures: Annotated[
+        bool, typer.Option("--signatures", help="Also re-check every row's signature against the keyring.")
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Partitions checked at once.")] = 8,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference."""
+    """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference.
+
+    With --signatures, every signed row is also attributed to its key (exit 1 when one does not verify).
+    """
     from agentlog.replay.progress import Progress
+    from agentlog.replay.signatures import verify_signatures
     from agentlog.replay.verify import verify
 
+    signed: SignatureReport | None = None
     try:
         progress = Progress("verify", enabled=not quiet)
-        report = verify(kafka_settings(), _schema(schema), deep=deep, workers=workers, progress=progress)
+        settings, where = kafka_settings(), _schema(schema)
+        report = verify(settings, where, deep=deep, workers=workers, progress=progress)
+        if signatures:
+            signed = verify_signatures(settings, where)
     except (DatabaseUnavailableError, NotMigratedError) as e:
         fail(str(e))
     except AgentlogError as e:
         fail_for(e)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "clean": report.clean,
-                    "records": report.records,
-                    "rows": report.rows,
-                    "partitions": report.partitions,
-                    "lag": report.lag,
-                    "compacted": report.compacted,
-                    "differences": [d.as_json() for d in report.differences],
-                },
-                indent=2,
-            )
-        )
+        document = {
+            "clean": report.clean and (signed is None or signed.clean),
+            "records": report.records,
+            "rows": report.rows,
+            "partitions": report.partitions,
+            "lag": report.lag,
+            "compacted": report.compacted,
+            "differences": [d.as_json() for d in report.differences],
+        }
+        if signed is not None:
+            document["signatures"] = signed.as_json()
+        print(json.dumps(document, indent=2))
     else:
-        for difference in report.differences:
-            print(difference)
-        print(f"{report.records:,} Kafka records, {report.rows:,} audit rows in {report.partitions} partitions")
-        if report.compacted:
-            print(f"{report.compacted} rows of policy records removed by compaction (their chain checks out)")
-        for where, n in sorted(report.lag.items()):
-            print(f"not projected yet: {n} records of {where}")
+        _print_verify(report, signed)
     if not report.clean:
         fail(f"{len(report.differences)} audit rows differ from Kafka", EXIT_FAILURE)
+    if signed is not None and not signed.clean:
+        fail(f"{len(signed.invalid)} audit rows carry a signature that no key on the keyring made", EXIT_FAILURE)
     if not as_json:
-        print("every audit row matches Kafka and every chain verifies")
+        print("every audit row matches Kafka and every chain verifies" + (", every signature too" if signed else ""))
+
+
+def _print_verify(report: VerifyReport, signed: SignatureReport | None) -> None:
+    for difference in report.differences:
+        print(difference)
+    print(f"{report.records:,} Kafka records, {report.rows:,} audit rows in {report.partitions} partitions")
+    if report.compacted:
+        print(f"{report.compacted} rows of policy records removed by compaction (their chain checks out)")
+    for where, n in sorted(report.lag.items()):
+        print(f"not projected yet: {n} records of {where}")
+    if signed is None:
+        return
+    for invalid in signed.invalid:
+        print(invalid)
+    for refused in signed.refused:
+        print(f"refused   {str(refused).removeprefix('invalid   ')} (the gate denied it for this)")
+    for key, n in sorted(signed.attributed.items()):
+        print(f"signed by {key}: {n:,} rows")
+    for key, n in sorted(signed.late.items()):
+        print(f"signed by {key} after it was revoked or expired (denied by the gate): {n:,} rows")
+    for topic, n in sorted(signed.unsigned.items()):
+        print(f"unsigned: {n:,} rows of {topic}")
+    for problem in signed.keyring_problems:
+        print(f"keyring record ignored: {problem}")
 
 
 @app.command("rebuild")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from agentlog import events as ev
 from agentlog.client import AgentlogClient
@@ -15,10 +18,14 @@ from agentlog.keyring import KEYRING_HEADER
 from agentlog.keyring_admin import publish_key, read_keyring, revoke_key
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
+from agentlog.projections import drop_schema
+from agentlog.projections.migrate import migrate
+from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.replay import read_topic
 from agentlog.replay.runs import decisions_report
+from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.signing import SIGNATURE_HEADER, SigningKey
+from agentlog.signing import SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topics import POLICY_DECISIONS, SPAWN_REQUESTS
 from tests.support import agentlog_env
 
@@ -74,6 +81,8 @@ def test_signed_requests_pass_unsigned_and_revoked_do_not_and_replay_agrees(
             as_root = child_runtime.spawn(root, root, "researcher", "not mine", 1_000)
             assert isinstance(as_root, ev.SpawnDenied) and as_root.reason is _R.SIGNER_NOT_AUTHORIZED
 
+        acme_key = SigningKey.load(tmp_path / "acme.pem")
+        forged = _forged(acme, root, child.child_agent_id, acme_key)  # the gate refuses it: BAD_SIGNATURE
         key_id = SigningKey.load(tmp_path / "acme.pem").key_id
         revoke_key(settings, key_id, reason="rotated")
         assert read_keyring(settings).keys[key_id].revoked
@@ -93,6 +102,54 @@ def test_signed_requests_pass_unsigned_and_revoked_do_not_and_replay_agrees(
     report = decisions_report(settings)
     assert report.clean, [o.as_json() for o in report.outcomes]
     assert report.reproduced == len(decisions)
+    refusals = [d for d in map(Serde().decode, (r.value or b"" for r in decisions)) if d.meta.causation_id == forged]
+    assert [getattr(d, "reason", None) for d in refusals] == [_R.BAD_SIGNATURE]
+
+    _check_the_audit(settings, root, child.child_agent_id)
+
+
+def _check_the_audit(settings: Settings, root: str, child_id: str) -> None:
+    """Every signed row attributed to its key, the refused forgery named, the chain covering signatures."""
+    schema = f"t_{settings.topic_prefix.strip('.').lower()}"
+    migrate(settings, schema)
+    try:
+        Projector(settings, ProjectorOptions(schema=schema, group_id=f"p-{schema}", idle_exit_s=2.0)).run()
+        verified = _verify(settings, schema)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "acme-runtime, tenant acme): " in verified.stdout and "child-runtime" in verified.stdout
+        assert "refused" in verified.stdout and "unsigned: " in verified.stdout
+        assert "every signature too" in verified.stdout
+        with AgentlogClient("acme", settings, timeout=5) as late:
+            _forged(late, root, child_id, SigningKey.generate())  # no gate decides it: no key can be held to it
+        Projector(settings, ProjectorOptions(schema=schema, group_id=f"p-{schema}", idle_exit_s=2.0)).run()
+        caught = _verify(settings, schema)
+        assert caught.returncode == 1 and "invalid " in caught.stdout and "UNKNOWN_KEY" in caught.stdout
+        with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("UPDATE {}.audit_log SET signature = NULL WHERE signature IS NOT NULL AND topic = %s").format(
+                    sql.Identifier(schema)
+                ),
+                (settings.topic_prefix + SPAWN_REQUESTS.name,),
+            )
+        stripped = _verify(settings, schema)
+        assert stripped.returncode == 1 and "differs from the Kafka record in signature" in stripped.stdout
+    finally:
+        with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+            drop_schema(conn, schema)
+
+
+def _forged(client: AgentlogClient, root: str, agent: str, key: SigningKey) -> uuid.UUID:
+    """A usage report sent with a signature by ``key`` over other bytes; returns its event id."""
+    event = ev.TokensConsumed(meta=client.meta(root), agent_id=agent, tokens=1)
+    (signature,) = sign_batch(key, [("elsewhere", None, b"other bytes")])
+    with Producer(client.settings, signing_key=None) as producer:
+        producer.send(event, headers=[(SIGNATURE_HEADER, signature.encode())])
+    return event.meta.event_id
+
+
+def _verify(settings: Settings, schema: str) -> subprocess.CompletedProcess[str]:
+    command = ["agentlog", "replay", "verify", "--signatures", "--quiet", "--schema", schema]
+    return subprocess.run(command, check=False, env=agentlog_env(settings), capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.timeout(120)
