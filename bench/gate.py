@@ -41,6 +41,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
+from agentlog.keyring_admin import publish_key
 from agentlog.processors.gate_changelog import restore_partitions
 from agentlog.processors.gate_input import decode_input
 from agentlog.processors.input_merge import REQUESTS, InputRecord
@@ -49,9 +50,11 @@ from agentlog.processors.spawn_gate import decide
 from agentlog.processors.testing import wide_tree, wide_tree_policy
 from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer as EventProducer
+from agentlog.records import Headers
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
+from agentlog.signing import MAX_BATCH, SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topic_admin import ensure_topics, tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_KEYED, TopicSpec
 
@@ -66,10 +69,11 @@ RAW_GROUP = "raw-pass-through"
 # -- workload -----------------------------------------------------------------------------
 
 
-def bench_policy() -> ev.PolicyPublished:
+def bench_policy(require_signatures: bool = False) -> ev.PolicyPublished:
     """The default policy with caps high enough for 100,000 live trees."""
     document = load_default_policy().model_dump(mode="json")
     document["limits"].update(max_active_per_tenant=10_000_000, max_active_platform=10_000_000)
+    document["limits"]["require_signatures"] = require_signatures
     document["configs"] = [dict(c, max_spawn_grant=max(c["max_spawn_grant"], 4)) for c in document["configs"]]
     return to_event(parse_policy(document, "bench"), published_by="bench")
 
@@ -112,14 +116,37 @@ def encode(events: Sequence[ev.Event]) -> Encoded:
     return [(e.meta.root_id.encode(), serde.encode(e, SPAWN_REQUESTS.name)) for e in events]
 
 
-def produce(settings: Settings, records: Encoded) -> None:
+def signed_input(settings: Settings, records: Encoded) -> list[Headers]:
+    """Each record's signature header as its tenant's runtime would send it (batches of 128 per tenant, in order),
+    with the tenants' keys put on the round's keyring. Done before the clock starts."""
+    topic = settings.topic_prefix + SPAWN_REQUESTS.name
+    serde = Serde()
+    tenants = [serde.decode(value).meta.tenant_id for _, value in records]
+    keys: dict[str, SigningKey] = {}
+    by_tenant: dict[str, list[int]] = {}
+    for i, tenant in enumerate(tenants):
+        by_tenant.setdefault(tenant, []).append(i)
+    headers: list[Headers] = [[] for _ in records]
+    for tenant, indexes in by_tenant.items():
+        key = keys[tenant] = SigningKey.generate()
+        for start in range(0, len(indexes), MAX_BATCH):
+            chunk = indexes[start : start + MAX_BATCH]
+            signatures = sign_batch(key, [(topic, records[i][0], records[i][1]) for i in chunk])
+            for i, signature in zip(chunk, signatures, strict=True):
+                headers[i] = [(SIGNATURE_HEADER, signature.encode())]
+    for tenant, key in keys.items():
+        publish_key(settings, key, principal=f"{tenant}-runtime", tenant_id=tenant, published_by="bench")
+    return headers
+
+
+def produce(settings: Settings, records: Encoded, headers: list[Headers] | None = None) -> None:
     """Produce pre-encoded requests without a transaction (so the high watermark is the end)."""
     producer = Producer({**kafka_config.producer(settings), "linger.ms": 20})
     topic = settings.topic_prefix + SPAWN_REQUESTS.name
-    for key, value in records:
+    for i, (key, value) in enumerate(records):
         while True:
             try:
-                producer.produce(topic, value, key)
+                producer.produce(topic, value, key, headers=headers[i] if headers is not None else None)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -191,14 +218,16 @@ def passthrough_child(settings: Settings) -> None:
 Starter = Callable[[Settings], list[measure.Service]]
 
 
-def contenders(workers: int) -> list[tuple[str, str, Starter, int]]:
-    """(label, group suffix, starter, members) of the ceiling and the gate with 1 and N workers."""
-    rows: list[tuple[str, str, Starter, int]] = [
-        ("raw pass-through (consume → produce, tx)", RAW_GROUP, start_passthrough, 1),
-        ("spawn gate, 1 worker", GATE_GROUP, lambda s: start_gates(s, 1), 1),
+def contenders(workers: int) -> list[tuple[str, str, Starter, int, bool]]:
+    """(label, group suffix, starter, members, signed input) of the ceiling, the gate with 1 and N workers,
+    and one worker whose policy requires signatures, on signed input."""
+    rows: list[tuple[str, str, Starter, int, bool]] = [
+        ("raw pass-through (consume → produce, tx)", RAW_GROUP, start_passthrough, 1, False),
+        ("spawn gate, 1 worker", GATE_GROUP, lambda s: start_gates(s, 1), 1, False),
+        ("spawn gate, 1 worker, signed input verified", GATE_GROUP, lambda s: start_gates(s, 1), 1, True),
     ]
     if workers > 1:
-        rows.append((f"spawn gate, {workers} workers", GATE_GROUP, lambda s: start_gates(s, workers), workers))
+        rows.append((f"spawn gate, {workers} workers", GATE_GROUP, lambda s: start_gates(s, workers), workers, False))
     return rows
 
 
@@ -208,7 +237,12 @@ def input_partitions(settings: Settings, group_suffix: str) -> list[TopicPartiti
 
 
 def drain(
-    settings: Settings, group_suffix: str, services: list[measure.Service], members: int, records: Encoded
+    settings: Settings,
+    group_suffix: str,
+    services: list[measure.Service],
+    members: int,
+    records: Encoded,
+    headers: list[Headers] | None = None,
 ) -> float:
     """Wait until every worker holds its partitions, then produce ``records`` and time the group's
     committed offsets reaching their end; returns seconds.
@@ -223,7 +257,7 @@ def drain(
     started = time.monotonic()
     for service in services:
         service.start_span()
-    produce(settings, records)
+    produce(settings, records, headers)
     finished = measure.wait_committed(client, group, tps, services)
     for service in services:
         service.end_span()
@@ -234,14 +268,16 @@ def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: in
     trees = max(requests // 5, 1)
     records = encode(workload(trees, (requests - trees) // trees))
     rows = [
-        (label, suffix, start, members, measure.Series(label)) for label, suffix, start, members in contenders(workers)
+        (label, suffix, start, members, signed, measure.Series(label))
+        for label, suffix, start, members, signed in contenders(workers)
     ]
     for _ in range(rounds):
-        for _label, suffix, start, members, series in rows:
-            settings = fresh_topics(scratch, "tp")
+        for _label, suffix, start, members, signed, series in rows:
+            settings = fresh_topics(scratch, "tp", bench_policy(require_signatures=signed))
+            headers = signed_input(settings, records) if signed else None
             services = start(settings)
             try:
-                seconds = drain(settings, suffix, services, members, records)
+                seconds = drain(settings, suffix, services, members, records, headers)
             finally:
                 measure.stop_all(services)
             cpu = sum(s.cpu_span_s for s in services)
@@ -255,8 +291,11 @@ def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: in
         ceiling=series_list[0],
     )
     print("  goal: ≥ 5,000 decisions/s and ≥ 25 % of the pass-through")
+    ratios = [s / u for s, u in zip(series_list[2].values, series_list[1].values, strict=False)]
+    print(f"  signed / unsigned input, 1 worker, per round: {', '.join(f'{r:.0%}' for r in ratios)}")
+    print("  goal: ≥ 80 % (≤ 20 % fewer decisions/s with signatures verified)")
     if workers > 1:
-        print(measure.speedup(f"{workers} workers", series_list[2], series_list[1]))
+        print(measure.speedup(f"{workers} workers", series_list[3], series_list[1]))
 
 
 # -- latency ------------------------------------------------------------------------------
@@ -314,7 +353,8 @@ def latency(scratch: measure.Scratch, rate: int, seconds: int, rounds: int) -> N
     warm_ids = {str(serde.decode(v).meta.event_id) for _k, v in warm_up}
     rows = {
         label: (suffix, start, members, measure.Series(f"{label}: p50", " ms"), measure.Series(f"{label}: p99", " ms"))
-        for label, suffix, start, members in contenders(1)
+        for label, suffix, start, members, signed in contenders(1)
+        if not signed
     }
     for _ in range(rounds):
         for suffix, start, members, p50, p99 in rows.values():
