@@ -215,6 +215,8 @@ class Signature:
             raise SignatureFormatError(f"the proof is {len(raw_path)} bytes, not a multiple of {_HASH_BYTES}")
         if not 0 <= index < size <= MAX_BATCH:
             raise SignatureFormatError(f"position {index}/{size} is not within a batch of at most {MAX_BATCH}")
+        if len(raw_path) > _HASH_BYTES * (size - 1).bit_length():
+            raise SignatureFormatError(f"the proof has more hashes than a batch of {size} needs")
         hashes = tuple(raw_path[i : i + _HASH_BYTES] for i in range(0, len(raw_path), _HASH_BYTES))
         return cls(key_id, index, size, raw_signature, hashes)
 

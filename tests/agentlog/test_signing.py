@@ -85,6 +85,7 @@ def test_root_from_path_matches_the_tree_for_every_leaf() -> None:
         "v1;k;0/1;" + "A" * 86 + ";AAAA",
         "v1;k;0/999;" + "A" * 86 + ";",
         "v1;k;0/1;" + "!" * 86 + ";",
+        "v1;k;0/2;" + "A" * 86 + ";" + "A" * 86,  # two hashes where a batch of 2 needs one
     ],
 )
 def test_a_malformed_header_says_what_is_wrong(header: str) -> None:
