@@ -55,7 +55,8 @@ def run_bench(settings: Settings, script: str, *args: str) -> str:
 def test_publish_bench(settings: Settings) -> None:
     """bench/publish.py prints the raw and SDK rates, their ratio and the serde table."""
     out = run_bench(settings, "publish.py", "--events", "2000", "--rounds", "2", "--serde-events", "500")
-    for figure in ("raw confluent-kafka producer", "agentlog SDK", "of ceiling", "building the model", "Avro→model"):
+    figures = ("raw confluent-kafka producer", "agentlog SDK", "of ceiling", "building the model", "Avro→model")
+    for figure in (*figures, "records signed", "signed / unsigned SDK"):
         assert figure in out
 
 
@@ -66,7 +67,7 @@ def test_gate_bench(settings: Settings) -> None:
         "--rounds", "1", "--workers", "2", "--big-tree-leads", "3",
     )  # fmt: skip
     figures = ("decide", "raw pass-through", "spawn gate, 2 workers", "speed-up", "p99", "memory: 300 live trees")
-    for figure in (*figures, "one tree of 601 agents"):
+    for figure in (*figures, "one tree of 601 agents", "signed input verified", "signed / unsigned input"):
         assert figure in out
 
 
