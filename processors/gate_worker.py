@@ -123,7 +123,10 @@ class SpawnGate:
 
     def expire(self, state: PartitionState, now: datetime) -> Decided:
         outputs = expire(state, now, self.policies.current)
-        return Decided(outputs, {out.meta.root_id for out in outputs})  # forgotten trees included
+        # Timeouts do not depend on the keyring; the position is named so that replay decides the
+        # inputs after the tick with the keyring the gate had.
+        changed = {out.meta.root_id for out in outputs}  # forgotten trees included
+        return Decided(outputs, changed, self.keyring.headers())
 
     def changelog(self, partition: int, state: PartitionState, changed: set[str]) -> list[ChangelogRecord]:
         writer = self.changelogs[partition]
