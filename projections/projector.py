@@ -265,6 +265,7 @@ class Projector:
                 if self._stop.is_set():
                     raise
                 log.warning("cannot read positions (%s); retrying in %.1fs", e, delay)
+                self.stats.retries += 1
                 self._stop.wait(delay)
                 delay = min(self.options.max_backoff_s, delay * 2)
 
