@@ -17,7 +17,7 @@ from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadE
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.signing import SigningKey
+from agentlog.signing import SigningKey, key_id_of
 from agentlog.topic_admin import ensure_topics
 from agentlog.topics import KEYRING
 
@@ -31,7 +31,7 @@ class KeyringError(AgentlogError):
 
 def publish_key(
     settings: Settings,
-    key: SigningKey,
+    key: SigningKey | bytes,
     *,
     principal: str,
     tenant_id: str | None,
@@ -39,16 +39,19 @@ def publish_key(
     expires_at: datetime | None = None,
     published_by: str = "agentlog-cli",
 ) -> Delivery:
-    """Put the public half of ``key`` on the keyring (for ``tenant_id``; None: a platform key)."""
+    """Put ``key`` (a private key's public half, or a raw public key) on the keyring for ``tenant_id``
+    (None: a platform key)."""
+    public_raw = key.public_raw if isinstance(key, SigningKey) else key
+    key_id = key_id_of(public_raw)
     ensure_topics(settings, (KEYRING,))
     event = ev.SigningKeyPublished(
         meta=ev.Meta(
             tenant_id=tenant_id if tenant_id is not None else PLATFORM_TENANT,
-            root_id=key.key_id,
+            root_id=key_id,
             producer=settings.producer_name,
         ),
-        key_id=key.key_id,
-        public_key=key.public_raw,
+        key_id=key_id,
+        public_key=public_raw,
         tenant_id=tenant_id,
         agent_id=agent_id,
         principal=principal,

@@ -109,9 +109,33 @@ class SigningKey:
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
 
+    def save_public(self, path: Path) -> None:
+        """Write the public half as PEM (for ``agentlog keys add`` on another host)."""
+        pem = self._private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        path.write_bytes(pem)
+
     def sign(self, message: bytes) -> bytes:
         """The Ed25519 signature of ``message``."""
         return self._private.sign(message)
+
+
+def load_public_key(path: Path) -> bytes:
+    """The raw Ed25519 public key in a PEM file (a public key, or a private key's public half)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SigningError(f"cannot read {path}: {e.strerror or e}") from e
+    if b"PRIVATE KEY" in data:
+        return SigningKey.load(path).public_raw
+    try:
+        public = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as e:
+        raise SigningError(f"{path} holds no PEM public key: {e}") from e
+    if not isinstance(public, Ed25519PublicKey):
+        raise SigningError(f"{path} holds a {type(public).__name__}; agentlog signs with Ed25519 keys")
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def leaf_hash(topic: str, key: bytes | None, value: bytes | None) -> bytes:

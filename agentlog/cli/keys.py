@@ -11,9 +11,20 @@ import typer
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.keyring_admin import entries, publish_key, read_keyring, revoke_key
-from agentlog.signing import SigningError, SigningKey
+from agentlog.settings import Settings
+from agentlog.signing import SigningError, SigningKey, key_id_of, load_public_key
 
 app = typer.Typer(help="Signing keys and the keyring.", no_args_is_help=True)
+
+
+Principal = Annotated[str, typer.Option(help="Who holds the key: a runtime's name or an operator's identity.")]
+Tenant = Annotated[str | None, typer.Option(help="The tenant whose records the key signs.")]
+Agent = Annotated[str | None, typer.Option(help="Scope the key to this one agent of the tenant.")]
+Platform = Annotated[
+    bool, typer.Option("--platform", help="A platform key (no tenant): signs only as an operator of the policy.")
+]
+ValidDays = Annotated[int | None, typer.Option(min=1, help="Days the key is valid (default: no expiry).")]
+PublishedBy = Annotated[str, typer.Option(help="Who publishes (recorded in the event).")]
 
 
 @app.command("create")
@@ -21,34 +32,95 @@ def create(
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the private key (PEM, mode 0600); not overwritten.")
     ],
-    principal: Annotated[str, typer.Option(help="Who holds the key: a runtime's name or an operator's identity.")],
-    tenant: Annotated[str | None, typer.Option(help="The tenant whose records the key signs.")] = None,
-    agent: Annotated[str | None, typer.Option(help="Scope the key to this one agent of the tenant.")] = None,
-    platform: Annotated[
-        bool, typer.Option("--platform", help="A platform key (no tenant): signs only as an operator of the policy.")
-    ] = False,
-    valid_days: Annotated[int | None, typer.Option(min=1, help="Days the key is valid (default: no expiry).")] = None,
-    published_by: Annotated[str, typer.Option(help="Who publishes (recorded in the event).")] = "agentlog-cli",
+    principal: Principal,
+    tenant: Tenant = None,
+    agent: Agent = None,
+    platform: Platform = False,
+    valid_days: ValidDays = None,
+    published_by: PublishedBy = "agentlog-cli",
 ) -> None:
     """Generate an Ed25519 key, write its private half to --out and put its public half on the keyring.
 
-    A process signs with it when ``AGENTLOG_SIGNING_KEY`` names the file.
+    A process signs with it when ``AGENTLOG_SIGNING_KEY`` names the file. To keep a private key
+    on the host that uses it, run ``keys generate`` there and publish its public half with ``keys add``.
     """
-    if platform == (tenant is not None):
-        fail("give either --tenant TENANT or --platform", EXIT_BAD_INPUT)
-    if platform and agent is not None:
-        fail("--agent scopes a tenant's key; a platform key has no agent", EXIT_BAD_INPUT)
+    _check_scope(tenant, agent, platform)
     settings = kafka_settings()
     key = SigningKey.generate()
     try:
         key.save(out)
     except SigningError as e:
         fail(str(e), EXIT_BAD_INPUT)
+    try:
+        offset = _publish(key.public_raw, principal, tenant, agent, valid_days, published_by, settings)
+    except typer.Exit:
+        out.unlink(missing_ok=True)  # nothing half-done: no key file whose key is not on the keyring
+        raise
+    scope = f"tenant {tenant}" if tenant is not None else "platform"
+    print(f"created key {key.key_id} ({principal}, {scope}) in {out}; on the keyring at offset {offset}")
+
+
+@app.command("generate")
+def generate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the private key (PEM, mode 0600); not overwritten.")
+    ],
+) -> None:
+    """Generate a key on this host without publishing it: the private key to --out, its public half to
+    --out with ``.pub`` appended, for an admin to put on the keyring with ``keys add``."""
+    key = SigningKey.generate()
+    public = out.with_name(out.name + ".pub")
+    try:
+        key.save(out)
+    except SigningError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    key.save_public(public)
+    print(f"generated key {key.key_id} in {out}; its public half is in {public}")
+
+
+@app.command("add")
+def add(
+    public_key: Annotated[Path, typer.Argument(help="PEM file of the Ed25519 public key (or of its private key).")],
+    principal: Principal,
+    tenant: Tenant = None,
+    agent: Agent = None,
+    platform: Platform = False,
+    valid_days: ValidDays = None,
+    published_by: PublishedBy = "agentlog-cli",
+) -> None:
+    """Put an existing Ed25519 public key on the keyring (the private key stays where it was made)."""
+    _check_scope(tenant, agent, platform)
+    try:
+        public_raw = load_public_key(public_key)
+    except SigningError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    offset = _publish(public_raw, principal, tenant, agent, valid_days, published_by, kafka_settings())
+    scope = f"tenant {tenant}" if tenant is not None else "platform"
+    print(f"added key {key_id_of(public_raw)} ({principal}, {scope}); on the keyring at offset {offset}")
+
+
+def _check_scope(tenant: str | None, agent: str | None, platform: bool) -> None:
+    if platform == (tenant is not None):
+        fail("give either --tenant TENANT or --platform", EXIT_BAD_INPUT)
+    if platform and agent is not None:
+        fail("--agent scopes a tenant's key; a platform key has no agent", EXIT_BAD_INPUT)
+
+
+def _publish(
+    public_raw: bytes,
+    principal: str,
+    tenant: str | None,
+    agent: str | None,
+    valid_days: int | None,
+    published_by: str,
+    settings: Settings,
+) -> int:
+    """Publish the key; its offset on the keyring (a failure exits, as ``fail_for`` does)."""
     expires = datetime.now(UTC) + timedelta(days=valid_days) if valid_days is not None else None
     try:
         delivery = publish_key(
             settings,
-            key,
+            public_raw,
             principal=principal,
             tenant_id=tenant,
             agent_id=agent,
@@ -56,10 +128,8 @@ def create(
             published_by=published_by,
         )
     except AgentlogError as e:
-        out.unlink(missing_ok=True)  # nothing half-done: no key file whose key is not on the keyring
         fail_for(e)
-    scope = f"tenant {tenant}" if tenant is not None else "platform"
-    print(f"created key {key.key_id} ({principal}, {scope}) in {out}; on the keyring at offset {delivery.offset}")
+    return delivery.offset
 
 
 @app.command("list")

@@ -128,3 +128,17 @@ def test_loading_something_that_is_not_an_ed25519_key_names_the_file(tmp_path: P
     )
     with pytest.raises(SigningError, match="Ed25519"):
         SigningKey.load(other)
+
+
+def test_a_public_key_is_read_from_its_own_pem_or_from_the_private_key(tmp_path: Path) -> None:
+    from agentlog.signing import load_public_key
+
+    private, public = tmp_path / "rt.pem", tmp_path / "rt.pem.pub"
+    KEY.save(private)
+    KEY.save_public(public)
+    assert load_public_key(public) == load_public_key(private) == KEY.public_raw
+    (tmp_path / "junk.pub").write_text("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(SigningError, match=r"junk\.pub"):
+        load_public_key(tmp_path / "junk.pub")
+    with pytest.raises(SigningError, match="cannot read"):
+        load_public_key(tmp_path / "absent.pub")

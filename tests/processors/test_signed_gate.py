@@ -171,8 +171,20 @@ def test_keys_cli_creates_lists_and_revokes_and_refuses_bad_input(settings: Sett
     listed = agentlog("keys", "list")
     assert listed.returncode == 0 and key_id in listed.stdout and "active" in listed.stdout
     assert len(read_keyring(settings).keys) == 1
+    unsaved = agentlog("keys", "create", "--out", str(tmp_path / "nodir" / "k.pem"), "--principal", "p", "--platform")
+    assert unsaved.returncode == 2 and len(read_keyring(settings).keys) == 1  # nothing half-done
     revoked = agentlog("keys", "revoke", key_id, "--reason", "left the team")
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked" in agentlog("keys", "list").stdout
+    generated = agentlog("keys", "generate", "--out", str(tmp_path / "rt.pem"))  # offline: nothing published
+    assert generated.returncode == 0, generated.stderr
+    runtime_id = SigningKey.load(tmp_path / "rt.pem").key_id
+    assert runtime_id not in read_keyring(settings).keys
+    added = agentlog("keys", "add", str(tmp_path / "rt.pem.pub"), "--tenant", "acme", "--principal", "rt")
+    assert added.returncode == 0 and runtime_id in added.stdout, added.stderr
+    assert read_keyring(settings).keys[runtime_id].tenant_id == "acme"
+    (tmp_path / "junk.pub").write_text("junk")
+    junk = agentlog("keys", "add", str(tmp_path / "junk.pub"), "--tenant", "acme", "--principal", "rt")
+    assert junk.returncode == 2 and "junk.pub" in junk.stderr
     unknown = agentlog("keys", "revoke", "ed25519:00", "--reason", "x")
     assert unknown.returncode == 1 and "not on the keyring" in unknown.stderr
