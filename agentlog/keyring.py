@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agentlog import events as ev
 from agentlog.errors import DecodeError
 from agentlog.limits import quote
-from agentlog.records import Headers, Record
+from agentlog.records import Headers, Record, int_header
 from agentlog.serde import Serde
 from agentlog.signing import BatchVerifier, Signature, SignatureFormatError, key_id_of, leaf_hash, root_from_path
 from agentlog.signing import signature_header as find_signature_header
@@ -77,6 +77,8 @@ class Attribution:
     signer: KeyEntry | None = None
     reason: ev.DenialReason | None = None
     detail: str = ""
+    key: KeyEntry | None = None
+    """The keyring's entry for the key the signature names, when it has one (also when it no longer signs)."""
 
     @property
     def unsigned(self) -> bool:
@@ -168,16 +170,16 @@ class Keyring:
         if entry is None:
             return Attribution(reason=_R.UNKNOWN_KEY, detail=f"key {quote(signature.key_id)} is not on the keyring.")
         if audit:
-            return self._verified(entry, signature, record) or self._invalid(entry, record, audit) or Attribution(entry)
-        return self._invalid(entry, record, audit) or self._verified(entry, signature, record) or Attribution(entry)
+            return self._verified(entry, signature, record) or self._invalid(entry, record, audit) or _signed(entry)
+        return self._invalid(entry, record, audit) or self._verified(entry, signature, record) or _signed(entry)
 
     def _invalid(self, entry: KeyEntry, record: Record, audit: bool) -> Attribution | None:
         """Why ``entry`` no longer signs ``record``, or None."""
         revoked_at = entry.revoked_at_ms
         if revoked_at is not None and (not audit or record.timestamp_ms >= revoked_at):
-            return Attribution(reason=_R.KEY_REVOKED, detail=f"key {entry.describe()} has been revoked.")
+            return Attribution(reason=_R.KEY_REVOKED, detail=f"key {entry.describe()} has been revoked.", key=entry)
         if entry.expires_at_ms is not None and record.timestamp_ms >= entry.expires_at_ms:
-            return Attribution(reason=_R.KEY_EXPIRED, detail=f"key {entry.describe()} had expired.")
+            return Attribution(reason=_R.KEY_EXPIRED, detail=f"key {entry.describe()} had expired.", key=entry)
         return None
 
     def _verified(self, entry: KeyEntry, signature: Signature, record: Record) -> Attribution | None:
@@ -186,7 +188,12 @@ class Keyring:
         root = root_from_path(signature.index, signature.size, leaf, signature.path)
         if root is not None and self.verifier.verify(entry.public, signature, root):
             return None
-        return Attribution(reason=_R.BAD_SIGNATURE, detail=f"its signature by key {entry.describe()} does not verify.")
+        detail = f"its signature by key {entry.describe()} does not verify."
+        return Attribution(reason=_R.BAD_SIGNATURE, detail=detail, key=entry)
+
+
+def _signed(entry: KeyEntry) -> Attribution:
+    return Attribution(signer=entry, key=entry)
 
 
 def _content(entry: KeyEntry) -> tuple[object, ...]:
@@ -195,13 +202,7 @@ def _content(entry: KeyEntry) -> tuple[object, ...]:
 
 def keyring_position(headers: Headers | None) -> int:
     """The keyring position ``headers`` name (0 when they name none: decided without a keyring)."""
-    for name, value in headers or ():
-        if name == KEYRING_HEADER and value is not None:
-            try:
-                return max(int(value), 0)
-            except ValueError:
-                return 0
-    return 0
+    return int_header(headers, KEYRING_HEADER, 0)
 
 
 class KeyringHistory:

@@ -13,9 +13,8 @@ from datetime import datetime
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
 from agentlog.keyring import KeyEntry, Keyring
-from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
+from agentlog.processors.keyring_reader import KeyringReader
 from agentlog.producer import Delivery, Producer
-from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.signing import SigningKey, key_id_of
 from agentlog.topic_admin import ensure_topics
@@ -26,7 +25,42 @@ PLATFORM_TENANT = "*"
 
 
 class KeyringError(AgentlogError):
-    """The keyring cannot be read, or a key cannot be revoked."""
+    """A key cannot be revoked (the keyring does not hold it)."""
+
+
+def key_published(
+    key: SigningKey | bytes,
+    *,
+    principal: str,
+    tenant_id: str | None,
+    agent_id: str | None = None,
+    expires_at: datetime | None = None,
+    published_by: str = "agentlog-cli",
+    producer: str = "agentlog-cli",
+) -> ev.SigningKeyPublished:
+    """The keyring record of ``key`` (a private key's public half, or a raw public key) for ``tenant_id``
+    (None: a platform key)."""
+    public_raw = key.public_raw if isinstance(key, SigningKey) else key
+    key_id = key_id_of(public_raw)
+    return ev.SigningKeyPublished(
+        meta=ev.Meta(
+            tenant_id=tenant_id if tenant_id is not None else PLATFORM_TENANT, root_id=key_id, producer=producer
+        ),
+        key_id=key_id,
+        public_key=public_raw,
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        principal=principal,
+        expires_at=expires_at,
+        published_by=published_by,
+    )
+
+
+def publish_keys(settings: Settings, records: list[ev.SigningKeyPublished]) -> list[Delivery]:
+    """Put keys on the keyring (:func:`key_published` makes each record), in one batch."""
+    ensure_topics(settings, (KEYRING,))
+    with Producer(settings) as producer:
+        return producer.publish_many(records)
 
 
 def publish_key(
@@ -39,27 +73,18 @@ def publish_key(
     expires_at: datetime | None = None,
     published_by: str = "agentlog-cli",
 ) -> Delivery:
-    """Put ``key`` (a private key's public half, or a raw public key) on the keyring for ``tenant_id``
-    (None: a platform key)."""
-    public_raw = key.public_raw if isinstance(key, SigningKey) else key
-    key_id = key_id_of(public_raw)
-    ensure_topics(settings, (KEYRING,))
-    event = ev.SigningKeyPublished(
-        meta=ev.Meta(
-            tenant_id=tenant_id if tenant_id is not None else PLATFORM_TENANT,
-            root_id=key_id,
-            producer=settings.producer_name,
-        ),
-        key_id=key_id,
-        public_key=public_raw,
+    """Put one key on the keyring (see :func:`key_published`)."""
+    record = key_published(
+        key,
+        principal=principal,
         tenant_id=tenant_id,
         agent_id=agent_id,
-        principal=principal,
         expires_at=expires_at,
         published_by=published_by,
+        producer=settings.producer_name,
     )
-    with Producer(settings) as producer:
-        return producer.publish(event)
+    (delivery,) = publish_keys(settings, [record])
+    return delivery
 
 
 def revoke_key(settings: Settings, key_id: str, *, reason: str, revoked_by: str = "agentlog-cli") -> Delivery:
@@ -83,18 +108,8 @@ def revoke_key(settings: Settings, key_id: str, *, reason: str, revoked_by: str 
 
 def read_keyring(settings: Settings) -> Keyring:
     """The keyring as it stands (read to its end)."""
-    keyring = Keyring()
-    serde = Serde.from_settings(settings)
-    topic = settings.topic_prefix + KEYRING.name
     ensure_topics(settings, (KEYRING,))
-    try:
-        with PartitionReader(settings) as reader:
-            reader.assign((topic, p, BEGINNING) for p in range(KEYRING.partitions))
-            for record in reader.read_to_end():
-                keyring.apply(record, serde)
-    except PartitionReadError as e:
-        raise KeyringError(f"cannot read the keyring: {e}") from e
-    return keyring
+    return KeyringReader.read(settings)
 
 
 def entries(keyring: Keyring) -> list[KeyEntry]:

@@ -14,6 +14,24 @@ Headers = list[tuple[str, str | bytes | None]]
 """Kafka record headers as confluent-kafka gives and takes them."""
 
 
+def header(headers: Headers | None, name: str) -> str | bytes | None:
+    """The value of the first header called ``name`` (None when there is none; a null value reads as empty)."""
+    for key, value in headers or ():
+        if key == name:
+            return value if value is not None else b""
+    return None
+
+
+def int_header(headers: Headers | None, name: str, default: int) -> int:
+    """The non-negative integer header ``name`` holds; ``default`` when it is absent or not one."""
+    value = header(headers, name)
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        return default
+    return number if number >= 0 else default
+
+
 def headers_as_json(headers: Headers | None) -> list[list[str | None]] | None:
     """Headers as JSON: ``[name, value]`` pairs, values decoded as UTF-8 (agentlog's headers are text)."""
     if not headers:

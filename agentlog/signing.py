@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agentlog.errors import AgentlogError
-from agentlog.records import Headers
+from agentlog.records import Headers, header
 
 SIGNATURE_HEADER = "agentlog-signature"
 """The header that carries a record's signature and inclusion proof."""
@@ -247,10 +247,7 @@ class Signature:
 
 def signature_header(headers: Headers | None) -> str | bytes | None:
     """The value of the signature header among ``headers`` (None: the record is unsigned)."""
-    for name, value in headers or ():
-        if name == SIGNATURE_HEADER:
-            return value if value is not None else ""
-    return None
+    return header(headers, SIGNATURE_HEADER)
 
 
 class BatchVerifier:

@@ -41,7 +41,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
-from agentlog.keyring_admin import publish_key
+from agentlog.keyring_admin import key_published, publish_keys
 from agentlog.processors.gate_changelog import restore_partitions
 from agentlog.processors.gate_input import decode_input
 from agentlog.processors.input_merge import REQUESTS, InputRecord
@@ -116,26 +116,24 @@ def encode(events: Sequence[ev.Event]) -> Encoded:
     return [(e.meta.root_id.encode(), serde.encode(e, SPAWN_REQUESTS.name)) for e in events]
 
 
-def signed_input(settings: Settings, records: Encoded) -> list[Headers]:
+def signed_input(settings: Settings, records: Encoded, tenants: list[str]) -> list[Headers]:
     """Each record's signature header as its tenant's runtime would send it (batches of 128 per tenant, in order),
-    with the tenants' keys put on the round's keyring. Done before the clock starts."""
+    with the tenants' keys put on the round's keyring in one batch. Done before the clock starts."""
     topic = settings.topic_prefix + SPAWN_REQUESTS.name
-    serde = Serde()
-    tenants = [serde.decode(value).meta.tenant_id for _, value in records]
-    keys: dict[str, SigningKey] = {}
     by_tenant: dict[str, list[int]] = {}
     for i, tenant in enumerate(tenants):
         by_tenant.setdefault(tenant, []).append(i)
     headers: list[Headers] = [[] for _ in records]
+    published = []
     for tenant, indexes in by_tenant.items():
-        key = keys[tenant] = SigningKey.generate()
+        key = SigningKey.generate()
+        published.append(key_published(key, principal=f"{tenant}-runtime", tenant_id=tenant, published_by="bench"))
         for start in range(0, len(indexes), MAX_BATCH):
             chunk = indexes[start : start + MAX_BATCH]
             signatures = sign_batch(key, [(topic, records[i][0], records[i][1]) for i in chunk])
             for i, signature in zip(chunk, signatures, strict=True):
                 headers[i] = [(SIGNATURE_HEADER, signature.encode())]
-    for tenant, key in keys.items():
-        publish_key(settings, key, principal=f"{tenant}-runtime", tenant_id=tenant, published_by="bench")
+    publish_keys(settings, published)
     return headers
 
 
@@ -266,7 +264,8 @@ def drain(
 
 def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: int) -> None:
     trees = max(requests // 5, 1)
-    records = encode(workload(trees, (requests - trees) // trees))
+    events = workload(trees, (requests - trees) // trees)
+    records, tenants = encode(events), [e.meta.tenant_id for e in events]
     rows = [
         (label, suffix, start, members, signed, measure.Series(label))
         for label, suffix, start, members, signed in contenders(workers)
@@ -274,7 +273,7 @@ def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: in
     for _ in range(rounds):
         for _label, suffix, start, members, signed, series in rows:
             settings = fresh_topics(scratch, "tp", bench_policy(require_signatures=signed))
-            headers = signed_input(settings, records) if signed else None
+            headers = signed_input(settings, records, tenants) if signed else None
             services = start(settings)
             try:
                 seconds = drain(settings, suffix, services, members, records, headers)

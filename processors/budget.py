@@ -107,16 +107,7 @@ def decide_top_up(
     if tree is not None and own:
         tree.remember(event.request_id.int, result.reason if isinstance(result, Denial) else None)
     if isinstance(result, Denial):
-        out.emit(
-            ev.TopUpDenied,
-            request_id=event.request_id,
-            agent_id=event.agent_id,
-            additional_tokens=event.additional_tokens,
-            reason=result.reason,
-            checks=checks.items,
-            policy_version=version,
-            message=result.message,
-        )
+        _denied(out, event, result, version, checks.items)
         return
     agent, parent = result
     agent.token_grant += event.additional_tokens
@@ -131,6 +122,35 @@ def decide_top_up(
         f"{agent.remaining_tokens} remaining.{still}"
     )
     _granted(event, agent, parent, version, out, message, unblocked=unblocked, checks=checks.items)
+
+
+def refuse(
+    out: Emitter, event: ev.BudgetTopUpRequested, policy: Policy | None, reason: ev.DenialReason, why: str
+) -> None:
+    """Deny ``event`` without deciding it (its sender may not send it): ``why`` is the sentence; nothing changes."""
+    _denied(out, event, Denial(reason, f"{_PREFIX}: {why}"), policy.version if policy else 0)
+
+
+def _denied(
+    out: Emitter,
+    event: ev.BudgetTopUpRequested,
+    denial: Denial,
+    version: int,
+    checks: list[ev.LimitCheck] | None = None,
+    *,
+    repeat: bool = False,
+) -> None:
+    out.emit(
+        ev.TopUpDenied,
+        request_id=event.request_id,
+        agent_id=event.agent_id,
+        additional_tokens=event.additional_tokens,
+        reason=denial.reason,
+        checks=checks or [],
+        policy_version=version,
+        message=denial.message,
+        repeat=repeat,
+    )
 
 
 def _granted(
@@ -168,16 +188,8 @@ def _repeat(tree: TreeState, event: ev.BudgetTopUpRequested, version: int, out: 
     agent = tree.agents.get(event.agent_id)
     if reason is not None or agent is None:
         reason = reason or ev.DenialReason.DUPLICATE_REQUEST
-        out.emit(
-            ev.TopUpDenied,
-            request_id=event.request_id,
-            agent_id=event.agent_id,
-            additional_tokens=event.additional_tokens,
-            reason=reason,
-            policy_version=version,
-            message=f"{_PREFIX}: request {event.request_id} was already denied ({reason.value}); that stands.",
-            repeat=True,
-        )
+        why = f"{_PREFIX}: request {event.request_id} was already denied ({reason.value}); that stands."
+        _denied(out, event, Denial(reason, why), version, repeat=True)
         return
     parent = tree.agents.get(agent.parent) if agent.parent is not None else None
     message = (

@@ -19,10 +19,13 @@ nothing and is answered by its own denial (``SpawnDenied``, ``RootRejected``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from agentlog import events as ev
 from agentlog.keyring import Attribution, KeyEntry
 from agentlog.limits import quote
-from agentlog.processors import reports
+from agentlog.processors import budget, reports, roots, spawns
 from agentlog.processors.checks import Denial
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
@@ -73,37 +76,17 @@ def _scope_problem(event: ev.Event, signer: KeyEntry, policy: Policy | None) -> 
     return None
 
 
+_Refuse = Callable[[Emitter, Any, Policy | None, ev.DenialReason, str], None]
+
+_REFUSE: dict[type[ev.Event], _Refuse] = {
+    ev.SpawnRequested: spawns.refuse,
+    ev.RootAgentRegistered: roots.refuse,
+    ev.BudgetTopUpRequested: budget.refuse,
+}
+"""Requests are answered by their own denial record; reports by a ``LifecycleRejected``."""
+
+
 def deny(event: ev.Event, denial: Denial, policy: Policy | None, out: Emitter) -> None:
     """Answer ``event`` with its own denial record, changing nothing."""
-    version = policy.version if policy else 0
-    if isinstance(event, ev.SpawnRequested):
-        out.emit(
-            ev.SpawnDenied,
-            request_id=event.request_id,
-            parent_agent_id=event.parent_agent_id,
-            child_config=event.child_config,
-            reason=denial.reason,
-            policy_version=version,
-            message=f"Cannot spawn: {denial.message}",
-        )
-    elif isinstance(event, ev.RootAgentRegistered):
-        out.emit(
-            ev.RootRejected,
-            agent_id=event.agent_id,
-            config=event.config,
-            reason=denial.reason,
-            policy_version=version,
-            message=f"Cannot register the root agent: {denial.message}",
-        )
-    elif isinstance(event, ev.BudgetTopUpRequested):
-        out.emit(
-            ev.TopUpDenied,
-            request_id=event.request_id,
-            agent_id=event.agent_id,
-            additional_tokens=event.additional_tokens,
-            reason=denial.reason,
-            policy_version=version,
-            message=f"Cannot top up the budget: {denial.message}",
-        )
-    else:
-        reports.reject(out, event, policy, denial.reason, denial.message)
+    refuse = _REFUSE.get(type(event), reports.reject)
+    refuse(out, event, policy, denial.reason, denial.message)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from agentlog.records import Headers, Record, message_fields
+from agentlog.records import Headers, Record, header, int_header, message_fields
 
 REQUESTS = 0
 LIFECYCLE = 1
@@ -63,13 +63,7 @@ CORE_HEADER = "agentlog-core"
 
 def core_version(headers: Headers | None) -> int:
     """The core version ``headers`` name (1 when they name none: outputs written before versions were recorded)."""
-    for name, value in headers or ():
-        if name == CORE_HEADER and value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                return 1
-    return 1
+    return int_header(headers, CORE_HEADER, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +132,13 @@ class DecisionPoint:
     @classmethod
     def of(cls, headers: Headers | None) -> DecisionPoint | None:
         """The point recorded in ``headers``; None when there is none or it does not parse (older records)."""
-        for name, value in headers or ():
-            if name == DECIDED_HEADER and value is not None:
-                try:
-                    return cls.decode(value)
-                except ValueError:
-                    return None
-        return None
+        value = header(headers, DECIDED_HEADER)
+        if not value:
+            return None
+        try:
+            return cls.decode(value)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,13 @@ def _repeat(tree: TreeState, policy_version: int, out: Emitter) -> None:
     )
 
 
+def refuse(
+    out: Emitter, event: ev.RootAgentRegistered, policy: Policy | None, reason: ev.DenialReason, why: str
+) -> None:
+    """Reject ``event`` without deciding it (its sender may not send it): ``why`` is the sentence; nothing changes."""
+    _reject(event, Denial(reason, f"{_PREFIX}: {why}"), Checks(), policy.version if policy else 0, out)
+
+
 def _reject(event: ev.RootAgentRegistered, denial: Denial, checks: Checks, policy_version: int, out: Emitter) -> None:
     out.emit(
         ev.RootRejected,

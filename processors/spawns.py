@@ -74,16 +74,7 @@ def _deny(
     denial: Denial,
     out: Emitter,
 ) -> None:
-    out.emit(
-        ev.SpawnDenied,
-        request_id=event.request_id,
-        parent_agent_id=event.parent_agent_id,
-        child_config=event.child_config,
-        reason=denial.reason,
-        checks=checks.items,
-        policy_version=policy.version if policy else 0,
-        message=denial.message,
-    )
+    _denied(out, event, denial, policy.version if policy else 0, checks.items)
     tree = state.live_tree(event.meta.root_id)
     if tree is None or event.meta.tenant_id != tree.tenant_id:  # another tenant's request changes nothing
         return
@@ -92,20 +83,39 @@ def _deny(
         circuit.count_denial(tree, denial.reason, now, policy.limits, out, policy.version)
 
 
+def refuse(out: Emitter, event: ev.SpawnRequested, policy: Policy | None, reason: ev.DenialReason, why: str) -> None:
+    """Deny ``event`` without deciding it (its sender may not send it): ``why`` is the sentence; nothing changes."""
+    _denied(out, event, Denial(reason, f"{_PREFIX}: {why}"), policy.version if policy else 0)
+
+
+def _denied(
+    out: Emitter,
+    event: ev.SpawnRequested,
+    denial: Denial,
+    version: int,
+    checks: list[ev.LimitCheck] | None = None,
+    *,
+    repeat: bool = False,
+) -> None:
+    out.emit(
+        ev.SpawnDenied,
+        request_id=event.request_id,
+        parent_agent_id=event.parent_agent_id,
+        child_config=event.child_config,
+        reason=denial.reason,
+        checks=checks or [],
+        policy_version=version,
+        message=denial.message,
+        repeat=repeat,
+    )
+
+
 def _repeat(event: ev.SpawnRequested, repeat: _Repeat, policy: Policy | None, out: Emitter) -> None:
     version = policy.version if policy else 0
     child = repeat.child
     if child is None:
-        out.emit(
-            ev.SpawnDenied,
-            request_id=event.request_id,
-            parent_agent_id=event.parent_agent_id,
-            child_config=event.child_config,
-            reason=repeat.reason,
-            policy_version=version,
-            message=f"{_PREFIX}: request {event.request_id} was already denied ({repeat.reason.value}); that stands.",
-            repeat=True,
-        )
+        why = f"{_PREFIX}: request {event.request_id} was already denied ({repeat.reason.value}); that stands."
+        _denied(out, event, Denial(repeat.reason, why), version, repeat=True)
         return
     parent = repeat.tree.agents[child.parent] if child.parent is not None else child
     out.emit(

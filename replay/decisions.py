@@ -49,7 +49,7 @@ from typing import Any
 from agentlog import events as ev
 from agentlog.errors import DecodeError
 from agentlog.events import Event
-from agentlog.keyring import KeyringHistory, keyring_position
+from agentlog.keyring import UNSIGNED, Attribution, KeyringHistory, keyring_position
 from agentlog.processors import (
     CLOCK_MARGIN_MS,
     DecisionPoint,
@@ -339,11 +339,10 @@ class DecisionReplay:
                 cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
                 target.cause = cause
                 policy = self._policy(record.partition, target, record)
-                signer = self.keyring.at(target.keyring).attribute(record)
+                signer = self._signer(record, _Context.of(target))
                 self._compare(record.partition, target, decide(state, event, policy, target.core, signer))
                 return record
-            signer = self.keyring.at(context.keyring).attribute(record)
-            outputs = decide(state, event, self._policy_at(record), context.core, signer)
+            outputs = decide(state, event, self._policy_at(record), context.core, self._signer(record, context))
             if not outputs or not selected:
                 continue
             if decided is not None and record.offset >= decided[record.source]:
@@ -355,6 +354,10 @@ class DecisionReplay:
                 record.partition, cause, status, None, outputs, "the gate recorded no decision for this input"
             )
         return None
+
+    def _signer(self, record: InputRecord, context: _Context) -> Attribution:
+        """Who signed ``record``, by the keyring as the gate had read it (cores before 3 do not ask)."""
+        return self.keyring.at(context.keyring).attribute(record) if context.core >= 3 else UNSIGNED
 
     # -- policies -----------------------------------------------------------------------
 

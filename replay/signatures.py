@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlog import events as ev
-from agentlog.keyring import Keyring
+from agentlog.keyring import Keyring, KeyringHistory
 from agentlog.projections import DEFAULT_SCHEMA, Conn, connect
 from agentlog.records import Record, at
 from agentlog.replay.topic_reader import read_optional_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.signing import SIGNATURE_HEADER, Signature
+from agentlog.signing import SIGNATURE_HEADER
 from agentlog.topics import AGENT_LIFECYCLE, KEYRING, MESSAGES, MISSIONS, POLICY_DECISIONS, SPAWN_REQUESTS
 
 RUNTIME_TOPICS = (SPAWN_REQUESTS, AGENT_LIFECYCLE, MESSAGES, MISSIONS)
@@ -89,31 +89,33 @@ class SignatureReport:
         }
 
 
-def keyring_of(settings: Settings, schema: str = DEFAULT_SCHEMA) -> Keyring:
+def keyring_of(settings: Settings, conn: Conn) -> Keyring:
     """Every key the keyring topic holds or the audit table kept of it, in offset order."""
     topic = settings.topic_prefix + KEYRING.name
     records = {r.offset: r for r in read_optional_topic(settings, topic)}
-    with connect(settings, schema) as conn:
-        rows = conn.execute(
-            'SELECT "offset", timestamp_ms, key, raw_value FROM audit_log WHERE topic = %s', (topic,)
-        ).fetchall()
+    rows = conn.execute('SELECT "offset", timestamp_ms, key, raw_value FROM audit_log WHERE topic = %s', (topic,))
     for offset, timestamp_ms, key, value in rows:
         records.setdefault(offset, Record(topic, 0, offset, timestamp_ms, _bytes(key), _bytes(value)))
-    keyring = Keyring()
-    serde = Serde.from_settings(settings)
-    for offset in sorted(records):
-        keyring.apply(records[offset], serde)
-    return keyring
+    return KeyringHistory(records.values(), Serde.from_settings(settings)).at(max(records, default=-1) + 1)
 
 
 def verify_signatures(settings: Settings, schema: str = DEFAULT_SCHEMA) -> SignatureReport:
     """Re-check the signature of every audit row (see the module docstring)."""
-    keyring = keyring_of(settings, schema)
-    report = SignatureReport(keyring_problems=list(keyring.problems))
     runtime_topics = [settings.topic_prefix + spec.name for spec in RUNTIME_TOPICS]
     with connect(settings, schema) as conn:
+        keyring = keyring_of(settings, conn)
+        report = SignatureReport(keyring_problems=list(keyring.problems))
         refused = _refused_by_the_gate(conn, settings.topic_prefix + POLICY_DECISIONS.name)
-    with connect(settings, schema) as conn, conn.transaction(), conn.cursor(name="signature_scan") as cur:
+        _attribute_rows(conn, keyring, runtime_topics, refused, report)
+    report.invalid.sort(key=lambda i: (i.topic, i.partition, i.offset))
+    return report
+
+
+def _attribute_rows(
+    conn: Conn, keyring: Keyring, runtime_topics: list[str], refused: set[str], report: SignatureReport
+) -> None:
+    """Attribute every signed row, and count the unsigned rows of the runtime topics, into ``report``."""
+    with conn.transaction(), conn.cursor(name="signature_scan") as cur:
         cur.itersize = 5000
         cur.execute(
             'SELECT topic, partition, "offset", timestamp_ms, key, raw_value, signature, event_id FROM audit_log'
@@ -129,13 +131,11 @@ def verify_signatures(settings: Settings, schema: str = DEFAULT_SCHEMA) -> Signa
             attribution = keyring.attribute(record, audit=True)
             if attribution.signer is not None:
                 report.attributed[attribution.signer.describe()] += 1
-            elif attribution.reason in _LATE:  # the signature verifies; the key no longer held then
-                report.late[keyring.keys[Signature.parse(signature).key_id].describe()] += 1
+            elif attribution.reason in _LATE and attribution.key is not None:  # it verifies; the key no longer held
+                report.late[attribution.key.describe()] += 1
             else:
                 found = report.refused if event_id is not None and str(event_id) in refused else report.invalid
                 found.append(_invalid(record, attribution))
-    report.invalid.sort(key=lambda i: (i.topic, i.partition, i.offset))
-    return report
 
 
 _UNATTRIBUTED = [r.value for r in (ev.DenialReason.BAD_SIGNATURE, ev.DenialReason.UNKNOWN_KEY)]

@@ -164,6 +164,11 @@ def _content(timestamp_ms: int, key: bytes | None, value: bytes | None) -> tuple
     return (key, value)
 
 
+def _chained_signature(record: Record, version: int) -> str | None:
+    """The signature link ``version`` covers of ``record`` (version 1 covers none)."""
+    return signature_of(record.headers) if version >= 2 else None
+
+
 def _bytes(value: Any) -> bytes | None:
     return bytes(value) if value is not None else None
 
@@ -200,15 +205,14 @@ class _PartitionCheck:
         assert row is not None  # it was just read by the cursor, in the same transaction
         return _Row.of(row)
 
-    def truth(self, record: Record, version: int) -> bytes:
-        """The hash ``record`` has in the chain, by link ``version``."""
-        signature = signature_of(record.headers) if version >= 2 else None
+    def truth(self, record: Record, version: int, signature: str | None) -> bytes:
+        """The hash ``record`` (whose chained signature is ``signature``) has in the chain, by link ``version``."""
         return self.chain.link(
             self.prev, record.offset, record.timestamp_ms, record.key, record.value, signature, version
         )
 
     def kafka_only(self, record: Record) -> None:
-        self.prev = self.truth(record, self.version)
+        self.prev = self.truth(record, self.version, _chained_signature(record, self.version))
         if self.next_offset is None or record.offset >= self.next_offset:
             where = f"{self.topic}[{self.partition}]"
             self.report.lag[where] = self.report.lag.get(where, 0) + 1
@@ -228,8 +232,8 @@ class _PartitionCheck:
 
     def both(self, record: Record, row: _Row, deep_expected: tuple[Any, ...] | None) -> None:
         version = max(row.version, self.version)  # a row rewritten as an older version is altered
-        truth = self.truth(record, version)
-        signature = signature_of(record.headers) if version >= 2 else None
+        signature = _chained_signature(record, version)
+        truth = self.truth(record, version, signature)
         expected = (record.timestamp_ms, record.key, record.value, signature, version, self.prev, truth)
         actual = (row.timestamp_ms, row.key, row.raw_value, row.signature, row.version, row.prev_hash, row.hash)
         columns = tuple(name for name, a, b in zip(CHAINED_COLUMNS, actual, expected, strict=True) if a != b)
@@ -245,7 +249,7 @@ class _PartitionCheck:
         self, record: Record, offset: int, prev_hash: bytes, row_hash: bytes, server_hash: bytes, version: int
     ) -> None:
         """The fast path: equal hashes prove an intact row; otherwise read the row and compare column by column."""
-        truth = self.truth(record, version) if version >= self.version else None
+        truth = self.truth(record, version, _chained_signature(record, version)) if version >= self.version else None
         if truth is not None and prev_hash == self.prev and row_hash == truth and server_hash == truth:
             self.prev, self.version = truth, version
             return

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentlog import events as ev
+from agentlog.keyring_admin import key_published
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import Policy, load_default_policy, to_event
 from agentlog.producer import Producer
@@ -253,15 +254,8 @@ def _in(seconds: float) -> datetime:
 def _key_published(
     s: Script, key: SigningKey, principal: str, tenant: str | None, event_id: uuid.UUID | None = None, **kw: Any
 ) -> ev.Event:
-    return ev.SigningKeyPublished(
-        meta=ev.Meta(event_id=event_id or s._id(), tenant_id=tenant or "*", root_id=key.key_id, producer="golden"),
-        key_id=key.key_id,
-        public_key=key.public_raw,
-        tenant_id=tenant,
-        principal=principal,
-        published_by="golden",
-        **kw,
-    )
+    record = key_published(key, principal=principal, tenant_id=tenant, published_by="golden", producer="golden", **kw)
+    return record.model_copy(update={"meta": record.meta.model_copy(update={"event_id": event_id or s._id()})})
 
 
 def signatures() -> Script:
