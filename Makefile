@@ -8,11 +8,12 @@ STACK := deploy/local/stack.sh
 install:            ## install the package and its development tools (idempotent)
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,faust]'
 
-up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy
+up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy (AGENTLOG_SECURITY=sasl_ssl: the secure stack)
 	@bash $(STACK) up
 
-down:               ## stop the local stack (data is kept under .state/)
+down:               ## stop the local stack, and the secure one if it was started (data is kept under .state/)
 	@bash $(STACK) down
+	@if [ -d .state/secure ]; then AGENTLOG_SECURITY=sasl_ssl bash $(STACK) down; fi
 
 status:             ## show whether the local services answer
 	@bash $(STACK) status

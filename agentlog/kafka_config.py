@@ -9,8 +9,19 @@ from agentlog.settings import Settings
 
 
 def base(settings: Settings) -> dict[str, Any]:
-    """Connection properties shared by every client."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka_extra}
+    """Connection properties shared by every client: where the brokers are and how to authenticate."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+    if settings.security_protocol != "PLAINTEXT":
+        config["security.protocol"] = settings.security_protocol
+    if settings.security_protocol.startswith("SASL_"):
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        if settings.sasl_username is not None:
+            config["sasl.username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
+    return {**config, **settings.kafka_extra}
 
 
 def producer(settings: Settings, transactional_id: str | None = None) -> dict[str, Any]:

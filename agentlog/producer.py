@@ -30,6 +30,15 @@ from agentlog.settings import Settings, get_settings
 from agentlog.signing import MAX_BATCH, SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topics import key_of, topic_of
 
+_AUTHORIZATION_FAILURES = frozenset(
+    (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    )
+)
+"""Delivery errors that say the broker's ACLs do not let this principal write the record."""
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -147,7 +156,7 @@ class Producer:
             elif outcome is None:
                 failures.append(f"{event.avro_name} {event.meta.event_id}: not acknowledged within {timeout}s")
             else:
-                failures.append(f"{event.avro_name} {event.meta.event_id}: {outcome.str()}")
+                failures.append(f"{event.avro_name} {event.meta.event_id}: {self._reason(outcome, event)}")
         if failures or remaining:
             unacknowledged = sum(1 for _, (outcome,) in pending if outcome is None)
             retriable = all(
@@ -165,6 +174,15 @@ class Producer:
                 retriable=retriable,
             )
         return deliveries
+
+    def _reason(self, error: KafkaError, event: Event) -> str:
+        """Why a record was refused; an authorization failure names the principal and the topic."""
+        if error.code() not in _AUTHORIZATION_FAILURES:
+            return str(error.str())
+        user = self.settings.sasl_username
+        who = f"User:{user}" if user else "this client's principal"
+        topic = self.topic_name(event)
+        return f"{error.str()}: {who} may not write to {topic} (the broker's ACLs; see `agentlog access list`)"
 
     def publish(self, event: Event) -> Delivery:
         """Send one event and wait for its acknowledgement."""
@@ -201,7 +219,15 @@ class Producer:
         try:
             method(*args)
         except KafkaException as e:
-            raise DeliveryError(f"transaction step failed: {e}", retriable=e.args[0].retriable()) from e
+            error = e.args[0]
+            if error.code() in _AUTHORIZATION_FAILURES:
+                user = self.settings.sasl_username
+                who = f"User:{user}" if user else "this client's principal"
+                raise DeliveryError(
+                    f"{who} may not use transactions here ({error.str()}); the broker's ACLs decide who"
+                    " may (see `agentlog access list`)"
+                ) from e
+            raise DeliveryError(f"transaction step failed: {e}", retriable=error.retriable()) from e
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is queued (raising on failures)."""

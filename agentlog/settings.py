@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,8 +28,18 @@ class Settings(BaseSettings):
     """Prepended to every topic name (``<prefix>agentlog.spawn.requests``); isolates tests and tenants."""
     producer_name: str = "agentlog"
     """Default ``meta.producer`` of events this process emits."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How clients talk to the brokers (``SASL_SSL`` for the secure stack: TLS, then SCRAM)."""
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    """The SASL mechanism of the ``SASL_*`` protocols."""
+    sasl_username: str | None = None
+    """The Kafka principal this process authenticates as (``User:<name>``); the ACLs say what it may do."""
+    sasl_password: SecretStr | None = None
+    """Its password; never printed, logged or put in an error."""
+    ssl_ca_location: Path | None = None
+    """A PEM file with the CA certificates that sign the brokers' (None: the system's trust store)."""
     kafka_extra: dict[str, str] = {}
-    """Extra librdkafka properties (security settings and the like), as a JSON object."""
+    """Extra librdkafka properties, as a JSON object; they override the ones above."""
     connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     """How long a command waits for the broker to answer before it gives up with "cannot reach Kafka"."""
     signing_key: Path | None = None
@@ -39,6 +50,16 @@ class Settings(BaseSettings):
     """Partitions of the tree-keyed topics when ``topics create`` makes them (None: the count the
     deployment's existing topics have, or 12 for a new one). Every component reads the count
     from the broker; it is never changed in place."""
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.security_protocol.startswith("SASL_"):
+            for name in ("sasl_username", "sasl_password"):
+                if getattr(self, name) is None and f"sasl.{name[5:]}" not in self.kafka_extra:
+                    raise ValueError(
+                        f"AGENTLOG_{name.upper()} is needed with AGENTLOG_SECURITY_PROTOCOL={self.security_protocol}"
+                    )
+        return self
 
 
 @lru_cache(maxsize=1)

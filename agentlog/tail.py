@@ -132,7 +132,12 @@ def _starts(settings: Settings, options: TailOptions) -> list[tuple[str, int, in
         for topic in options.topics:
             info = metadata.topics.get(topic)
             if info is None or info.error is not None:
-                raise AgentlogError(f"topic {topic!r} does not exist (run `agentlog topics create`)")
+                hidden = (
+                    f", or User:{settings.sasl_username} may not read it (the broker's ACLs)"
+                    if settings.sasl_username
+                    else ""
+                )
+                raise AgentlogError(f"topic {topic!r} does not exist (run `agentlog topics create`){hidden}")
             partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
         if options.since is not None:
             millis = int(options.since.timestamp() * 1000)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
 
 from agentlog import kafka_config
@@ -112,7 +112,14 @@ def ensure_topics(
             try:
                 future.result()
             except KafkaException as e:
-                if e.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: a concurrent creator won
+                code = e.args[0].code()
+                if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    who = f"User:{settings.sasl_username}" if settings.sasl_username else "this client's principal"
+                    raise TopicAdminError(
+                        f"cannot create {name}: {who} may not (the broker's ACLs); where the broker"
+                        " authorizes, the admin creates the topics (`agentlog access bootstrap`)"
+                    ) from e
+                if code != KafkaError.TOPIC_ALREADY_EXISTS:  # exists: a concurrent creator won
                     raise TopicAdminError(f"cannot create {name}: {e}") from e
         _wait_for_leaders(admin, [t.topic for t in to_create], timeout)
     changes += _align_configs(admin, to_check, timeout)

@@ -49,4 +49,14 @@ def agentlog_env(settings: Settings) -> dict[str, str]:
         # Topics a subprocess creates (the benchmarks' scratch topics) get the tests' count.
         AGENTLOG_TREE_PARTITIONS=str(TEST_TREE_PARTITIONS),
     )
+    if settings.security_protocol != "PLAINTEXT":
+        env.update(
+            AGENTLOG_SECURITY_PROTOCOL=settings.security_protocol, AGENTLOG_SASL_MECHANISM=settings.sasl_mechanism
+        )
+    if settings.sasl_username is not None:
+        env["AGENTLOG_SASL_USERNAME"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        env["AGENTLOG_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location is not None:
+        env["AGENTLOG_SSL_CA_LOCATION"] = str(settings.ssl_ca_location)
     return env

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Local agentlog stack without Docker: Apache Kafka 4.4 (KRaft, one combined broker+controller
 # node) and PostgreSQL 15+, both listening on 127.0.0.1 only, all state under one directory.
+# AGENTLOG_SECURITY=sasl_ssl runs the secure stack beside it (own ports and state): TLS with
+# certificates generated here, SASL/SCRAM-SHA-512 users, Kafka ACLs, TLS-only PostgreSQL.
 #
 #   bash deploy/local/stack.sh up       start both (idempotent) and wait until they answer
 #   bash deploy/local/stack.sh down     stop both (data is kept)
 #   bash deploy/local/stack.sh status   running/answering per service; non-zero exit if not
-#   bash deploy/local/stack.sh env      print `export ...` lines for `eval`
+#   bash deploy/local/stack.sh env [USER]  print `export ...` lines for `eval` (secure: as USER [admin])
 #   bash deploy/local/stack.sh kafka-stop | kafka-start   the broker alone (outage tests)
 #
-# Environment (defaults in brackets):
-#   AGENTLOG_STATE_DIR              state, data and logs                     [<repo>/.state]
-#   AGENTLOG_KAFKA_PORT             Kafka PLAINTEXT listener (clients)       [19092]
-#   AGENTLOG_KAFKA_CONTROLLER_PORT  Kafka KRaft CONTROLLER listener          [19093]
+# Environment (defaults in brackets; the secure stack's second):
+#   AGENTLOG_SECURITY               plaintext | sasl_ssl                     [plaintext]
+#   AGENTLOG_STATE_DIR              state, data and logs     [<repo>/.state | <repo>/.state/secure]
+#   AGENTLOG_KAFKA_PORT             Kafka client listener                    [19092 | 19192]
+#   AGENTLOG_KAFKA_CONTROLLER_PORT  Kafka KRaft CONTROLLER listener          [19093 | 19193]
 #   AGENTLOG_KAFKA_PARTITIONS       default partitions for new topics        [3]
 #   AGENTLOG_KAFKA_HEAP_OPTS        broker JVM heap                          [-Xms256m -Xmx1g]
-#   AGENTLOG_PG_PORT                PostgreSQL TCP port                      [15432]
+#   AGENTLOG_PG_PORT                PostgreSQL TCP port                      [15432 | 15433]
 #   AGENTLOG_PG_USER                application role (LOGIN CREATEDB CREATEROLE) [agentlog]
 #   AGENTLOG_PG_PASSWORD            its password                             [agentlog]
 #   AGENTLOG_PG_DB                  application database, owned by the role  [agentlog]
@@ -26,30 +29,46 @@
 #   JAVA, MVN                       java (17+) and maven commands            [java, mvn]
 #
 # Layout under the state dir: kafka/{libs,data,server.properties,cluster.id,kafka.pid},
-# postgres/{data,run}, logs/ (kafka.log, kafka.out, postgres.log, maven.log, ...).
+# postgres/{data,run}, logs/ (kafka.log, kafka.out, postgres.log, maven.log, ...); the secure
+# stack adds tls/ (CA and server certificate) and secrets/ (one password file per SCRAM user)
+# and shares the plaintext stack's broker jars.
 # Missing PostgreSQL (and Java/Maven) is installed with apt-get when running as root.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
-STATE="${AGENTLOG_STATE_DIR:-$ROOT/.state}"
+SECURITY="${AGENTLOG_SECURITY:-plaintext}"
+case "$SECURITY" in
+  plaintext) DEFAULT_STATE="$ROOT/.state" DEFAULT_PORTS=(19092 19093 15432) ;;
+  sasl_ssl) DEFAULT_STATE="$ROOT/.state/secure" DEFAULT_PORTS=(19192 19193 15433) ;;
+  *) printf 'stack: ERROR: AGENTLOG_SECURITY=%s: expected plaintext or sasl_ssl\n' "$SECURITY" >&2; exit 2 ;;
+esac
+STATE="${AGENTLOG_STATE_DIR:-$DEFAULT_STATE}"
 [[ "$STATE" == /* ]] || STATE="$PWD/$STATE"
 LOGS="$STATE/logs"
+TLS="$STATE/tls"
+SECRETS="$STATE/secrets"
+
+# SCRAM users of the secure stack, created when the storage is formatted. broker and admin
+# are super users (the broker's own connections; topics, ACLs, policy and keyring); the
+# others get their rights from `agentlog access bootstrap` (see agentlog/access.py).
+SCRAM_USERS=(broker admin gate projector auditor tenant-acme tenant-globex)
 
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT="${AGENTLOG_KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${AGENTLOG_KAFKA_CONTROLLER_PORT:-19093}"
+KAFKA_PORT="${AGENTLOG_KAFKA_PORT:-${DEFAULT_PORTS[0]}}"
+KAFKA_CONTROLLER_PORT="${AGENTLOG_KAFKA_CONTROLLER_PORT:-${DEFAULT_PORTS[1]}}"
 KAFKA_PARTITIONS="${AGENTLOG_KAFKA_PARTITIONS:-3}"
 KAFKA_HEAP_OPTS="${AGENTLOG_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_DIR="$STATE/kafka"
-KAFKA_LIBS="$KAFKA_DIR/libs"
+# The jars are the same for both stacks: the secure one uses the plaintext stack's copy.
+if [[ "$SECURITY" == sasl_ssl ]]; then KAFKA_LIBS="$ROOT/.state/kafka/libs"; else KAFKA_LIBS="$KAFKA_DIR/libs"; fi
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
 
 PG_HOST=127.0.0.1
-PG_PORT="${AGENTLOG_PG_PORT:-15432}"
+PG_PORT="${AGENTLOG_PG_PORT:-${DEFAULT_PORTS[2]}}"
 PG_USER="${AGENTLOG_PG_USER:-agentlog}"
 PG_PASSWORD="${AGENTLOG_PG_PASSWORD:-agentlog}"
 PG_DB="${AGENTLOG_PG_DB:-agentlog}"
@@ -60,6 +79,7 @@ PG_RUN="$PG_DIR/run"
 ((${#PG_RUN} <= 90)) || PG_RUN="/tmp/agentlog-pg-$(printf %s "$PG_DIR" | cksum | cut -d' ' -f1)"
 PG_LOG="$LOGS/postgres.log"
 PG_URL="postgresql://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB"
+[[ "$SECURITY" == plaintext ]] || PG_URL+="?sslmode=verify-full&sslrootcert=$TLS/ca.pem"
 if [[ $EUID -eq 0 ]]; then PG_OS_USER="${AGENTLOG_PG_OS_USER:-postgres}"; else PG_OS_USER="$(id -un)"; fi
 PG_BIN="${AGENTLOG_PG_BIN:-}"
 
@@ -157,18 +177,101 @@ kafka_java() {
 # kafka_run MAINCLASS ARGS...: run a Kafka main class with our classpath and logging
 kafka_run() { kafka_java "$@"; "${KAFKA_JAVA[@]}"; }
 
-# kafka_config: (re)write server.properties for a single combined broker+controller
-kafka_config() {
-  cat >"$KAFKA_PROPS" <<EOF
-# Generated by deploy/local/stack.sh on every 'up'; edits are overwritten.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+# ---------------------------------------------------------------------------- secure stack material
+
+# secret USER: the password of a SCRAM user of the secure stack (generated once, kept 0600)
+secret() {
+  local file="$SECRETS/$1"
+  if [[ ! -s "$file" ]]; then
+    mkdir -p "$SECRETS"
+    chmod 700 "$SECRETS"
+    (umask 077 && openssl rand -hex 24 >"$file")
+  fi
+  cat "$file"
+}
+
+# tls_material: a CA and a server certificate signed by it, for 127.0.0.1 and localhost, once.
+# The broker presents it on both listeners and as the client of its own controller listener
+# (mutual TLS, principal CN=broker); PostgreSQL presents it too. Clients trust tls/ca.pem.
+tls_material() {
+  [[ -s "$TLS/broker.keystore.pem" && -s "$TLS/ca.pem" ]] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  say "generating a CA and a server certificate in $TLS"
+  mkdir -p "$TLS"
+  chmod 755 "$TLS"
+  local log="$LOGS/tls.log"
+  {
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key")
+    openssl req -x509 -new -key "$TLS/ca.key" -sha256 -days 3650 -subj "/CN=agentlog local CA" \
+      -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign -out "$TLS/ca.pem"
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/server.key")
+    openssl req -new -key "$TLS/server.key" -subj "/CN=broker" -out "$TLS/server.csr"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth,clientAuth" \
+      "keyUsage=critical,digitalSignature" "basicConstraints=CA:false" >"$TLS/server.ext"
+    openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+      -sha256 -days 825 -extfile "$TLS/server.ext" -out "$TLS/server.pem"
+  } >>"$log" 2>&1 || { show_log "$log"; die "could not generate the TLS certificates"; }
+  # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain.
+  (umask 077 && cat "$TLS/server.key" "$TLS/server.pem" "$TLS/ca.pem" >"$TLS/broker.keystore.pem")
+  chmod 644 "$TLS/ca.pem" "$TLS/server.pem"
+}
+
+# kafka_listeners: the listeners line of server.properties (kafka_start checks a running broker's)
+kafka_listeners() {
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    echo "listeners=SASL_SSL://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+  else
+    echo "listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+  fi
+}
+
+# kafka_listener_config: listeners, and for the secure stack SASL, TLS and the authorizer
+kafka_listener_config() {
+  kafka_listeners
+  if [[ "$SECURITY" == plaintext ]]; then
+    cat <<EOF
 advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
+EOF
+    return 0
+  fi
+  cat <<EOF
+advertised.listeners=SASL_SSL://$KAFKA_HOST:$KAFKA_PORT
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+inter.broker.listener.name=SASL_SSL
+controller.listener.names=CONTROLLER
+
+# Clients authenticate with SCRAM-SHA-512 over TLS; the users were created at format time.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$(secret broker)";
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS/broker.keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.pem
+# The controller listener takes only the broker itself: mutual TLS, principal User:broker.
+listener.name.controller.ssl.client.auth=required
+ssl.principal.mapping.rules=RULE:^CN=([a-zA-Z0-9._-]+)(,.*)?\$/\$1/,DEFAULT
+
+# Nothing is allowed that an ACL does not allow; broker and admin are the super users.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:broker;User:admin
+EOF
+}
+
+# kafka_config: (re)write server.properties for a single combined broker+controller
+kafka_config() {
+  local listeners
+  listeners="$(kafka_listener_config)"
+  (umask 077 && cat >"$KAFKA_PROPS") <<EOF
+# Generated by deploy/local/stack.sh on every 'up'; edits are overwritten.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+$listeners
 log.dirs=$KAFKA_DATA
 
 # One node: every internal topic and every new topic has a single replica.
@@ -203,8 +306,12 @@ kafka_format() {
       || { show_log "$LOGS/kafka-format.log"; die "could not generate a Kafka cluster id"; }
     echo "$id" >"$KAFKA_DIR/cluster.id"
   fi
-  say "formatting Kafka storage in $KAFKA_DATA (cluster id $id)"
-  kafka_run kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" \
+  local scram=() user
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    for user in "${SCRAM_USERS[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(secret "$user")]"); done
+  fi
+  say "formatting Kafka storage in $KAFKA_DATA (cluster id $id${scram:+, SCRAM users ${SCRAM_USERS[*]}})"
+  kafka_run kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" "${scram[@]}" \
     >>"$LOGS/kafka-format.log" 2>&1 \
     || { show_log "$LOGS/kafka-format.log"; die "kafka storage format failed"; }
 }
@@ -221,11 +328,18 @@ kafka_pid() {
 
 kafka_alive() { kafka_pid >/dev/null; }
 
-kafka_probe() { "$PYTHON" "$HERE/kafka_probe.py" "$KAFKA_HOST:$KAFKA_PORT" 5; }
+kafka_probe() {
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    KAFKA_PROBE_CA="$TLS/ca.pem" KAFKA_PROBE_USER=admin KAFKA_PROBE_PASSWORD="$(secret admin)" \
+      "$PYTHON" "$HERE/kafka_probe.py" "$KAFKA_HOST:$KAFKA_PORT" 5
+  else
+    "$PYTHON" "$HERE/kafka_probe.py" "$KAFKA_HOST:$KAFKA_PORT" 5
+  fi
+}
 
 kafka_start() {
   if kafka_alive; then
-    grep -qx "listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT" "$KAFKA_PROPS" \
+    grep -qx "$(kafka_listeners)" "$KAFKA_PROPS" \
       || die "kafka is running with other ports ($(grep '^listeners=' "$KAFKA_PROPS")); run 'down' first"
     say "kafka already running (pid $(kafka_pid))"
     return 0
@@ -237,6 +351,7 @@ kafka_start() {
   mkdir -p "$KAFKA_DATA"
   ensure_java_maven
   kafka_libs
+  [[ "$SECURITY" == plaintext ]] || tls_material
   kafka_config
   kafka_format
   say "starting kafka"
@@ -346,6 +461,21 @@ shared_buffers = 256MB
 password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
+  [[ "$SECURITY" == plaintext ]] && return 0
+  # The secure stack takes TCP connections over TLS only (hostnossl matches no line: refused).
+  install -m 600 -o "$PG_OS_USER" "$TLS/server.pem" "$PG_DATA/server.crt"
+  install -m 600 -o "$PG_OS_USER" "$TLS/server.key" "$PG_DATA/server.key"
+  as_pg tee -a "$PG_DATA/agentlog.conf" >/dev/null <<EOF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+EOF
+  as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<EOF
+# Generated by deploy/local/stack.sh (secure stack) on every 'up'; edits are overwritten.
+local   all all              peer
+hostssl all all 127.0.0.1/32 scram-sha-256
+EOF
 }
 
 pg_running() { [[ -n "$PG_BIN" && -f "$PG_DATA/PG_VERSION" ]] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
@@ -414,6 +544,7 @@ cmd_up() {
   pg_ensure_installed
   pg_prepare_user
   pg_init
+  [[ "$SECURITY" == plaintext ]] || tls_material
   pg_config
   pg_start
   wait_until postgres pg_ready pg_running "$PG_LOG"
@@ -422,7 +553,21 @@ cmd_up() {
   wait_until kafka kafka_probe kafka_alive "$LOGS/kafka.out" "$LOGS/kafka.log"
   say "kafka    ready on $KAFKA_HOST:$KAFKA_PORT (controller $KAFKA_HOST:$KAFKA_CONTROLLER_PORT)"
   say "postgres ready at $PG_URL"
+  [[ "$SECURITY" == plaintext ]] || access_bootstrap
   say "logs in $LOGS (kafka.log, kafka.out, postgres.log); up took $((SECONDS - started))s"
+}
+
+# access_bootstrap: the secure stack's catalogue topics and the ACLs of its standard users,
+# by the admin user, when the agentlog package is installed (else say how to do it later)
+access_bootstrap() {
+  if ! "$PYTHON" -c 'import agentlog.cli.main' 2>/dev/null; then
+    say "agentlog is not installed: after 'make install' run: eval \"\$(AGENTLOG_SECURITY=sasl_ssl bash $0 env)\" && agentlog access bootstrap"
+    return 0
+  fi
+  eval "$(cmd_env admin)"
+  "$PYTHON" -m agentlog.cli.main access bootstrap >>"$LOGS/access.log" 2>&1 \
+    || { show_log "$LOGS/access.log"; die "agentlog access bootstrap failed"; }
+  say "kafka    topics, ACLs for ${SCRAM_USERS[*]:2} and a policy requiring signatures in place (log: $LOGS/access.log)"
 }
 
 cmd_down() {
@@ -454,9 +599,18 @@ cmd_status() {
   return "$rc"
 }
 
+# cmd_env [USER]: the settings of a client of this stack (secure: authenticated as USER)
 cmd_env() {
   printf 'export AGENTLOG_BOOTSTRAP_SERVERS=%q\n' "$KAFKA_HOST:$KAFKA_PORT"
   printf 'export AGENTLOG_DATABASE_URL=%q\n' "$PG_URL"
+  [[ "$SECURITY" == plaintext ]] && return 0
+  local user="${1:-admin}"
+  [[ -s "$SECRETS/$user" ]] || die "no SCRAM user '$user' in this stack (users: ${SCRAM_USERS[*]})"
+  printf 'export AGENTLOG_SECURITY_PROTOCOL=SASL_SSL\n'
+  printf 'export AGENTLOG_SASL_MECHANISM=SCRAM-SHA-512\n'
+  printf 'export AGENTLOG_SASL_USERNAME=%q\n' "$user"
+  printf 'export AGENTLOG_SASL_PASSWORD=%q\n' "$(cat "$SECRETS/$user")"
+  printf 'export AGENTLOG_SSL_CA_LOCATION=%q\n' "$TLS/ca.pem"
 }
 
 # kafka-stop / kafka-start: the broker alone (outage tests stop it under load and bring it back).
@@ -470,7 +624,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  env) cmd_env ;;
+  env) cmd_env "${2:-}" ;;
   kafka-stop) kafka_stop ;;
   kafka-start) cmd_kafka_start ;;
   *) echo "usage: $0 up|down|status|env|kafka-stop|kafka-start" >&2; exit 2 ;;

@@ -113,3 +113,27 @@ def test_an_absent_broker_is_one_line(settings: Settings, argv: list[str]) -> No
     assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "error: cannot reach Kafka at 127.0.0.1:1 within 2s" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "names"),
+    [
+        ({"AGENTLOG_SECURITY_PROTOCOL": "SASL_SSL"}, "AGENTLOG_SASL_USERNAME is needed"),
+        ({"AGENTLOG_SECURITY_PROTOCOL": "SASL_SSL", "AGENTLOG_SASL_USERNAME": "u"}, "AGENTLOG_SASL_PASSWORD is needed"),
+        ({"AGENTLOG_SECURITY_PROTOCOL": "TLS-PLEASE"}, "AGENTLOG_SECURITY_PROTOCOL: Input should be"),
+        ({"AGENTLOG_CONNECT_TIMEOUT_S": "-1"}, "AGENTLOG_CONNECT_TIMEOUT_S: Input should be greater than 0"),
+    ],
+    ids=["no user", "no password", "bad protocol", "negative timeout"],
+)
+def test_bad_settings_name_the_variable_and_never_show_a_password(
+    settings: Settings, variables: dict[str, str], names: str
+) -> None:
+    env = {**agentlog_env(settings), "AGENTLOG_SASL_PASSWORD": "s3cret-never-printed", **variables}
+    if "AGENTLOG_SASL_PASSWORD is needed" in names:
+        del env["AGENTLOG_SASL_PASSWORD"]
+    done = subprocess.run(
+        ["agentlog", "topics", "create"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.startswith("error: invalid settings: ") and names in done.stderr, done.stderr
+    assert "s3cret-never-printed" not in done.stdout + done.stderr

@@ -1,0 +1,268 @@
+"""Who may do what on the brokers: the Kafka ACLs of each role, granted to a SCRAM user.
+
+The secure stack (``AGENTLOG_SECURITY=sasl_ssl make up``) runs Kafka's StandardAuthorizer
+with ``allow.everyone.if.no.acl.found=false``: a principal may do only what an ACL allows.
+Each role is a least-privilege set of bindings over the deployment's topics (under the
+topic prefix), its consumer groups and its transactional ids:
+
+- ``gate``: reads the requests and lifecycle reports, the policy and the keyring; writes
+  the decisions, its changelog (which it may create) and dead letters, in transactions
+  under its own ids.
+- ``projector``: reads every topic; writes only dead letters.
+- ``auditor``: reads every topic and the gate's committed positions; writes nothing.
+- ``tenant``: writes requests, lifecycle reports, messages and missions; reads the facts
+  (decisions, mission events). Kafka ACLs are per topic, not per record: every tenant
+  principal may read the facts of every tenant on the shared topics; the signatures decide
+  which tenant an input speaks for, and PostgreSQL's row-level security whose rows a tenant
+  reads.
+
+The admin principal is a super user of the broker (it creates topics, ACLs and users) and
+the only one that publishes the policy and the keyring: no role has WRITE on them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, cast
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from agentlog import kafka_config
+from agentlog.errors import AgentlogError
+from agentlog.settings import Settings
+from agentlog.topics import (
+    AGENT_LIFECYCLE,
+    CATALOGUE,
+    DLQ,
+    KEYRING,
+    MESSAGES,
+    MISSION_EVENTS,
+    MISSIONS,
+    POLICY_CONFIG,
+    POLICY_DECISIONS,
+    SPAWN_REQUESTS,
+)
+
+GATE_NAME = "agentlog.spawn-gate"
+"""The gate's consumer group, transactional ids and changelog start with it (under the prefix)."""
+CLI_TRANSACTIONAL_PREFIX = "agentlog-cli-"
+"""``agentlog publish`` writes a file in one transaction under an id that starts with it."""
+READER_GROUP_PREFIX = "agentlog-reader-"
+"""The consumer group of a reader that assigns partitions itself (``kafka_config.reader``)."""
+SCRAM_ITERATIONS = 8192
+"""PBKDF2 iterations of a SCRAM credential this module creates (Kafka's minimum is 4096)."""
+
+
+class AccessError(AgentlogError):
+    """An ACL or a user could not be created, listed or removed."""
+
+
+class BadUserError(AccessError):
+    """A user name or password that the broker would refuse or that is too weak; nothing was changed."""
+
+
+class Role(StrEnum):
+    """What a principal is for; each has its own least-privilege bindings."""
+
+    gate = "gate"
+    projector = "projector"
+    auditor = "auditor"
+    tenant = "tenant"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One allowed operation on a resource (literal name or name prefix)."""
+
+    resource: ResourceType
+    name: str
+    operation: AclOperation
+    prefixed: bool = False
+
+    def binding(self, principal: str) -> AclBinding:
+        """The ALLOW binding of this rule for ``principal`` from any host."""
+        pattern = ResourcePatternType.PREFIXED if self.prefixed else ResourcePatternType.LITERAL
+        return AclBinding(self.resource, self.name, pattern, principal, "*", self.operation, AclPermissionType.ALLOW)
+
+
+def _topics(settings: Settings, operation: AclOperation, *names: str) -> list[Rule]:
+    return [Rule(ResourceType.TOPIC, settings.topic_prefix + name, operation) for name in names]
+
+
+def _every_topic(settings: Settings) -> list[Rule]:
+    return _topics(settings, AclOperation.READ, *(spec.name for spec in CATALOGUE))
+
+
+def rules(role: Role, settings: Settings) -> list[Rule]:
+    """The rules of ``role`` in the deployment ``settings`` names (its topic prefix), each once."""
+    return list(dict.fromkeys(_rules(role, settings)))
+
+
+def _rules(role: Role, settings: Settings) -> list[Rule]:
+    prefix = settings.topic_prefix
+    gate = prefix + GATE_NAME
+    readers = Rule(ResourceType.GROUP, READER_GROUP_PREFIX, AclOperation.READ, prefixed=True)
+    if role is Role.gate:
+        return [
+            *_topics(settings, AclOperation.READ, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
+            *_topics(settings, AclOperation.READ, POLICY_CONFIG.name, KEYRING.name),
+            *_topics(settings, AclOperation.WRITE, POLICY_DECISIONS.name, DLQ.name),
+            # its changelog, which it creates on its first start, is the one topic named after it
+            *(
+                Rule(ResourceType.TOPIC, gate, operation, prefixed=True)
+                for operation in (AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE)
+            ),
+            # it checks the configs of the topics it creates (and of the keyring) before it runs
+            Rule(ResourceType.TOPIC, gate, AclOperation.DESCRIBE_CONFIGS, prefixed=True),
+            Rule(ResourceType.TOPIC, prefix + KEYRING.name, AclOperation.DESCRIBE_CONFIGS),
+            Rule(ResourceType.GROUP, gate, AclOperation.READ, prefixed=True),
+            Rule(ResourceType.TRANSACTIONAL_ID, gate, AclOperation.WRITE, prefixed=True),
+            readers,
+        ]
+    if role is Role.projector:
+        return [
+            *_every_topic(settings),
+            *_topics(settings, AclOperation.WRITE, DLQ.name),
+            Rule(ResourceType.GROUP, "agentlog-projector", AclOperation.READ, prefixed=True),
+            Rule(ResourceType.GROUP, prefix + "agentlog-projector", AclOperation.READ, prefixed=True),
+            readers,
+        ]
+    if role is Role.auditor:
+        return [
+            *_every_topic(settings),
+            # the gate's committed positions tell replay which inputs it has decided
+            Rule(ResourceType.GROUP, gate, AclOperation.DESCRIBE),
+            Rule(ResourceType.TOPIC, prefix + "agentlog.spawn-gate.changelog", AclOperation.READ),
+            # a rebuild projects the log into a scratch schema under a group of its own
+            Rule(ResourceType.GROUP, prefix + "agentlog-rebuild-", AclOperation.READ, prefixed=True),
+            readers,
+        ]
+    return [
+        *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
+        *_topics(settings, AclOperation.WRITE, MESSAGES.name, MISSIONS.name),
+        *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name),
+        Rule(ResourceType.TRANSACTIONAL_ID, CLI_TRANSACTIONAL_PREFIX, AclOperation.WRITE, prefixed=True),
+        readers,
+    ]
+
+
+def principal(user: str) -> str:
+    """The Kafka principal of a SCRAM user."""
+    return f"User:{user}"
+
+
+def role_of_user(user: str) -> Role | None:
+    """The role the naming convention gives a user: a role's own name, or ``tenant-<name>``."""
+    if user.startswith("tenant-"):
+        return Role.tenant
+    return Role(user) if user in Role.__members__ and user != Role.tenant else None
+
+
+def _admin(settings: Settings) -> AdminClient:
+    # log_level 4: no info line about purged background events when the client is destroyed
+    return AdminClient({**kafka_config.base(settings), "log_level": 4})
+
+
+def _wait(futures: Mapping[Any, Future[Any]], what: str, timeout: float) -> None:
+    for future in futures.values():
+        try:
+            future.result(timeout)
+        except KafkaException as e:
+            raise AccessError(f"{what}: {e.args[0].str()}") from e
+
+
+def grant(settings: Settings, role: Role, user: str, timeout: float = 30.0) -> list[AclBinding]:
+    """Allow ``user`` what ``role`` may do (creating an ACL that exists is a no-op); the bindings."""
+    bindings = [rule.binding(principal(user)) for rule in rules(role, settings)]
+    admin = _admin(settings)  # kept alive until the futures resolve: a destroyed client fails them
+    _wait(admin.create_acls(bindings, request_timeout=timeout), f"granting {role} to {user}", timeout)
+    return bindings
+
+
+def revoke(settings: Settings, role: Role, user: str, timeout: float = 30.0) -> int:
+    """Remove the bindings ``grant`` made; the number of ACLs deleted."""
+    filters = [
+        AclBindingFilter(
+            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+        )
+        for b in (rule.binding(principal(user)) for rule in rules(role, settings))
+    ]
+    deleted = 0
+    admin = _admin(settings)
+    for future in admin.delete_acls(filters, request_timeout=timeout).values():
+        try:
+            deleted += len(future.result(timeout))
+        except KafkaException as e:
+            raise AccessError(f"revoking {role} from {user}: {e.args[0].str()}") from e
+    return deleted
+
+
+def acls(settings: Settings, user: str | None = None, timeout: float = 30.0) -> list[AclBinding]:
+    """The ALLOW and DENY bindings on the broker, for one user or everyone, sorted."""
+    # None matches any name, principal and host (the stubs say str)
+    anything = cast(str, None)
+    who = principal(user) if user else anything
+    any_filter = AclBindingFilter(
+        ResourceType.ANY, anything, ResourcePatternType.ANY, who, anything, AclOperation.ANY, AclPermissionType.ANY
+    )
+    try:
+        admin = _admin(settings)
+        found = admin.describe_acls(any_filter, request_timeout=timeout).result(timeout)
+    except KafkaException as e:
+        raise AccessError(f"listing ACLs: {e.args[0].str()}") from e
+    return sorted(found, key=lambda b: (b.principal, str(b.restype), b.name, str(b.operation)))
+
+
+def users(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """The SCRAM users the broker knows, sorted."""
+    admin = _admin(settings)
+    try:
+        pending = cast("Future[dict[str, Any]]", admin.describe_user_scram_credentials(request_timeout=timeout))
+        described = pending.result(timeout)
+    except KafkaException as e:
+        raise AccessError(f"listing SCRAM users: {e.args[0].str()}") from e
+    return sorted(described)
+
+
+def add_user(settings: Settings, user: str, password: str, timeout: float = 30.0) -> None:
+    """Create (or set the password of) a SCRAM-SHA-512 user."""
+    if not user or any(c.isspace() or c in ",=" for c in user):
+        raise BadUserError(f"user {user!r}: expected a name without spaces, ',' or '='")
+    if len(password) < 16:
+        raise BadUserError(f"the password of {user} has {len(password)} characters; at least 16 are needed")
+    upsert = UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode()
+    )
+    admin = _admin(settings)
+    added = admin.alter_user_scram_credentials([upsert], request_timeout=timeout)
+    _wait(added, f"adding {user}", timeout)
+
+
+def remove_user(settings: Settings, user: str, timeout: float = 30.0) -> None:
+    """Delete a user's SCRAM-SHA-512 credential (its ACLs stay until revoked)."""
+    deletion = UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)
+    admin = _admin(settings)
+    removed = admin.alter_user_scram_credentials([deletion], request_timeout=timeout)
+    _wait(removed, f"removing {user}", timeout)
+
+
+def new_password() -> str:
+    """A random password for a new user (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
