@@ -23,13 +23,13 @@ the only one that publishes the policy and the keyring: no role has WRITE on the
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
     AclBinding,
     AclBindingFilter,
@@ -60,12 +60,10 @@ from agentlog.topics import (
     SPAWN_REQUESTS,
 )
 
+PROJECTOR_GROUP = "agentlog-projector"
+"""The projectors' default consumer group (``agentlog.projections.projector``), under the prefix."""
 GATE_NAME = "agentlog.spawn-gate"
 """The gate's consumer group, transactional ids and changelog start with it (under the prefix)."""
-CLI_TRANSACTIONAL_PREFIX = "agentlog-cli-"
-"""``agentlog publish`` writes a file in one transaction under an id that starts with it."""
-READER_GROUP_PREFIX = "agentlog-reader-"
-"""The consumer group of a reader that assigns partitions itself (``kafka_config.reader``)."""
 SCRAM_ITERATIONS = 8192
 """PBKDF2 iterations of a SCRAM credential this module creates (Kafka's minimum is 4096)."""
 
@@ -118,7 +116,8 @@ def rules(role: Role, settings: Settings) -> list[Rule]:
 def _rules(role: Role, settings: Settings) -> list[Rule]:
     prefix = settings.topic_prefix
     gate = prefix + GATE_NAME
-    readers = Rule(ResourceType.GROUP, READER_GROUP_PREFIX, AclOperation.READ, prefixed=True)
+    # Every name is under the deployment's prefix: revoking a role in one deployment leaves the others' rules.
+    readers = Rule(ResourceType.GROUP, prefix + kafka_config.READER_GROUP, AclOperation.READ, prefixed=True)
     if role is Role.gate:
         return [
             *_topics(settings, AclOperation.READ, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
@@ -140,8 +139,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
         return [
             *_every_topic(settings),
             *_topics(settings, AclOperation.WRITE, DLQ.name),
-            Rule(ResourceType.GROUP, "agentlog-projector", AclOperation.READ, prefixed=True),
-            Rule(ResourceType.GROUP, prefix + "agentlog-projector", AclOperation.READ, prefixed=True),
+            Rule(ResourceType.GROUP, prefix + PROJECTOR_GROUP, AclOperation.READ, prefixed=True),
             readers,
         ]
     if role is Role.auditor:
@@ -158,9 +156,35 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
         *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
         *_topics(settings, AclOperation.WRITE, MESSAGES.name, MISSIONS.name),
         *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name),
-        Rule(ResourceType.TRANSACTIONAL_ID, CLI_TRANSACTIONAL_PREFIX, AclOperation.WRITE, prefixed=True),
+        Rule(
+            ResourceType.TRANSACTIONAL_ID, prefix + kafka_config.CLI_TRANSACTIONAL_ID, AclOperation.WRITE, prefixed=True
+        ),
         readers,
     ]
+
+
+def unwritable(settings: Settings, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
+    """The topics among ``topics`` that this client's principal may not write (the broker says, per topic).
+
+    A transaction that writes where it may not fails as a whole with a purged record and no
+    word of why; asking first gives the reason.
+    """
+    names = sorted(set(topics))
+    admin = _admin(settings)
+    described = admin.describe_topics(
+        TopicCollection(names), request_timeout=timeout, include_authorized_operations=True
+    )
+    refused = []
+    for name, future in described.items():
+        try:
+            operations = future.result(timeout).authorized_operations or []
+        except KafkaException as e:
+            if e.args[0].code() not in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                raise AccessError(f"describing {name}: {e.args[0].str()}") from e
+            operations = []
+        if AclOperation.WRITE not in operations and AclOperation.ALL not in operations:
+            refused.append(name)
+    return sorted(refused)
 
 
 def principal(user: str) -> str:

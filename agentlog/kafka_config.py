@@ -7,6 +7,11 @@ from typing import Any
 
 from agentlog.settings import Settings
 
+READER_GROUP = "agentlog-reader-"
+"""Start of the group id of a reader that assigns its partitions itself (after the topic prefix)."""
+CLI_TRANSACTIONAL_ID = "agentlog-cli-"
+"""Start of the transactional id under which ``agentlog publish`` writes a file (after the topic prefix)."""
+
 
 def base(settings: Settings) -> dict[str, Any]:
     """Connection properties shared by every client: where the brokers are and how to authenticate."""
@@ -48,7 +53,7 @@ def reader(settings: Settings, group_id: str | None = None) -> dict[str, Any]:
     """A consumer that sees only committed records and never commits on its own."""
     return {
         **base(settings),
-        "group.id": group_id or f"agentlog-reader-{uuid.uuid4()}",
+        "group.id": group_id or f"{settings.topic_prefix}{READER_GROUP}{uuid.uuid4()}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",

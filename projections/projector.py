@@ -53,14 +53,20 @@ from agentlog.topics import CATALOGUE
 log = logging.getLogger("agentlog.projector")
 
 
+PROJECTOR_GROUP = "agentlog-projector"
+"""The projectors' consumer group, under the topic prefix, unless one is named."""
+
+
 @dataclass(frozen=True)
 class ProjectorOptions:
     """How a projector runs."""
 
     schema: str = DEFAULT_SCHEMA
     """Target schema (must be migrated)."""
-    group_id: str = "agentlog-projector"
-    """Consumer group; projectors with the same group share the partitions."""
+    group_id: str | None = None
+    """Consumer group; projectors with the same group share the partitions (None: ``<prefix>agentlog-projector``).
+
+    Only the partitions' distribution depends on it: positions are kept in PostgreSQL."""
     instance_id: str | None = None
     """Static group membership: a restarted projector with the same id takes its partitions back at once."""
     batch_size: int = 5000
@@ -155,7 +161,7 @@ class Projector:
 
     def _consumer_config(self) -> dict[str, object]:
         config = {
-            **kafka_config.reader(self.settings, self.options.group_id),
+            **kafka_config.reader(self.settings, self.options.group_id or self.settings.topic_prefix + PROJECTOR_GROUP),
             "session.timeout.ms": self.options.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
             "fetch.wait.max.ms": 50,

@@ -174,9 +174,12 @@ def role_list_command(schema: Schema = DEFAULT_SCHEMA) -> None:
 @projector_app.command("run")
 def run_command(
     schema: Schema = DEFAULT_SCHEMA,
-    group: Annotated[str, typer.Option(help="Consumer group; projectors of one group share partitions.")] = (
-        "agentlog-projector"
-    ),
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Consumer group; projectors of one group share partitions [default: <prefix>agentlog-projector]."
+        ),
+    ] = None,
     instance_id: Annotated[
         str | None, typer.Option(help="Static group membership id: a restart takes its partitions back at once.")
     ] = None,

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from agentlog import kafka_config
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, PayloadError
 from agentlog.events import Event, event_type
@@ -18,7 +19,8 @@ from agentlog.limits import check_record_size
 from agentlog.payloads import build_event, parse_documents
 from agentlog.producer import Producer
 from agentlog.serde import Serde
-from agentlog.settings import get_settings
+from agentlog.settings import Settings, get_settings
+from agentlog.topics import topic_of
 
 
 def check_encodes(serde: Serde, event: Event, line: int) -> None:
@@ -70,7 +72,13 @@ def publish(
         for (line, _), built in zip(documents, events, strict=True):
             check_encodes(serde, built, line)  # before any broker is involved: bad input is exit 2
         kafka_settings()  # everything is valid: now the broker must answer
-        producer = Producer(settings, serde=serde, transactional_id=f"agentlog-cli-{uuid.uuid4()}")
+        if settings.sasl_username is not None:
+            _check_authorized(settings, {_topic(settings, item) for item in events})
+        producer = Producer(
+            settings,
+            serde=serde,
+            transactional_id=f"{settings.topic_prefix}{kafka_config.CLI_TRANSACTIONAL_ID}{uuid.uuid4()}",
+        )
         with producer.transaction():
             for item in events:
                 producer.send(item)
@@ -79,3 +87,23 @@ def publish(
         fail_for(e)
     for delivery in deliveries:
         print(json.dumps(asdict(delivery)))
+
+
+def _topic(settings: Settings, event: Event) -> str:
+    """The deployed topic an event is published to."""
+    return settings.topic_prefix + topic_of(type(event)).name
+
+
+def _check_authorized(settings: Settings, topics: set[str]) -> None:
+    """Exit 1 naming the topics the broker's ACLs do not let this principal write; nothing is published."""
+    from agentlog.access import unwritable
+
+    try:
+        refused = unwritable(settings, topics)
+    except AgentlogError as e:
+        fail_for(e)
+    if refused:
+        fail(
+            f"User:{settings.sasl_username} may not write to {', '.join(refused)} (the broker's ACLs;"
+            " see `agentlog access list`); nothing was published"
+        )

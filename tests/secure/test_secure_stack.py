@@ -92,6 +92,12 @@ def test_each_principal_writes_only_what_its_role_allows(deployment: Deployment,
     ):
         producer.publish(forged)  # a decision: only the gate writes them
 
+    payload = forged.model_dump_json(exclude={"meta": {"event_id", "occurred_at"}})
+    by_cli = _agentlog(tenant, "publish", "SpawnDenied", "--json", payload)
+    assert by_cli.returncode == 1, by_cli.stderr
+    assert f"User:tenant-acme may not write to {deployment.prefix}agentlog.policy.decisions" in by_cli.stderr
+    assert "nothing was published" in by_cli.stderr
+
     published = _agentlog(tenant, "policy", "publish", "--published-by", "tenant-acme")
     assert published.returncode == 1 and "authoriz" in published.stderr.lower(), published.stderr
     key_file = tmp_path / "mine.pem"
@@ -146,7 +152,9 @@ def test_publish_gate_projector_and_replay_pass_as_their_own_users(deployment: D
     schema = f"s_{deployment.prefix.strip('.').lower()}"[:63]
     migrate(projector, schema)
     try:
-        options = ProjectorOptions(schema=schema, group_id=f"agentlog-projector-{schema}", idle_exit_s=2.0)
+        options = ProjectorOptions(
+            schema=schema, group_id=f"{deployment.prefix}agentlog-projector-{schema}", idle_exit_s=2.0
+        )
         Projector(projector, options).run()
         auditor = deployment.as_user("auditor")
         verified = _agentlog(auditor, "replay", "verify", "--signatures", "--quiet", "--schema", schema)
