@@ -156,9 +156,9 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
         *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
         *_topics(settings, AclOperation.WRITE, MESSAGES.name, MISSIONS.name),
         *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name),
-        Rule(
-            ResourceType.TRANSACTIONAL_ID, prefix + kafka_config.CLI_TRANSACTIONAL_ID, AclOperation.WRITE, prefixed=True
-        ),
+        Rule(ResourceType.TRANSACTIONAL_ID, prefix + kafka_config.CLI_TRANSACTIONAL_ID, AclOperation.WRITE, True),
+        # a client with a client_id keeps its positions on the decisions topic in a group of its own
+        Rule(ResourceType.GROUP, prefix + kafka_config.SDK_GROUP, AclOperation.READ, prefixed=True),
         readers,
     ]
 

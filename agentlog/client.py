@@ -16,22 +16,18 @@ and the caller learns what happened to its first attempt.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
 from agentlog import events as ev
-from agentlog import kafka_config
 from agentlog.errors import AgentlogError, DeliveryError
+from agentlog.facts import FactFollower, Slot
+from agentlog.handles import AgentHandle, RootRefused, SpawnRefused
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
-from agentlog.topics import POLICY_DECISIONS
-from agentlog.watermarks import watermarks
 
 
 class DecisionTimeout(AgentlogError):
@@ -53,77 +49,14 @@ class DecisionTimeout(AgentlogError):
         )
 
 
-class _Replies:
-    """Follows the decisions topic from its current end and hands replies to waiters."""
-
-    def __init__(self, settings: Settings, serde: Serde) -> None:
-        self._serde = serde
-        self._waiters: dict[uuid.UUID, tuple[threading.Event, list[ev.Event]]] = {}
-        self._answers: dict[uuid.UUID, tuple[type[ev.Event], ...]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._consumer = Consumer(kafka_config.reader(settings))
-        topic = settings.topic_prefix + POLICY_DECISIONS.name
-        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
-        if metadata.error is not None:
-            raise AgentlogError(f"topic {topic} is not available: {metadata.error.str()}")
-        # Start at the current end, as explicit offsets so that no reply can slip past.
-        self._consumer.assign(
-            [TopicPartition(topic, p, watermarks(self._consumer, topic, p)[1]) for p in metadata.partitions]
-        )
-        self._thread = threading.Thread(target=self._run, name="agentlog-replies", daemon=True)
-        self._thread.start()
-
-    def expect(
-        self,
-        event_id: uuid.UUID,
-        answers: tuple[type[ev.Event], ...],
-        slot: tuple[threading.Event, list[ev.Event]] | None = None,
-    ) -> tuple[threading.Event, list[ev.Event]]:
-        """A slot that fills with the decisions caused by ``event_id`` and is set by an answer.
-
-        Other decisions with the same cause (``CircuitClosed`` before the answer) are kept
-        but do not wake the waiter. Passing the ``slot`` of an earlier attempt makes the
-        answer to either attempt wake it.
-        """
-        slot = slot or (threading.Event(), [])
-        with self._lock:
-            self._waiters[event_id] = slot
-            self._answers[event_id] = answers
-        return slot
-
-    def forget(self, event_id: uuid.UUID) -> None:
-        with self._lock:
-            self._waiters.pop(event_id, None)
-            self._answers.pop(event_id, None)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for msg in self._consumer.consume(500, 0.1):
-                error = msg.error()
-                if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                    continue
-                try:
-                    decision = self._serde.decode(msg.value() or b"")
-                except Exception:  # a record we cannot read is no reply: keep following
-                    continue
-                cause = decision.meta.causation_id
-                with self._lock:
-                    slot = self._waiters.get(cause) if cause is not None else None
-                    answers = self._answers.get(cause) if cause is not None else None
-                if slot is not None:
-                    slot[1].append(decision)
-                    if answers is not None and isinstance(decision, answers):
-                        slot[0].set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
-
-
 class AgentlogClient:
-    """Publishes on behalf of one tenant's agent runtime and waits for the gate's decisions."""
+    """Publishes on behalf of one tenant's agent runtime, waits for the gate's decisions, and gives a handle
+    per agent it runs (:mod:`agentlog.handles`) that hears what the control plane decided about it.
+
+    One client follows the decisions partitions of all the trees it serves with one consumer
+    (:mod:`agentlog.facts`). With a ``client_id`` it keeps its position there, so that the
+    same runtime restarted re-attaches its agents (:meth:`attach`) and hears what they missed.
+    """
 
     def __init__(
         self,
@@ -133,6 +66,7 @@ class AgentlogClient:
         producer_name: str = "agentlog-sdk",
         timeout: float = 10.0,
         retries: int = 2,
+        client_id: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.settings = settings or get_settings()
@@ -143,7 +77,9 @@ class AgentlogClient:
         """How many times a request is published again (same request id) after a retriable failure or a timeout."""
         self._serde = Serde.from_settings(self.settings)
         self._producer = Producer(self.settings, serde=self._serde)
-        self._replies = _Replies(self.settings, self._serde)
+        self.client_id = client_id
+        """Names the runtime across restarts: its positions are kept under it (None: kept nowhere)."""
+        self._facts = FactFollower(self.settings, self._serde, client_id)
 
     def meta(self, root_id: str, **fields: Any) -> ev.Meta:
         """A fresh envelope for an event of tree ``root_id``."""
@@ -293,13 +229,18 @@ class AgentlogClient:
 
     def _ask(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> ev.Event:
         """Publish ``request()`` and wait for its answer, publishing it again (same request id) when in doubt."""
-        slot: tuple[threading.Event, list[ev.Event]] | None = None
+        return self._ask_at(request, answers)[0]
+
+    def _ask_at(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> tuple[ev.Event, int]:
+        """The answer to ``request()`` and its offset on the decisions topic."""
+        slot = Slot(answers)
         attempts: list[ev.Event] = []
         try:
             while True:
                 attempt = request()  # a new event each time: the request id, not the event id, is the key
                 attempts.append(attempt)
-                slot = self._replies.expect(attempt.meta.event_id, answers, slot)
+                self._facts.serve(attempt.meta.root_id)
+                self._facts.expect(attempt.meta.event_id, slot)
                 try:
                     self._producer.publish(attempt)
                 except DeliveryError as e:
@@ -307,22 +248,116 @@ class AgentlogClient:
                         raise
                     time.sleep(min(0.2 * 2 ** len(attempts), 2.0))  # the broker is struggling: back off
                     continue
-                if slot[0].wait(self.timeout):
+                if slot.done.wait(self.timeout):
                     break
                 if len(attempts) > self.retries:
                     raise DecisionTimeout(attempt, self.timeout, len(attempts))
         finally:
             for attempt in attempts:
-                self._replies.forget(attempt.meta.event_id)
-        replies = slot[1]
-        reply = next((r for r in replies if isinstance(r, answers)), None)
-        if reply is None:
-            raise AgentlogError(f"unexpected reply to {type(request).__name__}: {type(replies[0]).__name__}")
-        return reply
+                self._facts.forget(attempt.meta.event_id)
+        found = slot.answer()
+        if found is None:
+            raise AgentlogError(
+                f"unexpected reply to {type(attempts[0]).__name__}: {type(slot.replies[0][0]).__name__}"
+            )
+        return found
+
+    # ------------------------------------------------------------------ handles
+
+    def start_root(
+        self,
+        config: str,
+        token_budget: int,
+        spawn_budget: int,
+        *,
+        root_id: str | None = None,
+        task: ev.TaskSpec | None = None,
+        max_runtime_ms: int | None = None,
+        capabilities: Iterable[str] = (),
+    ) -> AgentHandle:
+        """Register a new tree's root and return its handle; :class:`RootRefused` with the gate's sentence if not."""
+        agent_id = root_id or self.new_root_id()
+
+        def request() -> ev.Event:
+            return ev.RootAgentRegistered(
+                meta=self.meta(agent_id),
+                agent_id=agent_id,
+                config=config,
+                token_budget=token_budget,
+                spawn_budget=spawn_budget,
+                task=task,
+                max_runtime_ms=max_runtime_ms,
+                capabilities=list(capabilities),
+            )
+
+        reply, offset = self._ask_at(request, (ev.RootAdmitted, ev.RootRejected))
+        if isinstance(reply, ev.RootRejected):
+            raise RootRefused(reply)
+        return self._hold(agent_id, agent_id, offset)
+
+    def spawn_child(
+        self,
+        parent: AgentHandle,
+        config: str,
+        task: ev.TaskSpec | str,
+        token_budget: int,
+        spawn_budget: int = 0,
+        *,
+        max_runtime_ms: int | None = None,
+        capabilities: Iterable[str] = (),
+        request_id: uuid.UUID | None = None,
+    ) -> AgentHandle:
+        """Ask for a child of ``parent``; the child's handle, or :class:`SpawnRefused` with the gate's sentence."""
+        key = request_id or uuid.uuid4()
+        spec = ev.TaskSpec(title=task) if isinstance(task, str) else task
+
+        def request() -> ev.Event:
+            return ev.SpawnRequested(
+                meta=self.meta(parent.root_id),
+                request_id=key,
+                parent_agent_id=parent.agent_id,
+                child_config=config,
+                task=spec,
+                requested_token_budget=token_budget,
+                requested_spawn_budget=spawn_budget,
+                max_runtime_ms=max_runtime_ms,
+                capabilities=list(capabilities),
+            )
+
+        reply, offset = self._ask_at(request, (ev.SpawnApproved, ev.SpawnDenied))
+        if isinstance(reply, ev.SpawnDenied):
+            raise SpawnRefused(reply)
+        assert isinstance(reply, ev.SpawnApproved)
+        return self._hold(parent.root_id, reply.child_agent_id, offset)
+
+    def attach(self, root_id: str, agent_id: str, since: int | None = None) -> AgentHandle:
+        """A handle for an agent this runtime already runs (after a restart, say), hearing its signals from
+        ``since`` (a handle's ``next_offset`` saved earlier), else from this client's kept position, else from now.
+
+        Attach every agent of a restarted runtime before it waits on any: a handle hears only what the client
+        reads after it exists, and reading again from an older position costs a re-read of the partition.
+        """
+        existing = self._facts.handle(root_id, agent_id)
+        if existing is not None:
+            return existing
+        start = since if since is not None else self._facts.kept_position(root_id)
+        return self._hold(root_id, agent_id, start)
+
+    def _hold(self, root_id: str, agent_id: str, start: int | None) -> AgentHandle:
+        position = self._facts.serve(root_id, start)
+        handle = AgentHandle(
+            self, root_id, agent_id, self._facts.partition(root_id), start if start is not None else position
+        )
+        self._facts.add(handle)
+        return handle
+
+    def release(self, handle: AgentHandle) -> None:
+        """Forget a handle (:meth:`AgentHandle.release` calls this)."""
+        self._facts.remove(handle)
 
     def close(self) -> None:
-        """Stop following decisions and flush what is queued."""
-        self._replies.close()
+        """Stop following decisions (keeping the positions, with a ``client_id``) and flush what is queued."""
+        self._facts.close()
         self._producer.close()
 
     def __enter__(self) -> AgentlogClient:

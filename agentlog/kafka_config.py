@@ -9,6 +9,8 @@ from agentlog.settings import Settings
 
 READER_GROUP = "agentlog-reader-"
 """Start of the group id of a reader that assigns its partitions itself (after the topic prefix)."""
+SDK_GROUP = "agentlog-sdk-"
+"""Start of the group (after the topic prefix) an SDK client with a ``client_id`` keeps its positions in."""
 CLI_TRANSACTIONAL_ID = "agentlog-cli-"
 """Start of the transactional id under which ``agentlog publish`` writes a file (after the topic prefix)."""
 

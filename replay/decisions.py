@@ -240,7 +240,7 @@ class DecisionReplay:
         if partitions is None:
             partitions = self.source.partitions()
             if self.root_id is not None:
-                from agentlog.replay.partitioning import partition_of
+                from agentlog.partitioning import partition_of
 
                 partitions = [partition_of(self.root_id, self.partition_count)]
         for partition in partitions:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentlog.keyring import KeyringHistory
+from agentlog.partitioning import partition_of
 from agentlog.processors import CLOCK_MARGIN_MS, Policy
 from agentlog.records import Record
 from agentlog.replay.decisions import DecisionReplay, DecisionReport
 from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
-from agentlog.replay.partitioning import partition_of
 from agentlog.replay.policies import PolicyHistory, add_from_audit, resolve_policy_name
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde

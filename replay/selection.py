@@ -9,8 +9,8 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.errors import DecodeError
+from agentlog.partitioning import partition_of
 from agentlog.replay.errors import SelectionError
-from agentlog.replay.partitioning import partition_of
 from agentlog.replay.topic_reader import partitions_of, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings

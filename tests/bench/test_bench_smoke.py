@@ -88,6 +88,16 @@ def test_replay_bench(settings: Settings) -> None:
         assert figure in out
 
 
+def test_sdk_bench(settings: Settings) -> None:
+    """bench/sdk.py prints the signal latency next to a plain consumer, and a client's memory with many handles."""
+    out = run_bench(
+        settings, "sdk.py", "--trees", "3", "--children", "3", "--pace-ms", "10", "--rounds", "1",
+        "--handles", "300", "--idle-s", "1",
+    )  # fmt: skip
+    for figure in ("plain consumer poll (ceiling)", "handle callback", "p99", "memory: one client with 300 handles"):
+        assert figure in out
+
+
 def test_faust_experiment(settings: Settings) -> None:
     """bench/faust_eos_check.py runs one tiny variant, prints its counts and deletes its topics."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})

@@ -11,13 +11,13 @@ from confluent_kafka import Producer as KafkaProducer
 
 from agentlog import events as ev
 from agentlog import kafka_config
+from agentlog.partitioning import partition_of
 from agentlog.processors import CORE_HEADER, CORE_VERSION, DECIDED_HEADER, DecisionPoint, InputRecord, decode_input
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.spawn_gate import decide
 from agentlog.processors.tree_state import PartitionState
 from agentlog.producer import Producer
 from agentlog.replay.log_source import KafkaLog
-from agentlog.replay.partitioning import partition_of
 from agentlog.replay.runs import decisions_report
 from agentlog.serde import Serde
 from agentlog.settings import Settings

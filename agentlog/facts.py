@@ -1,0 +1,268 @@
+"""One consumer per client on the decisions partitions of the trees it serves: replies and signals.
+
+The client asks the follower to *serve* a tree before it publishes anything about it: the
+follower assigns the tree's partition of the decisions topic (every tree-keyed topic has
+the same partition for a tree), from an explicit offset so that no answer can slip past,
+and from then on reads it. Each record's key is its tree's root id, so records of trees it
+does not serve are skipped without being decoded. A decoded fact goes to
+
+- the waiter of the request it answers (``meta.causation_id``), and
+- the handle of the agent it names (``agent_id``), or, for a circuit fact, every handle of
+  the tree (:mod:`agentlog.handles`).
+
+**Positions.** A client with a ``client_id`` keeps, in the consumer group
+``<prefix>agentlog-sdk-<client_id>``, the offset per partition below which no handle it
+holds needs anything: the lowest of its handles' next offsets (an ended handle holds its
+final fact until released), or what it has read when it holds none. A restarted client with
+the same id re-attaches its agents from there (``AgentlogClient.attach``) and receives every
+signal they missed. A client without an id keeps nothing; ``attach`` then needs the
+position (``since``), which a handle reports as ``next_offset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+from agentlog import events as ev
+from agentlog import kafka_config
+from agentlog.errors import AgentlogError
+from agentlog.handles import SIGNAL_FACTS, TREE_SIGNAL_FACTS, AgentHandle
+from agentlog.partitioning import partition_of
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topics import POLICY_DECISIONS
+from agentlog.watermarks import watermarks
+
+log = logging.getLogger(__name__)
+
+COMMIT_EVERY_S = 1.0
+"""How often a client with a ``client_id`` stores its positions."""
+
+
+@dataclass
+class Slot:
+    """What a request waits on: the decisions it caused, and whether an answer came."""
+
+    answers: tuple[type[ev.Event], ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    replies: list[tuple[ev.Event, int]] = field(default_factory=list)
+    """Each decision with its offset."""
+
+    def answer(self) -> tuple[ev.Event, int] | None:
+        """The answer and its offset, once there is one."""
+        return next(((d, o) for d, o in self.replies if isinstance(d, self.answers)), None)
+
+
+class FactFollower:
+    """Reads the decisions partitions of the served trees on one thread and routes each fact."""
+
+    def __init__(self, settings: Settings, serde: Serde, client_id: str | None = None) -> None:
+        self.topic = settings.topic_prefix + POLICY_DECISIONS.name
+        self.keeps_positions = client_id is not None
+        group = f"{settings.topic_prefix}{kafka_config.SDK_GROUP}{client_id}" if client_id is not None else None
+        self._serde = serde
+        self._consumer = Consumer(kafka_config.reader(settings, group))
+        # Positions are looked up with a second client: a consumer busy in consume() on the follower
+        # thread does not answer watermark queries from another thread.
+        self._lookup = Consumer(kafka_config.reader(settings, group))
+        metadata = self._lookup.list_topics(self.topic, timeout=10).topics[self.topic]
+        if metadata.error is not None:
+            raise AgentlogError(f"topic {self.topic} is not available: {metadata.error.str()}")
+        self.partitions = len(metadata.partitions)
+        self._lock = threading.Lock()
+        self._assigned: dict[int, int] = {}
+        """Each assigned partition and the offset after the last record read there."""
+        self._roots: set[bytes] = set()
+        self._waiters: dict[uuid.UUID, Slot] = {}
+        self._handles: dict[tuple[str, str], AgentHandle] = {}
+        self._tree_handles: dict[str, set[AgentHandle]] = defaultdict(set)
+        self._kept: dict[int, int] = {}
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentlog-facts", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ serving trees
+
+    def partition(self, root_id: str) -> int:
+        """The decisions partition of a tree."""
+        return partition_of(root_id, self.partitions)
+
+    def serve(self, root_id: str, since: int | None = None) -> int:
+        """Follow ``root_id``'s partition from ``since`` (or the kept position, or the end) if not already; the
+        offset from which its facts will be seen."""
+        partition = self.partition(root_id)
+        with self._lock:
+            self._roots.add(root_id.encode())
+            read = self._assigned.get(partition)
+        if read is None:
+            start = since if since is not None else self._kept_position(partition)
+            if start is None:
+                start = watermarks(self._lookup, self.topic, partition)[1]
+            with self._lock:
+                read = self._assigned.get(partition)
+                if read is None:
+                    self._assigned[partition] = start
+            if read is None:
+                self._on_follower(
+                    lambda: self._consumer.incremental_assign([TopicPartition(self.topic, partition, start)])
+                )
+                return start
+        if since is not None and since < read:
+            # An older position than what was read: read again from it (handles skip what they had).
+            self._on_follower(lambda: self._consumer.seek(TopicPartition(self.topic, partition, since)))
+            with self._lock:
+                self._assigned[partition] = since
+            return since
+        return since if since is not None else read
+
+    def _on_follower(self, command: Callable[[], object], timeout: float = 30.0) -> None:
+        """Run ``command`` on the follower thread between two reads (the consumer is not shared across threads)."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                command()
+            except BaseException as e:  # re-raised in the caller's thread
+                failure.append(e)
+            finally:
+                done.set()
+
+        self._commands.put(run)
+        if not done.wait(timeout):
+            raise AgentlogError(f"the client's follower of {self.topic} did not answer within {timeout:g}s")
+        if failure:
+            raise AgentlogError(f"following {self.topic}: {failure[0]}") from failure[0]
+
+    def kept_position(self, root_id: str) -> int | None:
+        """The position this client kept for the tree's partition (None without a ``client_id`` or a commit)."""
+        return self._kept_position(self.partition(root_id))
+
+    def _kept_position(self, partition: int) -> int | None:
+        if not self.keeps_positions:
+            return None
+        (committed,) = self._lookup.committed([TopicPartition(self.topic, partition)], timeout=10)
+        return None if committed.offset == OFFSET_INVALID or committed.offset < 0 else committed.offset
+
+    # ------------------------------------------------------------------ waiters and handles
+
+    def expect(self, event_id: uuid.UUID, slot: Slot) -> None:
+        """Put the decisions caused by ``event_id`` into ``slot`` (several attempts may share one slot)."""
+        with self._lock:
+            self._waiters[event_id] = slot
+
+    def forget(self, event_id: uuid.UUID) -> None:
+        with self._lock:
+            self._waiters.pop(event_id, None)
+
+    def add(self, handle: AgentHandle) -> None:
+        """Route the facts about ``handle``'s agent (and its tree's circuit) to it."""
+        with self._lock:
+            self._handles[(handle.root_id, handle.agent_id)] = handle
+            self._tree_handles[handle.root_id].add(handle)
+
+    def remove(self, handle: AgentHandle) -> None:
+        with self._lock:
+            if self._handles.get((handle.root_id, handle.agent_id)) is handle:
+                del self._handles[(handle.root_id, handle.agent_id)]
+            tree = self._tree_handles.get(handle.root_id)
+            if tree is not None:
+                tree.discard(handle)
+                if not tree:
+                    del self._tree_handles[handle.root_id]
+
+    def handle(self, root_id: str, agent_id: str) -> AgentHandle | None:
+        with self._lock:
+            return self._handles.get((root_id, agent_id))
+
+    @property
+    def handle_count(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    # ------------------------------------------------------------------ the follower thread
+
+    def _run(self) -> None:
+        last_commit = time.monotonic()
+        while not self._stop.is_set():
+            while not self._commands.empty():
+                self._commands.get()()
+            try:
+                messages = self._consumer.consume(1000, 0.02)
+            except KafkaException as e:  # a closing consumer, or a broker problem it retries itself
+                log.debug("consume: %s", e)
+                continue
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.debug("decisions: %s", error.str())
+                    continue
+                appended = msg.timestamp()[1]
+                self._route(msg.key(), msg.value(), msg.partition() or 0, msg.offset() or 0, appended)
+            if self.keeps_positions and time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                last_commit = time.monotonic()
+                self._keep_positions()
+
+    def _route(self, key: bytes | None, value: bytes | None, partition: int, offset: int, appended_ms: int) -> None:
+        with self._lock:
+            if partition in self._assigned:
+                self._assigned[partition] = max(self._assigned[partition], offset + 1)
+            if key not in self._roots:
+                return
+        try:
+            fact = self._serde.decode(value or b"")
+        except Exception:  # a record this client cannot read is no answer and no signal: keep following
+            return
+        cause = fact.meta.causation_id
+        with self._lock:
+            slot = self._waiters.get(cause) if cause is not None else None
+            if isinstance(fact, TREE_SIGNAL_FACTS):
+                targets = list(self._tree_handles.get(fact.meta.root_id, ()))
+            elif isinstance(fact, (*SIGNAL_FACTS, ev.TokensCharged)):
+                found = self._handles.get((fact.meta.root_id, fact.agent_id))  # type: ignore[attr-defined]
+                targets = [found] if found is not None else []
+            else:
+                targets = []
+        if slot is not None and all(o != offset for _, o in slot.replies):
+            slot.replies.append((fact, offset))
+            if isinstance(fact, slot.answers):
+                slot.done.set()
+        for handle in targets:
+            handle.deliver(fact, offset, appended_ms)
+
+    def _keep_positions(self) -> None:
+        """Store per partition the lowest offset a held handle needs, or what was read if none is held."""
+        with self._lock:
+            low = dict(self._assigned)
+            for handle in self._handles.values():
+                holds = handle.holds
+                if holds is not None and handle.partition in low:
+                    low[handle.partition] = min(low[handle.partition], holds)
+        changed = [TopicPartition(self.topic, p, o) for p, o in low.items() if self._kept.get(p) != o]
+        if not changed:
+            return
+        try:
+            self._consumer.commit(offsets=changed, asynchronous=False)
+        except KafkaException as e:  # kept next time; a restart then reads a little more again
+            log.warning("could not keep the positions of the decisions partitions: %s", e.args[0].str())
+            return
+        self._kept.update({tp.partition: tp.offset for tp in changed})
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self.keeps_positions:
+            self._keep_positions()
+        self._consumer.close()
+        self._lookup.close()

@@ -1,0 +1,318 @@
+"""Agent handles: what a runtime holds for each agent it runs, and hears the control plane's decisions through.
+
+A handle receives the gate's facts that concern its agent as :class:`Signal` values — the
+fact itself (``AgentTerminated``, ``AgentTimedOut``, ``BudgetExhausted``,
+``BudgetToppedUp``, ``AgentEnded``, and the tree's ``CircuitOpened``/``CircuitClosed``)
+with its position on the decisions topic — three ways: callbacks
+(:meth:`AgentHandle.on_signal`, called on the client's follower thread), an iterator
+(:meth:`AgentHandle.signals`), and a flag a loop polls (:attr:`AgentHandle.cancelled`).
+:meth:`AgentHandle.result` waits for the agent's end and returns its :class:`Outcome`.
+
+Handles are made by :class:`agentlog.client.AgentlogClient` (``start_root``, ``attach``)
+and by :meth:`AgentHandle.spawn`; one client follows the facts of all of them with one
+consumer (:mod:`agentlog.facts`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from agentlog import events as ev
+from agentlog.errors import AgentlogError
+
+if TYPE_CHECKING:
+    from agentlog.client import AgentlogClient
+
+log = logging.getLogger(__name__)
+
+SignalFact = (
+    ev.AgentTerminated
+    | ev.AgentTimedOut
+    | ev.BudgetExhausted
+    | ev.BudgetToppedUp
+    | ev.AgentEnded
+    | ev.CircuitOpened
+    | ev.CircuitClosed
+)
+SIGNAL_FACTS: tuple[type[ev.Event], ...] = (
+    ev.AgentTerminated,
+    ev.AgentTimedOut,
+    ev.BudgetExhausted,
+    ev.BudgetToppedUp,
+    ev.AgentEnded,
+)
+"""Facts about one agent (they name it in ``agent_id``) that reach its handle."""
+TREE_SIGNAL_FACTS: tuple[type[ev.Event], ...] = (ev.CircuitOpened, ev.CircuitClosed)
+"""Facts about a whole tree that reach every handle of the tree."""
+FINAL_FACTS: tuple[type[ev.Event], ...] = (ev.AgentTerminated, ev.AgentTimedOut, ev.AgentEnded)
+"""Facts after which the agent is over: nothing it does counts any more."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One fact of the control plane that concerns an agent, and where it is on the decisions topic."""
+
+    fact: SignalFact
+    partition: int
+    offset: int
+    appended_ms: int
+    """When the broker appended the fact (its ``LogAppendTime``), in ms since the epoch."""
+
+    @property
+    def final(self) -> bool:
+        """Whether the agent is over (terminated, timed out, completed or failed)."""
+        return isinstance(self.fact, FINAL_FACTS)
+
+    @property
+    def message(self) -> str:
+        """The gate's sentence about it, to show the agent."""
+        return self.fact.message
+
+
+class OutcomeStatus(StrEnum):
+    """How an agent ended."""
+
+    completed = "completed"
+    failed = "failed"
+    terminated = "terminated"
+    timed_out = "timed_out"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an agent ended, from the gate's final fact about it."""
+
+    status: OutcomeStatus
+    message: str
+    """The gate's sentence."""
+    fact: ev.AgentTerminated | ev.AgentTimedOut | ev.AgentEnded
+    result_summary: str = ""
+    quality_score: float | None = None
+    tokens_used: int = 0
+    """Tokens the agent reported (completed or failed) or was charged (terminated, timed out: its usage as the
+    gate counted it)."""
+    error: str = ""
+    retryable: bool = False
+    termination: ev.TerminationReason | None = None
+    """Why it was terminated (``REQUESTED``, ``ANCESTOR_ENDED``, ``BUDGET``, ``TIMEOUT``, ``CIRCUIT``)."""
+    ended_by: str | None = None
+    """The agent whose end or request ended it, if one did."""
+
+    @classmethod
+    def of(cls, fact: ev.AgentTerminated | ev.AgentTimedOut | ev.AgentEnded, tokens_used: int) -> Outcome:
+        """The outcome a final fact tells; ``tokens_used`` is what the handle saw charged."""
+        if isinstance(fact, ev.AgentEnded):
+            completed = fact.outcome is ev.EndOutcome.COMPLETED
+            return cls(
+                OutcomeStatus.completed if completed else OutcomeStatus.failed,
+                fact.message,
+                fact,
+                result_summary=fact.result_summary,
+                quality_score=fact.quality_score,
+                tokens_used=fact.tokens_used,
+                error=fact.error,
+                retryable=fact.retryable,
+            )
+        if isinstance(fact, ev.AgentTimedOut):
+            return cls(OutcomeStatus.timed_out, fact.message, fact, tokens_used=tokens_used)
+        return cls(
+            OutcomeStatus.terminated,
+            fact.message,
+            fact,
+            tokens_used=tokens_used,
+            termination=fact.reason,
+            ended_by=fact.ended_by_agent_id,
+        )
+
+
+class SpawnRefused(AgentlogError):
+    """The gate denied a spawn; ``denial`` holds its reason and the sentence to show the agent."""
+
+    def __init__(self, denial: ev.SpawnDenied) -> None:
+        self.denial = denial
+        super().__init__(denial.message)
+
+
+class RootRefused(AgentlogError):
+    """The gate rejected a root registration; ``rejection`` holds the reason and the sentence."""
+
+    def __init__(self, rejection: ev.RootRejected) -> None:
+        self.rejection = rejection
+        super().__init__(rejection.message)
+
+
+class OutcomeTimeout(AgentlogError):
+    """The agent did not end within the time :meth:`AgentHandle.result` was given."""
+
+
+Callback = Callable[[Signal], None]
+
+
+class AgentHandle:
+    """One agent a runtime runs: its signals, its cancellation flag, its result, and the acts it reports.
+
+    Signals are delivered once each, in the order of the decisions topic, from ``start``
+    (the offset of the fact that created the agent, or where it was attached from).
+    """
+
+    def __init__(self, client: AgentlogClient, root_id: str, agent_id: str, partition: int, start: int) -> None:
+        self.client = client
+        self.root_id = root_id
+        self.agent_id = agent_id
+        self.partition = partition
+        """The decisions partition of its tree."""
+        self.next_offset = start
+        """The decisions offset after the last signal delivered to it (or where it started)."""
+        self.tokens_charged = 0
+        """Tokens the gate charged to it, as the signals so far tell (``TokensCharged`` is not a signal but counts)."""
+        self._callbacks: list[Callback] = []
+        self._queue: queue.SimpleQueue[Signal] = queue.SimpleQueue()
+        self._over = threading.Event()
+        self._final: Signal | None = None
+        self._released = False
+
+    # ------------------------------------------------------------------ what it hears
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the agent is over: terminated, timed out, or its end took effect. A loop polls it."""
+        return self._over.is_set()
+
+    @property
+    def final(self) -> Signal | None:
+        """The signal that ended the agent, once there is one."""
+        return self._final
+
+    def on_signal(self, callback: Callback) -> None:
+        """Call ``callback(signal)`` for each later signal, on the client's follower thread (keep it short)."""
+        self._callbacks.append(callback)
+
+    def signals(self, timeout: float | None = None) -> Iterator[Signal]:
+        """Signals as they arrive; the iteration ends after the final one, or after ``timeout`` seconds without one."""
+        while True:
+            try:
+                signal = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return
+            yield signal
+            if signal.final:
+                return
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block until the agent is over (True) or ``timeout`` passes (False)."""
+        return self._over.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Outcome:
+        """Wait for the agent's end and return how it ended; :class:`OutcomeTimeout` if it does not end in time."""
+        if not self._over.wait(timeout):
+            raise OutcomeTimeout(f"agent {self.agent_id} of {self.root_id} did not end within {timeout}s")
+        assert self._final is not None
+        fact = self._final.fact
+        assert isinstance(fact, FINAL_FACTS)
+        return Outcome.of(fact, self.tokens_charged)  # type: ignore[arg-type]
+
+    def deliver(self, fact: ev.Event, offset: int, appended_ms: int) -> None:
+        """Hand it a fact at ``offset`` (the follower calls this; one before ``next_offset`` was delivered already)."""
+        if offset < self.next_offset:
+            return
+        self.next_offset = offset + 1
+        if isinstance(fact, ev.TokensCharged):
+            self.tokens_charged = fact.tokens_used
+            return
+        signal = Signal(fact, self.partition, offset, appended_ms)  # type: ignore[arg-type]
+        if signal.final:
+            self._final = signal
+        self._queue.put(signal)
+        for callback in self._callbacks:
+            try:
+                callback(signal)
+            except Exception:  # a failing callback must not stop the signals of every other agent
+                log.exception("signal callback of agent %s failed", self.agent_id)
+        if signal.final:
+            self._over.set()
+
+    # ------------------------------------------------------------------ what it does
+
+    def spawn(
+        self,
+        config: str,
+        task: ev.TaskSpec | str,
+        token_budget: int,
+        spawn_budget: int = 0,
+        *,
+        max_runtime_ms: int | None = None,
+        capabilities: Iterable[str] = (),
+        request_id: uuid.UUID | None = None,
+    ) -> AgentHandle:
+        """Ask the gate for a child; its handle, or :class:`SpawnRefused` with the gate's sentence.
+
+        ``request_id`` is the idempotency key: asking again with it returns the same child.
+        """
+        return self.client.spawn_child(
+            self,
+            config,
+            task,
+            token_budget,
+            spawn_budget,
+            max_runtime_ms=max_runtime_ms,
+            capabilities=capabilities,
+            request_id=request_id,
+        )
+
+    def started(self, runtime: str | None = None) -> None:
+        """Report that the agent began running."""
+        self.client.started(self.root_id, self.agent_id, runtime)
+
+    def report_usage(self, tokens: int, model: str | None = None) -> None:
+        """Report tokens the agent spent."""
+        self.client.report_usage(self.root_id, self.agent_id, tokens, model)
+
+    def complete(self, result_summary: str = "", tokens_used: int = 0, quality_score: float | None = None) -> None:
+        """Report that the agent finished; its subtree ends and its unused tokens return."""
+        self.client.complete(self.root_id, self.agent_id, result_summary, tokens_used, quality_score)
+
+    def fail(self, error: str, *, retryable: bool = False, tokens_used: int = 0) -> None:
+        """Report that the agent failed."""
+        self.client.fail(self.root_id, self.agent_id, error, retryable=retryable, tokens_used=tokens_used)
+
+    def terminate(self, reason: str = "", requested_by: str | None = None) -> None:
+        """Ask to stop this agent and its subtree (requested by itself unless ``requested_by`` says who)."""
+        self.client.terminate(self.root_id, self.agent_id, requested_by or self.agent_id, reason)
+
+    def top_up(
+        self, tokens: int, reason: str = "", requested_by: str | None = None
+    ) -> ev.BudgetToppedUp | ev.TopUpDenied:
+        """Ask for more tokens for this agent (requested by itself unless ``requested_by`` says who)."""
+        return self.client.top_up(self.root_id, self.agent_id, tokens, requested_by or self.agent_id, reason)
+
+    # ------------------------------------------------------------------ its lifetime in the client
+
+    @property
+    def holds(self) -> int | None:
+        """The decisions offset this handle needs kept for a restart: its next signal's, or its final one's
+        until it is released (None once released)."""
+        if self._released:
+            return None
+        return self._final.offset if self._final is not None else self.next_offset
+
+    def release(self) -> None:
+        """The runtime is done with the agent: the client forgets the handle and may keep a later position."""
+        self._released = True
+        self.client.release(self)
+
+    def __enter__(self) -> AgentHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "over" if self.cancelled else "running"
+        return f"AgentHandle({self.root_id!r}, {self.agent_id!r}, {state}, next offset {self.next_offset})"
