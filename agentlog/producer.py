@@ -12,6 +12,8 @@ are held), then signed as one batch (:mod:`agentlog.signing`) and handed to the 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +64,10 @@ class _Held:
     headers: Headers
 
 
+_Slot = list["Delivery | KafkaError | None"]
+"""One record's outcome, filled by its delivery callback."""
+
+
 class Producer:
     """Publishes agentlog events. Use as a context manager, or call :meth:`close`."""
 
@@ -83,7 +89,8 @@ class Producer:
         self._unsigned: list[_Held] = []
         self._transactional = transactional_id is not None
         self._kafka = KafkaProducer({**kafka_config.producer(self.settings, transactional_id), **(config or {})})
-        self._pending: list[tuple[Event, list[Delivery | KafkaError | None]]] = []
+        self._pending: list[tuple[Event, _Slot]] = []
+        self._lock = threading.Lock()
         if self._transactional:
             self._call(self._kafka.init_transactions, 30)
 
@@ -120,8 +127,11 @@ class Producer:
         for h, signature in zip(held, signatures, strict=True):
             self._produce(h.event, h.topic, h.key, h.value, [*h.headers, (SIGNATURE_HEADER, signature.encode())])
 
-    def _produce(self, event: Event, topic: str, key: bytes, value: bytes, headers: Headers) -> None:
-        slot: list[Delivery | KafkaError | None] = [None]
+    def _produce(
+        self, event: Event, topic: str, key: bytes, value: bytes, headers: Headers, *, tracked: bool = True
+    ) -> _Slot:
+        """Hand a record to the client; its outcome fills the slot (``tracked``: :meth:`flush` reports it)."""
+        slot: _Slot = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
@@ -139,15 +149,21 @@ class Producer:
                 self._kafka.poll(0.1)  # local queue full: serve callbacks to make room
             except KafkaException as e:
                 raise DeliveryError(f"cannot queue {event.avro_name} for {topic}: {e}", topic=topic) from e
-        self._pending.append((event, slot))
-        if len(self._pending) % 1000 == 0:
-            self._kafka.poll(0)  # serve delivery callbacks now and then, not per record
+        if tracked:
+            self._pending.append((event, slot))
+            if len(self._pending) % 1000 == 0:
+                self._kafka.poll(0)  # serve delivery callbacks now and then, not per record
+        return slot
 
     def flush(self, timeout: float = 30.0) -> list[Delivery]:
         """Wait for every queued record; return their positions in send order or raise."""
         self._sign_held()
         remaining = self._kafka.flush(timeout)
         pending, self._pending = self._pending, []
+        return self._outcomes(pending, remaining, timeout)
+
+    def _outcomes(self, pending: list[tuple[Event, _Slot]], remaining: int, timeout: float) -> list[Delivery]:
+        """The deliveries of ``pending`` in order, or one :class:`DeliveryError` that says what failed."""
         deliveries: list[Delivery] = []
         failures: list[str] = []
         for event, (outcome,) in pending:
@@ -184,10 +200,28 @@ class Producer:
         topic = self.topic_name(event)
         return f"{error.str()}: {who} may not write to {topic} (the broker's ACLs; see `agentlog access list`)"
 
-    def publish(self, event: Event) -> Delivery:
-        """Send one event and wait for its acknowledgement."""
-        self.send(event)
-        return self.flush()[-1]
+    def publish(self, event: Event, timeout: float = 30.0) -> Delivery:
+        """Send one event and wait for its acknowledgement (signed on its own when there is a key).
+
+        Several threads may publish at once: each waits for its own record only. (``send``
+        and ``flush`` are for one thread, and a transaction's records go through them.)
+        """
+        if self._transactional:
+            self.send(event)
+            return self.flush(timeout)[-1]
+        topic = self.topic_name(event)
+        value = self.serde.encode(event, topic)
+        check_record_size(event.avro_name, len(value))
+        key, headers = key_of(event).encode(), tracing.inject([])
+        if self.signing_key is not None:
+            (signature,) = sign_batch(self.signing_key, [(topic, key, value)])
+            headers = [*headers, (SIGNATURE_HEADER, signature.encode())]
+        with self._lock:
+            slot = self._produce(event, topic, key, value, headers, tracked=False)
+        deadline = time.monotonic() + timeout
+        while slot[0] is None and time.monotonic() < deadline:
+            self._kafka.poll(0.05)
+        return self._outcomes([(event, slot)], 0 if slot[0] is not None else 1, timeout)[0]
 
     def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
         """Send events in batches and wait for all of them."""

@@ -162,9 +162,9 @@ def memory(scratch: measure.Scratch, handles: int, idle_s: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trees", type=int, default=50)
-    parser.add_argument("--children", type=int, default=20)
-    parser.add_argument("--pace-ms", type=int, default=50, help="milliseconds between two root terminations")
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--children", type=int, default=5, help="at most the policy's max_parallel_children (5)")
+    parser.add_argument("--pace-ms", type=int, default=10, help="milliseconds between two root terminations")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--handles", type=int, default=10_000)
     parser.add_argument("--idle-s", type=float, default=10.0)
