@@ -173,6 +173,9 @@ class AgentHandle:
         self.tokens_charged = 0
         """Tokens the gate charged to it, as the signals so far tell (``TokensCharged`` is not a signal but counts)."""
         self._callbacks: list[Callback] = []
+        self._lock = threading.Lock()
+        self._history: list[Signal] = []
+        """Every signal delivered, in order (an agent hears a few)."""
         self._queue: queue.SimpleQueue[Signal] = queue.SimpleQueue()
         self._over = threading.Event()
         self._final: Signal | None = None
@@ -190,9 +193,17 @@ class AgentHandle:
         """The signal that ended the agent, once there is one."""
         return self._final
 
-    def on_signal(self, callback: Callback) -> None:
-        """Call ``callback(signal)`` for each later signal, on the client's follower thread (keep it short)."""
-        self._callbacks.append(callback)
+    def on_signal(self, callback: Callback, *, replay: bool = False) -> None:
+        """Call ``callback(signal)`` for each later signal, on the client's follower thread (keep it short).
+
+        ``replay``: first call it, here, with the signals delivered so far, so that it misses none and sees
+        none twice however the follower races this call.
+        """
+        with self._lock:
+            if replay:
+                for signal in self._history:
+                    callback(signal)
+            self._callbacks.append(callback)
 
     def signals(self, timeout: float | None = None) -> Iterator[Signal]:
         """Signals as they arrive; the iteration ends after the final one, or after ``timeout`` seconds without one."""
@@ -227,14 +238,16 @@ class AgentHandle:
             self.tokens_charged = fact.tokens_used
             return
         signal = Signal(fact, self.partition, offset, appended_ms)  # type: ignore[arg-type]
-        if signal.final:
-            self._final = signal
-        self._queue.put(signal)
-        for callback in self._callbacks:
-            try:
-                callback(signal)
-            except Exception:  # a failing callback must not stop the signals of every other agent
-                log.exception("signal callback of agent %s failed", self.agent_id)
+        with self._lock:
+            if signal.final:
+                self._final = signal
+            self._history.append(signal)
+            self._queue.put(signal)
+            for callback in self._callbacks:
+                try:
+                    callback(signal)
+                except Exception:  # a failing callback must not stop the signals of every other agent
+                    log.exception("signal callback of agent %s failed", self.agent_id)
         if signal.final:
             self._over.set()
 

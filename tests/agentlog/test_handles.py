@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from agentlog import events as ev
+from agentlog.aio import AsyncAgentlogClient
 from agentlog.client import AgentlogClient
 from agentlog.handles import AgentHandle, OutcomeStatus, Signal, SpawnRefused
 from agentlog.settings import Settings
@@ -170,3 +172,26 @@ def test_one_client_serves_many_agents_with_one_consumer(settings: Settings, gat
         assert sorted(over) == sorted(c.root_id for c in children)
         threads = [t.name for t in threading.enumerate() if t.name == "agentlog-facts"]
         assert threads == ["agentlog-facts"]
+
+
+@pytest.mark.timeout(240)
+def test_the_async_client_spawns_hears_and_collects_results(settings: Settings, gate: Worker) -> None:
+    async def mission() -> tuple[list[str], OutcomeStatus, OutcomeStatus]:
+        async with AsyncAgentlogClient("acme", settings, timeout=60) as client:
+            root = await client.start_root("orchestrator", 100_000, 10)
+            worker, doomed = await asyncio.gather(
+                root.spawn("researcher", "find", 10_000), root.spawn("coder", "build", 10_000, 1)
+            )
+            grandchild = await doomed.spawn("reviewer", "review", 1_000)
+            with pytest.raises(SpawnRefused):
+                await root.spawn("crypto-miner", "mine", 1_000)
+            await worker.complete("found it", tokens_used=100)
+            await doomed.terminate("not needed", requested_by=root.agent_id)
+            heard = [type(signal.fact).__name__ async for signal in grandchild.signals(timeout=60)]
+            finished, ended = await asyncio.gather(worker.result(60), doomed.result(60))
+            assert not root.cancelled and grandchild.cancelled
+            return heard, finished.status, ended.status
+
+    heard, finished, ended = asyncio.run(mission())
+    assert heard == ["AgentTerminated"]
+    assert (finished, ended) == (OutcomeStatus.completed, OutcomeStatus.terminated)
