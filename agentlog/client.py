@@ -351,6 +351,10 @@ class AgentlogClient:
         self._facts.add(handle)
         return handle
 
+    def kept_position(self, root_id: str) -> int | None:
+        """The decisions offset this client kept for the tree's partition (None: no ``client_id``, or none yet)."""
+        return self._facts.kept_position(root_id)
+
     def release(self, handle: AgentHandle) -> None:
         """Forget a handle (:meth:`AgentHandle.release` calls this)."""
         self._facts.remove(handle)

@@ -136,12 +136,18 @@ def test_publish_gate_projector_and_replay_pass_as_their_own_users(deployment: D
     gate.start()
     try:
         tenant = deployment.as_user("tenant-acme", signing_key=tmp_path / "acme.pem")
-        with AgentlogClient("acme", tenant, timeout=30, retries=1) as acme:
-            root = acme.new_root_id()
-            assert isinstance(acme.register_root(root, "orchestrator", 100_000, 10), ev.RootAdmitted)
-            child = acme.spawn(root, root, "researcher", "find", 10_000, 1)
-            assert isinstance(child, ev.SpawnApproved), child
-            acme.report_usage(root, child.child_agent_id, 500)
+        # a client_id: the client keeps its positions in its group, which the tenant role may commit to
+        with AgentlogClient("acme", tenant, timeout=30, retries=1, client_id="acme-runtime") as acme:
+            handle = acme.start_root("orchestrator", 100_000, 10)
+            root = handle.root_id
+            child = handle.spawn("researcher", "find", 10_000, 1)
+            child.report_usage(500)
+            child.complete("done", tokens_used=500)
+            assert child.result(60).status.value == "completed"
+            acme.release(child)
+        with AgentlogClient("acme", tenant, timeout=30, retries=1, client_id="acme-runtime") as again:
+            assert again.kept_position(root) == handle.next_offset  # the root handle held its position
+            assert again.attach(root, root).next_offset == handle.next_offset
         with AgentlogClient("acme", deployment.as_user("tenant-acme"), timeout=30, retries=1) as unsigned:
             denied = unsigned.spawn(root, root, "researcher", "unsigned", 1_000, 1)
             assert isinstance(denied, ev.SpawnDenied) and denied.reason is ev.DenialReason.UNSIGNED, denied
