@@ -239,8 +239,8 @@ class AgentlogClient:
             while True:
                 attempt = request()  # a new event each time: the request id, not the event id, is the key
                 attempts.append(attempt)
+                self._facts.expect(attempt.meta.event_id, attempt.meta.root_id, slot)
                 self._facts.serve(attempt.meta.root_id)
-                self._facts.expect(attempt.meta.event_id, slot)
                 try:
                     self._producer.publish(attempt)
                 except DeliveryError as e:

@@ -83,6 +83,8 @@ class FactFollower:
         """Each assigned partition and the offset after the last record read there."""
         self._roots: set[bytes] = set()
         self._waiters: dict[uuid.UUID, Slot] = {}
+        self._asking: dict[uuid.UUID, str] = {}
+        """The tree each awaited request is about."""
         self._handles: dict[tuple[str, str], AgentHandle] = {}
         self._tree_handles: dict[str, set[AgentHandle]] = defaultdict(set)
         self._kept: dict[int, int] = {}
@@ -119,11 +121,19 @@ class FactFollower:
                 return start
         if since is not None and since < read:
             # An older position than what was read: read again from it (handles skip what they had).
-            self._on_follower(lambda: self._consumer.seek(TopicPartition(self.topic, partition, since)))
+            self._on_follower(lambda: self._rewind(TopicPartition(self.topic, partition, since)))
             with self._lock:
                 self._assigned[partition] = since
             return since
         return since if since is not None else read
+
+    def _rewind(self, position: TopicPartition) -> None:
+        """Read a partition again from ``position`` (a partition assigned a moment ago cannot seek yet: reassign it)."""
+        try:
+            self._consumer.seek(position)
+        except KafkaException:
+            self._consumer.incremental_unassign([TopicPartition(position.topic, position.partition)])
+            self._consumer.incremental_assign([position])
 
     def _on_follower(self, command: Callable[[], object], timeout: float = 30.0) -> None:
         """Run ``command`` on the follower thread between two reads (the consumer is not shared across threads)."""
@@ -156,14 +166,16 @@ class FactFollower:
 
     # ------------------------------------------------------------------ waiters and handles
 
-    def expect(self, event_id: uuid.UUID, slot: Slot) -> None:
-        """Put the decisions caused by ``event_id`` into ``slot`` (several attempts may share one slot)."""
+    def expect(self, event_id: uuid.UUID, root_id: str, slot: Slot) -> None:
+        """Put the decisions caused by ``event_id`` (about tree ``root_id``) into ``slot`` (attempts may share one)."""
         with self._lock:
             self._waiters[event_id] = slot
+            self._asking[event_id] = root_id
 
     def forget(self, event_id: uuid.UUID) -> None:
         with self._lock:
             self._waiters.pop(event_id, None)
+            self._asking.pop(event_id, None)
 
     def add(self, handle: AgentHandle) -> None:
         """Route the facts about ``handle``'s agent (and its tree's circuit) to it."""
@@ -180,6 +192,8 @@ class FactFollower:
                 tree.discard(handle)
                 if not tree:
                     del self._tree_handles[handle.root_id]
+                    if handle.root_id not in self._asking.values():  # nothing more to hear of the tree
+                        self._roots.discard(handle.root_id.encode())
 
     def handle(self, root_id: str, agent_id: str) -> AgentHandle | None:
         with self._lock:
