@@ -1,0 +1,1 @@
+"""Adapters that put agent frameworks under agentlog (each an optional extra)."""
