@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from agentlog import events as ev
 from agentlog.client import AgentlogClient
 from agentlog.handles import AgentHandle, Outcome, OutcomeTimeout, Signal
 from agentlog.settings import Settings
+
+
+async def _handle_in_thread(make: Callable[[], AgentHandle]) -> AgentHandle:
+    """``make()`` in a worker thread; if the caller is cancelled meanwhile, the handle it makes is released."""
+    running = asyncio.get_running_loop().run_in_executor(None, make)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        running.add_done_callback(lambda done: done.result().release() if done.exception() is None else None)
+        raise
 
 
 class AsyncAgentHandle:
@@ -71,7 +81,9 @@ class AsyncAgentHandle:
             await asyncio.wait_for(self._over.wait(), timeout)
         except TimeoutError as e:
             raise OutcomeTimeout(f"agent {self.agent_id} of {self.root_id} did not end within {timeout}s") from e
-        return self.handle.result(0)
+        outcome = self.handle.outcome()
+        assert outcome is not None  # the final signal was delivered before this event was set
+        return outcome
 
     async def spawn(
         self,
@@ -85,15 +97,16 @@ class AsyncAgentHandle:
         request_id: uuid.UUID | None = None,
     ) -> AsyncAgentHandle:
         """Ask for a child; its handle, or :class:`~agentlog.handles.SpawnRefused` with the gate's sentence."""
-        child = await asyncio.to_thread(
-            self.handle.spawn,
-            config,
-            task,
-            token_budget,
-            spawn_budget,
-            max_runtime_ms=max_runtime_ms,
-            capabilities=capabilities,
-            request_id=request_id,
+        child = await _handle_in_thread(
+            lambda: self.handle.spawn(
+                config,
+                task,
+                token_budget,
+                spawn_budget,
+                max_runtime_ms=max_runtime_ms,
+                capabilities=capabilities,
+                request_id=request_id,
+            )
         )
         return AsyncAgentHandle(child, self._loop)
 
@@ -115,9 +128,9 @@ class AsyncAgentHandle:
         await asyncio.to_thread(self.handle.terminate, reason, requested_by)
 
     async def top_up(
-        self, tokens: int, reason: str = "", requested_by: str | None = None
+        self, tokens: int, reason: str = "", requested_by: str | None = None, *, request_id: uuid.UUID | None = None
     ) -> ev.BudgetToppedUp | ev.TopUpDenied:
-        return await asyncio.to_thread(self.handle.top_up, tokens, reason, requested_by)
+        return await asyncio.to_thread(lambda: self.handle.top_up(tokens, reason, requested_by, request_id=request_id))
 
     def release(self) -> None:
         """The runtime is done with the agent (see :meth:`AgentHandle.release`)."""
@@ -151,10 +164,10 @@ class AsyncAgentlogClient:
 
     async def start_root(self, config: str, token_budget: int, spawn_budget: int, **options: Any) -> AsyncAgentHandle:
         """Register a new tree's root; its handle, or :class:`~agentlog.handles.RootRefused`."""
-        handle = await asyncio.to_thread(lambda: self.client.start_root(config, token_budget, spawn_budget, **options))
+        handle = await _handle_in_thread(lambda: self.client.start_root(config, token_budget, spawn_budget, **options))
         return AsyncAgentHandle(handle, asyncio.get_running_loop())
 
     async def attach(self, root_id: str, agent_id: str, since: int | None = None) -> AsyncAgentHandle:
         """A handle for an agent this runtime already runs (see :meth:`AgentlogClient.attach`)."""
-        handle = await asyncio.to_thread(self.client.attach, root_id, agent_id, since)
+        handle = await _handle_in_thread(lambda: self.client.attach(root_id, agent_id, since))
         return AsyncAgentHandle(handle, asyncio.get_running_loop())

@@ -233,6 +233,11 @@ class AgentlogClient:
 
     def _ask_at(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> tuple[ev.Event, int]:
         """The answer to ``request()`` and its offset on the decisions topic."""
+        if self._facts.on_follower_thread:
+            raise AgentlogError(
+                "a signal callback cannot wait for a decision (it runs on the thread that reads them):"
+                " hand the request to another thread, or act on the signal in the agent's own loop"
+            )
         slot = Slot(answers)
         attempts: list[ev.Event] = []
         try:
@@ -344,11 +349,14 @@ class AgentlogClient:
         return self._hold(root_id, agent_id, start)
 
     def _hold(self, root_id: str, agent_id: str, start: int | None) -> AgentHandle:
-        position = self._facts.serve(root_id, start)
-        handle = AgentHandle(
-            self, root_id, agent_id, self._facts.partition(root_id), start if start is not None else position
-        )
+        """A handle routed to before its partition is served, so that nothing read from ``start`` on misses it."""
+        partition = self._facts.partition(root_id)
+        provisional = start if start is not None else self._facts.position(partition) or 0
+        handle = AgentHandle(self, root_id, agent_id, partition, provisional)
         self._facts.add(handle)
+        position = self._facts.serve(root_id, start)
+        if start is None:
+            handle.skip_to(position)
         return handle
 
     def kept_position(self, root_id: str) -> int | None:

@@ -89,6 +89,10 @@ class FactFollower:
         self._tree_handles: dict[str, set[AgentHandle]] = defaultdict(set)
         self._kept: dict[int, int] = {}
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wanted: dict[int, int] = {}
+        """Starts asked for and not yet applied by the follower, per partition."""
+        self._live: set[int] = set()
+        """Partitions the consumer is assigned (the follower thread's view)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentlog-facts", daemon=True)
         self._thread.start()
@@ -101,7 +105,13 @@ class FactFollower:
 
     def serve(self, root_id: str, since: int | None = None) -> int:
         """Follow ``root_id``'s partition from ``since`` (or the kept position, or the end) if not already; the
-        offset from which its facts will be seen."""
+        offset from which its facts will be seen.
+
+        Every start asked for is recorded per partition (the lowest one wins) and the follower
+        thread reconciles: it assigns a partition it does not read yet from the lowest start,
+        and reads one it does read again from a start below its position (handles skip what
+        they had), in whatever order the requests of several threads arrive.
+        """
         partition = self.partition(root_id)
         with self._lock:
             self._roots.add(root_id.encode())
@@ -110,33 +120,46 @@ class FactFollower:
             start = since if since is not None else self._kept_position(partition)
             if start is None:
                 start = watermarks(self._lookup, self.topic, partition)[1]
-            with self._lock:
-                read = self._assigned.get(partition)
-                if read is None:
-                    self._assigned[partition] = start
-            if read is None:
-                self._on_follower(
-                    lambda: self._consumer.incremental_assign([TopicPartition(self.topic, partition, start)])
-                )
-                return start
-        if since is not None and since < read:
-            # An older position than what was read: read again from it (handles skip what they had).
-            self._on_follower(lambda: self._rewind(TopicPartition(self.topic, partition, since)))
-            with self._lock:
-                self._assigned[partition] = since
-            return since
-        return since if since is not None else read
-
-    def _rewind(self, position: TopicPartition) -> None:
-        """Read a partition again from ``position`` (a partition assigned a moment ago cannot seek yet: reassign it)."""
+        elif since is not None and since < read:
+            start = since
+        else:
+            return since if since is not None else read
+        with self._lock:
+            self._wanted[partition] = min(start, self._wanted.get(partition, start))
+            self._assigned[partition] = min(start, self._assigned.get(partition, start))
         try:
-            self._consumer.seek(position)
-        except KafkaException:
-            self._consumer.incremental_unassign([TopicPartition(position.topic, position.partition)])
-            self._consumer.incremental_assign([position])
+            self._on_follower(lambda: self._reconcile(partition))
+        except AgentlogError:
+            with self._lock:
+                if partition not in self._live:  # not followed after all: the next request tries again
+                    self._assigned.pop(partition, None)
+                    self._wanted.pop(partition, None)
+            raise
+        return start
+
+    def _reconcile(self, partition: int) -> None:
+        """On the follower thread: read ``partition`` from the lowest start asked for."""
+        with self._lock:
+            wanted = self._wanted.pop(partition, None)
+        if wanted is None:
+            return  # an earlier command did it
+        if partition not in self._live:
+            self._consumer.incremental_assign([TopicPartition(self.topic, partition, wanted)])
+            self._live.add(partition)
+            return
+        (position,) = self._consumer.position([TopicPartition(self.topic, partition)])
+        if position.offset < 0 or wanted < position.offset:
+            try:
+                self._consumer.seek(TopicPartition(self.topic, partition, wanted))
+            except KafkaException:  # a partition assigned a moment ago cannot seek yet: assign it again
+                self._consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+                self._consumer.incremental_assign([TopicPartition(self.topic, partition, wanted)])
 
     def _on_follower(self, command: Callable[[], object], timeout: float = 30.0) -> None:
         """Run ``command`` on the follower thread between two reads (the consumer is not shared across threads)."""
+        if threading.current_thread() is self._thread:  # called from a signal callback
+            command()
+            return
         done = threading.Event()
         failure: list[BaseException] = []
 
@@ -153,6 +176,16 @@ class FactFollower:
             raise AgentlogError(f"the client's follower of {self.topic} did not answer within {timeout:g}s")
         if failure:
             raise AgentlogError(f"following {self.topic}: {failure[0]}") from failure[0]
+
+    @property
+    def on_follower_thread(self) -> bool:
+        """Whether the caller is the follower thread (a signal callback), which cannot wait for a decision."""
+        return threading.current_thread() is self._thread
+
+    def position(self, partition: int) -> int | None:
+        """The offset after the last record read on ``partition`` (None: not followed)."""
+        with self._lock:
+            return self._assigned.get(partition)
 
     def kept_position(self, root_id: str) -> int | None:
         """The position this client kept for the tree's partition (None without a ``client_id`` or a commit)."""
@@ -182,6 +215,7 @@ class FactFollower:
         with self._lock:
             self._handles[(handle.root_id, handle.agent_id)] = handle
             self._tree_handles[handle.root_id].add(handle)
+            self._roots.add(handle.root_id.encode())
 
     def remove(self, handle: AgentHandle) -> None:
         with self._lock:
@@ -243,7 +277,10 @@ class FactFollower:
             slot = self._waiters.get(cause) if cause is not None else None
             if isinstance(fact, TREE_SIGNAL_FACTS):
                 targets = list(self._tree_handles.get(fact.meta.root_id, ()))
-            elif isinstance(fact, (*SIGNAL_FACTS, ev.TokensCharged)):
+            elif isinstance(fact, ev.TokensCharged):  # the agent that pays, which may not be the reporter
+                found = self._handles.get((fact.meta.root_id, fact.charged_agent_id))
+                targets = [found] if found is not None else []
+            elif isinstance(fact, SIGNAL_FACTS):
                 found = self._handles.get((fact.meta.root_id, fact.agent_id))  # type: ignore[attr-defined]
                 targets = [found] if found is not None else []
             else:
@@ -267,7 +304,7 @@ class FactFollower:
         if not changed:
             return
         try:
-            self._consumer.commit(offsets=changed, asynchronous=False)
+            self._consumer.commit(offsets=changed, asynchronous=True)  # never holds up the signals
         except KafkaException as e:  # kept next time; a restart then reads a little more again
             log.warning("could not keep the positions of the decisions partitions: %s", e.args[0].str())
             return

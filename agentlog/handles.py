@@ -224,10 +224,22 @@ class AgentHandle:
         """Wait for the agent's end and return how it ended; :class:`OutcomeTimeout` if it does not end in time."""
         if not self._over.wait(timeout):
             raise OutcomeTimeout(f"agent {self.agent_id} of {self.root_id} did not end within {timeout}s")
-        assert self._final is not None
-        fact = self._final.fact
-        assert isinstance(fact, FINAL_FACTS)
-        return Outcome.of(fact, self.tokens_charged)  # type: ignore[arg-type]
+        outcome = self.outcome()
+        assert outcome is not None
+        return outcome
+
+    def outcome(self) -> Outcome | None:
+        """How the agent ended, without waiting (None while it runs)."""
+        final = self._final
+        if final is None:
+            return None
+        assert isinstance(final.fact, FINAL_FACTS)
+        return Outcome.of(final.fact, self.tokens_charged)  # type: ignore[arg-type]
+
+    def skip_to(self, offset: int) -> None:
+        """Hear nothing before ``offset`` (where the client starts reading for it)."""
+        with self._lock:
+            self.next_offset = max(self.next_offset, offset)
 
     def deliver(self, fact: ev.Event, offset: int, appended_ms: int) -> None:
         """Hand it a fact at ``offset`` (the follower calls this; one before ``next_offset`` was delivered already)."""
@@ -238,18 +250,18 @@ class AgentHandle:
             self.tokens_charged = fact.tokens_used
             return
         signal = Signal(fact, self.partition, offset, appended_ms)  # type: ignore[arg-type]
-        with self._lock:
+        with self._lock:  # a subscriber replaying the history holds it: it sees this signal there or below
             if signal.final:
                 self._final = signal
+                self._over.set()
             self._history.append(signal)
             self._queue.put(signal)
-            for callback in self._callbacks:
-                try:
-                    callback(signal)
-                except Exception:  # a failing callback must not stop the signals of every other agent
-                    log.exception("signal callback of agent %s failed", self.agent_id)
-        if signal.final:
-            self._over.set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:  # outside the lock: a callback may call the handle again
+            try:
+                callback(signal)
+            except Exception:  # a failing callback must not stop the signals of every other agent
+                log.exception("signal callback of agent %s failed", self.agent_id)
 
     # ------------------------------------------------------------------ what it does
 
@@ -300,10 +312,12 @@ class AgentHandle:
         self.client.terminate(self.root_id, self.agent_id, requested_by or self.agent_id, reason)
 
     def top_up(
-        self, tokens: int, reason: str = "", requested_by: str | None = None
+        self, tokens: int, reason: str = "", requested_by: str | None = None, *, request_id: uuid.UUID | None = None
     ) -> ev.BudgetToppedUp | ev.TopUpDenied:
-        """Ask for more tokens for this agent (requested by itself unless ``requested_by`` says who)."""
-        return self.client.top_up(self.root_id, self.agent_id, tokens, requested_by or self.agent_id, reason)
+        """Ask for more tokens for this agent (requested by itself unless ``requested_by`` says who);
+        ``request_id`` is the idempotency key, as for :meth:`spawn`."""
+        who = requested_by or self.agent_id
+        return self.client.top_up(self.root_id, self.agent_id, tokens, who, reason, request_id=request_id)
 
     # ------------------------------------------------------------------ its lifetime in the client
 

@@ -14,6 +14,7 @@ import pytest
 from agentlog import events as ev
 from agentlog.aio import AsyncAgentlogClient
 from agentlog.client import AgentlogClient
+from agentlog.errors import AgentlogError
 from agentlog.handles import AgentHandle, OutcomeStatus, Signal, SpawnRefused
 from agentlog.settings import Settings
 from tests.processors.gate_harness import Worker, publish_policy
@@ -195,3 +196,27 @@ def test_the_async_client_spawns_hears_and_collects_results(settings: Settings, 
     heard, finished, ended = asyncio.run(mission())
     assert heard == ["AgentTerminated"]
     assert (finished, ended) == (OutcomeStatus.completed, OutcomeStatus.terminated)
+
+
+@pytest.mark.timeout(240)
+def test_a_callback_that_calls_back_into_the_client_stalls_nothing(settings: Settings, gate: Worker) -> None:
+    with _client(settings) as client:
+        root = client.start_root("orchestrator", 100_000, 10)
+        spender = root.spawn("researcher", "find", 1_000)
+        other = root.spawn("researcher", "other", 1_000)
+        refused: list[str] = []
+        late: list[Signal] = []
+
+        def on_signal(signal: Signal) -> None:
+            spender.on_signal(late.append)  # the handle's lock is not held while callbacks run
+            try:
+                spender.top_up(1_000, requested_by=root.agent_id)  # waits for a decision: not on this thread
+            except AgentlogError as e:
+                refused.append(str(e))
+
+        spender.on_signal(on_signal)
+        spender.report_usage(2_000)
+        assert isinstance(next(spender.signals(timeout=60)).fact, ev.BudgetExhausted)
+        other.complete("still heard", tokens_used=10)
+        assert other.result(60).status is OutcomeStatus.completed  # the follower went on
+        assert refused and "a signal callback cannot wait for a decision" in refused[0]
