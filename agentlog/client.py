@@ -352,7 +352,7 @@ class AgentlogClient:
         """A handle routed to before its partition is served, so that nothing read from ``start`` on misses it."""
         partition = self._facts.partition(root_id)
         provisional = start if start is not None else self._facts.position(partition) or 0
-        handle = AgentHandle(self, root_id, agent_id, partition, provisional)
+        handle = AgentHandle(self, root_id, agent_id, partition, provisional, placed=start is not None)
         self._facts.add(handle)
         position = self._facts.serve(root_id, start)
         if start is None:

@@ -162,7 +162,9 @@ class AgentHandle:
     (the offset of the fact that created the agent, or where it was attached from).
     """
 
-    def __init__(self, client: AgentlogClient, root_id: str, agent_id: str, partition: int, start: int) -> None:
+    def __init__(
+        self, client: AgentlogClient, root_id: str, agent_id: str, partition: int, start: int, *, placed: bool = True
+    ) -> None:
         self.client = client
         self.root_id = root_id
         self.agent_id = agent_id
@@ -180,6 +182,8 @@ class AgentHandle:
         self._over = threading.Event()
         self._final: Signal | None = None
         self._released = False
+        self._placed = placed
+        """False while the client does not know yet where it starts reading for it (it then holds nothing)."""
 
     # ------------------------------------------------------------------ what it hears
 
@@ -240,6 +244,7 @@ class AgentHandle:
         """Hear nothing before ``offset`` (where the client starts reading for it)."""
         with self._lock:
             self.next_offset = max(self.next_offset, offset)
+            self._placed = True
 
     def deliver(self, fact: ev.Event, offset: int, appended_ms: int) -> None:
         """Hand it a fact at ``offset`` (the follower calls this; one before ``next_offset`` was delivered already)."""
@@ -325,7 +330,7 @@ class AgentHandle:
     def holds(self) -> int | None:
         """The decisions offset this handle needs kept for a restart: its next signal's, or its final one's
         until it is released (None once released)."""
-        if self._released:
+        if self._released or not self._placed:
             return None
         return self._final.offset if self._final is not None else self.next_offset
 
