@@ -246,7 +246,10 @@ class FactFollower:
             while not self._commands.empty():
                 self._commands.get()()
             try:
-                messages = self._consumer.consume(1000, 0.02)
+                # poll returns on the first record (consume would wait out its timeout for a full batch),
+                # then take what else has arrived without waiting
+                first = self._consumer.poll(0.02)
+                messages = [] if first is None else [first, *self._consumer.consume(999, 0)]
             except KafkaException as e:  # a closing consumer, or a broker problem it retries itself
                 log.debug("consume: %s", e)
                 continue
