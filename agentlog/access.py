@@ -187,7 +187,7 @@ def unwritable(settings: Settings, topics: Iterable[str], timeout: float = 30.0)
     return sorted(refused)
 
 
-def principal(user: str) -> str:
+def user_principal(user: str) -> str:
     """The Kafka principal of a SCRAM user."""
     return f"User:{user}"
 
@@ -212,12 +212,17 @@ def _wait(futures: Mapping[Any, Future[Any]], what: str, timeout: float) -> None
             raise AccessError(f"{what}: {e.args[0].str()}") from e
 
 
+def bindings(settings: Settings, role: Role, user: str) -> list[AclBinding]:
+    """The ACL bindings of ``role`` for ``user`` in the deployment ``settings`` names."""
+    return [rule.binding(user_principal(user)) for rule in rules(role, settings)]
+
+
 def grant(settings: Settings, role: Role, user: str, timeout: float = 30.0) -> list[AclBinding]:
     """Allow ``user`` what ``role`` may do (creating an ACL that exists is a no-op); the bindings."""
-    bindings = [rule.binding(principal(user)) for rule in rules(role, settings)]
+    wanted = bindings(settings, role, user)
     admin = _admin(settings)  # kept alive until the futures resolve: a destroyed client fails them
-    _wait(admin.create_acls(bindings, request_timeout=timeout), f"granting {role} to {user}", timeout)
-    return bindings
+    _wait(admin.create_acls(wanted, request_timeout=timeout), f"granting {role} to {user}", timeout)
+    return wanted
 
 
 def revoke(settings: Settings, role: Role, user: str, timeout: float = 30.0) -> int:
@@ -226,7 +231,7 @@ def revoke(settings: Settings, role: Role, user: str, timeout: float = 30.0) -> 
         AclBindingFilter(
             b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
         )
-        for b in (rule.binding(principal(user)) for rule in rules(role, settings))
+        for b in bindings(settings, role, user)
     ]
     deleted = 0
     admin = _admin(settings)
@@ -242,7 +247,7 @@ def acls(settings: Settings, user: str | None = None, timeout: float = 30.0) -> 
     """The ALLOW and DENY bindings on the broker, for one user or everyone, sorted."""
     # None matches any name, principal and host (the stubs say str)
     anything = cast(str, None)
-    who = principal(user) if user else anything
+    who = user_principal(user) if user else anything
     any_filter = AclBindingFilter(
         ResourceType.ANY, anything, ResourcePatternType.ANY, who, anything, AclOperation.ANY, AclPermissionType.ANY
     )

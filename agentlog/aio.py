@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Unpack
 
 from agentlog import events as ev
 from agentlog.client import AgentlogClient
-from agentlog.handles import AgentHandle, Outcome, OutcomeTimeout, Signal
+from agentlog.handles import AgentHandle, Outcome, OutcomeTimeout, RootOptions, Signal, SpawnOptions
 from agentlog.settings import Settings
 
 
@@ -91,23 +91,10 @@ class AsyncAgentHandle:
         task: ev.TaskSpec | str,
         token_budget: int,
         spawn_budget: int = 0,
-        *,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
-        request_id: uuid.UUID | None = None,
+        **options: Unpack[SpawnOptions],
     ) -> AsyncAgentHandle:
         """Ask for a child; its handle, or :class:`~agentlog.handles.SpawnRefused` with the gate's sentence."""
-        child = await _handle_in_thread(
-            lambda: self.handle.spawn(
-                config,
-                task,
-                token_budget,
-                spawn_budget,
-                max_runtime_ms=max_runtime_ms,
-                capabilities=capabilities,
-                request_id=request_id,
-            )
-        )
+        child = await _handle_in_thread(lambda: self.handle.spawn(config, task, token_budget, spawn_budget, **options))
         return AsyncAgentHandle(child, self._loop)
 
     async def started(self, runtime: str | None = None) -> None:
@@ -162,9 +149,19 @@ class AsyncAgentlogClient:
             await asyncio.to_thread(self._client.close)
             self._client = None
 
-    async def start_root(self, config: str, token_budget: int, spawn_budget: int, **options: Any) -> AsyncAgentHandle:
+    async def start_root(
+        self,
+        config: str,
+        token_budget: int,
+        spawn_budget: int,
+        *,
+        root_id: str | None = None,
+        **options: Unpack[RootOptions],
+    ) -> AsyncAgentHandle:
         """Register a new tree's root; its handle, or :class:`~agentlog.handles.RootRefused`."""
-        handle = await _handle_in_thread(lambda: self.client.start_root(config, token_budget, spawn_budget, **options))
+        handle = await _handle_in_thread(
+            lambda: self.client.start_root(config, token_budget, spawn_budget, root_id=root_id, **options)
+        )
         return AsyncAgentHandle(handle, asyncio.get_running_loop())
 
     async def attach(self, root_id: str, agent_id: str, since: int | None = None) -> AsyncAgentHandle:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Unpack
 
 from agentlog import events as ev
 from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.facts import FactFollower, Slot
-from agentlog.handles import AgentHandle, RootRefused, SpawnRefused
+from agentlog.handles import AgentHandle, RootOptions, RootRefused, SpawnOptions, SpawnRefused
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
@@ -90,33 +90,10 @@ class AgentlogClient:
         return f"{self.tenant_id}/{uuid.uuid4()}"
 
     def register_root(
-        self,
-        agent_id: str,
-        config: str,
-        token_budget: int,
-        spawn_budget: int,
-        *,
-        task: ev.TaskSpec | None = None,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
+        self, agent_id: str, config: str, token_budget: int, spawn_budget: int, **options: Unpack[RootOptions]
     ) -> ev.RootAdmitted | ev.RootRejected:
         """Register the root of a new tree and return whether it was admitted (``repeat`` when already it was)."""
-
-        def request() -> ev.Event:
-            return ev.RootAgentRegistered(
-                meta=self.meta(agent_id),
-                agent_id=agent_id,
-                config=config,
-                token_budget=token_budget,
-                spawn_budget=spawn_budget,
-                task=task,
-                max_runtime_ms=max_runtime_ms,
-                capabilities=list(capabilities),
-            )
-
-        reply = self._ask(request, (ev.RootAdmitted, ev.RootRejected))
-        assert isinstance(reply, (ev.RootAdmitted, ev.RootRejected))
-        return reply
+        return self._ask_root(agent_id, config, token_budget, spawn_budget, options)[0]
 
     def spawn(
         self,
@@ -126,17 +103,45 @@ class AgentlogClient:
         task: ev.TaskSpec | str,
         token_budget: int,
         spawn_budget: int = 0,
-        *,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
-        request_id: uuid.UUID | None = None,
+        **options: Unpack[SpawnOptions],
     ) -> ev.SpawnApproved | ev.SpawnDenied:
         """Ask to spawn a child of ``parent_agent_id``; returns the approval or the denial.
 
         ``request_id`` is the idempotency key: asking again with it returns the original
         outcome (the same child, or the same denial), marked ``repeat``.
         """
-        key = request_id or uuid.uuid4()
+        return self._ask_spawn(root_id, parent_agent_id, child_config, task, token_budget, spawn_budget, options)[0]
+
+    def _ask_root(
+        self, agent_id: str, config: str, token_budget: int, spawn_budget: int, options: RootOptions
+    ) -> tuple[ev.RootAdmitted | ev.RootRejected, int]:
+        def request() -> ev.Event:
+            return ev.RootAgentRegistered(
+                meta=self.meta(agent_id),
+                agent_id=agent_id,
+                config=config,
+                token_budget=token_budget,
+                spawn_budget=spawn_budget,
+                task=options.get("task"),
+                max_runtime_ms=options.get("max_runtime_ms"),
+                capabilities=list(options.get("capabilities", ())),
+            )
+
+        reply, offset = self._ask(request, (ev.RootAdmitted, ev.RootRejected))
+        assert isinstance(reply, (ev.RootAdmitted, ev.RootRejected))
+        return reply, offset
+
+    def _ask_spawn(
+        self,
+        root_id: str,
+        parent_agent_id: str,
+        child_config: str,
+        task: ev.TaskSpec | str,
+        token_budget: int,
+        spawn_budget: int,
+        options: SpawnOptions,
+    ) -> tuple[ev.SpawnApproved | ev.SpawnDenied, int]:
+        key = options.get("request_id") or uuid.uuid4()
         spec = ev.TaskSpec(title=task) if isinstance(task, str) else task
 
         def request() -> ev.Event:
@@ -148,13 +153,13 @@ class AgentlogClient:
                 task=spec,
                 requested_token_budget=token_budget,
                 requested_spawn_budget=spawn_budget,
-                max_runtime_ms=max_runtime_ms,
-                capabilities=list(capabilities),
+                max_runtime_ms=options.get("max_runtime_ms"),
+                capabilities=list(options.get("capabilities", ())),
             )
 
-        reply = self._ask(request, (ev.SpawnApproved, ev.SpawnDenied))
+        reply, offset = self._ask(request, (ev.SpawnApproved, ev.SpawnDenied))
         assert isinstance(reply, (ev.SpawnApproved, ev.SpawnDenied))
-        return reply
+        return reply, offset
 
     def top_up(
         self,
@@ -179,7 +184,7 @@ class AgentlogClient:
                 reason=reason,
             )
 
-        reply = self._ask(request, (ev.BudgetToppedUp, ev.TopUpDenied))
+        reply, _ = self._ask(request, (ev.BudgetToppedUp, ev.TopUpDenied))
         assert isinstance(reply, (ev.BudgetToppedUp, ev.TopUpDenied))
         return reply
 
@@ -227,12 +232,9 @@ class AgentlogClient:
         )
         return self._producer.publish(event)
 
-    def _ask(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> ev.Event:
-        """Publish ``request()`` and wait for its answer, publishing it again (same request id) when in doubt."""
-        return self._ask_at(request, answers)[0]
-
-    def _ask_at(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> tuple[ev.Event, int]:
-        """The answer to ``request()`` and its offset on the decisions topic."""
+    def _ask(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> tuple[ev.Event, int]:
+        """Publish ``request()`` and wait for its answer and the answer's offset on the decisions topic,
+        publishing it again (same request id) when in doubt."""
         if self._facts.on_follower_thread:
             raise AgentlogError(
                 "a signal callback cannot wait for a decision (it runs on the thread that reads them):"
@@ -276,26 +278,11 @@ class AgentlogClient:
         spawn_budget: int,
         *,
         root_id: str | None = None,
-        task: ev.TaskSpec | None = None,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
+        **options: Unpack[RootOptions],
     ) -> AgentHandle:
         """Register a new tree's root and return its handle; :class:`RootRefused` with the gate's sentence if not."""
         agent_id = root_id or self.new_root_id()
-
-        def request() -> ev.Event:
-            return ev.RootAgentRegistered(
-                meta=self.meta(agent_id),
-                agent_id=agent_id,
-                config=config,
-                token_budget=token_budget,
-                spawn_budget=spawn_budget,
-                task=task,
-                max_runtime_ms=max_runtime_ms,
-                capabilities=list(capabilities),
-            )
-
-        reply, offset = self._ask_at(request, (ev.RootAdmitted, ev.RootRejected))
+        reply, offset = self._ask_root(agent_id, config, token_budget, spawn_budget, options)
         if isinstance(reply, ev.RootRejected):
             raise RootRefused(reply)
         return self._hold(agent_id, agent_id, offset)
@@ -307,32 +294,14 @@ class AgentlogClient:
         task: ev.TaskSpec | str,
         token_budget: int,
         spawn_budget: int = 0,
-        *,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
-        request_id: uuid.UUID | None = None,
+        **options: Unpack[SpawnOptions],
     ) -> AgentHandle:
         """Ask for a child of ``parent``; the child's handle, or :class:`SpawnRefused` with the gate's sentence."""
-        key = request_id or uuid.uuid4()
-        spec = ev.TaskSpec(title=task) if isinstance(task, str) else task
-
-        def request() -> ev.Event:
-            return ev.SpawnRequested(
-                meta=self.meta(parent.root_id),
-                request_id=key,
-                parent_agent_id=parent.agent_id,
-                child_config=config,
-                task=spec,
-                requested_token_budget=token_budget,
-                requested_spawn_budget=spawn_budget,
-                max_runtime_ms=max_runtime_ms,
-                capabilities=list(capabilities),
-            )
-
-        reply, offset = self._ask_at(request, (ev.SpawnApproved, ev.SpawnDenied))
+        reply, offset = self._ask_spawn(
+            parent.root_id, parent.agent_id, config, task, token_budget, spawn_budget, options
+        )
         if isinstance(reply, ev.SpawnDenied):
             raise SpawnRefused(reply)
-        assert isinstance(reply, ev.SpawnApproved)
         return self._hold(parent.root_id, reply.child_agent_id, offset)
 
     def attach(self, root_id: str, agent_id: str, since: int | None = None) -> AgentHandle:

@@ -87,7 +87,8 @@ class FactFollower:
         """The tree each awaited request is about."""
         self._handles: dict[tuple[str, str], AgentHandle] = {}
         self._tree_handles: dict[str, set[AgentHandle]] = defaultdict(set)
-        self._kept: dict[int, int] = {}
+        self._kept = self._committed()
+        """Per partition the position kept in the group: read at the start, then what this client commits."""
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wanted: dict[int, int] = {}
         """Starts asked for and not yet applied by the follower, per partition."""
@@ -192,10 +193,16 @@ class FactFollower:
         return self._kept_position(self.partition(root_id))
 
     def _kept_position(self, partition: int) -> int | None:
+        with self._lock:
+            return self._kept.get(partition)
+
+    def _committed(self) -> dict[int, int]:
+        """The positions kept in this client's group, every partition in one request (read once, at the start)."""
         if not self.keeps_positions:
-            return None
-        (committed,) = self._lookup.committed([TopicPartition(self.topic, partition)], timeout=10)
-        return None if committed.offset == OFFSET_INVALID or committed.offset < 0 else committed.offset
+            return {}
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        committed = self._lookup.committed(tps, timeout=10)
+        return {tp.partition: tp.offset for tp in committed if tp.offset != OFFSET_INVALID and tp.offset >= 0}
 
     # ------------------------------------------------------------------ waiters and handles
 
@@ -311,7 +318,8 @@ class FactFollower:
         except KafkaException as e:  # kept next time; a restart then reads a little more again
             log.warning("could not keep the positions of the decisions partitions: %s", e.args[0].str())
             return
-        self._kept.update({tp.partition: tp.offset for tp in changed})
+        with self._lock:
+            self._kept.update({tp.partition: tp.offset for tp in changed})
 
     def close(self) -> None:
         self._stop.set()

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
@@ -155,6 +155,24 @@ class OutcomeTimeout(AgentlogError):
 Callback = Callable[[Signal], None]
 
 
+class SpawnOptions(TypedDict, total=False):
+    """What else a spawn request may say."""
+
+    max_runtime_ms: int | None
+    """The child's deadline after its approval (None: the policy's default)."""
+    capabilities: Iterable[str]
+    request_id: uuid.UUID | None
+    """The idempotency key: asking again with it returns the original outcome, marked ``repeat``."""
+
+
+class RootOptions(TypedDict, total=False):
+    """What else a root registration may say."""
+
+    task: ev.TaskSpec | None
+    max_runtime_ms: int | None
+    capabilities: Iterable[str]
+
+
 class AgentHandle:
     """One agent a runtime runs: its signals, its cancellation flag, its result, and the acts it reports.
 
@@ -276,25 +294,13 @@ class AgentHandle:
         task: ev.TaskSpec | str,
         token_budget: int,
         spawn_budget: int = 0,
-        *,
-        max_runtime_ms: int | None = None,
-        capabilities: Iterable[str] = (),
-        request_id: uuid.UUID | None = None,
+        **options: Unpack[SpawnOptions],
     ) -> AgentHandle:
         """Ask the gate for a child; its handle, or :class:`SpawnRefused` with the gate's sentence.
 
         ``request_id`` is the idempotency key: asking again with it returns the same child.
         """
-        return self.client.spawn_child(
-            self,
-            config,
-            task,
-            token_budget,
-            spawn_budget,
-            max_runtime_ms=max_runtime_ms,
-            capabilities=capabilities,
-            request_id=request_id,
-        )
+        return self.client.spawn_child(self, config, task, token_budget, spawn_budget, **options)
 
     def started(self, runtime: str | None = None) -> None:
         """Report that the agent began running."""

@@ -57,6 +57,6 @@ def _raise_if_refused(settings: Settings, seen: list[KafkaError], cause: KafkaEx
     refusal = next((error for error in seen if error.code() == KafkaError._AUTHENTICATION), None)
     if refusal is not None:
         raise KafkaUnreachableError(
-            f"Kafka at {settings.bootstrap_servers} refused to authenticate User:{settings.sasl_username}"
+            f"Kafka at {settings.bootstrap_servers} refused to authenticate {kafka_config.principal(settings)}"
             f" ({refusal.str()}); check AGENTLOG_SASL_USERNAME and AGENTLOG_SASL_PASSWORD"
         ) from cause

@@ -15,6 +15,11 @@ CLI_TRANSACTIONAL_ID = "agentlog-cli-"
 """Start of the transactional id under which ``agentlog publish`` writes a file (after the topic prefix)."""
 
 
+def principal(settings: Settings) -> str:
+    """The Kafka principal this process authenticates as, as errors name it."""
+    return f"User:{settings.sasl_username}" if settings.sasl_username else "this client's principal"
+
+
 def base(settings: Settings) -> dict[str, Any]:
     """Connection properties shared by every client: where the brokers are and how to authenticate."""
     config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}

@@ -9,6 +9,7 @@ Keyring records are signed like any other when the publishing process has a sign
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Required, TypedDict, Unpack
 
 from agentlog import events as ev
 from agentlog.errors import AgentlogError
@@ -28,20 +29,26 @@ class KeyringError(AgentlogError):
     """A key cannot be revoked (the keyring does not hold it)."""
 
 
+class KeyScope(TypedDict, total=False):
+    """Whose a key is and for how long: the fields of its keyring record besides the key itself."""
+
+    principal: Required[str]
+    """Who holds the key: a runtime's name or an operator's identity."""
+    tenant_id: Required[str | None]
+    """The tenant whose records it signs (None: a platform key)."""
+    agent_id: str | None
+    """Only this agent of the tenant."""
+    expires_at: datetime | None
+    published_by: str
+
+
 def key_published(
-    key: SigningKey | bytes,
-    *,
-    principal: str,
-    tenant_id: str | None,
-    agent_id: str | None = None,
-    expires_at: datetime | None = None,
-    published_by: str = "agentlog-cli",
-    producer: str = "agentlog-cli",
+    key: SigningKey | bytes, *, producer: str = "agentlog-cli", **scope: Unpack[KeyScope]
 ) -> ev.SigningKeyPublished:
-    """The keyring record of ``key`` (a private key's public half, or a raw public key) for ``tenant_id``
-    (None: a platform key)."""
+    """The keyring record of ``key`` (a private key's public half, or a raw public key) in ``scope``."""
     public_raw = key.public_raw if isinstance(key, SigningKey) else key
     key_id = key_id_of(public_raw)
+    tenant_id = scope["tenant_id"]
     return ev.SigningKeyPublished(
         meta=ev.Meta(
             tenant_id=tenant_id if tenant_id is not None else PLATFORM_TENANT, root_id=key_id, producer=producer
@@ -49,10 +56,10 @@ def key_published(
         key_id=key_id,
         public_key=public_raw,
         tenant_id=tenant_id,
-        agent_id=agent_id,
-        principal=principal,
-        expires_at=expires_at,
-        published_by=published_by,
+        agent_id=scope.get("agent_id"),
+        principal=scope["principal"],
+        expires_at=scope.get("expires_at"),
+        published_by=scope.get("published_by", "agentlog-cli"),
     )
 
 
@@ -63,27 +70,9 @@ def publish_keys(settings: Settings, records: list[ev.SigningKeyPublished]) -> l
         return producer.publish_many(records)
 
 
-def publish_key(
-    settings: Settings,
-    key: SigningKey | bytes,
-    *,
-    principal: str,
-    tenant_id: str | None,
-    agent_id: str | None = None,
-    expires_at: datetime | None = None,
-    published_by: str = "agentlog-cli",
-) -> Delivery:
+def publish_key(settings: Settings, key: SigningKey | bytes, **scope: Unpack[KeyScope]) -> Delivery:
     """Put one key on the keyring (see :func:`key_published`)."""
-    record = key_published(
-        key,
-        principal=principal,
-        tenant_id=tenant_id,
-        agent_id=agent_id,
-        expires_at=expires_at,
-        published_by=published_by,
-        producer=settings.producer_name,
-    )
-    (delivery,) = publish_keys(settings, [record])
+    (delivery,) = publish_keys(settings, [key_published(key, producer=settings.producer_name, **scope)])
     return delivery
 
 

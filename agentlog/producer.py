@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -55,7 +55,7 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    """A record held back until its batch is signed."""
+    """An encoded record on its way to the client (held back, when there is a key, until its batch is signed)."""
 
     event: Event
     topic: str
@@ -106,31 +106,41 @@ class Producer:
         """
         self._send(event, tracing.inject(headers or []))
 
-    def _send(self, event: Event, headers: Headers) -> None:
+    def _encoded(self, event: Event, headers: Headers) -> _Held:
+        """``event`` encoded for its topic, within the record size limit."""
         topic = self.topic_name(event)
         value = self.serde.encode(event, topic)
         check_record_size(event.avro_name, len(value))
+        return _Held(event, topic, key_of(event).encode(), value, headers)
+
+    def _signed(self, held: list[_Held]) -> list[_Held]:
+        """The records with one batch signature's header each (:mod:`agentlog.signing`)."""
+        assert self.signing_key is not None
+        signatures = sign_batch(self.signing_key, [(h.topic, h.key, h.value) for h in held])
+        return [
+            replace(h, headers=[*h.headers, (SIGNATURE_HEADER, signature.encode())])
+            for h, signature in zip(held, signatures, strict=True)
+        ]
+
+    def _send(self, event: Event, headers: Headers) -> None:
+        record = self._encoded(event, headers)
         if self.signing_key is None:
-            self._produce(event, topic, key_of(event).encode(), value, headers)
+            self._produce(record)
             return
-        self._unsigned.append(_Held(event, topic, key_of(event).encode(), value, headers))
+        self._unsigned.append(record)
         if len(self._unsigned) >= MAX_BATCH:
             self._sign_held()
 
     def _sign_held(self) -> None:
         """Sign the records held back as one batch and hand them to the client."""
         held, self._unsigned = self._unsigned, []
-        if not held:
-            return
-        assert self.signing_key is not None
-        signatures = sign_batch(self.signing_key, [(h.topic, h.key, h.value) for h in held])
-        for h, signature in zip(held, signatures, strict=True):
-            self._produce(h.event, h.topic, h.key, h.value, [*h.headers, (SIGNATURE_HEADER, signature.encode())])
+        if held:
+            for record in self._signed(held):
+                self._produce(record)
 
-    def _produce(
-        self, event: Event, topic: str, key: bytes, value: bytes, headers: Headers, *, tracked: bool = True
-    ) -> _Slot:
+    def _produce(self, record: _Held, *, tracked: bool = True) -> _Slot:
         """Hand a record to the client; its outcome fills the slot (``tracked``: :meth:`flush` reports it)."""
+        event, topic, key, value, headers = record.event, record.topic, record.key, record.value, record.headers
         slot: _Slot = [None]
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -195,9 +205,7 @@ class Producer:
         """Why a record was refused; an authorization failure names the principal and the topic."""
         if error.code() not in _AUTHORIZATION_FAILURES:
             return str(error.str())
-        user = self.settings.sasl_username
-        who = f"User:{user}" if user else "this client's principal"
-        topic = self.topic_name(event)
+        who, topic = kafka_config.principal(self.settings), self.topic_name(event)
         return f"{error.str()}: {who} may not write to {topic} (the broker's ACLs; see `agentlog access list`)"
 
     def publish(self, event: Event, timeout: float = 30.0) -> Delivery:
@@ -209,15 +217,11 @@ class Producer:
         if self._transactional:
             self.send(event)
             return self.flush(timeout)[-1]
-        topic = self.topic_name(event)
-        value = self.serde.encode(event, topic)
-        check_record_size(event.avro_name, len(value))
-        key, headers = key_of(event).encode(), tracing.inject([])
+        record = self._encoded(event, tracing.inject([]))
         if self.signing_key is not None:
-            (signature,) = sign_batch(self.signing_key, [(topic, key, value)])
-            headers = [*headers, (SIGNATURE_HEADER, signature.encode())]
+            (record,) = self._signed([record])
         with self._lock:
-            slot = self._produce(event, topic, key, value, headers, tracked=False)
+            slot = self._produce(record, tracked=False)
         deadline = time.monotonic() + timeout
         while slot[0] is None and time.monotonic() < deadline:
             self._kafka.poll(0.05)
@@ -255,11 +259,9 @@ class Producer:
         except KafkaException as e:
             error = e.args[0]
             if error.code() in _AUTHORIZATION_FAILURES:
-                user = self.settings.sasl_username
-                who = f"User:{user}" if user else "this client's principal"
                 raise DeliveryError(
-                    f"{who} may not use transactions here ({error.str()}); the broker's ACLs decide who"
-                    " may (see `agentlog access list`)"
+                    f"{kafka_config.principal(self.settings)} may not use transactions here ({error.str()});"
+                    " the broker's ACLs decide who may (see `agentlog access list`)"
                 ) from e
             raise DeliveryError(f"transaction step failed: {e}", retriable=error.retriable()) from e
 

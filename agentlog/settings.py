@@ -62,6 +62,25 @@ class Settings(BaseSettings):
         return self
 
 
+def connection_env(settings: Settings) -> dict[str, str]:
+    """The ``AGENTLOG_*`` variables that point another process at the same deployment, as the same principal."""
+    env = {
+        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "AGENTLOG_DATABASE_URL": settings.database_url.get_secret_value(),
+        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    if settings.security_protocol != "PLAINTEXT":
+        env["AGENTLOG_SECURITY_PROTOCOL"] = settings.security_protocol
+        env["AGENTLOG_SASL_MECHANISM"] = settings.sasl_mechanism
+    if settings.sasl_username is not None:
+        env["AGENTLOG_SASL_USERNAME"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        env["AGENTLOG_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location is not None:
+        env["AGENTLOG_SSL_CA_LOCATION"] = str(settings.ssl_ca_location)
+    return env
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""

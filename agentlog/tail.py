@@ -132,11 +132,7 @@ def _starts(settings: Settings, options: TailOptions) -> list[tuple[str, int, in
         for topic in options.topics:
             info = metadata.topics.get(topic)
             if info is None or info.error is not None:
-                hidden = (
-                    f", or User:{settings.sasl_username} may not read it (the broker's ACLs)"
-                    if settings.sasl_username
-                    else ""
-                )
+                hidden = f", or {kafka_config.principal(settings)} may not read it" if settings.sasl_username else ""
                 raise AgentlogError(f"topic {topic!r} does not exist (run `agentlog topics create`){hidden}")
             partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
         if options.since is not None:

@@ -114,10 +114,9 @@ def ensure_topics(
             except KafkaException as e:
                 code = e.args[0].code()
                 if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                    who = f"User:{settings.sasl_username}" if settings.sasl_username else "this client's principal"
                     raise TopicAdminError(
-                        f"cannot create {name}: {who} may not (the broker's ACLs); where the broker"
-                        " authorizes, the admin creates the topics (`agentlog access bootstrap`)"
+                        f"cannot create {name}: {kafka_config.principal(settings)} may not (the broker's ACLs);"
+                        " where the broker authorizes, the admin creates the topics (`agentlog access bootstrap`)"
                     ) from e
                 if code != KafkaError.TOPIC_ALREADY_EXISTS:  # exists: a concurrent creator won
                     raise TopicAdminError(f"cannot create {name}: {e}") from e

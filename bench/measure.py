@@ -42,7 +42,7 @@ from confluent_kafka.admin import AdminClient, ConsumerGroupDescription, OffsetS
 
 from agentlog import kafka_config
 from agentlog.projections import drop_schema as drop_projection_schema
-from agentlog.settings import Settings
+from agentlog.settings import Settings, connection_env
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
@@ -129,14 +129,8 @@ def agentlog_command(*args: str) -> list[str]:
 
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a process that uses ``settings`` (prefix, servers, database)."""
-    return {
-        **os.environ,
-        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
-        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "AGENTLOG_DATABASE_URL": settings.database_url.get_secret_value(),
-        **extra,
-    }
+    """The environment of a process that uses ``settings`` (prefix, servers, database, credentials)."""
+    return {**os.environ, **connection_env(settings), **extra}
 
 
 class Service:

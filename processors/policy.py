@@ -267,6 +267,11 @@ def load_default_policy() -> Policy:
     return load_policy(DEFAULT_POLICY_PATH)
 
 
+def requiring_signatures(policy: Policy) -> Policy:
+    """``policy`` with ``limits.require_signatures`` on (the secure stack's first policy)."""
+    return policy.model_copy(update={"limits": policy.limits.model_copy(update={"require_signatures": True})})
+
+
 def to_event(
     policy: Policy,
     *,

@@ -19,6 +19,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
 from agentlog.topics import CATALOGUE
 
+from .processors.gate_harness import Worker, running_gate
 from .support import REPO, TEST_TREE_PARTITIONS, Stack, agentlog_env, stack_settings
 
 
@@ -72,6 +73,13 @@ def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
     ensure_topics(settings)
     yield settings
     delete_topics(settings, [settings.topic_prefix + spec.name for spec in CATALOGUE])
+
+
+@pytest.fixture
+def gate(settings: Settings) -> Iterator[Worker]:
+    """A running spawn-gate worker enforcing the default policy on this test's topics."""
+    with running_gate(settings, "tests") as worker:
+        yield worker
 
 
 @pytest.fixture

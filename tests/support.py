@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentlog.settings import Settings
+from agentlog.settings import Settings, connection_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,22 +41,10 @@ def agentlog_env(settings: Settings) -> dict[str, str]:
     """The environment that points an ``agentlog`` process at ``settings`` (and nothing else)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
     env.update(
-        AGENTLOG_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        AGENTLOG_DATABASE_URL=settings.database_url.get_secret_value(),
-        AGENTLOG_TOPIC_PREFIX=settings.topic_prefix,
+        connection_env(settings),
         # A broker busy deleting the topics of earlier tests may take a while to answer.
         AGENTLOG_CONNECT_TIMEOUT_S="60",
         # Topics a subprocess creates (the benchmarks' scratch topics) get the tests' count.
         AGENTLOG_TREE_PARTITIONS=str(TEST_TREE_PARTITIONS),
     )
-    if settings.security_protocol != "PLAINTEXT":
-        env.update(
-            AGENTLOG_SECURITY_PROTOCOL=settings.security_protocol, AGENTLOG_SASL_MECHANISM=settings.sasl_mechanism
-        )
-    if settings.sasl_username is not None:
-        env["AGENTLOG_SASL_USERNAME"] = settings.sasl_username
-    if settings.sasl_password is not None:
-        env["AGENTLOG_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
-    if settings.ssl_ca_location is not None:
-        env["AGENTLOG_SSL_CA_LOCATION"] = str(settings.ssl_ca_location)
     return env

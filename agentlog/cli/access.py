@@ -55,7 +55,7 @@ def bootstrap(
 
 def _first_strict_policy(settings: Settings) -> None:
     """The default policy, requiring signatures, as version 1, unless a version of it is published."""
-    from agentlog.processors.policy import load_default_policy
+    from agentlog.processors.policy import load_default_policy, requiring_signatures
     from agentlog.processors.policy_publisher import publish_policy
     from agentlog.processors.policy_reader import PolicyReader
 
@@ -69,7 +69,7 @@ def _first_strict_policy(settings: Settings) -> None:
     if current is not None:
         print(f"policy     {current.name} version {current.version} is in force; left as it is")
         return
-    strict = default.model_copy(update={"limits": default.limits.model_copy(update={"require_signatures": True})})
+    strict = requiring_signatures(default)
     publish_policy(settings, strict, "agentlog access bootstrap")
     print(f"published  policy {strict.name} version {strict.version} with limits.require_signatures: true")
 

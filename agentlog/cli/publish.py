@@ -20,7 +20,6 @@ from agentlog.payloads import build_event, parse_documents
 from agentlog.producer import Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
-from agentlog.topics import topic_of
 
 
 def check_encodes(serde: Serde, event: Event, line: int) -> None:
@@ -72,13 +71,13 @@ def publish(
         for (line, _), built in zip(documents, events, strict=True):
             check_encodes(serde, built, line)  # before any broker is involved: bad input is exit 2
         kafka_settings()  # everything is valid: now the broker must answer
-        if settings.sasl_username is not None:
-            _check_authorized(settings, {_topic(settings, item) for item in events})
         producer = Producer(
             settings,
             serde=serde,
             transactional_id=f"{settings.topic_prefix}{kafka_config.CLI_TRANSACTIONAL_ID}{uuid.uuid4()}",
         )
+        if settings.sasl_username is not None:
+            _check_authorized(settings, {producer.topic_name(item) for item in events})
         with producer.transaction():
             for item in events:
                 producer.send(item)
@@ -87,11 +86,6 @@ def publish(
         fail_for(e)
     for delivery in deliveries:
         print(json.dumps(asdict(delivery)))
-
-
-def _topic(settings: Settings, event: Event) -> str:
-    """The deployed topic an event is published to."""
-    return settings.topic_prefix + topic_of(type(event)).name
 
 
 def _check_authorized(settings: Settings, topics: set[str]) -> None:
@@ -104,6 +98,6 @@ def _check_authorized(settings: Settings, topics: set[str]) -> None:
         fail_for(e)
     if refused:
         fail(
-            f"User:{settings.sasl_username} may not write to {', '.join(refused)} (the broker's ACLs;"
+            f"{kafka_config.principal(settings)} may not write to {', '.join(refused)} (the broker's ACLs;"
             " see `agentlog access list`); nothing was published"
         )

@@ -12,6 +12,7 @@ Install with ``pip install 'agentlog[langgraph]'``. Three functions:
   comes back to the parent node. A denied spawn raises
   :class:`~agentlog.handles.SpawnRefused`, whose message is the gate's sentence for the
   agent (catch it in the node to hand the sentence to the model).
+- :func:`one_step_graph` builds the graph of an agent whose work is one function.
 - :func:`handle_of` gives a node the handle of the agent running it, from the node's
   ``RunnableConfig`` (``run_as_agent`` puts it there).
 
@@ -29,6 +30,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 
 from agentlog import events as ev
@@ -46,9 +48,11 @@ Summary = Callable[[Any], str]
 class AgentCancelled(AgentlogError):
     """The control plane ended the agent while its graph ran; ``outcome`` says how (terminated, timed out)."""
 
-    def __init__(self, handle: AgentHandle, outcome: Outcome) -> None:
+    def __init__(self, handle: AgentHandle) -> None:
+        outcome = handle.outcome()
+        assert outcome is not None, "raised for an agent that is over"
         self.handle = handle
-        self.outcome = outcome
+        self.outcome: Outcome = outcome
         super().__init__(f"agent {handle.agent_id} was stopped: {outcome.message}")
 
 
@@ -100,6 +104,15 @@ class TokenUsage(BaseCallbackHandler):
             self.tokens += used
 
 
+def one_step_graph(state_schema: type[Any], step: Callable[..., Any]) -> Pregel[Any, Any, Any, Any]:
+    """A compiled graph of one node, ``step`` (named after it): an agent whose work is one function."""
+    graph = StateGraph(state_schema)
+    graph.add_node(step.__name__, step)
+    graph.add_edge(START, step.__name__)
+    graph.add_edge(step.__name__, END)
+    return graph.compile()
+
+
 def handle_of(config: RunnableConfig) -> AgentHandle:
     """The handle of the agent running the node that got ``config``."""
     handle = (config.get("configurable") or {}).get(HANDLE_KEY)
@@ -134,16 +147,14 @@ def run_as_agent(
         for step in graph.stream(graph_input, run_config, stream_mode="values"):
             state = step
             if handle.cancelled:
-                raise AgentCancelled(handle, handle.result(0))
-    except AgentCancelled:
-        raise
+                break
     except Exception as e:
-        if handle.cancelled:  # a child stopped because this agent's end reached it first
-            raise AgentCancelled(handle, handle.result(0)) from e
-        handle.fail(f"{type(e).__name__}: {e}")
-        raise
+        if not handle.cancelled:  # the graph failed (a child's end alone is the graph's failure too)
+            handle.fail(f"{type(e).__name__}: {e}")
+            raise
+        raise AgentCancelled(handle) from e  # a child stopped because this agent's end reached it first
     if handle.cancelled:
-        raise AgentCancelled(handle, handle.result(0))
+        raise AgentCancelled(handle)
     handle.complete(summary(state))  # the tokens were reported call by call
     return state
 

@@ -18,11 +18,10 @@ from typing import Any, TypedDict
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
 
 from agentlog.client import AgentlogClient
 from agentlog.handles import SpawnRefused
-from agentlog.integrations.langgraph import handle_of, run_as_agent, spawn_subgraph
+from agentlog.integrations.langgraph import handle_of, one_step_graph, run_as_agent, spawn_subgraph
 
 SOURCES = ["kafka docs", "owasp llm08", "a survey of agent frameworks", "a postmortem", "a blog post"]
 USAGE = {"input_tokens": 1_000, "output_tokens": 2_000, "total_tokens": 3_000}
@@ -42,11 +41,7 @@ def summarizer() -> Any:
         answer = model.invoke(f"summarize {state['source']}")
         return {"summary": f"{state['source']}: {answer.content}"}
 
-    graph = StateGraph(State)
-    graph.add_node("summarize", summarize)
-    graph.add_edge(START, "summarize")
-    graph.add_edge("summarize", END)
-    return graph.compile()
+    return one_step_graph(State, summarize)
 
 
 def researcher() -> Any:
@@ -68,11 +63,7 @@ def researcher() -> Any:
         read = sum(not note.startswith("refused") for note in notes)
         return {"notes": notes, "summary": f"{read} sources read"}
 
-    graph = StateGraph(State)
-    graph.add_node("read_sources", read_sources)
-    graph.add_edge(START, "read_sources")
-    graph.add_edge("read_sources", END)
-    return graph.compile()
+    return one_step_graph(State, read_sources)
 
 
 def orchestrator() -> Any:
@@ -85,11 +76,7 @@ def orchestrator() -> Any:
         )  # fmt: skip
         return {"summary": found["summary"], "notes": found["notes"]}
 
-    graph = StateGraph(State)
-    graph.add_node("plan", plan)
-    graph.add_edge(START, "plan")
-    graph.add_edge("plan", END)
-    return graph.compile()
+    return one_step_graph(State, plan)
 
 
 def main() -> None:

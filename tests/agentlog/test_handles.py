@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,20 +16,10 @@ from agentlog.client import AgentlogClient
 from agentlog.errors import AgentlogError
 from agentlog.handles import AgentHandle, OutcomeStatus, Signal, SpawnRefused
 from agentlog.settings import Settings
-from tests.processors.gate_harness import Worker, publish_policy
+from tests.processors.gate_harness import Worker
 from tests.support import agentlog_env
 
 _T = ev.TerminationReason
-
-
-@pytest.fixture
-def gate(settings: Settings) -> Iterator[Worker]:
-    """A running spawn gate with the default policy."""
-    publish_policy(settings)
-    worker = Worker(settings, "handles")
-    worker.start()
-    yield worker
-    worker.stop()
 
 
 def _client(settings: Settings, tenant: str = "acme", **options: object) -> AgentlogClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import pytest
@@ -17,12 +16,12 @@ from langgraph.graph import END, START, StateGraph
 from agentlog import events as ev
 from agentlog.client import AgentlogClient
 from agentlog.handles import OutcomeStatus, SpawnRefused
-from agentlog.integrations.langgraph import AgentCancelled, handle_of, run_as_agent, spawn_subgraph
+from agentlog.integrations.langgraph import AgentCancelled, handle_of, one_step_graph, run_as_agent, spawn_subgraph
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS
-from tests.processors.gate_harness import Worker, publish_policy
+from tests.processors.gate_harness import Worker
 from tests.support import REPO, agentlog_env
 
 
@@ -44,11 +43,7 @@ def _summarizer() -> Any:
         answer = _model(400).invoke(f"summarize {state['question']}")
         return {"summary": f"summary: {answer.content}"}
 
-    graph = StateGraph(Research)
-    graph.add_node("summarize", summarize)
-    graph.add_edge(START, "summarize")
-    graph.add_edge("summarize", END)
-    return graph.compile()
+    return one_step_graph(Research, summarize)
 
 
 def _researcher() -> Any:
@@ -65,20 +60,7 @@ def _researcher() -> Any:
             return {"summary": found["summary"], "notes": [str(refused)]}
         raise AssertionError("the gate granted more than the config allows")
 
-    graph = StateGraph(Research)
-    graph.add_node("dig", dig)
-    graph.add_edge(START, "dig")
-    graph.add_edge("dig", END)
-    return graph.compile()
-
-
-@pytest.fixture
-def gate(settings: Settings) -> Iterator[Worker]:
-    publish_policy(settings)
-    worker = Worker(settings, "langgraph")
-    worker.start()
-    yield worker
-    worker.stop()
+    return one_step_graph(Research, dig)
 
 
 @pytest.mark.timeout(240)
@@ -92,13 +74,9 @@ def test_a_three_level_graph_runs_through_the_gate(settings: Settings, gate: Wor
         )  # fmt: skip
         return {"summary": found["summary"], "notes": found.get("notes", [])}
 
-    graph = StateGraph(Research)
-    graph.add_node("plan", plan)
-    graph.add_edge(START, "plan")
-    graph.add_edge("plan", END)
     with AgentlogClient("acme", settings, timeout=60) as client:
         root = client.start_root("orchestrator", 100_000, 10)
-        final = run_as_agent(root, graph.compile(), {"question": "what limits agent proliferation?"})
+        final = run_as_agent(root, one_step_graph(Research, plan), {"question": "what limits agent proliferation?"})
         assert root.result(60).status is OutcomeStatus.completed
     assert final["summary"] == "summary: three sources"
     assert (

@@ -9,12 +9,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentlog import events as ev
 from agentlog.processors.ids import child_agent_id
-from agentlog.processors.policy import load_default_policy, to_event
+from agentlog.processors.policy import Policy, load_default_policy, to_event
 from agentlog.producer import Producer
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
@@ -75,9 +77,22 @@ class Worker:
         return self.process is not None and self.process.poll() is None
 
 
-def publish_policy(settings: Settings) -> None:
+def publish_policy(settings: Settings, policy: Policy | None = None) -> None:
+    """Publish ``policy`` (the default one if None)."""
     with Producer(settings) as producer:
-        producer.publish(to_event(load_default_policy(), published_by="tests"))
+        producer.publish(to_event(policy or load_default_policy(), published_by="tests"))
+
+
+@contextmanager
+def running_gate(settings: Settings, worker_id: str, policy: Policy | None = None) -> Iterator[Worker]:
+    """A spawn-gate worker running under ``policy`` (the default one if None), stopped at the end."""
+    publish_policy(settings, policy)
+    worker = Worker(settings, worker_id)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 @dataclass

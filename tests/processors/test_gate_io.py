@@ -25,17 +25,7 @@ from agentlog.tail import TailOptions, tail
 from agentlog.topics import DLQ, POLICY_DECISIONS, SPAWN_REQUESTS
 from tests.support import agentlog_env
 
-from .gate_harness import Worker, publish_policy
-
-
-@pytest.fixture
-def gate(settings: Settings) -> Iterator[Worker]:
-    """A running spawn-gate worker enforcing the default policy."""
-    publish_policy(settings)
-    worker = Worker(settings, "io")
-    worker.start()
-    yield worker
-    worker.stop()
+from .gate_harness import Worker
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from agentlog import events as ev
 from agentlog.client import AgentlogClient
 from agentlog.keyring import KEYRING_HEADER
 from agentlog.keyring_admin import publish_key, read_keyring, revoke_key
-from agentlog.processors.policy import load_default_policy, to_event
+from agentlog.processors.policy import load_default_policy, requiring_signatures
 from agentlog.producer import Producer
 from agentlog.projections import drop_schema
 from agentlog.projections.migrate import migrate
@@ -29,16 +29,9 @@ from agentlog.signing import SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topics import POLICY_DECISIONS, SPAWN_REQUESTS
 from tests.support import agentlog_env
 
-from .gate_harness import Worker
+from .gate_harness import Worker, running_gate
 
 _R = ev.DenialReason
-
-
-def _strict_policy(settings: Settings) -> None:
-    policy = load_default_policy()
-    strict = policy.model_copy(update={"limits": policy.limits.model_copy(update={"require_signatures": True})})
-    with Producer(settings) as producer:
-        producer.publish(to_event(strict, published_by="tests"))
 
 
 def _key(settings: Settings, path: Path, principal: str, tenant: str | None, agent: str | None = None) -> Settings:
@@ -52,11 +45,8 @@ def _key(settings: Settings, path: Path, principal: str, tenant: str | None, age
 @pytest.fixture
 def strict_gate(settings: Settings) -> Iterator[Worker]:
     """A running gate whose policy requires signatures."""
-    _strict_policy(settings)
-    worker = Worker(settings, "signed")
-    worker.start()
-    yield worker
-    worker.stop()
+    with running_gate(settings, "signed", requiring_signatures(load_default_policy())) as worker:
+        yield worker
 
 
 @pytest.mark.timeout(240)

@@ -15,7 +15,7 @@ from agentlog.client import AgentlogClient
 from agentlog.errors import DeliveryError
 from agentlog.kafka_check import KafkaUnreachableError, ensure_reachable
 from agentlog.keyring_admin import publish_key
-from agentlog.processors.policy import load_default_policy, to_event
+from agentlog.processors.policy import load_default_policy, requiring_signatures, to_event
 from agentlog.producer import Producer
 from agentlog.projections import drop_schema
 from agentlog.projections.migrate import migrate
@@ -125,7 +125,7 @@ def test_each_principal_writes_only_what_its_role_allows(deployment: Deployment,
 def test_publish_gate_projector_and_replay_pass_as_their_own_users(deployment: Deployment, tmp_path: Path) -> None:
     admin = deployment.as_user("admin")
     policy = load_default_policy()
-    strict = policy.model_copy(update={"limits": policy.limits.model_copy(update={"require_signatures": True})})
+    strict = requiring_signatures(policy)
     with Producer(admin) as producer:
         producer.publish(to_event(strict, published_by="admin"))
     key = SigningKey.generate()
