@@ -51,6 +51,7 @@ from agentlog.topics import (
     AGENT_LIFECYCLE,
     CATALOGUE,
     DLQ,
+    HEARTBEATS,
     KEYRING,
     MESSAGES,
     MISSION_EVENTS,
@@ -120,7 +121,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
     readers = Rule(ResourceType.GROUP, prefix + kafka_config.READER_GROUP, AclOperation.READ, prefixed=True)
     if role is Role.gate:
         return [
-            *_topics(settings, AclOperation.READ, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
+            *_topics(settings, AclOperation.READ, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name, HEARTBEATS.name),
             *_topics(settings, AclOperation.READ, POLICY_CONFIG.name, KEYRING.name),
             *_topics(settings, AclOperation.WRITE, POLICY_DECISIONS.name, DLQ.name),
             # its changelog, which it creates on its first start, is the one topic named after it
@@ -128,9 +129,9 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
                 Rule(ResourceType.TOPIC, gate, operation, prefixed=True)
                 for operation in (AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE)
             ),
-            # it checks the configs of the topics it creates (and of the keyring) before it runs
+            # it checks the configs of the topics it creates (and of the keyring and heartbeats) before it runs
             Rule(ResourceType.TOPIC, gate, AclOperation.DESCRIBE_CONFIGS, prefixed=True),
-            Rule(ResourceType.TOPIC, prefix + KEYRING.name, AclOperation.DESCRIBE_CONFIGS),
+            *_topics(settings, AclOperation.DESCRIBE_CONFIGS, KEYRING.name, HEARTBEATS.name),
             Rule(ResourceType.GROUP, gate, AclOperation.READ, prefixed=True),
             Rule(ResourceType.TRANSACTIONAL_ID, gate, AclOperation.WRITE, prefixed=True),
             readers,
@@ -153,7 +154,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
             readers,
         ]
     return [
-        *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name),
+        *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name, HEARTBEATS.name),
         *_topics(settings, AclOperation.WRITE, MESSAGES.name, MISSIONS.name),
         *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name),
         Rule(ResourceType.TRANSACTIONAL_ID, prefix + kafka_config.CLI_TRANSACTIONAL_ID, AclOperation.WRITE, True),

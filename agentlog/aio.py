@@ -97,11 +97,11 @@ class AsyncAgentHandle:
         child = await _handle_in_thread(lambda: self.handle.spawn(config, task, token_budget, spawn_budget, **options))
         return AsyncAgentHandle(child, self._loop)
 
-    async def started(self, runtime: str | None = None) -> None:
-        await asyncio.to_thread(self.handle.started, runtime)
+    async def started(self, runtime: str | None = None, *, heartbeat: bool = True) -> None:
+        await asyncio.to_thread(self.handle.started, runtime, heartbeat=heartbeat)
 
-    async def report_usage(self, tokens: int, model: str | None = None) -> None:
-        await asyncio.to_thread(self.handle.report_usage, tokens, model)
+    async def report_usage(self, tokens: int, model: str | None = None, partial_result: str | None = None) -> None:
+        await asyncio.to_thread(self.handle.report_usage, tokens, model, partial_result)
 
     async def complete(
         self, result_summary: str = "", tokens_used: int = 0, quality_score: float | None = None

@@ -25,6 +25,7 @@ from agentlog import events as ev
 from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.facts import FactFollower, Slot
 from agentlog.handles import AgentHandle, RootOptions, RootRefused, SpawnOptions, SpawnRefused
+from agentlog.heartbeat_sender import HeartbeatSender
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
@@ -80,6 +81,8 @@ class AgentlogClient:
         self.client_id = client_id
         """Names the runtime across restarts: its positions are kept under it (None: kept nowhere)."""
         self._facts = FactFollower(self.settings, self._serde, client_id)
+        self.heartbeats = HeartbeatSender(lambda: Producer(self.settings, serde=self._serde), self.meta)
+        """Beats for the handles whose start promised heartbeats."""
 
     def meta(self, root_id: str, **fields: Any) -> ev.Meta:
         """A fresh envelope for an event of tree ``root_id``."""
@@ -188,15 +191,21 @@ class AgentlogClient:
         assert isinstance(reply, (ev.BudgetToppedUp, ev.TopUpDenied))
         return reply
 
-    def report_usage(self, root_id: str, agent_id: str, tokens: int, model: str | None = None) -> Delivery:
-        """Report tokens an agent spent (counted against its grant)."""
-        return self._producer.publish(
-            ev.TokensConsumed(meta=self.meta(root_id), agent_id=agent_id, tokens=tokens, model=model)
+    def report_usage(
+        self, root_id: str, agent_id: str, tokens: int, model: str | None = None, partial_result: str | None = None
+    ) -> Delivery:
+        """Report tokens an agent spent (counted against its grant), with what it has produced so far if it says
+        (``partial_result``: the parent keeps the latest, should the agent be terminated; ``tokens`` may then be 0)."""
+        event = ev.TokensConsumed(
+            meta=self.meta(root_id), agent_id=agent_id, tokens=tokens, model=model, partial_result=partial_result
         )
+        return self._producer.publish(event)
 
-    def started(self, root_id: str, agent_id: str, runtime: str | None = None) -> Delivery:
-        """Report that an approved agent began running."""
-        return self._producer.publish(ev.AgentStarted(meta=self.meta(root_id), agent_id=agent_id, runtime=runtime))
+    def started(self, root_id: str, agent_id: str, runtime: str | None = None, *, heartbeat: bool = False) -> Delivery:
+        """Report that an approved agent began running; with ``heartbeat``, promise heartbeats for it (a handle
+        then sends them, :mod:`agentlog.heartbeat_sender`)."""
+        event = ev.AgentStarted(meta=self.meta(root_id), agent_id=agent_id, runtime=runtime, heartbeat=heartbeat)
+        return self._producer.publish(event)
 
     def complete(
         self,
@@ -333,11 +342,14 @@ class AgentlogClient:
         return self._facts.kept_position(root_id)
 
     def release(self, handle: AgentHandle) -> None:
-        """Forget a handle (:meth:`AgentHandle.release` calls this)."""
+        """Forget a handle (:meth:`AgentHandle.release` calls this); its heartbeats stop."""
+        self.heartbeats.drop(handle)
         self._facts.remove(handle)
 
     def close(self) -> None:
-        """Stop following decisions (keeping the positions, with a ``client_id``) and flush what is queued."""
+        """Stop beating and following decisions (keeping the positions, with a ``client_id``) and flush what is
+        queued. Agents left running without heartbeats time out: nothing runs them any more."""
+        self.heartbeats.close()
         self._facts.close()
         self._producer.close()
 

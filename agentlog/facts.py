@@ -290,7 +290,7 @@ class FactFollower:
             elif isinstance(fact, ev.TokensCharged):  # the agent that pays, which may not be the reporter
                 found = self._handles.get((fact.meta.root_id, fact.charged_agent_id))
                 targets = [found] if found is not None else []
-            elif isinstance(fact, SIGNAL_FACTS):
+            elif isinstance(fact, (*SIGNAL_FACTS, ev.AgentRunning)):  # a start's answer names the heartbeat interval
                 found = self._handles.get((fact.meta.root_id, fact.agent_id))  # type: ignore[attr-defined]
                 targets = [found] if found is not None else []
             else:

@@ -104,10 +104,20 @@ class Outcome:
     """Why it was terminated (``REQUESTED``, ``ANCESTOR_ENDED``, ``BUDGET``, ``TIMEOUT``, ``CIRCUIT``)."""
     ended_by: str | None = None
     """The agent whose end or request ended it, if one did."""
+    partial_result: str | None = None
+    """Terminated or timed out: the last partial result it reported (:meth:`AgentHandle.report_usage`), if any."""
+    timeout_cause: ev.TimeoutCause | None = None
+    """Timed out: whether its deadline passed (``DEADLINE``) or its heartbeats stopped (``HEARTBEAT_MISSED``)."""
 
     @classmethod
-    def of(cls, fact: ev.AgentTerminated | ev.AgentTimedOut | ev.AgentEnded, tokens_used: int) -> Outcome:
-        """The outcome a final fact tells; ``tokens_used`` is what the handle saw charged."""
+    def of(
+        cls,
+        fact: ev.AgentTerminated | ev.AgentTimedOut | ev.AgentEnded,
+        tokens_used: int,
+        partial_result: str | None = None,
+    ) -> Outcome:
+        """The outcome a final fact tells; ``tokens_used`` is what the handle saw charged, ``partial_result`` the
+        last one it heard."""
         if isinstance(fact, ev.AgentEnded):
             completed = fact.outcome is ev.EndOutcome.COMPLETED
             return cls(
@@ -121,7 +131,14 @@ class Outcome:
                 retryable=fact.retryable,
             )
         if isinstance(fact, ev.AgentTimedOut):
-            return cls(OutcomeStatus.timed_out, fact.message, fact, tokens_used=tokens_used)
+            return cls(
+                OutcomeStatus.timed_out,
+                fact.message,
+                fact,
+                tokens_used=tokens_used,
+                partial_result=partial_result,
+                timeout_cause=fact.cause,
+            )
         return cls(
             OutcomeStatus.terminated,
             fact.message,
@@ -129,6 +146,7 @@ class Outcome:
             tokens_used=tokens_used,
             termination=fact.reason,
             ended_by=fact.ended_by_agent_id,
+            partial_result=partial_result,
         )
 
 
@@ -192,6 +210,8 @@ class AgentHandle:
         """The decisions offset after the last signal delivered to it (or where it started)."""
         self.tokens_charged = 0
         """Tokens the gate charged to it, as the signals so far tell (``TokensCharged`` is not a signal but counts)."""
+        self.partial_result: str | None = None
+        """The latest partial result it reported with its usage (the charges carry it)."""
         self._callbacks: list[Callback] = []
         self._lock = threading.Lock()
         self._history: list[Signal] = []
@@ -201,6 +221,8 @@ class AgentHandle:
         self._final: Signal | None = None
         self._released = False
         self._placed = placed
+        self._promised = False
+        """Whether this process promised heartbeats for it (:meth:`started`): then it sends them."""
         """False while the client does not know yet where it starts reading for it (it then holds nothing)."""
 
     # ------------------------------------------------------------------ what it hears
@@ -256,7 +278,7 @@ class AgentHandle:
         if final is None:
             return None
         assert isinstance(final.fact, FINAL_FACTS)
-        return Outcome.of(final.fact, self.tokens_charged)  # type: ignore[arg-type]
+        return Outcome.of(final.fact, self.tokens_charged, self.partial_result)  # type: ignore[arg-type]
 
     def skip_to(self, offset: int) -> None:
         """Hear nothing before ``offset`` (where the client starts reading for it)."""
@@ -271,6 +293,12 @@ class AgentHandle:
         self.next_offset = offset + 1
         if isinstance(fact, ev.TokensCharged):
             self.tokens_charged = fact.tokens_used
+            if fact.partial_result is not None and fact.agent_id == self.agent_id:
+                self.partial_result = fact.partial_result
+            return
+        if isinstance(fact, ev.AgentRunning):  # beats come from the runtime that runs it, not from every observer
+            if fact.heartbeat_interval_ms and self._promised and not self._released and not self.cancelled:
+                self.client.heartbeats.watch(self, fact.heartbeat_interval_ms, fact.heartbeat_timeout_ms)
             return
         signal = Signal(fact, self.partition, offset, appended_ms)  # type: ignore[arg-type]
         with self._lock:  # a subscriber replaying the history holds it: it sees this signal there or below
@@ -302,13 +330,21 @@ class AgentHandle:
         """
         return self.client.spawn_child(self, config, task, token_budget, spawn_budget, **options)
 
-    def started(self, runtime: str | None = None) -> None:
-        """Report that the agent began running."""
-        self.client.started(self.root_id, self.agent_id, runtime)
+    def started(self, runtime: str | None = None, *, heartbeat: bool = True) -> None:
+        """Report that the agent began running (again, after :meth:`AgentlogClient.attach` in a restarted runtime).
 
-    def report_usage(self, tokens: int, model: str | None = None) -> None:
-        """Report tokens the agent spent."""
-        self.client.report_usage(self.root_id, self.agent_id, tokens, model)
+        With ``heartbeat`` (the default) the client promises heartbeats for it and, once the gate answers with
+        the policy's interval, sends them until the agent is over or the handle released: should this process
+        die, the gate times the agent out after ``limits.heartbeat_misses`` silent intervals instead of at its
+        deadline. Without, only the deadline ends it.
+        """
+        self._promised = heartbeat
+        self.client.started(self.root_id, self.agent_id, runtime, heartbeat=heartbeat)
+
+    def report_usage(self, tokens: int, model: str | None = None, partial_result: str | None = None) -> None:
+        """Report tokens the agent spent and, if it says, what it has produced so far (``tokens`` may then be 0):
+        the latest partial result is the agent's result should it be terminated or time out."""
+        self.client.report_usage(self.root_id, self.agent_id, tokens, model, partial_result)
 
     def complete(self, result_summary: str = "", tokens_used: int = 0, quality_score: float | None = None) -> None:
         """Report that the agent finished; its subtree ends and its unused tokens return."""

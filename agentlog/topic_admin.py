@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from agentlog import kafka_config
 from agentlog.errors import AgentlogError
 from agentlog.settings import Settings
-from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, TopicSpec
+from agentlog.topics import DEFAULT_TREE_PARTITIONS, DEPLOYED, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class PartitionCountError(TopicAdminError):
 
 
 def _tree_counts(settings: Settings, existing: dict[str, Any], specs: tuple[TopicSpec, ...]) -> dict[str, int]:
-    """Partition count of each tree-keyed topic of the catalogue and of ``specs`` that exists."""
-    names = dict.fromkeys(settings.topic_prefix + s.name for s in (*CATALOGUE, *specs) if s.tree_keyed)
+    """Partition count of each tree-keyed topic of the deployment and of ``specs`` that exists."""
+    names = dict.fromkeys(settings.topic_prefix + s.name for s in (*DEPLOYED, *specs) if s.tree_keyed)
     return {name: len(existing[name].partitions) for name in names if name in existing}
 
 
@@ -74,7 +74,7 @@ def tree_partition_count(settings: Settings, specs: tuple[TopicSpec, ...] = (), 
 
 
 def ensure_topics(
-    settings: Settings, specs: tuple[TopicSpec, ...] = CATALOGUE, *, dry_run: bool = False, timeout: float = 30.0
+    settings: Settings, specs: tuple[TopicSpec, ...] = DEPLOYED, *, dry_run: bool = False, timeout: float = 30.0
 ) -> list[TopicChange]:
     """Create missing topics and bring the configs of existing ones to the catalogue's values.
 

@@ -165,6 +165,17 @@ DLQ = TopicSpec(
     retention_ms=30 * 24 * 3600 * 1000,
 )
 
+HEARTBEAT_RETENTION_MS = 3600 * 1000
+HEARTBEATS = TopicSpec(
+    "agentlog.agent.heartbeats",
+    TREE_KEYED,
+    (ev.AgentHeartbeat,),
+    "meta.root_id",
+    "Heartbeats of agents whose runtimes send them; kept an hour and never audited (the audit records the"
+    " timeouts of missed heartbeats, not the beats).",
+    retention_ms=HEARTBEAT_RETENTION_MS,
+)
+
 CATALOGUE: tuple[TopicSpec, ...] = (
     SPAWN_REQUESTS,
     AGENT_LIFECYCLE,
@@ -176,8 +187,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     MISSION_EVENTS,
     DLQ,
 )
+"""The audited topics: kept (most of them forever), projected into the audit log, exported and replayed."""
+EPHEMERAL: tuple[TopicSpec, ...] = (HEARTBEATS,)
+"""Topics kept briefly and never audited: what they say is summed up by facts on the audited ones."""
+DEPLOYED: tuple[TopicSpec, ...] = CATALOGUE + EPHEMERAL
+"""Every topic of a deployment (``agentlog topics create`` makes them all)."""
 
-_BY_RECORD = {record.avro_name: spec for spec in CATALOGUE for record in spec.records}
+_BY_RECORD = {record.avro_name: spec for spec in DEPLOYED for record in spec.records}
 
 
 def topic_of(event_type: type[ev.Event]) -> TopicSpec:
@@ -200,6 +216,6 @@ def key_of(event: ev.Event) -> str:
 
 
 def by_name(name: str, prefix: str = "") -> TopicSpec | None:
-    """The catalogue entry for a base or deployed topic name, if it is one."""
+    """The entry of :data:`DEPLOYED` for a base or deployed topic name, if it is one."""
     base = name[len(prefix) :] if prefix and name.startswith(prefix) else name
-    return next((spec for spec in CATALOGUE if spec.name == base), None)
+    return next((spec for spec in DEPLOYED if spec.name == base), None)

@@ -57,27 +57,35 @@ def decide_usage(state: PartitionState, event: ev.TokensConsumed, policy: Policy
     found = reports.reported_agent(state, event, policy, out)
     if found is None:
         return
-    if event.tokens <= 0:
-        why = f"it reports {event.tokens} tokens; usage is a positive number of tokens."
+    # Since core 4 a report may carry a partial result, and then no tokens.
+    partial = event.partial_result if out.core >= 4 else None
+    if event.tokens < 0 or (event.tokens == 0 and partial is None):
+        why = f"it reports {event.tokens} tokens; usage is a positive number of tokens"
+        why += " (or 0 with a partial result)." if out.core >= 4 else "."
         reports.reject(out, event, policy, ev.DenialReason.INVALID_REQUEST, why)
         return
     tree, agent = found
-    charge(tree, agent, event.tokens, policy, out)
+    charge(tree, agent, event.tokens, policy, out, partial)
 
 
-def charge(tree: TreeState, agent: AgentState, tokens: int, policy: Policy | None, out: Emitter) -> None:
+def charge(
+    tree: TreeState, agent: AgentState, tokens: int, policy: Policy | None, out: Emitter, partial: str | None = None
+) -> None:
     """Charge ``tokens`` the agent reported to it or, once it ended, to its nearest active ancestor."""
     payer = nearest_active(tree, agent)
     if payer is None:  # not in a live tree, whose root is active
         return
     version = policy.version if policy else 0
     add_spent(payer, tokens)
-    charged(out, agent, payer, tokens, version)
+    charged(out, agent, payer, tokens, version, partial)
     check_exhausted(payer, out, version)
 
 
-def charged(out: Emitter, agent: AgentState, payer: AgentState, tokens: int, policy_version: int) -> None:
-    """The ``TokensCharged`` fact of ``tokens`` reported by ``agent`` and charged to ``payer``."""
+def charged(
+    out: Emitter, agent: AgentState, payer: AgentState, tokens: int, policy_version: int, partial: str | None = None
+) -> None:
+    """The ``TokensCharged`` fact of ``tokens`` reported by ``agent`` (with its ``partial`` result) and charged
+    to ``payer``."""
     instead = "" if payer is agent else " (it ended, so its nearest active ancestor pays)"
     out.fact(
         ev.TokensCharged,
@@ -86,6 +94,7 @@ def charged(out: Emitter, agent: AgentState, payer: AgentState, tokens: int, pol
         tokens=tokens,
         tokens_used=payer.tokens_spent,
         remaining_tokens=payer.remaining_tokens,
+        partial_result=partial,
         policy_version=policy_version,
         message=f"Charged {tokens} tokens reported by {agent.agent_id} to {payer.agent_id}{instead}:"
         f" {payer.tokens_spent} used, {payer.remaining_tokens} remaining.",

@@ -18,13 +18,13 @@ point in the log as the gate did.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from agentlog import events as ev
 from agentlog.limits import quote
 from agentlog.processors import budget, reports
-from agentlog.processors.clock import from_micros, to_micros
+from agentlog.processors.clock import from_micros, iso, to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.ids import forget_source, timeout_source
 from agentlog.processors.policy import Policy
@@ -101,12 +101,33 @@ def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy |
     if found is None:
         return
     _, agent = found
+    interval = policy.limits.heartbeat_interval_ms if policy is not None and event.heartbeat and out.core >= 4 else 0
+    if interval <= 0:
+        out.fact(
+            ev.AgentRunning,
+            agent_id=agent.agent_id,
+            policy_version=policy.version if policy else 0,
+            message=f"Agent {agent.agent_id} is running.",
+        )
+        return
+    assert policy is not None
+    agent.heartbeat_ms = interval
+    timeout = heartbeat_timeout_ms(agent, policy)
     out.fact(
         ev.AgentRunning,
         agent_id=agent.agent_id,
-        policy_version=policy.version if policy else 0,
-        message=f"Agent {agent.agent_id} is running.",
+        heartbeat_interval_ms=interval,
+        heartbeat_timeout_ms=timeout,
+        policy_version=policy.version,
+        message=f"Agent {agent.agent_id} is running: send a heartbeat every {interval} ms; after {timeout} ms"
+        " without one it times out.",
     )
+
+
+def heartbeat_timeout_ms(agent: AgentState, policy: Policy | None) -> int:
+    """How long ``agent`` may go without a heartbeat under ``policy`` (0: it promised none)."""
+    misses = policy.limits.heartbeat_misses if policy is not None else ev.Limits().heartbeat_misses
+    return agent.heartbeat_ms * misses
 
 
 def decide_reported_end(
@@ -205,12 +226,20 @@ def _refusal(tree: TreeState, agent: AgentState, requester: str, policy: Policy 
     return None
 
 
-def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[ev.Event]:
-    """Time out every active agent whose deadline is at or before ``now``, with its subtree.
+Silent = Mapping[tuple[str, str], int | None]
+"""Agents whose heartbeats stopped, by (root id, agent id): when the gate last heard one (µs; None: never)."""
 
-    Agents are taken in the order (root id, depth, agent id), so an ancestor that timed out
-    terminates its descendants (``ANCESTOR_ENDED``) before their own deadlines are looked at.
-    Mutates ``state``. Deterministic in ``(state, now, policy)``.
+
+def expire(state: PartitionState, now: datetime, policy: Policy | None, silent: Silent | None = None) -> list[ev.Event]:
+    """Time out every active agent whose deadline is at or before ``now``, and every one of ``silent`` that
+    promised heartbeats, with their subtrees.
+
+    ``silent`` is what the processor's heartbeat watch found (:mod:`.heartbeats`); replay passes
+    the agents that the recorded tick timed out for missed heartbeats. An agent both silent and
+    past its deadline times out for its deadline. Agents are taken in the order (root id,
+    depth, agent id), so an ancestor that timed out terminates its descendants
+    (``ANCESTOR_ENDED``) before their own deadlines are looked at. Mutates ``state``.
+    Deterministic in ``(state, now, policy, silent)``.
     """
     now_us = to_micros(now)
     version, name = (policy.version, policy.name) if policy else (0, "")
@@ -221,28 +250,72 @@ def expire(state: PartitionState, now: datetime, policy: Policy | None) -> list[
         agent = tree.agents.get(agent_id) if tree is not None else None
         if tree is not None and agent is not None and agent.active and agent.deadline == deadline:
             due[root_id, agent_id] = (tree, agent)
+    missed: dict[tuple[str, str], int | None] = {}
+    for (root_id, agent_id), last in (silent or {}).items():
+        tree = state.live_tree(root_id)
+        agent = tree.agents.get(agent_id) if tree is not None else None
+        if (
+            tree is not None
+            and agent is not None
+            and agent.active
+            and agent.heartbeat_ms
+            and (root_id, agent_id) not in due
+        ):
+            due[root_id, agent_id] = (tree, agent)
+            missed[root_id, agent_id] = last
     events: list[ev.Event] = []
     for tree, agent in sorted(due.values(), key=lambda pair: (pair[0].root_id, pair[1].depth, pair[1].agent_id)):
         if not agent.active:  # ended above, by an ancestor's timeout
             continue
         out = Emitter(timeout_source(agent.agent_id), now, tree.tenant_id, tree.root_id, policy_name=name)
-        deadline_at = from_micros(agent.deadline if agent.deadline is not None else now_us)
-
-        def announce(returned: int, agent: AgentState = agent, out: Emitter = out, at: datetime = deadline_at) -> None:
-            out.emit(
-                ev.AgentTimedOut,
-                agent_id=agent.agent_id,
-                deadline=at,
-                returned_tokens=returned,
-                policy_version=version,
-                message=f"Timed out: the deadline {at:%Y-%m-%d %H:%M:%SZ} has passed. Stop work on this task now.",
-            )
-
+        key = (tree.root_id, agent.agent_id)
+        if key in missed:
+            announce = _heartbeat_missed(out, agent, missed[key], heartbeat_timeout_ms(agent, policy), now_us, version)
+        else:
+            deadline = agent.deadline if agent.deadline is not None else now_us
+            announce = _deadline_passed(out, agent, from_micros(deadline), version)
         end_agent(state, tree, agent, Status.TIMED_OUT, now_us, out, version, announce)
         events.extend(out.events)
     if len(state.deadlines) > 2 * state.active_total + 1024:
         state.compact_deadlines()
     return events + prune_ended(state, now, policy)
+
+
+def _deadline_passed(out: Emitter, agent: AgentState, at: datetime, version: int) -> Callable[[int], object]:
+    def announce(returned: int) -> None:
+        out.emit(
+            ev.AgentTimedOut,
+            agent_id=agent.agent_id,
+            deadline=at,
+            returned_tokens=returned,
+            policy_version=version,
+            message=f"Timed out: the deadline {at:%Y-%m-%d %H:%M:%SZ} has passed. Stop work on this task now.",
+        )
+
+    return announce
+
+
+def _heartbeat_missed(
+    out: Emitter, agent: AgentState, last_us: int | None, timeout_ms: int, now_us: int, version: int
+) -> Callable[[int], object]:
+    heard = f"the last at {iso(last_us)}" if last_us is not None else "none since it started"
+    # The deadline of the heartbeat: the tick's time when the gate never heard one (it knows no earlier moment).
+    deadline = from_micros(last_us + timeout_ms * 1000 if last_us is not None else now_us)
+
+    def announce(returned: int) -> None:
+        out.emit(
+            ev.AgentTimedOut,
+            agent_id=agent.agent_id,
+            deadline=deadline,
+            returned_tokens=returned,
+            cause=ev.TimeoutCause.HEARTBEAT_MISSED,
+            last_heartbeat_at=from_micros(last_us) if last_us is not None else None,
+            policy_version=version,
+            message=f"Timed out: no heartbeat for {timeout_ms} ms ({heard}); its runtime is presumed gone."
+            " Stop work on this task now.",
+        )
+
+    return announce
 
 
 def prune_ended(state: PartitionState, now: datetime, policy: Policy | None) -> list[ev.Event]:

@@ -12,7 +12,8 @@
   a new version is in force from the batch after it is read. The keyring
   (:class:`~agentlog.processors.keyring_reader.KeyringReader`), whose position every output
   names (:data:`~agentlog.keyring.KEYRING_HEADER`) so that replay attributes each input as the
-  gate did.
+  gate did. The heartbeats of the owned partitions (:mod:`agentlog.processors.heartbeats`),
+  read outside the transactions: the timer times out agents whose heartbeats stopped.
 
 The commit protocol, recovery and rebalancing are the runtime's
 (:mod:`agentlog.processors.runtime`).
@@ -23,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from agentlog import events as ev
 from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from agentlog.processors.gate_input import SOURCES, decode_input
+from agentlog.processors.heartbeats import HeartbeatWatch
 from agentlog.processors.input_merge import GATE_ORDER, InputRecord
 from agentlog.processors.keyring_reader import KeyringReader
 from agentlog.processors.policy_reader import PolicyReader
@@ -42,7 +45,7 @@ from agentlog.processors.tree_state import PartitionState
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics, tree_partition_count
-from agentlog.topics import KEYRING, POLICY_DECISIONS
+from agentlog.topics import HEARTBEATS, KEYRING, POLICY_DECISIONS
 
 STAGE = "processors.spawn_gate"
 
@@ -74,10 +77,11 @@ class SpawnGate:
         self.partitions = tree_partition_count(settings)
         """The deployment's tree partition count (the input topics exist and agree)."""
         # The changelog is created with that count (an existing one that differs raises); the keyring
-        # is created for deployments older than it.
-        ensure_topics(settings, (GATE_CHANGELOG, KEYRING))
+        # and the heartbeat topic are created for deployments older than they.
+        ensure_topics(settings, (GATE_CHANGELOG, KEYRING, HEARTBEATS))
         self.policies = PolicyReader(settings, policy_name)
         self.keyring = KeyringReader(settings)
+        self.heartbeats = HeartbeatWatch(settings, self.serde, self.keyring)
 
     def start(self) -> None:
         self.policies.catch_up()
@@ -92,6 +96,7 @@ class SpawnGate:
     def poll(self) -> None:
         self.policies.poll()
         self.keyring.poll()
+        self.heartbeats.poll(self.policies.current)
 
     def restore(self, partitions: list[int]) -> dict[int, PartitionState]:
         restored = restore_partitions(self.settings, partitions, self.partitions, RESTORE_TIMEOUT_S)
@@ -107,11 +112,14 @@ class SpawnGate:
                 f" {enforced[0]}, or give another deployment its own AGENTLOG_TOPIC_PREFIX"
             )
         self.changelogs.update({p: writer for p, (_, writer) in restored.items()})
-        return {p: state for p, (state, _) in restored.items()}
+        states = {p: state for p, (state, _) in restored.items()}
+        self.heartbeats.take_over(states)
+        return states
 
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:
             self.changelogs.pop(partition, None)
+        self.heartbeats.give_up(partitions)
 
     def decide(self, state: PartitionState, record: InputRecord) -> Decided:
         try:
@@ -119,10 +127,15 @@ class SpawnGate:
         except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
             raise Unreadable(str(e)) from e
         outputs = decide(state, event, self.policies.current, attribution=self.keyring.attribute(record))
+        for output in outputs:
+            if isinstance(output, ev.AgentRunning) and output.heartbeat_interval_ms:
+                self.heartbeats.expect(state.partition, output, record.timestamp_ms)
         return Decided(outputs, {event.meta.root_id} | {out.meta.root_id for out in outputs}, self.keyring.headers())
 
     def expire(self, state: PartitionState, now: datetime) -> Decided:
-        outputs = expire(state, now, self.policies.current)
+        policy = self.policies.current
+        silent = self.heartbeats.silent(state, int(now.timestamp() * 1000), policy)
+        outputs = expire(state, now, policy, silent)
         # Timeouts do not depend on the keyring; the position is named so that replay decides the
         # inputs after the tick with the keyring the gate had.
         changed = {out.meta.root_id for out in outputs}  # forgotten trees included

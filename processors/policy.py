@@ -40,6 +40,8 @@ _LIMIT_MINIMA = {
     "circuit_window_ms": 1,
     "circuit_cooldown_ms": 0,
     "ended_tree_retention_ms": 0,
+    "heartbeat_interval_ms": 0,
+    "heartbeat_misses": 1,
 }
 
 
@@ -52,8 +54,12 @@ _LIMIT_MAXIMA = {
     "circuit_window_ms": _TEN_YEARS_MS,
     "circuit_cooldown_ms": _TEN_YEARS_MS,
     "ended_tree_retention_ms": _TEN_YEARS_MS,
+    "heartbeat_interval_ms": 24 * 3600 * 1000,
+    "heartbeat_misses": 1000,
 }
-"""Durations must keep deadlines representable."""
+"""Durations must keep deadlines representable (and a heartbeat timeout far below a deadline's range)."""
+MIN_HEARTBEAT_INTERVAL_MS = 100
+"""The shortest heartbeat interval a policy may set (0 turns heartbeats off): every beat is a record."""
 
 
 def _problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
@@ -97,6 +103,11 @@ class Policy(BaseModel):
             for name, maximum in _LIMIT_MAXIMA.items()
             if getattr(limits, name) > maximum
         ]
+        if 0 < limits.heartbeat_interval_ms < MIN_HEARTBEAT_INTERVAL_MS:
+            reason = (
+                f"must be 0 (no heartbeats) or at least {MIN_HEARTBEAT_INTERVAL_MS}, got {limits.heartbeat_interval_ms}"
+            )
+            problems.append(("limits.heartbeat_interval_ms", reason))
         if problems:
             raise _problems_error(problems)
         return limits.model_copy(update={"operators": sorted(set(limits.operators))})

@@ -3,8 +3,10 @@
 ``decide(state, event, policy)`` takes one input event (a spawn directive or a lifecycle
 report), **mutates** ``state`` (the partition's :class:`PartitionState`, owned by the
 caller; mutation in place keeps a decision cheap) and returns the decisions, in order.
-``expire(state, now, policy)`` times out agents past their deadline; the processor calls
-it from a timer, replay at the ``occurred_at`` of each recorded ``AgentTimedOut``.
+``expire(state, now, policy, silent)`` times out agents past their deadline and agents whose
+heartbeats stopped (``silent``, from the processor's heartbeat watch); the processor calls
+it from a timer, replay at the ``occurred_at`` of each recorded ``AgentTimedOut``, with the
+agents that tick timed out for missed heartbeats as ``silent``.
 
 Determinism (replay re-runs this and compares byte for byte):
 
@@ -52,10 +54,12 @@ from agentlog.topics import LIFECYCLE_REPORTS
 
 __all__ = ["CORE_VERSION", "HANDLED", "decide", "expire"]
 
-CORE_VERSION = 3
+CORE_VERSION = 4
 """The version of the gate's decision behaviour that this code runs: 1 left accepted lifecycle reports
 unanswered, 2 answers every report (``AgentRunning``, ``TokensCharged``, ``AgentEnded`` or a rejection),
-3 checks who signed each input first (:mod:`.identity`)."""
+3 checks who signed each input first (:mod:`.identity`), 4 takes heartbeat promises (a start with
+``heartbeat`` is answered with the interval, and ``expire`` times out agents whose heartbeats stopped) and
+carries a usage report's partial result to its charge."""
 
 _Handler = Callable[[PartitionState, Any, Policy | None, int, Emitter], None]
 

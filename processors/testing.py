@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from agentlog import events as ev
 from agentlog.keyring import UNSIGNED, Attribution
+from agentlog.processors.cascade import Silent
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import Policy, parse_policy
 from agentlog.processors.spawn_gate import decide, expire
@@ -138,10 +139,10 @@ class GateScenario:
         self.log.append((event, outputs))
         return outputs
 
-    def tick(self, advance: timedelta = timedelta(0)) -> list[ev.Event]:
-        """Advance the clock, then run :func:`expire` at the new time."""
+    def tick(self, advance: timedelta = timedelta(0), silent: Silent | None = None) -> list[ev.Event]:
+        """Advance the clock, then run :func:`expire` at the new time (``silent``: agents whose heartbeats stopped)."""
         self.now += advance
-        outputs = expire(self.state, self.now, self.policy)
+        outputs = expire(self.state, self.now, self.policy, silent)
         self.log.append((self.now, outputs))
         return outputs
 
@@ -190,9 +191,10 @@ class GateScenario:
             )
         )
 
-    def start(self, agent: str, root: str | None = None) -> list[ev.Event]:
-        """Send an ``AgentStarted``."""
-        return self.send(ev.AgentStarted(meta=self.meta(root or self.root_of(agent)), agent_id=agent))
+    def start(self, agent: str, root: str | None = None, *, heartbeat: bool = False) -> list[ev.Event]:
+        """Send an ``AgentStarted`` (promising heartbeats with ``heartbeat``)."""
+        meta = self.meta(root or self.root_of(agent))
+        return self.send(ev.AgentStarted(meta=meta, agent_id=agent, heartbeat=heartbeat))
 
     def consume(self, agent: str, tokens: int, root: str | None = None) -> list[ev.Event]:
         """Send a ``TokensConsumed``."""

@@ -33,6 +33,9 @@ ENDED_TREE_RETENTION_US = 24 * 3600 * 1_000_000
 REMEMBERED_REQUESTS = 4096
 """Denied-spawn and top-up request ids a tree remembers, with their outcome, to answer retries (the newest)."""
 
+_ROW_BEFORE_HEARTBEATS = 14
+"""An agent row with its child list, as written before ``heartbeat_ms`` was added to the end of it."""
+
 Outcome = DenialReason | None
 """How a remembered request was decided: denied for this reason, or None (a top-up granted).
 
@@ -69,6 +72,8 @@ class AgentState:
     status: Status = Status.ACTIVE
     exhausted: bool = False
     """Over budget (BudgetExhausted emitted); spawning is blocked until a top-up is granted."""
+    heartbeat_ms: int = 0
+    """The heartbeat interval its runtime promised when it started (0: none; only its deadline ends it)."""
     children: list[str] | None = None
 
     @property
@@ -170,6 +175,7 @@ class TreeState:
                 a.active_children,
                 int(a.status),
                 a.exhausted,
+                a.heartbeat_ms,
             ]
             for a in self.agents.values()
         ]
@@ -198,7 +204,9 @@ class TreeState:
             open_until=data["open_until"],
             ended_at=data["ended_at"],
         )
-        for row in data["agents"]:
+        for stored in data["agents"]:
+            # a row written before heartbeats promised none
+            row = [*stored[:-1], 0, stored[-1]] if len(stored) == _ROW_BEFORE_HEARTBEATS else stored
             (
                 agent_id,
                 parent,
@@ -213,6 +221,7 @@ class TreeState:
                 active_children,
                 status,
                 exhausted,
+                heartbeat_ms,
                 children,
             ) = row
             agent_id = tree.root_id if agent_id == tree.root_id else agent_id
@@ -230,6 +239,7 @@ class TreeState:
                 active_children=active_children,
                 status=Status(status),
                 exhausted=exhausted,
+                heartbeat_ms=heartbeat_ms,
                 children=list(children) or None,
             )
         for agent in tree.agents.values():

@@ -3,7 +3,9 @@
 Per partition, a fresh :class:`~processors.tree_state.PartitionState` is fed the gate's
 inputs in the gate's order, each decided by :func:`agentlog.processors.spawn_gate.decide` with the
 policy version its recorded decisions name; a recorded timeout (outputs without a
-causation id) is a timer tick: :func:`agentlog.processors.spawn_gate.expire` at its ``occurred_at``.
+causation id) is a timer tick: :func:`agentlog.processors.spawn_gate.expire` at its ``occurred_at``,
+with the agents the tick timed out for missed heartbeats as the silent ones (the beats
+themselves are not kept: the recorded miss is the watch's word; everything it caused is checked).
 The recorded decisions drive the walk, group by group (the outputs of one input, or of
 one tick, are consecutive on the decisions topic):
 
@@ -205,6 +207,17 @@ class _Context:
         return cls(group.core, group.keyring)
 
 
+def _silent(group: _Group) -> dict[tuple[str, str], int | None]:
+    """The agents a recorded tick timed out for missed heartbeats, with their last beat (µs): the watch's word,
+    which the log does not otherwise hold (beats are not kept)."""
+    silent: dict[tuple[str, str], int | None] = {}
+    for _, value, name in group.records:
+        if name == ev.AgentTimedOut.avro_name and str(value.get("cause")) == ev.TimeoutCause.HEARTBEAT_MISSED:
+            last = value.get("last_heartbeat_at")
+            silent[value["meta"]["root_id"], value["agent_id"]] = to_micros(last) if last is not None else None
+    return silent
+
+
 class DecisionReplay:
     """Re-runs the gate over a :class:`LogSource`; :meth:`run` returns the report."""
 
@@ -262,7 +275,7 @@ class DecisionReplay:
                 limit_ms = to_micros(group.cause.at) // 1000 + self.clock_margin_ms - 1
                 self._feed(state, inputs.below(point.before) if point else inputs.until(limit_ms), decided, on_the_way)
                 policy = self._policy(partition, group, None)
-                replayed = expire(state, group.cause.at, policy)
+                replayed = expire(state, group.cause.at, policy, _silent(group))
                 if point is None:  # a gate before decision points forgot ended trees without a record
                     replayed = [e for e in replayed if not isinstance(e, ev.TreeForgotten)]
                 self._compare(partition, group, replayed)

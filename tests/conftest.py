@@ -17,7 +17,7 @@ import pytest
 
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
-from agentlog.topics import CATALOGUE
+from agentlog.topics import DEPLOYED
 
 from .processors.gate_harness import Worker, running_gate
 from .support import REPO, TEST_TREE_PARTITIONS, Stack, agentlog_env, stack_settings
@@ -72,7 +72,7 @@ def settings(stack: Stack, unique_name: str) -> Iterator[Settings]:
     settings = stack_settings(stack, f"{unique_name}.", tree_partitions=TEST_TREE_PARTITIONS)
     ensure_topics(settings)
     yield settings
-    delete_topics(settings, [settings.topic_prefix + spec.name for spec in CATALOGUE])
+    delete_topics(settings, [settings.topic_prefix + spec.name for spec in DEPLOYED])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from agentlog.cli.output import fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.settings import get_settings
 from agentlog.topic_admin import ensure_topics
-from agentlog.topics import CATALOGUE
+from agentlog.topics import DEPLOYED, EPHEMERAL
 
 app = typer.Typer(help="The topic catalogue.", no_args_is_help=True)
 
@@ -28,12 +28,20 @@ def list_topics() -> None:
     settings = get_settings()
     table = Table("topic", "partitions", "retention", "cleanup", "key", "records")
     tree = "tree" + (f" ({settings.tree_partitions} when created)" if settings.tree_partitions else "")
-    for spec in CATALOGUE:
-        retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // 86_400_000}d"
+    for spec in DEPLOYED:
+        retention = _duration(spec.retention_ms)
+        if spec in EPHEMERAL:
+            retention += " (not audited)"
         records = ", ".join(r.__name__ for r in spec.records) or "any (original bytes)"
         partitions = tree if spec.tree_keyed else str(spec.partitions)
         table.add_row(settings.topic_prefix + spec.name, partitions, retention, spec.cleanup_policy, spec.key, records)
     Console().print(table)
+
+
+def _duration(ms: int) -> str:
+    if ms < 0:
+        return "forever"
+    return f"{ms // 86_400_000}d" if ms % 86_400_000 == 0 else f"{ms // 3_600_000}h"
 
 
 @app.command("create")

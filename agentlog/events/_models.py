@@ -104,6 +104,14 @@ class TerminationReason(StrEnum):
     CIRCUIT = "CIRCUIT"
 
 
+class TimeoutCause(StrEnum):
+    """Why an agent timed out: its deadline passed, or its runtime stopped sending heartbeats."""
+
+    UNKNOWN = "UNKNOWN"
+    DEADLINE = "DEADLINE"
+    HEARTBEAT_MISSED = "HEARTBEAT_MISSED"
+
+
 class Meta(AvroRecord):
     """Envelope carried by every agentlog event. Trace context travels in Kafka headers (W3C traceparent), never here."""
 
@@ -166,6 +174,8 @@ class Limits(AvroRecord):
     ended_tree_retention_ms: Int64 = Field(default=86400000, description='How long the gate keeps an ended tree (its spent request ids, its root id taken), in milliseconds; then a timer tick forgets it with a TreeForgotten.')
     operators: list[Id] = Field(default_factory=list, max_length=1024, description="Identities (a TerminationRequested's requested_by) that may terminate any agent; besides them, only the agent itself and its ancestors may.")
     tenant_root_prefix: bool = Field(default=False, description="When true, a root id must begin with its tenant's id and a slash (acme/...): no tenant can register another tenant's root id, not even after an ended tree is forgotten.")
+    heartbeat_interval_ms: Int64 = Field(default=10000, description='How often a runtime sends heartbeats for an agent whose start asked for them, in milliseconds (0: no heartbeats; such agents end only by their deadline).')
+    heartbeat_misses: Int32 = Field(default=3, description='Intervals without a heartbeat after which the gate times the agent out (AgentTimedOut, cause HEARTBEAT_MISSED).')
     require_signatures: bool = Field(default=False, description='When true, every input of the gate must be signed by a key on the keyring (unsigned input is denied UNSIGNED); when false (development), unsigned input is accepted, but a signature that is present must still verify.')
 
 
@@ -205,6 +215,8 @@ class AgentRunning(Event):
     agent_id: Id = Field(description='Agent that started.')
     policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
     policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
+    heartbeat_interval_ms: Int64 | None = Field(default=None, description='For a start that asked for heartbeats, under a policy that has them: how often the runtime sends one (null: no heartbeats, only the deadline ends the agent).')
+    heartbeat_timeout_ms: Int64 | None = Field(default=None, description='How long the gate waits without a heartbeat before it times the agent out (interval times limits.heartbeat_misses).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -223,15 +235,17 @@ class AgentTerminated(Event):
 
 
 class AgentTimedOut(Event):
-    """An agent passed its deadline; it ends, and its subtree is terminated."""
+    """An agent passed its deadline, or its heartbeats stopped; it ends, and its subtree is terminated."""
 
     avro_name: ClassVar[str] = "agentlog.decision.AgentTimedOut"
     meta: Meta = Field(description='Event envelope.')
     agent_id: Id = Field(description='Agent that timed out.')
-    deadline: UtcDatetime = Field(description='The deadline that passed, UTC.')
+    deadline: UtcDatetime = Field(description="The deadline that passed, UTC: the agent's own, or, for a missed heartbeat, its last beat (or its start) plus the heartbeat timeout.")
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
     policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
+    cause: TimeoutCause = Field(default=TimeoutCause.DEADLINE, description="What passed: the agent's deadline, or the heartbeat timeout.")
+    last_heartbeat_at: UtcDatetime | None = Field(default=None, description='For a missed heartbeat: when the gate last heard one (null: none since the agent started or the gate took over its partition).')
     message: Text = Field(description='A sentence an agent can be shown.')
 
 
@@ -384,6 +398,7 @@ class TokensCharged(Event):
     tokens: Int64 = Field(description='Tokens charged.')
     tokens_used: Int64 = Field(description='Tokens the charged agent has used since it was granted, this charge included.')
     remaining_tokens: Int64 = Field(description='What the charged agent has left of its grant after reservations for its children (negative: over budget).')
+    partial_result: Text | None = Field(default=None, description='The partial result the report carried, if any (for the reporter, agent_id).')
     policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
     policy_name: Id = Field(default='', description='Name of the policy in force, beside its version.')
     message: Text = Field(description='A sentence an agent can be shown.')
@@ -462,6 +477,14 @@ class AgentFailed(Event):
     tokens_used: Int64 = Field(default=0, description='Tokens spent since the last TokensConsumed report, counted before the agent ends.')
 
 
+class AgentHeartbeat(Event):
+    """A runtime says that an agent it runs is alive. On agentlog.agent.heartbeats, kept briefly and never audited: the gate times out an agent whose heartbeats stop (AgentTimedOut, cause HEARTBEAT_MISSED), and the audit records that, not the beats."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.AgentHeartbeat"
+    meta: Meta = Field(description='Event envelope.')
+    agent_id: Id = Field(description='Agent that is alive.')
+
+
 class AgentStarted(Event):
     """A runtime reports that an approved agent began running."""
 
@@ -469,6 +492,7 @@ class AgentStarted(Event):
     meta: Meta = Field(description='Event envelope.')
     agent_id: Id = Field(description='Agent that started.')
     runtime: Id | None = Field(default=None, description='Runtime or host that runs the agent, if known.')
+    heartbeat: bool = Field(default=False, description="The runtime will send heartbeats for the agent (AgentHeartbeat) at the interval the gate's AgentRunning names; the gate then times the agent out when they stop. False: only the deadline ends it.")
 
 
 class BudgetTopUpRequested(Event):
@@ -499,8 +523,9 @@ class TokensConsumed(Event):
     avro_name: ClassVar[str] = "agentlog.lifecycle.TokensConsumed"
     meta: Meta = Field(description='Event envelope.')
     agent_id: Id = Field(description='Agent that spent the tokens.')
-    tokens: Int64 = Field(description='Tokens spent in this report (not a running total).')
+    tokens: Int64 = Field(description='Tokens spent in this report (not a running total); positive, or 0 with a partial result.')
     model: Id | None = Field(default=None, description='Model that consumed them, if known.')
+    partial_result: Text | None = Field(default=None, description="What the agent has produced so far, if it says: the parent hears it with the charge, and keeps the latest as the agent's result should it be terminated or time out. With a partial result, tokens may be 0.")
 
 
 class AgentAlert(Event):
@@ -672,6 +697,7 @@ AgentAlert.model_rebuild()
 AgentCompleted.model_rebuild()
 AgentEnded.model_rebuild()
 AgentFailed.model_rebuild()
+AgentHeartbeat.model_rebuild()
 AgentQuestion.model_rebuild()
 AgentRequest.model_rebuild()
 AgentRunning.model_rebuild()
@@ -734,6 +760,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     SigningKeyRevoked.avro_name: SigningKeyRevoked,
     AgentCompleted.avro_name: AgentCompleted,
     AgentFailed.avro_name: AgentFailed,
+    AgentHeartbeat.avro_name: AgentHeartbeat,
     AgentStarted.avro_name: AgentStarted,
     BudgetTopUpRequested.avro_name: BudgetTopUpRequested,
     TerminationRequested.avro_name: TerminationRequested,
@@ -760,6 +787,7 @@ __all__ = [
     "AgentCompleted",
     "AgentEnded",
     "AgentFailed",
+    "AgentHeartbeat",
     "AgentQuestion",
     "AgentRequest",
     "AgentRunning",
@@ -804,6 +832,7 @@ __all__ = [
     "TaskSpec",
     "TerminationReason",
     "TerminationRequested",
+    "TimeoutCause",
     "TokensCharged",
     "TokensConsumed",
     "TopUpDenied",

@@ -31,7 +31,13 @@ def test_only_the_gate_writes_decisions_and_nobody_but_the_admin_writes_policy_o
     assert _writes(Role.auditor) == set()
     assert _writes(Role.tenant) == {
         PREFIX + name
-        for name in ("agentlog.spawn.requests", "agentlog.agent.lifecycle", "agentlog.messages", "agentlog.missions")
+        for name in (
+            "agentlog.spawn.requests",
+            "agentlog.agent.lifecycle",
+            "agentlog.agent.heartbeats",
+            "agentlog.messages",
+            "agentlog.missions",
+        )
     }
 
 

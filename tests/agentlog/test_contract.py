@@ -12,7 +12,7 @@ from agentlog import codegen
 from agentlog.events import EVENT_TYPES
 from agentlog.schema_store import SchemaStore, load_definitions, schemas_dir
 from agentlog.serde import Serde, to_jsonable
-from agentlog.topics import CATALOGUE, topic_of
+from agentlog.topics import DEPLOYED, topic_of
 
 SCHEMAS = schemas_dir()
 DEFINITIONS = load_definitions(SCHEMAS)
@@ -47,7 +47,7 @@ def test_every_event_has_meta_and_a_topic() -> None:
     for name, record in store.records.items():
         meta = next(f for f in record.expanded["fields"] if f["name"] == "meta")
         assert meta["type"]["name"] == "Meta"
-        homes = [spec.name for spec in CATALOGUE if spec.accepts(name) and spec.records]
+        homes = [spec.name for spec in DEPLOYED if spec.accepts(name) and spec.records]
         assert homes == [topic_of(EVENT_TYPES[name]).name]
 
 

@@ -16,14 +16,22 @@ from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import _POLICY, GATE_CHANGELOG, changelog_topic, restore_partitions
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics, tree_partition_count
-from agentlog.topics import CATALOGUE, DEFAULT_TREE_PARTITIONS, DLQ, KEYRING, MESSAGES, MISSIONS, POLICY_CONFIG
+from agentlog.topics import (
+    DEFAULT_TREE_PARTITIONS,
+    DEPLOYED,
+    DLQ,
+    KEYRING,
+    MESSAGES,
+    MISSIONS,
+    POLICY_CONFIG,
+)
 
 from ..support import Stack, agentlog_env, stack_settings
 
 
 def _counts(settings: Settings) -> dict[str, int]:
     topics = AdminClient(kafka_config.base(settings)).list_topics(timeout=30).topics
-    return {spec.name: len(topics[settings.topic_prefix + spec.name].partitions) for spec in CATALOGUE}
+    return {spec.name: len(topics[settings.topic_prefix + spec.name].partitions) for spec in DEPLOYED}
 
 
 def _delete(settings: Settings, name: str) -> None:
@@ -51,7 +59,7 @@ def fresh(stack: Stack, unique_name: str) -> Iterator[Settings]:
     """Settings for a prefix under which no topic exists yet."""
     settings = stack_settings(stack, f"{unique_name}.")
     yield settings
-    delete_topics(settings, [settings.topic_prefix + s.name for s in (*CATALOGUE, GATE_CHANGELOG)])
+    delete_topics(settings, [settings.topic_prefix + s.name for s in (*DEPLOYED, GATE_CHANGELOG)])
 
 
 def test_the_count_is_chosen_when_the_topics_are_created_and_never_changed(fresh: Settings) -> None:

@@ -12,7 +12,7 @@ from agentlog.schema_store import default_store
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
 from agentlog.topic_admin import tree_partition_count
-from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, key_of, topic_of
+from agentlog.topics import AGENT_LIFECYCLE, DEPLOYED, key_of, topic_of
 
 
 def _samples() -> list[Event]:
@@ -29,7 +29,7 @@ def test_every_record_type_round_trips_through_the_broker(settings: Settings) ->
     with Producer(settings) as producer:
         deliveries = producer.publish_many(events)
     assert [d.record for d in deliveries] == [e.avro_name for e in events]
-    topics = [settings.topic_prefix + spec.name for spec in CATALOGUE]
+    topics = [settings.topic_prefix + spec.name for spec in DEPLOYED]
     read = list(tail(settings, TailOptions(topics=topics, from_beginning=True)))
     by_id = {str(r.value["meta"]["event_id"]): r for r in read if r.value}
     assert len(by_id) == len(events)

@@ -15,7 +15,7 @@ from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics
-from agentlog.topics import CATALOGUE
+from agentlog.topics import DEPLOYED
 
 from .gate_run import run_scenario
 from .scenarios import lifecycle
@@ -69,4 +69,4 @@ def recorded(stack: object) -> Iterator[Recorded]:
     project(settings, schema)
     yield Recorded(settings, schema, "golden-lifecycle")
     drop_schema(settings, schema)
-    delete_topics(settings, [settings.topic_prefix + spec.name for spec in CATALOGUE])
+    delete_topics(settings, [settings.topic_prefix + spec.name for spec in DEPLOYED])

@@ -18,7 +18,7 @@ import pytest
 from agentlog import access
 from agentlog.access import Role
 from agentlog.topic_admin import delete_topics, ensure_topics
-from agentlog.topics import CATALOGUE
+from agentlog.topics import DEPLOYED
 from tests.support import REPO
 
 from .support import Deployment, SecureStack
@@ -64,4 +64,4 @@ def deployment(secure_stack: SecureStack, unique_name: str) -> Iterator[Deployme
     yield deployment
     for user, role in {**USERS, "tenant-globex": Role.tenant}.items():  # `access bootstrap` grants globex too
         access.revoke(admin, role, user)
-    delete_topics(admin, [admin.topic_prefix + spec.name for spec in CATALOGUE])
+    delete_topics(admin, [admin.topic_prefix + spec.name for spec in DEPLOYED])

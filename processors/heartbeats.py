@@ -1,0 +1,209 @@
+"""The spawn gate's heartbeat watch: which agents promised heartbeats, when each was last heard, who fell silent.
+
+An agent whose start asked for heartbeats (``AgentStarted.heartbeat``) is answered with the
+policy's interval (``AgentRunning.heartbeat_interval_ms``) and is watched from then on: its
+runtime sends ``AgentHeartbeat`` records to ``agentlog.agent.heartbeats`` (co-partitioned,
+kept an hour, never audited), which the gate reads beside its inputs, outside its
+transactions. At each timer tick the agents not heard from for the interval times
+``limits.heartbeat_misses`` are handed to :func:`agentlog.processors.spawn_gate.expire` as
+*silent*; it times them out (``AgentTimedOut``, cause ``HEARTBEAT_MISSED``, with the last
+beat) with the usual cascade and token return. The audit therefore records the misses, not
+the beats, and replay takes the recorded misses as the watch's word.
+
+Silence is judged only as far as the beats have been read: a partition's beats count as
+heard up to the last moment its reader stood at the partition's end (less
+:data:`READ_MARGIN_MS`), so a gate that falls behind on the heartbeat topic, or a broker
+that does not answer, never times out an agent that kept beating. A worker that takes a
+partition over (a start, a rebalance, a rewind after an aborted batch) has not heard any
+of its agents yet: each gets a full timeout from that moment.
+
+A beat counts only for a watched agent of its tree, from the tree's tenant, and signed as
+the gate's identity rules allow for a report about that agent (:mod:`.identity`); other
+beats are ignored and counted. A forged beat can only postpone a timeout to the agent's
+deadline, never end an agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from agentlog import events as ev
+from agentlog import kafka_config
+from agentlog.errors import DecodeError
+from agentlog.processors import identity
+from agentlog.processors.cascade import Silent, heartbeat_timeout_ms
+from agentlog.processors.keyring_reader import KeyringReader
+from agentlog.processors.policy import Policy
+from agentlog.processors.tree_state import PartitionState
+from agentlog.records import Record
+from agentlog.serde import Serde
+from agentlog.settings import Settings
+from agentlog.topics import HEARTBEATS
+
+log = logging.getLogger("agentlog.processors.heartbeats")
+
+READ_MARGIN_MS = 500
+"""Beats appended this shortly before the reader stood at a partition's end may still be in flight."""
+_BATCH = 2_000
+
+
+@dataclass(slots=True)
+class Watched:
+    """One agent that promised heartbeats."""
+
+    tenant_id: str
+    since_ms: int
+    """When watching began (its start's append time, or when this worker took the partition over)."""
+    last_ms: int | None = None
+    """Append time of its newest beat (None: none heard yet)."""
+
+
+@dataclass
+class HeartbeatLedger:
+    """The watched agents of one partition and how far its beats are read: the watch's pure part."""
+
+    agents: dict[tuple[str, str], Watched] = field(default_factory=dict)
+    heard_to_ms: int = 0
+    """Beats appended before this moment (ms) have all been read."""
+
+    @classmethod
+    def taken_over(cls, state: PartitionState, now_ms: int) -> HeartbeatLedger:
+        """The ledger of a partition this worker just took: its agents that promised heartbeats, none heard."""
+        ledger = cls(heard_to_ms=now_ms)
+        for tree in state.trees.values():
+            for agent in tree.agents.values():
+                if agent.active and agent.heartbeat_ms:
+                    ledger.agents[tree.root_id, agent.agent_id] = Watched(tree.tenant_id, now_ms)
+        return ledger
+
+    def watch(self, root_id: str, agent_id: str, tenant_id: str, since_ms: int) -> None:
+        """Start watching an agent whose start promised heartbeats (again: its clock starts over)."""
+        self.agents[root_id, agent_id] = Watched(tenant_id, since_ms)
+
+    def beat(self, root_id: str, agent_id: str, appended_ms: int) -> bool:
+        """Record a beat; False when the agent is not watched here."""
+        watched = self.agents.get((root_id, agent_id))
+        if watched is None:
+            return False
+        if watched.last_ms is None or appended_ms > watched.last_ms:
+            watched.last_ms = appended_ms
+        return True
+
+    def silent(self, state: PartitionState, now_ms: int, policy: Policy | None) -> Silent:
+        """The watched agents not heard from for their heartbeat timeout as of ``now_ms`` (as far as beats are
+        read), with their last beat in µs; agents that ended or promised nothing any more are dropped."""
+        judged_at = min(now_ms, self.heard_to_ms)
+        found: dict[tuple[str, str], int | None] = {}
+        for key, watched in list(self.agents.items()):
+            tree = state.live_tree(key[0])
+            agent = tree.agents.get(key[1]) if tree is not None else None
+            if agent is None or not agent.active or not agent.heartbeat_ms:
+                del self.agents[key]
+                continue
+            heard = watched.last_ms if watched.last_ms is not None else watched.since_ms
+            if judged_at - heard > heartbeat_timeout_ms(agent, policy):
+                found[key] = watched.last_ms * 1000 if watched.last_ms is not None else None
+        return found
+
+
+class HeartbeatWatch:
+    """Reads the heartbeat topic for the partitions the worker owns and keeps a :class:`HeartbeatLedger` each."""
+
+    def __init__(self, settings: Settings, serde: Serde, keyring: KeyringReader) -> None:
+        self._serde = serde
+        self._keyring = keyring
+        self.topic = settings.topic_prefix + HEARTBEATS.name
+        self._consumer = Consumer(
+            {**kafka_config.reader(settings), "enable.partition.eof": True, "fetch.wait.max.ms": 100}
+        )
+        self.ledgers: dict[int, HeartbeatLedger] = {}
+        self._at_end: dict[int, bool] = {}
+        self.ignored: Counter[str] = Counter()
+        """Beats that did not count, by reason."""
+        self.beats = 0
+        """Beats that counted."""
+
+    def take_over(self, states: Mapping[int, PartitionState]) -> None:
+        """Watch the agents of newly owned (or restored) partitions, reading their beats from now on."""
+        now_ms = _now_ms()
+        for partition, state in states.items():
+            self.ledgers[partition] = HeartbeatLedger.taken_over(state, now_ms)
+            self._at_end[partition] = False
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(self.ledgers)])
+
+    def give_up(self, partitions: list[int]) -> None:
+        """Stop watching revoked partitions."""
+        for partition in partitions:
+            self.ledgers.pop(partition, None)
+            self._at_end.pop(partition, None)
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(self.ledgers)])
+
+    def expect(self, partition: int, fact: ev.AgentRunning, appended_ms: int) -> None:
+        """A start the gate just answered with a heartbeat interval: watch that agent from ``appended_ms``."""
+        ledger = self.ledgers.get(partition)
+        if ledger is not None:
+            ledger.watch(fact.meta.root_id, fact.agent_id, fact.meta.tenant_id, appended_ms)
+
+    def poll(self, policy: Policy | None) -> None:
+        """Take in the beats appended since the last call (without waiting)."""
+        if not self.ledgers:
+            return
+        asked_ms = _now_ms()
+        for msg in self._consumer.consume(_BATCH, 0):
+            partition = msg.partition()
+            if partition is None or partition not in self.ledgers:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._at_end[partition] = True
+                continue  # a broker that is away: beats are not read, so no one is judged silent
+            self._at_end[partition] = False
+            self._take(self.ledgers[partition], Record.from_message(msg), policy)
+        for partition, at_end in self._at_end.items():
+            ledger = self.ledgers[partition]
+            if at_end:
+                ledger.heard_to_ms = max(ledger.heard_to_ms, asked_ms - READ_MARGIN_MS)
+
+    def silent(self, state: PartitionState, now_ms: int, policy: Policy | None) -> Silent:
+        """The agents of ``state``'s partition whose heartbeats stopped (see :meth:`HeartbeatLedger.silent`)."""
+        ledger = self.ledgers.get(state.partition)
+        return ledger.silent(state, now_ms, policy) if ledger is not None else {}
+
+    def _take(self, ledger: HeartbeatLedger, record: Record, policy: Policy | None) -> None:
+        try:
+            decoded = self._serde.decode_value(record.value or b"")
+            if decoded.full_name != ev.AgentHeartbeat.avro_name:
+                raise DecodeError(f"{decoded.full_name} is not a heartbeat")
+            beat = ev.AgentHeartbeat.model_validate(decoded.value)
+        except (DecodeError, ValueError) as e:
+            self._ignore("undecodable", record, str(e))
+            return
+        watched = ledger.agents.get((beat.meta.root_id, beat.agent_id))
+        if watched is None or record.key != beat.meta.root_id.encode():
+            self._ignore("not watched", record, f"agent {beat.agent_id} of {beat.meta.root_id} is not watched here")
+            return
+        if beat.meta.tenant_id != watched.tenant_id:
+            self._ignore("tenant", record, f"tenant {beat.meta.tenant_id} does not own tree {beat.meta.root_id}")
+            return
+        refused = identity.refusal(beat, self._keyring.attribute(record), policy)
+        if refused is not None:
+            self._ignore("signature", record, refused.message)
+            return
+        ledger.beat(beat.meta.root_id, beat.agent_id, record.timestamp_ms)
+        self.beats += 1
+
+    def _ignore(self, reason: str, record: Record, detail: str) -> None:
+        if not self.ignored[reason]:
+            log.warning("ignoring heartbeat %s (%s); further ones are only counted: %s", record, reason, detail)
+        self.ignored[reason] += 1
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
