@@ -417,10 +417,10 @@ def test_every_truncation_and_extension_of_a_record_raises(name: str) -> None:
 def test_serde_reports_compiled_decode_errors_as_decode_errors() -> None:
     """Through Serde, a bad body is a DecodeError naming the record and the reason."""
     serde = Serde(STORE)
-    value = sample_record(STORE.get("TokensConsumed")) | {"model": None}
+    value = sample_record(STORE.get("TokensConsumed")) | {"partial_result": None}
     data = serde.encode_value("TokensConsumed", value, "t")
     with pytest.raises(DecodeError, match=r"body does not match agentlog.lifecycle.TokensConsumed: .*union index 2"):
-        serde.decode_value(data[:-1] + b"\x04")  # `model` is the last field: its union index
+        serde.decode_value(data[:-1] + b"\x04")  # `partial_result` is the last field: its union index
 
 
 # --- Schemas not compiled ------------------------------------------------------------------------------------
