@@ -93,14 +93,14 @@ def test_sdk_bench(settings: Settings) -> None:
     """bench/sdk.py prints the signal latency next to a plain consumer, and a client's memory with many handles."""
     out = run_bench(
         settings, "sdk.py", "--trees", "3", "--children", "3", "--pace-ms", "10", "--rounds", "1",
-        "--handles", "300", "--idle-s", "1", "--beat-ms", "200",
+        "--handles", "300", "--idle-s", "1", "--beat-ms", "200", "--beat-s", "1",
     )  # fmt: skip
     for figure in (
         "plain consumer poll, own process (ceiling)",
         "handle callback",
         "p99",
         "memory: one client with 300 handles",
-        "heartbeats every 200 ms for all of them",
+        "heartbeats every 200 ms for all of them, 1 s",
         " 0 failed batches",
     ):
         assert figure in out
