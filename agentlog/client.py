@@ -16,6 +16,7 @@ and the caller learns what happened to its first attempt.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.facts import FactFollower, Slot
 from agentlog.handles import AgentHandle, RootOptions, RootRefused, SpawnOptions, SpawnRefused
 from agentlog.heartbeat_sender import HeartbeatSender
+from agentlog.mission_client import MISSION_ANSWERS, MissionClient
 from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
+from agentlog.topics import MISSION_EVENTS
 
 
 class DecisionTimeout(AgentlogError):
@@ -83,6 +86,23 @@ class AgentlogClient:
         self._facts = FactFollower(self.settings, self._serde, client_id)
         self.heartbeats = HeartbeatSender(lambda: Producer(self.settings, serde=self._serde), self.meta)
         """Beats for the handles whose start promised heartbeats."""
+        self._mission_facts: FactFollower | None = None
+        """Follows the mission processor's facts, from the first mission command on."""
+        self._mission_lock = threading.Lock()
+
+    @property
+    def missions(self) -> MissionClient:
+        """Create missions, add dependencies and move them, each answered by the mission processor."""
+        return MissionClient(self)
+
+    def ask_missions(self, request: Callable[[], ev.Event]) -> ev.Event:
+        """Publish a mission command and return the mission processor's answer to it (no retries: a command
+        carries no idempotency key, and a second one would be answered on its own)."""
+        with self._mission_lock:
+            if self._mission_facts is None:
+                self._mission_facts = FactFollower(self.settings, self._serde, spec=MISSION_EVENTS)
+        answer, _ = self._ask(request, MISSION_ANSWERS, self._mission_facts, retries=0)
+        return answer
 
     def meta(self, root_id: str, **fields: Any) -> ev.Meta:
         """A fresh envelope for an event of tree ``root_id``."""
@@ -241,10 +261,19 @@ class AgentlogClient:
         )
         return self._producer.publish(event)
 
-    def _ask(self, request: Callable[[], ev.Event], answers: tuple[type[ev.Event], ...]) -> tuple[ev.Event, int]:
-        """Publish ``request()`` and wait for its answer and the answer's offset on the decisions topic,
-        publishing it again (same request id) when in doubt."""
-        if self._facts.on_follower_thread:
+    def _ask(
+        self,
+        request: Callable[[], ev.Event],
+        answers: tuple[type[ev.Event], ...],
+        facts: FactFollower | None = None,
+        retries: int | None = None,
+    ) -> tuple[ev.Event, int]:
+        """Publish ``request()`` and wait for its answer and the answer's offset on the decisions topic (or the
+        topic ``facts`` follows), publishing it again (same request id) when in doubt, up to ``retries`` times
+        (default: the client's)."""
+        facts = facts or self._facts
+        retries = self.retries if retries is None else retries
+        if self._facts.on_follower_thread or facts.on_follower_thread:
             raise AgentlogError(
                 "a signal callback cannot wait for a decision (it runs on the thread that reads them):"
                 " hand the request to another thread, or act on the signal in the agent's own loop"
@@ -255,22 +284,22 @@ class AgentlogClient:
             while True:
                 attempt = request()  # a new event each time: the request id, not the event id, is the key
                 attempts.append(attempt)
-                self._facts.expect(attempt.meta.event_id, attempt.meta.root_id, slot)
-                self._facts.serve(attempt.meta.root_id)
+                facts.expect(attempt.meta.event_id, attempt.meta.root_id, slot)
+                facts.serve(attempt.meta.root_id)
                 try:
                     self._producer.publish(attempt)
                 except DeliveryError as e:
-                    if not e.retriable or len(attempts) > self.retries:
+                    if not e.retriable or len(attempts) > retries:
                         raise
                     time.sleep(min(0.2 * 2 ** len(attempts), 2.0))  # the broker is struggling: back off
                     continue
                 if slot.done.wait(self.timeout):
                     break
-                if len(attempts) > self.retries:
+                if len(attempts) > retries:
                     raise DecisionTimeout(attempt, self.timeout, len(attempts))
         finally:
             for attempt in attempts:
-                self._facts.forget(attempt.meta.event_id)
+                facts.forget(attempt.meta.event_id)
         found = slot.answer()
         if found is None:
             raise AgentlogError(
@@ -351,6 +380,8 @@ class AgentlogClient:
         queued. Agents left running without heartbeats time out: nothing runs them any more."""
         self.heartbeats.close()
         self._facts.close()
+        if self._mission_facts is not None:
+            self._mission_facts.close()
         self._producer.close()
 
     def __enter__(self) -> AgentlogClient:

@@ -39,7 +39,7 @@ from agentlog.handles import SIGNAL_FACTS, TREE_SIGNAL_FACTS, AgentHandle
 from agentlog.partitioning import partition_of
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS
+from agentlog.topics import POLICY_DECISIONS, TopicSpec
 from agentlog.watermarks import watermarks
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,13 @@ class Slot:
 
 
 class FactFollower:
-    """Reads the decisions partitions of the served trees on one thread and routes each fact."""
+    """Reads the decisions partitions of the served trees on one thread and routes each fact (another tree-keyed
+    topic of facts with ``spec``: the mission processor's, whose answers have no handles to go to)."""
 
-    def __init__(self, settings: Settings, serde: Serde, client_id: str | None = None) -> None:
-        self.topic = settings.topic_prefix + POLICY_DECISIONS.name
+    def __init__(
+        self, settings: Settings, serde: Serde, client_id: str | None = None, spec: TopicSpec = POLICY_DECISIONS
+    ) -> None:
+        self.topic = settings.topic_prefix + spec.name
         self.keeps_positions = client_id is not None
         group = f"{settings.topic_prefix}{kafka_config.SDK_GROUP}{client_id}" if client_id is not None else None
         self._serde = serde

@@ -221,9 +221,9 @@ class AgentHandle:
         self._final: Signal | None = None
         self._released = False
         self._placed = placed
+        """False while the client does not know yet where it starts reading for it (it then holds nothing)."""
         self._promised = False
         """Whether this process promised heartbeats for it (:meth:`started`): then it sends them."""
-        """False while the client does not know yet where it starts reading for it (it then holds nothing)."""
 
     # ------------------------------------------------------------------ what it hears
 
@@ -375,6 +375,11 @@ class AgentHandle:
         if self._released or not self._placed:
             return None
         return self._final.offset if self._final is not None else self.next_offset
+
+    @property
+    def released(self) -> bool:
+        """Whether the runtime let go of it (:meth:`release`)."""
+        return self._released
 
     def release(self) -> None:
         """The runtime is done with the agent: the client forgets the handle and may keep a later position."""

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FLUSH_S = 10.0
+"""How long one batch of beats may wait for the broker (a beat older than a few intervals is worth nothing)."""
+
 
 class HeartbeatSender:
     """Sends the heartbeats of the handles it is given, on one thread started with the first one."""
@@ -55,7 +58,10 @@ class HeartbeatSender:
         with self._wake:
             if self._closed:
                 return
+            watched = handle in self._period
             self._period[handle] = period
+            if watched:  # started again, or an old answer heard again: one schedule per handle
+                return
             heapq.heappush(self._due, (time.monotonic() + period, next(self._order), handle))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="agentlog-heartbeats", daemon=True)
@@ -74,25 +80,34 @@ class HeartbeatSender:
             return len(self._period)
 
     def close(self) -> None:
-        """Stop the thread; the agents beat for stop beating."""
+        """Stop the thread (it closes its producer); the agents beat for stop beating. Never raises."""
         with self._wake:
             self._closed = True
             self._wake.notify()
         if self._thread is not None:
-            self._thread.join(10)
-        if self._producer is not None:
-            self._producer.close()
+            self._thread.join(FLUSH_S + 5)
 
     def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._closed and (not self._due or self._due[0][0] > time.monotonic()):
-                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                if self._closed:
-                    return
-                due = self._take_due(time.monotonic())
-            if due:
-                self._send(due)
+        try:
+            while True:
+                with self._wake:
+                    while not self._closed and (not self._due or self._due[0][0] > time.monotonic()):
+                        self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                    if self._closed:
+                        return
+                    due = self._take_due(time.monotonic())
+                if due:
+                    self._send(due)
+        finally:
+            self._close_producer()
+
+    def _close_producer(self) -> None:
+        if self._producer is None:
+            return
+        try:
+            self._producer.close(FLUSH_S)
+        except AgentlogError as e:  # beats that no longer matter: the agents are left to time out
+            log.warning("closing the heartbeat producer: %s", e)
 
     def _take_due(self, now: float) -> list[AgentHandle]:
         """The handles due a beat by ``now``, each rescheduled; ended and dropped ones are forgotten."""
@@ -102,7 +117,7 @@ class HeartbeatSender:
             period = self._period.get(handle)
             if period is None:
                 continue
-            if handle.cancelled:
+            if handle.cancelled or handle.released:  # released: a late watch() may have raced the drop()
                 del self._period[handle]
                 continue
             due.append(handle)
@@ -116,8 +131,10 @@ class HeartbeatSender:
         try:
             if self._producer is None:
                 self._producer = self._new_producer()
-            self._producer.publish_many(beats)
-        except AgentlogError as e:  # the broker is away: the next beats try again, and the gate waits for them
+            for beat in beats:
+                self._producer.send(beat)
+            self._producer.flush(FLUSH_S)
+        except Exception as e:  # the broker is away (or worse): the next beats try again; this thread must go on
             self.failed += 1
             log.warning("%d heartbeats were not delivered: %s", len(beats), e)
             return

@@ -144,6 +144,10 @@ class Serde:
             raise DecodeError(f"not an agentlog record: starts with {head}, expected c301 or 00")
         return writer, encoding, offset
 
+    def record_name(self, data: bytes) -> str:
+        """The Avro full name of a framed record, from its header alone (the body is not read)."""
+        return self._writer_of(data)[0].full_name
+
     def decode_as_written(self, data: bytes) -> dict[str, Any]:
         """The value of a framed record under its writer schema (no defaults for fields added since)."""
         writer, _, offset = self._writer_of(data)

@@ -152,9 +152,9 @@ MISSIONS = TopicSpec(
 MISSION_EVENTS = TopicSpec(
     "agentlog.mission.events",
     TREE_KEYED,
-    (ev.MissionTransitioned, ev.MissionTransitionRejected),
+    (ev.MissionTransitioned, ev.MissionTransitionRejected, ev.DependencyAccepted, ev.DependencyRejected),
     "meta.root_id",
-    "Mission facts decided by the mission state machine.",
+    "Mission facts decided by the mission processor: transitions, and every command's acceptance or rejection.",
 )
 DLQ = TopicSpec(
     "agentlog.dlq",

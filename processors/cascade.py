@@ -102,6 +102,8 @@ def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy |
         return
     _, agent = found
     interval = policy.limits.heartbeat_interval_ms if policy is not None and event.heartbeat and out.core >= 4 else 0
+    if out.core >= 4:  # every accepted start says anew whether heartbeats are promised
+        agent.heartbeat_ms = interval * policy.limits.heartbeat_misses if policy is not None and interval > 0 else 0
     if interval <= 0:
         out.fact(
             ev.AgentRunning,
@@ -111,8 +113,7 @@ def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy |
         )
         return
     assert policy is not None
-    agent.heartbeat_ms = interval
-    timeout = heartbeat_timeout_ms(agent, policy)
+    timeout = agent.heartbeat_ms
     out.fact(
         ev.AgentRunning,
         agent_id=agent.agent_id,
@@ -122,12 +123,6 @@ def decide_start(state: PartitionState, event: ev.AgentStarted, policy: Policy |
         message=f"Agent {agent.agent_id} is running: send a heartbeat every {interval} ms; after {timeout} ms"
         " without one it times out.",
     )
-
-
-def heartbeat_timeout_ms(agent: AgentState, policy: Policy | None) -> int:
-    """How long ``agent`` may go without a heartbeat under ``policy`` (0: it promised none)."""
-    misses = policy.limits.heartbeat_misses if policy is not None else ev.Limits().heartbeat_misses
-    return agent.heartbeat_ms * misses
 
 
 def decide_reported_end(
@@ -270,7 +265,7 @@ def expire(state: PartitionState, now: datetime, policy: Policy | None, silent: 
         out = Emitter(timeout_source(agent.agent_id), now, tree.tenant_id, tree.root_id, policy_name=name)
         key = (tree.root_id, agent.agent_id)
         if key in missed:
-            announce = _heartbeat_missed(out, agent, missed[key], heartbeat_timeout_ms(agent, policy), now_us, version)
+            announce = _heartbeat_missed(out, agent, missed[key], agent.heartbeat_ms, now_us, version)
         else:
             deadline = agent.deadline if agent.deadline is not None else now_us
             announce = _deadline_passed(out, agent, from_micros(deadline), version)
@@ -298,7 +293,7 @@ def _deadline_passed(out: Emitter, agent: AgentState, at: datetime, version: int
 def _heartbeat_missed(
     out: Emitter, agent: AgentState, last_us: int | None, timeout_ms: int, now_us: int, version: int
 ) -> Callable[[int], object]:
-    heard = f"the last at {iso(last_us)}" if last_us is not None else "none since it started"
+    heard = f"the last at {iso(last_us)}" if last_us is not None else "none heard"
     # The deadline of the heartbeat: the tick's time when the gate never heard one (it knows no earlier moment).
     deadline = from_micros(last_us + timeout_ms * 1000 if last_us is not None else now_us)
 

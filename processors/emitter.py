@@ -34,6 +34,7 @@ class Emitter:
         "_correlation",
         "_occurred_at",
         "_policy_name",
+        "_producer",
         "_root_id",
         "_source",
         "_tenant_id",
@@ -50,7 +51,9 @@ class Emitter:
         causation_id: uuid.UUID | None = None,
         correlation_id: str | None = None,
         policy_name: str = "",
+        producer: str = PRODUCER,
     ) -> None:
+        self._producer = producer
         self._source = source
         self._occurred_at = occurred_at
         self._tenant_id = tenant_id
@@ -63,10 +66,13 @@ class Emitter:
         """The version of the gate's core deciding (:data:`~agentlog.processors.spawn_gate.CORE_VERSION`)."""
 
     @classmethod
-    def caused_by(cls, event: ev.Event, policy_name: str = "", tenant_id: str | None = None) -> Emitter:
+    def caused_by(
+        cls, event: ev.Event, policy_name: str = "", tenant_id: str | None = None, producer: str = PRODUCER
+    ) -> Emitter:
         """The emitter of the decisions about ``event`` under the policy named ``policy_name``.
 
-        ``tenant_id``: the tenant of the tree the decisions concern (default: the input's).
+        ``tenant_id``: the tenant of the tree the decisions concern (default: the input's); ``producer``: the
+        processor that decides (``meta.producer``).
         """
         meta = event.meta
         return cls(
@@ -77,6 +83,7 @@ class Emitter:
             meta.event_id,
             meta.correlation_id,
             policy_name,
+            producer,
         )
 
     def emit(self, record: type[E], **fields: Any) -> E:
@@ -86,7 +93,7 @@ class Emitter:
             occurred_at=self._occurred_at,
             tenant_id=self._tenant_id,
             root_id=self._root_id,
-            producer=PRODUCER,
+            producer=self._producer,
             causation_id=self._causation,
             correlation_id=self._correlation,
         )

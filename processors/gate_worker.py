@@ -129,7 +129,7 @@ class SpawnGate:
         outputs = decide(state, event, self.policies.current, attribution=self.keyring.attribute(record))
         for output in outputs:
             if isinstance(output, ev.AgentRunning) and output.heartbeat_interval_ms:
-                self.heartbeats.expect(state.partition, output, record.timestamp_ms)
+                self.heartbeats.expect(state.partition, output)
         return Decided(outputs, {event.meta.root_id} | {out.meta.root_id for out in outputs}, self.keyring.headers())
 
     def expire(self, state: PartitionState, now: datetime) -> Decided:

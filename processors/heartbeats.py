@@ -10,12 +10,16 @@ transactions. At each timer tick the agents not heard from for the interval time
 beat) with the usual cascade and token return. The audit therefore records the misses, not
 the beats, and replay takes the recorded misses as the watch's word.
 
-Silence is judged only as far as the beats have been read: a partition's beats count as
-heard up to the last moment its reader stood at the partition's end (less
-:data:`READ_MARGIN_MS`), so a gate that falls behind on the heartbeat topic, or a broker
-that does not answer, never times out an agent that kept beating. A worker that takes a
-partition over (a start, a rebalance, a rewind after an aborted batch) has not heard any
-of its agents yet: each gets a full timeout from that moment.
+Silence is judged only as far as the beats have been read: at each tick the watch asks the
+broker for the partition's end and, if its reader stands there, counts the beats appended
+before that moment (less :data:`READ_MARGIN_MS`) as heard. A gate that falls behind on
+the heartbeat topic never times out an agent that kept beating. When the end could not be
+confirmed for longer than :data:`GAP_MS` (the broker did not answer, the worker stalled),
+runtimes may not have been able to deliver their beats either: every agent of the
+partition gets a full timeout from the moment reading is confirmed again. A worker that
+takes a partition over (a start, a rebalance, a rewind after an aborted batch) has not
+heard any of its agents yet: each gets a full timeout from that moment, and so does an
+agent whose start the gate answers late (a backlog).
 
 A beat counts only for a watched agent of its tree, from the tree's tenant, and signed as
 the gate's identity rules allow for a report about that agent (:mod:`.identity`); other
@@ -31,13 +35,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
 from agentlog.errors import DecodeError
 from agentlog.processors import identity
-from agentlog.processors.cascade import Silent, heartbeat_timeout_ms
+from agentlog.processors.cascade import Silent
 from agentlog.processors.keyring_reader import KeyringReader
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import PartitionState
@@ -50,6 +54,8 @@ log = logging.getLogger("agentlog.processors.heartbeats")
 
 READ_MARGIN_MS = 500
 """Beats appended this shortly before the reader stood at a partition's end may still be in flight."""
+GAP_MS = 5_000
+"""Longer than this without a confirmed end, and every agent of the partition gets a fresh timeout."""
 _BATCH = 2_000
 
 
@@ -59,7 +65,8 @@ class Watched:
 
     tenant_id: str
     since_ms: int
-    """When watching began (its start's append time, or when this worker took the partition over)."""
+    """When its clock (re)started: its start, this worker taking the partition over, or reading resumed after
+    a gap. Silence is counted from this or its newest beat, whichever is later."""
     last_ms: int | None = None
     """Append time of its newest beat (None: none heard yet)."""
 
@@ -95,6 +102,14 @@ class HeartbeatLedger:
             watched.last_ms = appended_ms
         return True
 
+    def confirmed(self, at_ms: int) -> None:
+        """The reader stood at the partition's end at ``at_ms``: beats appended before it (less the margin) are
+        read. After a gap longer than :data:`GAP_MS`, every agent's clock starts again at ``at_ms``."""
+        if at_ms - self.heard_to_ms > GAP_MS + READ_MARGIN_MS:
+            for watched in self.agents.values():
+                watched.since_ms = max(watched.since_ms, at_ms)
+        self.heard_to_ms = max(self.heard_to_ms, at_ms - READ_MARGIN_MS)
+
     def silent(self, state: PartitionState, now_ms: int, policy: Policy | None) -> Silent:
         """The watched agents not heard from for their heartbeat timeout as of ``now_ms`` (as far as beats are
         read), with their last beat in µs; agents that ended or promised nothing any more are dropped."""
@@ -106,8 +121,8 @@ class HeartbeatLedger:
             if agent is None or not agent.active or not agent.heartbeat_ms:
                 del self.agents[key]
                 continue
-            heard = watched.last_ms if watched.last_ms is not None else watched.since_ms
-            if judged_at - heard > heartbeat_timeout_ms(agent, policy):
+            heard = max(watched.last_ms or 0, watched.since_ms)
+            if judged_at - heard > agent.heartbeat_ms:
                 found[key] = watched.last_ms * 1000 if watched.last_ms is not None else None
         return found
 
@@ -119,11 +134,8 @@ class HeartbeatWatch:
         self._serde = serde
         self._keyring = keyring
         self.topic = settings.topic_prefix + HEARTBEATS.name
-        self._consumer = Consumer(
-            {**kafka_config.reader(settings), "enable.partition.eof": True, "fetch.wait.max.ms": 100}
-        )
+        self._consumer = Consumer({**kafka_config.reader(settings), "fetch.wait.max.ms": 100})
         self.ledgers: dict[int, HeartbeatLedger] = {}
-        self._at_end: dict[int, bool] = {}
         self.ignored: Counter[str] = Counter()
         """Beats that did not count, by reason."""
         self.beats = 0
@@ -132,49 +144,56 @@ class HeartbeatWatch:
     def take_over(self, states: Mapping[int, PartitionState]) -> None:
         """Watch the agents of newly owned (or restored) partitions, reading their beats from now on."""
         now_ms = _now_ms()
+        fresh = [p for p in states if p not in self.ledgers]
         for partition, state in states.items():
             self.ledgers[partition] = HeartbeatLedger.taken_over(state, now_ms)
-            self._at_end[partition] = False
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(self.ledgers)])
+        if fresh:
+            self._consumer.incremental_assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(fresh)])
 
     def give_up(self, partitions: list[int]) -> None:
         """Stop watching revoked partitions."""
-        for partition in partitions:
-            self.ledgers.pop(partition, None)
-            self._at_end.pop(partition, None)
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(self.ledgers)])
+        gone = [p for p in partitions if self.ledgers.pop(p, None) is not None]
+        if gone:
+            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in sorted(gone)])
 
-    def expect(self, partition: int, fact: ev.AgentRunning, appended_ms: int) -> None:
-        """A start the gate just answered with a heartbeat interval: watch that agent from ``appended_ms``."""
+    def expect(self, partition: int, fact: ev.AgentRunning) -> None:
+        """A start the gate just answered with a heartbeat interval: its clock starts now (however old the start:
+        the runtime hears the interval only now)."""
         ledger = self.ledgers.get(partition)
         if ledger is not None:
-            ledger.watch(fact.meta.root_id, fact.agent_id, fact.meta.tenant_id, appended_ms)
+            ledger.watch(fact.meta.root_id, fact.agent_id, fact.meta.tenant_id, _now_ms())
 
     def poll(self, policy: Policy | None) -> None:
         """Take in the beats appended since the last call (without waiting)."""
         if not self.ledgers:
             return
-        asked_ms = _now_ms()
         for msg in self._consumer.consume(_BATCH, 0):
             partition = msg.partition()
-            if partition is None or partition not in self.ledgers:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._at_end[partition] = True
-                continue  # a broker that is away: beats are not read, so no one is judged silent
-            self._at_end[partition] = False
+            if msg.error() is not None or partition is None or partition not in self.ledgers:
+                continue  # a broker that is away: the end goes unconfirmed, so no one is judged silent
             self._take(self.ledgers[partition], Record.from_message(msg), policy)
-        for partition, at_end in self._at_end.items():
-            ledger = self.ledgers[partition]
-            if at_end:
-                ledger.heard_to_ms = max(ledger.heard_to_ms, asked_ms - READ_MARGIN_MS)
 
     def silent(self, state: PartitionState, now_ms: int, policy: Policy | None) -> Silent:
-        """The agents of ``state``'s partition whose heartbeats stopped (see :meth:`HeartbeatLedger.silent`)."""
+        """The agents of ``state``'s partition whose heartbeats stopped (see :meth:`HeartbeatLedger.silent`),
+        after asking the broker whether every beat of the partition is read."""
         ledger = self.ledgers.get(state.partition)
-        return ledger.silent(state, now_ms, policy) if ledger is not None else {}
+        if ledger is None:
+            return {}
+        if ledger.agents:
+            self._confirm_end(state.partition, ledger)
+        return ledger.silent(state, now_ms, policy)
+
+    def _confirm_end(self, partition: int, ledger: HeartbeatLedger) -> None:
+        asked_ms = _now_ms()
+        where = TopicPartition(self.topic, partition)
+        try:
+            _, high = self._consumer.get_watermark_offsets(where, timeout=2, cached=False)
+            (position,) = self._consumer.position([where])
+        except KafkaException:  # the broker is away: the end stays unconfirmed
+            return
+        # Before the first fetch the position is logical (OFFSET_END): nothing read, nothing confirmed.
+        if position.offset >= 0 and position.offset >= high:
+            ledger.confirmed(asked_ms)
 
     def _take(self, ledger: HeartbeatLedger, record: Record, policy: Policy | None) -> None:
         try:

@@ -34,7 +34,8 @@ REMEMBERED_REQUESTS = 4096
 """Denied-spawn and top-up request ids a tree remembers, with their outcome, to answer retries (the newest)."""
 
 _ROW_BEFORE_HEARTBEATS = 14
-"""An agent row with its child list, as written before ``heartbeat_ms`` was added to the end of it."""
+"""An agent row with its child list, as written before ``heartbeat_ms`` was added to the end of it (gate workers
+from before it cannot read the rows written since: upgrade a deployment's workers together)."""
 
 Outcome = DenialReason | None
 """How a remembered request was decided: denied for this reason, or None (a top-up granted).
@@ -73,7 +74,8 @@ class AgentState:
     exhausted: bool = False
     """Over budget (BudgetExhausted emitted); spawning is blocked until a top-up is granted."""
     heartbeat_ms: int = 0
-    """The heartbeat interval its runtime promised when it started (0: none; only its deadline ends it)."""
+    """How long it may go without a heartbeat, fixed when its start promised them (0: it promised none; only its
+    deadline ends it)."""
     children: list[str] | None = None
 
     @property

@@ -15,6 +15,7 @@ from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.processors.errors import PolicyError
 from agentlog.processors.gate_worker import GateConfig, spawn_gate_worker
+from agentlog.processors.mission_worker import MissionConfig, mission_worker
 from agentlog.processors.policy import DEFAULT_POLICY_PATH, load_policy
 from agentlog.processors.policy_publisher import PolicyVersionError, publish_policy
 from agentlog.processors.policy_reader import PolicyReader
@@ -35,14 +36,18 @@ def run(
         int, typer.Option(min=0, help="Allowed clock difference between this host and the brokers.")
     ] = 5,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    processor: Annotated[str, typer.Option(help="gate (the spawn gate) or missions (the mission processor).")] = "gate",
 ) -> None:
-    """Run the spawn gate until SIGTERM or Ctrl-C. Start several to share the partitions."""
+    """Run a processor (the spawn gate by default) until SIGTERM or Ctrl-C. Start several to share the partitions."""
+    if processor not in ("gate", "missions"):
+        fail(f"--processor {processor!r}: expected gate or missions", EXIT_BAD_INPUT)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = kafka_settings()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    config = GateConfig(
+    kind = MissionConfig if processor == "missions" else GateConfig
+    config = kind(
         worker_id=worker_id or socket.gethostname(),
         policy_name=policy,
         batch_size=batch_size,
@@ -50,10 +55,14 @@ def run(
         clock_margin_ms=clock_margin_ms,
     )
     try:
-        stats = spawn_gate_worker(settings, config).run(stop)
+        if isinstance(config, MissionConfig):
+            stats = mission_worker(settings, config).run(stop)
+        else:
+            stats = spawn_gate_worker(settings, config).run(stop)
     except AgentlogError as e:
         fail_for(e)
-    print(f"stopped after {stats.inputs} inputs, {stats.outputs} decisions, {stats.dead_letters} dead letters")
+    outputs = "facts" if processor == "missions" else "decisions"
+    print(f"stopped after {stats.inputs} inputs, {stats.outputs} {outputs}, {stats.dead_letters} dead letters")
 
 
 @policy_app.command("publish")

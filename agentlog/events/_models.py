@@ -71,8 +71,30 @@ class EndOutcome(StrEnum):
     FAILED = "FAILED"
 
 
+class MissionRejection(StrEnum):
+    """Why the mission processor rejected a command."""
+
+    UNKNOWN = "UNKNOWN"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    UNKNOWN_TREE = "UNKNOWN_TREE"
+    TENANT_MISMATCH = "TENANT_MISMATCH"
+    UNKNOWN_MISSION = "UNKNOWN_MISSION"
+    DUPLICATE_MISSION = "DUPLICATE_MISSION"
+    UNKNOWN_PARENT = "UNKNOWN_PARENT"
+    PARENT_FINISHED = "PARENT_FINISHED"
+    NOT_AN_ACTIVE_AGENT = "NOT_AN_ACTIVE_AGENT"
+    OPEN_CHILDREN = "OPEN_CHILDREN"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    TOO_MANY_MISSIONS = "TOO_MANY_MISSIONS"
+    SELF_DEPENDENCY = "SELF_DEPENDENCY"
+    UNKNOWN_DEPENDENCY = "UNKNOWN_DEPENDENCY"
+    DUPLICATE_DEPENDENCY = "DUPLICATE_DEPENDENCY"
+    DEPENDENCY_CYCLE = "DEPENDENCY_CYCLE"
+    DEPENDENCY_TOO_LATE = "DEPENDENCY_TOO_LATE"
+
+
 class MissionState(StrEnum):
-    """States of a mission's life."""
+    """States of a mission's life (the table in processors/mission_core.py and the README): PENDING waits for hard dependencies, READY may start, RUNNING under an agent of its tree, then COMPLETED, FAILED or CANCELLED; BLOCKED when a hard dependency can never complete; ARCHIVED ends a finished mission's life."""
 
     UNKNOWN = "UNKNOWN"
     PENDING = "PENDING"
@@ -82,6 +104,7 @@ class MissionState(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    ARCHIVED = "ARCHIVED"
 
 
 class Priority(StrEnum):
@@ -240,7 +263,7 @@ class AgentTimedOut(Event):
     avro_name: ClassVar[str] = "agentlog.decision.AgentTimedOut"
     meta: Meta = Field(description='Event envelope.')
     agent_id: Id = Field(description='Agent that timed out.')
-    deadline: UtcDatetime = Field(description="The deadline that passed, UTC: the agent's own, or, for a missed heartbeat, its last beat (or its start) plus the heartbeat timeout.")
+    deadline: UtcDatetime = Field(description="The deadline that passed, UTC: the agent's own, or, for a missed heartbeat, its last beat plus the heartbeat timeout (the tick's time when none was heard).")
     returned_tokens: Int64 = Field(default=0, description='Unused tokens returned to the parent.')
     policy_version: Int32 = Field(description='Version of the policy that was applied.')
     policy_name: Id = Field(default='', description='Name of the policy that was applied, beside its version (empty when none was in force, and in records written before v2).')
@@ -594,8 +617,20 @@ class Handoff(Event):
     context: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='Context the receiver needs (findings, pointers), as named text.')
 
 
+class DependencyAccepted(Event):
+    """The mission processor accepted a DependencyAdded: the dependency holds (a hard one sends a READY mission back to PENDING, or blocks it when the other can never complete)."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.DependencyAccepted"
+    meta: Meta = Field(description="Event envelope; causation_id is the DependencyAdded's event_id.")
+    mission_id: Id = Field(description='The dependent mission.')
+    depends_on: Id = Field(description='The mission it depends on.')
+    kind: DependencyKind = Field(default=DependencyKind.HARD, description='Hard or soft.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+    message: Text = Field(description='A sentence an agent can be shown.')
+
+
 class DependencyAdded(Event):
-    """A mission comes to depend on another."""
+    """A mission comes to depend on another of its tree; answered by DependencyAccepted or DependencyRejected."""
 
     avro_name: ClassVar[str] = "agentlog.mission.DependencyAdded"
     meta: Meta = Field(description='Event envelope.')
@@ -604,16 +639,30 @@ class DependencyAdded(Event):
     kind: DependencyKind = Field(default=DependencyKind.HARD, description='Hard or soft dependency.')
 
 
+class DependencyRejected(Event):
+    """The mission processor rejected a DependencyAdded: it would close a cycle, points at its own mission, names a mission unknown in this tree (missions depend only on missions of their own agent tree), or comes too late; nothing changed."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.DependencyRejected"
+    meta: Meta = Field(description="Event envelope; causation_id is the DependencyAdded's event_id.")
+    mission_id: Id = Field(description='The mission that was to depend.')
+    depends_on: Id = Field(description='The mission it was to depend on.')
+    kind: DependencyKind = Field(default=DependencyKind.HARD, description='Hard or soft.')
+    reason_code: MissionRejection = Field(default=MissionRejection.UNKNOWN, description='Why, as a code.')
+    cycle: list[Id] = Field(default_factory=list, max_length=64, description='For DEPENDENCY_CYCLE: the cycle it would close, mission by mission, each depending on the next, beginning and ending with mission_id (at most 64 missions: a longer cycle is cut in the middle, and the message says so).')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+    reason: Text = Field(description='Why, as a sentence an agent can be shown.')
+
+
 class MissionCreated(Event):
-    """A mission (a unit of work with a state machine) is created in state PENDING."""
+    """A mission (a unit of work with a state machine) is created; answered by MissionTransitioned (UNKNOWN to READY) or MissionTransitionRejected."""
 
     avro_name: ClassVar[str] = "agentlog.mission.MissionCreated"
-    meta: Meta = Field(description='Event envelope; meta.root_id is the root mission id.')
+    meta: Meta = Field(description="Event envelope; meta.root_id is the agent tree's root id: missions live in one agent tree.")
     mission_id: Id = Field(description='Id of the mission.')
     parent_mission_id: Id | None = Field(default=None, description='Mission this one is part of, if any.')
     task: TaskSpec = Field(description='What the mission must achieve.')
     owner_agent_id: Id | None = Field(default=None, description='Agent responsible for the mission, if assigned.')
-    max_attempts: Int32 = Field(default=3, description='Times the mission may be retried after failing.')
+    max_attempts: Int32 = Field(default=3, description='Attempts the mission may take in all: a failed attempt before the last goes back to READY.')
 
 
 class MissionTransitionRejected(Event):
@@ -624,7 +673,9 @@ class MissionTransitionRejected(Event):
     mission_id: Id = Field(description='Mission that was to move.')
     from_state: MissionState = Field(default=MissionState.UNKNOWN, description='Current state.')
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Requested state.')
-    reason: Text = Field(description='Why the transition is not allowed.')
+    reason: Text = Field(description='Why the transition is not allowed: a sentence an agent can be shown.')
+    reason_code: MissionRejection = Field(default=MissionRejection.UNKNOWN, description='Why, as a code.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was, and in records written before v8).')
 
 
 class MissionTransitionRequested(Event):
@@ -636,6 +687,10 @@ class MissionTransitionRequested(Event):
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='Wanted state.')
     requested_by: Id = Field(description='Agent or operator asking.')
     reason: Text = Field(default='', description='Why, in words.')
+    agent_id: Id | None = Field(default=None, description='For RUNNING: the agent that runs the attempt, an active agent of the tree (null: the requester).')
+    result_summary: Text = Field(default='', description='For COMPLETED: what the mission produced.')
+    quality_score: float | None = Field(default=None, description='For COMPLETED: a quality score, if one was given.')
+    retryable: bool = Field(default=True, description='For FAILED: whether another attempt may be made (within max_attempts).')
 
 
 class MissionTransitioned(Event):
@@ -648,6 +703,10 @@ class MissionTransitioned(Event):
     to_state: MissionState = Field(default=MissionState.UNKNOWN, description='State after.')
     reason: Text = Field(default='', description='Why, in words.')
     attempt: Int32 = Field(default=1, description='Attempt number, 1 for the first run.')
+    agent_id: Id | None = Field(default=None, description='The agent running the attempt (RUNNING, and the end of a run), else null.')
+    result_summary: Text = Field(default='', description='For COMPLETED: what the mission produced.')
+    quality_score: float | None = Field(default=None, description='For COMPLETED: its quality score, if given.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was, and in records written before v8).')
 
 
 class PolicyPublished(Event):
@@ -712,7 +771,9 @@ CircuitOpened.model_rebuild()
 ConfigRule.model_rebuild()
 ContextInheritance.model_rebuild()
 DecisionRecorded.model_rebuild()
+DependencyAccepted.model_rebuild()
 DependencyAdded.model_rebuild()
+DependencyRejected.model_rebuild()
 Handoff.model_rebuild()
 LifecycleRejected.model_rebuild()
 LimitCheck.model_rebuild()
@@ -770,7 +831,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
     AgentRequest.avro_name: AgentRequest,
     DecisionRecorded.avro_name: DecisionRecorded,
     Handoff.avro_name: Handoff,
+    DependencyAccepted.avro_name: DependencyAccepted,
     DependencyAdded.avro_name: DependencyAdded,
+    DependencyRejected.avro_name: DependencyRejected,
     MissionCreated.avro_name: MissionCreated,
     MissionTransitionRejected.avro_name: MissionTransitionRejected,
     MissionTransitionRequested.avro_name: MissionTransitionRequested,
@@ -804,8 +867,10 @@ __all__ = [
     "ContextInheritance",
     "DecisionRecorded",
     "DenialReason",
+    "DependencyAccepted",
     "DependencyAdded",
     "DependencyKind",
+    "DependencyRejected",
     "EVENT_TYPES",
     "EndOutcome",
     "Event",
@@ -815,6 +880,7 @@ __all__ = [
     "Limits",
     "Meta",
     "MissionCreated",
+    "MissionRejection",
     "MissionState",
     "MissionTransitionRejected",
     "MissionTransitionRequested",

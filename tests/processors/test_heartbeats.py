@@ -31,7 +31,7 @@ def test_a_start_that_promises_heartbeats_is_answered_with_the_interval() -> Non
     running = one(gate.start(worker, heartbeat=True), ev.AgentRunning)
     assert (running.heartbeat_interval_ms, running.heartbeat_timeout_ms) == (1_000, 3_000)
     assert "send a heartbeat every 1000 ms" in running.message
-    assert gate.state.trees["root"].agents[worker].heartbeat_ms == 1_000
+    assert gate.state.trees["root"].agents[worker].heartbeat_ms == 3_000  # the timeout, fixed at the start
     plain = one(gate.start(helper), ev.AgentRunning)  # no promise: only its deadline ends it
     assert plain.heartbeat_interval_ms is None and gate.state.trees["root"].agents[helper].heartbeat_ms == 0
 
@@ -99,7 +99,7 @@ def test_the_promise_survives_a_snapshot_and_old_rows_read_as_none() -> None:
     _, worker, _ = _tree(gate)
     gate.start(worker, heartbeat=True)
     restored = PartitionState.from_bytes(gate.state.to_bytes())
-    assert restored.trees["root"].agents[worker].heartbeat_ms == 1_000
+    assert restored.trees["root"].agents[worker].heartbeat_ms == 3_000
     data = gate.state.trees["root"].to_dict()
     data["agents"] = [[*row[:-2], row[-1]] for row in data["agents"]]  # rows as written before heartbeats
     assert TreeState.from_dict(data).agents[worker].heartbeat_ms == 0

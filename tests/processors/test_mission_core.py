@@ -1,0 +1,291 @@
+"""The mission processor's pure core: every row of the lifecycle table, every rejection, cycles, retries, cascades."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from agentlog import events as ev
+from agentlog.processors.mission_core import decide
+from agentlog.processors.mission_graph import CYCLE_NAMED
+from agentlog.processors.mission_state import MissionPartition, records_of, restore
+from agentlog.processors.testing import small_policy
+
+_S = ev.MissionState
+_R = ev.MissionRejection
+_SOFT = ev.DependencyKind.SOFT
+ROOT = "acme/tree-1"
+POLICY = small_policy()
+
+
+class Missions:
+    """Feeds the core gate facts and mission commands of one tree, and keeps the state."""
+
+    def __init__(self) -> None:
+        self.state = MissionPartition()
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.changed: set[str] = set()
+        self.fact(ev.RootAdmitted, agent_id="root", config="orchestrator", token_budget=1, spawn_budget=1)
+        self.fact(ev.SpawnApproved, request_id=uuid.uuid4(), parent_agent_id="root", child_agent_id="worker",
+                  child_config="worker", depth=1, granted_token_budget=1, granted_spawn_budget=0,
+                  parent_remaining_tokens=0, parent_remaining_spawn_budget=0)  # fmt: skip
+
+    def meta(self, tenant: str = "acme") -> ev.Meta:
+        self.now += timedelta(seconds=1)
+        return ev.Meta(tenant_id=tenant, root_id=ROOT, producer="test", occurred_at=self.now)
+
+    def send(self, event: ev.Event) -> list[ev.Event]:
+        outputs, changed = decide(self.state, event, POLICY)
+        self.changed |= changed
+        return outputs
+
+    def fact(self, kind: type[ev.Event], **fields: Any) -> list[ev.Event]:
+        fields.setdefault("policy_version", 1)
+        fields.setdefault("message", "")
+        return self.send(kind(meta=self.meta(), **fields))
+
+    def create(self, mission: str, parent: str | None = None, **fields: Any) -> list[ev.Event]:
+        task = ev.TaskSpec(title=mission)
+        return self.send(ev.MissionCreated(meta=self.meta(), mission_id=mission, parent_mission_id=parent, task=task,
+                                           **fields))  # fmt: skip
+
+    def depend(self, mission: str, on: str, kind: ev.DependencyKind = ev.DependencyKind.HARD) -> list[ev.Event]:
+        return self.send(ev.DependencyAdded(meta=self.meta(), mission_id=mission, depends_on=on, kind=kind))
+
+    def ask(self, mission: str, to: ev.MissionState, by: str = "root", **fields: Any) -> list[ev.Event]:
+        request = ev.MissionTransitionRequested(meta=self.meta(), mission_id=mission, to_state=to, requested_by=by,
+                                                **fields)  # fmt: skip
+        return self.send(request)
+
+    def state_of(self, mission: str) -> ev.MissionState:
+        return self.state.trees[ROOT].missions[mission].state
+
+
+def moves(outputs: list[ev.Event]) -> list[tuple[str, str, str]]:
+    return [
+        (o.mission_id, o.from_state.value, o.to_state.value) for o in outputs if isinstance(o, ev.MissionTransitioned)
+    ]
+
+
+def rejection(outputs: list[ev.Event]) -> ev.MissionRejection:
+    (only,) = outputs
+    assert isinstance(only, ev.MissionTransitionRejected | ev.DependencyRejected), only
+    return only.reason_code
+
+
+def test_a_new_mission_is_ready_and_a_hard_dependency_makes_it_wait() -> None:
+    m = Missions()
+    assert moves(m.create("a")) == [("a", "UNKNOWN", "READY")]
+    m.create("b")
+    outputs = m.depend("b", "a")
+    assert isinstance(outputs[0], ev.DependencyAccepted) and moves(outputs) == [("b", "READY", "PENDING")]
+    assert rejection(m.ask("b", _S.RUNNING)) is _R.NOT_ALLOWED
+    assert "waiting for its hard dependencies a (READY)" in m.ask("b", _S.RUNNING)[0].reason  # type: ignore[attr-defined]
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    done = m.ask("a", _S.COMPLETED, by="worker", result_summary="found it", quality_score=0.9)
+    assert moves(done) == [("a", "RUNNING", "COMPLETED"), ("b", "PENDING", "READY")]
+    completed = done[0]
+    assert isinstance(completed, ev.MissionTransitioned)
+    assert (completed.agent_id, completed.result_summary, completed.quality_score) == ("worker", "found it", 0.9)
+    assert moves(m.ask("a", _S.ARCHIVED)) == [("a", "COMPLETED", "ARCHIVED")]
+    m.create("c")
+    assert moves(m.depend("c", "a")) == []  # an archived, completed dependency holds nothing up
+
+
+def test_soft_dependencies_never_block() -> None:
+    m = Missions()
+    m.create("a")
+    m.create("b")
+    assert moves(m.depend("b", "a", _SOFT)) == [] and m.state_of("b") is _S.READY
+    m.ask("a", _S.CANCELLED)
+    assert m.state_of("b") is _S.READY
+
+
+def test_a_failure_retries_within_its_attempts_then_blocks_its_dependents() -> None:
+    m = Missions()
+    m.create("a", max_attempts=2)
+    m.create("b")
+    m.create("c")
+    m.depend("b", "a")
+    m.depend("c", "b")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    first = m.ask("a", _S.FAILED, by="worker", reason="rate limited")
+    assert moves(first) == [("a", "RUNNING", "FAILED"), ("a", "FAILED", "READY")]
+    assert [o.attempt for o in first] == [1, 2]  # type: ignore[attr-defined]
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    last = m.ask("a", _S.FAILED, by="worker")
+    assert moves(last) == [("a", "RUNNING", "FAILED"), ("b", "PENDING", "BLOCKED"), ("c", "PENDING", "BLOCKED")]
+    assert rejection(m.ask("b", _S.RUNNING)) is _R.NOT_ALLOWED
+    assert moves(m.ask("b", _S.CANCELLED)) == [("b", "BLOCKED", "CANCELLED")]
+
+
+def test_a_failure_that_may_not_be_retried_is_final() -> None:
+    m = Missions()
+    m.create("a")
+    m.ask("a", _S.RUNNING)
+    assert moves(m.ask("a", _S.FAILED, retryable=False)) == [("a", "RUNNING", "FAILED")]
+    assert m.state_of("a") is _S.FAILED
+
+
+@pytest.mark.parametrize(
+    ("fact", "fields", "why"),
+    [
+        (ev.AgentTerminated, {"reason": ev.TerminationReason.ANCESTOR_ENDED}, "was terminated (ANCESTOR_ENDED)"),
+        (ev.AgentTimedOut, {"deadline": datetime(2026, 1, 1, tzinfo=UTC)}, "timed out (DEADLINE)"),
+        (ev.AgentEnded, {"outcome": ev.EndOutcome.COMPLETED, "tokens_used": 1}, "completed without completing"),
+        (ev.AgentEnded, {"outcome": ev.EndOutcome.FAILED, "error": "oom", "tokens_used": 1}, "failed (oom)"),
+    ],
+)
+def test_a_mission_fails_when_its_agent_ends_without_completing_it(
+    fact: type[ev.Event], fields: dict[str, Any], why: str
+) -> None:
+    m = Missions()
+    m.create("a")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    outputs = m.fact(fact, agent_id="worker", **fields)
+    failed = next(o for o in outputs if isinstance(o, ev.MissionTransitioned))
+    assert (failed.from_state, failed.to_state) == (_S.RUNNING, _S.FAILED) and why in failed.reason
+    retryable = not (fact is ev.AgentEnded and fields["outcome"] is ev.EndOutcome.FAILED)  # AgentEnded.retryable
+    assert m.state_of("a") is (_S.READY if retryable else _S.FAILED)
+    expected = _R.NOT_AN_ACTIVE_AGENT if retryable else _R.NOT_ALLOWED  # the agent ended; or the mission did
+    assert rejection(m.ask("a", _S.RUNNING, agent_id="worker")) is expected
+
+
+def test_cancelling_a_mission_cancels_its_open_descendants_first() -> None:
+    m = Missions()
+    m.create("plan")
+    m.create("phase-1", parent="plan")
+    m.create("phase-2", parent="plan")
+    m.create("step", parent="phase-1")
+    m.create("after")
+    m.depend("after", "step")
+    m.ask("phase-2", _S.RUNNING)
+    m.ask("phase-2", _S.COMPLETED)
+    assert rejection(m.ask("plan", _S.COMPLETED)) is _R.NOT_ALLOWED  # not running
+    m.ask("plan", _S.RUNNING)
+    assert rejection(m.ask("plan", _S.COMPLETED)) is _R.OPEN_CHILDREN
+    assert moves(m.ask("plan", _S.CANCELLED)) == [
+        ("step", "READY", "CANCELLED"),
+        ("phase-1", "READY", "CANCELLED"),
+        ("plan", "RUNNING", "CANCELLED"),
+        ("after", "PENDING", "BLOCKED"),
+    ]
+    assert rejection(m.create("late", parent="plan")) is _R.PARENT_FINISHED
+
+
+@pytest.mark.parametrize("length", [2, 3, 10])
+def test_a_dependency_that_closes_a_cycle_is_rejected_naming_it(length: int) -> None:
+    m = Missions()
+    names = [f"m{i}" for i in range(length)]
+    for name in names:
+        m.create(name)
+    for later, earlier in zip(names[1:], names, strict=False):
+        assert isinstance(m.depend(later, earlier)[0], ev.DependencyAccepted)
+    (rejected,) = m.depend(names[0], names[-1])
+    assert isinstance(rejected, ev.DependencyRejected) and rejected.reason_code is _R.DEPENDENCY_CYCLE
+    assert rejected.cycle == [names[0], *reversed(names)]
+    assert " → ".join(rejected.cycle) in rejected.reason
+    assert names[-1] not in m.state.trees[ROOT].missions[names[0]].needs  # nothing changed
+
+
+def test_a_long_cycle_is_named_within_the_contracts_limit() -> None:
+    m = Missions()
+    names = [f"m{i}" for i in range(200)]
+    for name in names:
+        m.create(name)
+    for later, earlier in zip(names[1:], names, strict=False):
+        m.depend(later, earlier)
+    (rejected,) = m.depend(names[0], names[-1])
+    assert isinstance(rejected, ev.DependencyRejected)
+    assert len(rejected.cycle) == CYCLE_NAMED and "cut in the middle" in rejected.reason
+
+
+def test_dependencies_added_out_of_order_reorder_the_graph_without_false_cycles() -> None:
+    m = Missions()
+    for name in "abcd":
+        m.create(name)
+    for mission, on in (("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")):  # each against the creation order
+        assert isinstance(m.depend(mission, on)[0], ev.DependencyAccepted), (mission, on)
+    missions = m.state.trees[ROOT].missions
+    for mission in missions.values():
+        assert all(missions[needed].order < mission.order for needed in mission.needs)
+    assert rejection(m.depend("d", "a")) is _R.DEPENDENCY_CYCLE
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (lambda m: m.depend("a", "a"), _R.SELF_DEPENDENCY),
+        (lambda m: m.depend("a", "elsewhere/x"), _R.UNKNOWN_DEPENDENCY),
+        (lambda m: m.depend("nobody", "a"), _R.UNKNOWN_MISSION),
+        (lambda m: m.depend("b", "a") and m.depend("b", "a"), _R.DUPLICATE_DEPENDENCY),
+        (lambda m: m.ask("a", _S.RUNNING) and m.depend("a", "b"), _R.DEPENDENCY_TOO_LATE),
+        (lambda m: m.create("a"), _R.DUPLICATE_MISSION),
+        (lambda m: m.create("x", parent="nobody"), _R.UNKNOWN_PARENT),
+        (lambda m: m.create("x", owner_agent_id="stranger"), _R.NOT_AN_ACTIVE_AGENT),
+        (lambda m: m.create("x", max_attempts=0), _R.INVALID_REQUEST),
+        (lambda m: m.ask("a", _S.RUNNING, by="stranger"), _R.NOT_AN_ACTIVE_AGENT),
+        (lambda m: m.ask("a", _S.RUNNING, agent_id="stranger"), _R.NOT_AN_ACTIVE_AGENT),
+        (lambda m: m.ask("a", _S.PENDING), _R.NOT_ALLOWED),
+        (lambda m: m.ask("a", _S.COMPLETED), _R.NOT_ALLOWED),
+        (lambda m: m.ask("nobody", _S.RUNNING), _R.UNKNOWN_MISSION),
+    ],
+)
+def test_every_rejection_names_its_reason_and_changes_nothing(command: Any, code: ev.MissionRejection) -> None:
+    m = Missions()
+    m.create("a")
+    m.create("b")
+    before = {k: (v.state, dict(v.needs)) for k, v in m.state.trees[ROOT].missions.items()}
+    outputs = command(m)
+    assert rejection(outputs) is code
+    assert outputs[0].reason.startswith("Cannot")
+    if code not in (_R.DUPLICATE_DEPENDENCY, _R.DEPENDENCY_TOO_LATE):  # those changed something first, on purpose
+        assert {k: (v.state, dict(v.needs)) for k, v in m.state.trees[ROOT].missions.items()} == before
+
+
+def test_commands_for_an_unknown_tree_or_from_another_tenant_are_rejected() -> None:
+    m = Missions()
+    task = ev.TaskSpec(title="x")
+    stranger = ev.MissionCreated(meta=m.meta("globex"), mission_id="x", task=task)
+    assert rejection(m.send(stranger)) is _R.TENANT_MISMATCH
+    elsewhere = ev.MissionCreated(meta=m.meta().model_copy(update={"root_id": "acme/other"}), mission_id="x", task=task)
+    assert rejection(m.send(elsewhere)) is _R.UNKNOWN_TREE
+
+
+def test_the_state_survives_the_changelog() -> None:
+    m = Missions()
+    m.create("a")
+    m.create("b", parent="a")
+    m.depend("b", "a", _SOFT)
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    restored = restore(0, records_of(m.state, m.changed))
+    tree, again = m.state.trees[ROOT], restored.trees[ROOT]
+    assert again.agents == tree.agents and again.next_order == tree.next_order
+    assert {k: v.to_row() for k, v in again.missions.items()} == {k: v.to_row() for k, v in tree.missions.items()}
+    assert again.running == {"worker": ["a"]}
+    m.fact(ev.TreeForgotten, ended_at=m.now)
+    assert restore(0, records_of(restored, set()) + records_of(m.state, m.changed)).trees == {}
+
+
+def test_a_large_graph_built_in_any_order_keeps_a_topological_order() -> None:
+    """10,000 missions and 30,000 dependencies added in a random order: every one accepted, the order kept."""
+    m = Missions()
+    count = 10_000
+    for i in range(count):
+        m.create(f"m{i}")
+    rng = random.Random(5)
+    edges = set()
+    while len(edges) < 30_000:
+        a, b = rng.randrange(count), rng.randrange(count)
+        if a != b:
+            edges.add((max(a, b), min(a, b)))  # a DAG: the later mission depends on the earlier one
+    ordered = list(edges)
+    rng.shuffle(ordered)
+    for a, b in ordered:
+        assert isinstance(m.depend(f"m{a}", f"m{b}")[0], ev.DependencyAccepted)
+    missions = m.state.trees[ROOT].missions
+    assert all(missions[n].order < x.order for x in missions.values() for n in x.needs)
