@@ -136,6 +136,10 @@ class HeartbeatWatch:
         self.topic = settings.topic_prefix + HEARTBEATS.name
         self._consumer = Consumer({**kafka_config.reader(settings), "fetch.wait.max.ms": 100})
         self.ledgers: dict[int, HeartbeatLedger] = {}
+        self._next: dict[int, int | None] = {}
+        """Per partition, the offset after the last beat read (None: unknown until one is read)."""
+        self._asked: dict[int, tuple[int, int]] = {}
+        """Per partition, the end the broker named at a tick and when it was asked, until reading reaches it."""
         self.ignored: Counter[str] = Counter()
         """Beats that did not count, by reason."""
         self.beats = 0
@@ -147,12 +151,20 @@ class HeartbeatWatch:
         fresh = [p for p in states if p not in self.ledgers]
         for partition, state in states.items():
             self.ledgers[partition] = HeartbeatLedger.taken_over(state, now_ms)
-        if fresh:
-            self._consumer.incremental_assign([TopicPartition(self.topic, p, OFFSET_END) for p in sorted(fresh)])
+        starts = []
+        for partition in sorted(fresh):
+            self._next[partition] = self._end(partition)
+            start = self._next[partition]
+            starts.append(TopicPartition(self.topic, partition, start if start is not None else OFFSET_END))
+        if starts:
+            self._consumer.incremental_assign(starts)
 
     def give_up(self, partitions: list[int]) -> None:
         """Stop watching revoked partitions."""
         gone = [p for p in partitions if self.ledgers.pop(p, None) is not None]
+        for partition in gone:
+            self._next.pop(partition, None)
+            self._asked.pop(partition, None)
         if gone:
             self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in sorted(gone)])
 
@@ -171,7 +183,11 @@ class HeartbeatWatch:
             partition = msg.partition()
             if msg.error() is not None or partition is None or partition not in self.ledgers:
                 continue  # a broker that is away: the end goes unconfirmed, so no one is judged silent
-            self._take(self.ledgers[partition], Record.from_message(msg), policy)
+            record = Record.from_message(msg)
+            self._next[partition] = record.offset + 1
+            self._take(self.ledgers[partition], record, policy)
+        for partition in list(self._asked):
+            self._reached(partition)
 
     def silent(self, state: PartitionState, now_ms: int, policy: Policy | None) -> Silent:
         """The agents of ``state``'s partition whose heartbeats stopped (see :meth:`HeartbeatLedger.silent`),
@@ -184,16 +200,30 @@ class HeartbeatWatch:
         return ledger.silent(state, now_ms, policy)
 
     def _confirm_end(self, partition: int, ledger: HeartbeatLedger) -> None:
-        asked_ms = _now_ms()
-        where = TopicPartition(self.topic, partition)
+        """Ask the broker for the partition's end (unless an earlier answer is still to be reached): once reading
+        reaches it, every beat appended before the moment of asking is read. Beats keep coming while the gate
+        reads, so the end asked for is reached later, not at once."""
+        if partition not in self._asked:
+            end = self._end(partition)
+            if end is None:
+                return  # the broker is away: nothing is confirmed
+            self._asked[partition] = (end, _now_ms())
+        self._reached(partition)
+
+    def _reached(self, partition: int) -> None:
+        end, asked_ms = self._asked[partition]
+        read = self._next.get(partition)
+        if read is not None and read >= end:
+            del self._asked[partition]
+            self.ledgers[partition].confirmed(asked_ms)
+
+    def _end(self, partition: int) -> int | None:
+        """The partition's end now, from the broker (None: it did not answer)."""
         try:
-            _, high = self._consumer.get_watermark_offsets(where, timeout=2, cached=False)
-            (position,) = self._consumer.position([where])
-        except KafkaException:  # the broker is away: the end stays unconfirmed
-            return
-        # Before the first fetch the position is logical (OFFSET_END): nothing read, nothing confirmed.
-        if position.offset >= 0 and position.offset >= high:
-            ledger.confirmed(asked_ms)
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), 2, False)
+        except KafkaException:
+            return None
+        return int(high)
 
     def _take(self, ledger: HeartbeatLedger, record: Record, policy: Policy | None) -> None:
         try:

@@ -124,3 +124,17 @@ def test_the_ledger_judges_silence_only_as_far_as_beats_are_read() -> None:
     assert ledger.silent(gate.state, 17_000, policy) == {(root, worker): 13_500_000}
     gate.complete(worker)
     assert ledger.silent(gate.state, 30_000, policy) == {} and ledger.agents == {}  # ended: no longer watched
+
+
+def test_after_a_gap_in_reading_every_agent_gets_a_fresh_timeout() -> None:
+    gate = _scenario()
+    root, worker, _ = _tree(gate)
+    gate.start(worker, heartbeat=True)
+    ledger = HeartbeatLedger.taken_over(gate.state, now_ms=10_000)
+    ledger.beat(root, worker, 10_500)
+    ledger.confirmed(11_000)
+    assert ledger.silent(gate.state, 30_000, gate.policy) == {}  # read only up to 10.5 s
+    ledger.confirmed(30_000)  # 19 s without a confirmed end: the broker was away, beats may not have got through
+    assert ledger.silent(gate.state, 30_000, gate.policy) == {}
+    ledger.confirmed(33_600)
+    assert ledger.silent(gate.state, 33_600, gate.policy) == {(root, worker): 10_500_000}  # last beat still named
