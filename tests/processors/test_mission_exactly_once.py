@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -136,10 +137,7 @@ def _reference(settings: Settings, facts: Recorded) -> dict[int, list[ev.Event]]
     topics = [settings.topic_prefix + spec.name for spec in SOURCES]
     reference: dict[int, list[ev.Event]] = {}
     for partition in range(tree_partition_count(settings)):
-        streams = [
-            (InputRecord.of(source, r) for r in read_partition(settings, topic, partition))
-            for source, topic in enumerate(topics)
-        ]
+        streams = [_stream(settings, source, topic, partition) for source, topic in enumerate(topics)]
         order = RecordedOrder(streams, MISSION_ORDER)
         records: list[InputRecord] = []
         last = None
@@ -199,6 +197,11 @@ def test_sigkill_at_random_moments(settings: Settings) -> None:
         assert got == want, f"partition {partition}: {len(got)} facts committed, {len(want)} in the reference"
     kinds = {type(f).__name__ for fs in facts.values() for f, _ in fs}
     assert {"MissionTransitioned", "MissionTransitionRejected", "DependencyAccepted", "DependencyRejected"} <= kinds
+
+
+def _stream(settings: Settings, source: int, topic: str, partition: int) -> Iterator[InputRecord]:
+    for record in read_partition(settings, topic, partition):
+        yield InputRecord.of(source, record)
 
 
 def _command_ids(batches: list[list[ev.Event]]) -> set[str]:
