@@ -95,13 +95,13 @@ class AgentlogClient:
         """Create missions, add dependencies and move them, each answered by the mission processor."""
         return MissionClient(self)
 
-    def ask_missions(self, request: Callable[[], ev.Event]) -> ev.Event:
-        """Publish a mission command and return the mission processor's answer to it (no retries: a command
-        carries no idempotency key, and a second one would be answered on its own)."""
+    def ask_missions(self, request: Callable[[], ev.Event], mission_id: str) -> ev.Event:
+        """Publish a mission command and return the mission processor's answer about ``mission_id`` (no retries: a
+        command carries no idempotency key, and a second one would be answered on its own)."""
         with self._mission_lock:
             if self._mission_facts is None:
                 self._mission_facts = FactFollower(self.settings, self._serde, spec=MISSION_EVENTS)
-        answer, _ = self._ask(request, MISSION_ANSWERS, self._mission_facts, retries=0)
+        answer, _ = self._ask(request, MISSION_ANSWERS, self._mission_facts, retries=0, about=mission_id)
         return answer
 
     def meta(self, root_id: str, **fields: Any) -> ev.Meta:
@@ -267,6 +267,7 @@ class AgentlogClient:
         answers: tuple[type[ev.Event], ...],
         facts: FactFollower | None = None,
         retries: int | None = None,
+        about: str | None = None,
     ) -> tuple[ev.Event, int]:
         """Publish ``request()`` and wait for its answer and the answer's offset on the decisions topic (or the
         topic ``facts`` follows), publishing it again (same request id) when in doubt, up to ``retries`` times
@@ -278,7 +279,7 @@ class AgentlogClient:
                 "a signal callback cannot wait for a decision (it runs on the thread that reads them):"
                 " hand the request to another thread, or act on the signal in the agent's own loop"
             )
-        slot = Slot(answers)
+        slot = Slot(answers, about)
         attempts: list[ev.Event] = []
         try:
             while True:

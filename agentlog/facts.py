@@ -53,13 +53,22 @@ class Slot:
     """What a request waits on: the decisions it caused, and whether an answer came."""
 
     answers: tuple[type[ev.Event], ...]
+    about: str | None = None
+    """Only a fact naming this mission (``mission_id``) answers: a command may cause facts about others first
+    (a cancellation ends the descendants before the mission)."""
     done: threading.Event = field(default_factory=threading.Event)
     replies: list[tuple[ev.Event, int]] = field(default_factory=list)
     """Each decision with its offset."""
 
+    def answers_with(self, fact: ev.Event) -> bool:
+        """Whether ``fact`` is the answer."""
+        if not isinstance(fact, self.answers):
+            return False
+        return self.about is None or getattr(fact, "mission_id", None) == self.about
+
     def answer(self) -> tuple[ev.Event, int] | None:
         """The answer and its offset, once there is one."""
-        return next(((d, o) for d, o in self.replies if isinstance(d, self.answers)), None)
+        return next(((d, o) for d, o in self.replies if self.answers_with(d)), None)
 
 
 class FactFollower:
@@ -300,7 +309,7 @@ class FactFollower:
                 targets = []
         if slot is not None and all(o != offset for _, o in slot.replies):
             slot.replies.append((fact, offset))
-            if isinstance(fact, slot.answers):
+            if slot.answers_with(fact):
                 slot.done.set()
         for handle in targets:
             handle.deliver(fact, offset, appended_ms)

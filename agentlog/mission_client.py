@@ -49,6 +49,7 @@ class MissionClient:
         """Create a mission in the agent tree ``root_id``."""
         spec = ev.TaskSpec(title=task) if isinstance(task, str) else task
         return self._moved(
+            mission_id,
             lambda: ev.MissionCreated(
                 meta=self._client.meta(root_id),
                 mission_id=mission_id,
@@ -56,7 +57,7 @@ class MissionClient:
                 task=spec,
                 owner_agent_id=owner_agent_id,
                 max_attempts=max_attempts,
-            )
+            ),
         )
 
     def depend(
@@ -66,7 +67,8 @@ class MissionClient:
         answer = self._client.ask_missions(
             lambda: ev.DependencyAdded(
                 meta=self._client.meta(root_id), mission_id=mission_id, depends_on=depends_on, kind=kind
-            )
+            ),
+            mission_id,
         )
         assert isinstance(answer, ev.DependencyAccepted | ev.DependencyRejected), answer
         return answer
@@ -103,16 +105,17 @@ class MissionClient:
 
     def _move(self, root_id: str, mission_id: str, to: ev.MissionState, requested_by: str, **fields: Any) -> Moved:
         return self._moved(
+            mission_id,
             lambda: ev.MissionTransitionRequested(
                 meta=self._client.meta(root_id),
                 mission_id=mission_id,
                 to_state=to,
                 requested_by=requested_by,
                 **fields,
-            )
+            ),
         )
 
-    def _moved(self, request: Callable[[], ev.Event]) -> Moved:
-        answer = self._client.ask_missions(request)
+    def _moved(self, mission_id: str, request: Callable[[], ev.Event]) -> Moved:
+        answer = self._client.ask_missions(request, mission_id)
         assert isinstance(answer, ev.MissionTransitioned | ev.MissionTransitionRejected), answer
         return answer

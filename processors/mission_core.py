@@ -41,14 +41,14 @@ input's event id, and several missions affected at once are taken in a fixed ord
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from agentlog import events as ev
 from agentlog.limits import quote
 from agentlog.processors.emitter import Emitter
-from agentlog.processors.mission_graph import CYCLE_NAMED, cycle_if_added
-from agentlog.processors.mission_state import Mission, MissionPartition, MissionTree, mission_key
+from agentlog.processors.mission_graph import cycle_if_added
+from agentlog.processors.mission_state import SEPARATOR, Mission, MissionPartition, MissionTree, mission_key
 from agentlog.processors.policy import Policy
 
 __all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "decide"]
@@ -57,6 +57,9 @@ CORE_VERSION = 1
 PRODUCER = "agentlog.missions"
 MAX_MISSIONS_PER_TREE = 100_000
 """Missions one tree may hold (a runaway planner is refused, ``TOO_MANY_MISSIONS``)."""
+MAX_EDGES = 256
+"""Children, dependencies and dependents one mission may have (``TOO_MANY_MISSIONS``): a mission is one changelog
+record, and three lists of 256 ids of at most 256 characters keep it under the broker's 1 MB."""
 
 _S = ev.MissionState
 _R = ev.MissionRejection
@@ -118,7 +121,7 @@ def decide(state: MissionPartition, event: ev.Event, policy: Policy | None) -> t
 
 
 def _root_admitted(run: _Run, fact: ev.RootAdmitted) -> None:
-    if fact.repeat:
+    if fact.repeat or SEPARATOR in fact.meta.root_id:  # such a root id cannot key a tree's records: no missions
         return
     root_id = fact.meta.root_id
     tree = run.state.trees.get(root_id)
@@ -172,6 +175,9 @@ def _created(run: _Run, command: ev.MissionCreated) -> None:
     tree = _tree_of(run, command, reject)
     if tree is None:
         return
+    if not command.mission_id or SEPARATOR in command.mission_id:
+        reject(_R.INVALID_REQUEST, "a mission id must be a non-empty text without NUL characters.")
+        return
     if command.mission_id in tree.missions:
         reject(_R.DUPLICATE_MISSION, f"mission {quote(command.mission_id)} already exists in this tree.")
         return
@@ -188,6 +194,10 @@ def _created(run: _Run, command: ev.MissionCreated) -> None:
             return
         if not parent.open:
             reject(_R.PARENT_FINISHED, f"its parent mission {parent.mission_id} is {parent.state.value}.")
+            return
+        crowded = _crowded(parent.children, f"its parent mission {parent.mission_id} already has children:")
+        if crowded:
+            reject(_R.TOO_MANY_MISSIONS, crowded)
             return
     if command.owner_agent_id is not None and not tree.active(command.owner_agent_id):
         reject(_R.NOT_AN_ACTIVE_AGENT, f"its owner {quote(command.owner_agent_id)} is not an active agent of the tree.")
@@ -249,11 +259,19 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
     if not mission.open or mission.state is _S.RUNNING:
         reject(_R.DEPENDENCY_TOO_LATE, f"mission {mission.mission_id} is already {mission.state.value}.")
         return
-    cycle = cycle_if_added(tree, mission.mission_id, needed.mission_id)
-    if cycle is not None:
-        cut = " (cut in the middle)" if len(cycle) == CYCLE_NAMED else ""
-        path = " → ".join(cycle)
-        reject(_R.DEPENDENCY_CYCLE, f"it would close the cycle {path}{cut}.", cycle)
+    crowded = _crowded(mission.needs, f"mission {mission.mission_id} already depends on") or _crowded(
+        needed.needed_by, f"{needed.mission_id} already has dependents:"
+    )
+    if crowded:
+        reject(_R.TOO_MANY_MISSIONS, crowded)
+        return
+    check = cycle_if_added(tree, mission.mission_id, needed.mission_id)
+    for moved in check.moved:
+        run.touch(tree.missions[moved])
+    if check.cycle is not None:
+        cut = " (cut in the middle)" if check.cut else ""
+        path = " → ".join(check.cycle)
+        reject(_R.DEPENDENCY_CYCLE, f"it would close the cycle {path}{cut}.", check.cycle)
         return
     mission.needs[needed.mission_id] = command.kind
     needed.needed_by.append(mission.mission_id)
@@ -272,6 +290,7 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
         return
     if _never_completes(needed):
         _block(run, mission, needed)
+        _block_dependents(run, mission)
     elif needed.outcome is not _S.COMPLETED and mission.state is _S.READY:
         run.move(mission, _S.PENDING, f"It now waits for its hard dependency {needed.mission_id}.")
 
@@ -355,14 +374,18 @@ def _fail(run: _Run, mission: Mission, why: str, retryable: bool) -> None:
 def _cancel(run: _Run, tree: MissionTree, mission: Mission, command: ev.MissionTransitionRequested) -> None:
     """Cancel a mission and, first, its open descendants, deepest first (ties by id)."""
     found: list[tuple[int, str]] = []
+    seen = {mission.mission_id}
     stack = [(mission, 0)]
-    while stack:
+    while stack:  # through finished children too: an open mission may sit below one
         current, depth = stack.pop()
         for child_id in current.children:
-            child = tree.missions[child_id]
+            child = tree.missions.get(child_id)
+            if child is None or child_id in seen:
+                continue
+            seen.add(child_id)
             if child.open:
                 found.append((depth + 1, child_id))
-                stack.append((child, depth + 1))
+            stack.append((child, depth + 1))
     found.sort(key=lambda pair: (-pair[0], pair[1]))
     for _, child_id in found:
         child = tree.missions[child_id]
@@ -406,6 +429,13 @@ def _block_dependents(run: _Run, mission: Mission) -> None:
 def _block(run: _Run, mission: Mission, cause: Mission) -> None:
     how = cause.outcome.value
     run.move(mission, _S.BLOCKED, f"Its hard dependency {cause.mission_id} can never complete ({how}).")
+
+
+def _crowded(edges: Sized, said: str) -> str | None:
+    """Why a mission's list of children, dependencies or dependents may not grow (None: it may)."""
+    if len(edges) < MAX_EDGES:
+        return None
+    return f"{said} {len(edges)}, the most one may (a mission's record must stay within the broker's limit)."
 
 
 def _never_completes(mission: Mission) -> bool:

@@ -12,22 +12,36 @@ the new order) is a pure function of the tree's history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from agentlog.processors.mission_state import MissionTree
 
 CYCLE_NAMED = 64
 """The longest cycle a rejection names in full (the contract's limit on ``DependencyRejected.cycle``)."""
 
 
-def cycle_if_added(tree: MissionTree, mission_id: str, depends_on: str) -> list[str] | None:
-    """The cycle that "``mission_id`` depends on ``depends_on``" would close — missions each depending on the
-    next, from ``mission_id`` back to it — or None; when None, the order is updated to admit the edge.
+@dataclass(frozen=True)
+class Check:
+    """What adding a dependency would do: the cycle it closes, or the missions whose order changed to admit it."""
 
-    Call only for two different missions of ``tree``; the caller adds the edge after a None.
+    cycle: list[str] | None = None
+    """Missions each depending on the next, from the dependent back to it (None: no cycle)."""
+    cut: bool = False
+    """The cycle was longer than :data:`CYCLE_NAMED` and is named without its middle."""
+    moved: list[str] = field(default_factory=list)
+    """Missions given a new place in the order (their state changed)."""
+
+
+def cycle_if_added(tree: MissionTree, mission_id: str, depends_on: str) -> Check:
+    """Whether "``mission_id`` depends on ``depends_on``" would close a cycle; when not, the order is updated to
+    admit the edge.
+
+    Call only for two different missions of ``tree``; the caller adds the edge when no cycle is found.
     """
     missions = tree.missions
     low, high = missions[mission_id].order, missions[depends_on].order
     if high < low:
-        return None  # already in order
+        return Check()  # already in order
     # Forward from the dependent, through the missions that depend on it, within the affected region.
     came_from: dict[str, str | None] = {mission_id: None}
     forward: list[str] = []
@@ -37,7 +51,11 @@ def cycle_if_added(tree: MissionTree, mission_id: str, depends_on: str) -> list[
         forward.append(current)
         for dependent in missions[current].needed_by:
             if dependent == depends_on:
-                return _cycle(came_from, current, mission_id, depends_on)
+                cycle = _cycle(came_from, current, mission_id, depends_on)
+                if len(cycle) <= CYCLE_NAMED:
+                    return Check(cycle)
+                half = CYCLE_NAMED // 2
+                return Check([*cycle[:half], *cycle[-half:]], cut=True)
             if dependent not in came_from and missions[dependent].order < high:
                 came_from[dependent] = current
                 stack.append(dependent)
@@ -55,9 +73,12 @@ def cycle_if_added(tree: MissionTree, mission_id: str, depends_on: str) -> list[
     # The dependency's side takes the lower places, the dependent's the higher, each keeping its own order.
     moved = sorted(backward, key=lambda m: missions[m].order) + sorted(forward, key=lambda m: missions[m].order)
     places = sorted(missions[m].order for m in moved)
+    changed = []
     for mission, place in zip(moved, places, strict=True):
-        missions[mission].order = place
-    return None
+        if missions[mission].order != place:
+            missions[mission].order = place
+            changed.append(mission)
+    return Check(moved=changed)
 
 
 def _cycle(came_from: dict[str, str | None], reached_from: str, mission_id: str, depends_on: str) -> list[str]:
@@ -67,8 +88,4 @@ def _cycle(came_from: dict[str, str | None], reached_from: str, mission_id: str,
     while current is not None:
         back.append(current)
         current = came_from[current]
-    cycle = [mission_id, depends_on, *back]
-    if len(cycle) > CYCLE_NAMED:
-        half = CYCLE_NAMED // 2
-        cycle = [*cycle[:half], *cycle[-half:]]
-    return cycle
+    return [mission_id, depends_on, *back]

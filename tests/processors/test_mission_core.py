@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agentlog import events as ev
-from agentlog.processors.mission_core import decide
+from agentlog.processors.mission_core import MAX_EDGES, decide
 from agentlog.processors.mission_graph import CYCLE_NAMED
-from agentlog.processors.mission_state import MissionPartition, records_of, restore
+from agentlog.processors.mission_state import MissionPartition, mission_key, records_of, restore
 from agentlog.processors.testing import small_policy
 
 _S = ev.MissionState
@@ -29,6 +29,7 @@ class Missions:
         self.state = MissionPartition()
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.changed: set[str] = set()
+        self.records: list[tuple[bytes, bytes | None]] = []
         self.fact(ev.RootAdmitted, agent_id="root", config="orchestrator", token_budget=1, spawn_budget=1)
         self.fact(ev.SpawnApproved, request_id=uuid.uuid4(), parent_agent_id="root", child_agent_id="worker",
                   child_config="worker", depth=1, granted_token_budget=1, granted_spawn_budget=0,
@@ -41,7 +42,11 @@ class Missions:
     def send(self, event: ev.Event) -> list[ev.Event]:
         outputs, changed = decide(self.state, event, POLICY)
         self.changed |= changed
+        self.records += records_of(self.state, changed)  # the changelog as the worker writes it, input by input
         return outputs
+
+    def restored(self) -> MissionPartition:
+        return restore(0, self.records)
 
     def fact(self, kind: type[ev.Event], **fields: Any) -> list[ev.Event]:
         fields.setdefault("policy_version", 1)
@@ -258,17 +263,61 @@ def test_commands_for_an_unknown_tree_or_from_another_tenant_are_rejected() -> N
 
 def test_the_state_survives_the_changelog() -> None:
     m = Missions()
-    m.create("a")
-    m.create("b", parent="a")
-    m.depend("b", "a", _SOFT)
+    for name in "abcd":
+        m.create(name)
+    m.create("e", parent="a")
+    m.depend("e", "a", _SOFT)
+    m.depend("c", "b")
+    m.depend("b", "d")  # reorders c too
     m.ask("a", _S.RUNNING, agent_id="worker")
-    restored = restore(0, records_of(m.state, m.changed))
+    restored = m.restored()
     tree, again = m.state.trees[ROOT], restored.trees[ROOT]
     assert again.agents == tree.agents and again.next_order == tree.next_order
     assert {k: v.to_row() for k, v in again.missions.items()} == {k: v.to_row() for k, v in tree.missions.items()}
     assert again.running == {"worker": ["a"]}
+    live = rejection(m.depend("d", "c"))
+    m.state = restored
+    assert live is rejection(m.depend("d", "c")) is _R.DEPENDENCY_CYCLE
     m.fact(ev.TreeForgotten, ended_at=m.now)
-    assert restore(0, records_of(restored, set()) + records_of(m.state, m.changed)).trees == {}
+    assert m.restored().trees == {}
+
+
+def test_a_mission_blocked_by_a_new_dependency_blocks_its_dependents() -> None:
+    m = Missions()
+    for name in "abc":
+        m.create(name)
+    m.depend("b", "a")
+    m.ask("c", _S.CANCELLED)
+    assert moves(m.depend("a", "c")) == [("a", "READY", "BLOCKED"), ("b", "PENDING", "BLOCKED")]
+
+
+def test_cancelling_reaches_open_missions_below_a_finished_one() -> None:
+    m = Missions()
+    m.create("p")
+    m.create("k", parent="p", max_attempts=1)
+    m.create("g", parent="k")
+    m.ask("k", _S.RUNNING)
+    m.ask("k", _S.FAILED)  # for good: its only attempt
+    assert moves(m.ask("p", _S.CANCELLED)) == [("g", "READY", "CANCELLED"), ("p", "READY", "CANCELLED")]
+
+
+def test_ids_that_cannot_key_a_record_are_refused() -> None:
+    m = Missions()
+    assert rejection(m.create("")) is _R.INVALID_REQUEST
+    assert rejection(m.create("a\x00b")) is _R.INVALID_REQUEST
+
+
+def test_a_mission_has_at_most_so_many_children_and_dependents() -> None:
+    m = Missions()
+    m.create("hub")
+    for i in range(MAX_EDGES):
+        m.create(f"c{i}", parent="hub")
+        m.depend(f"c{i}", "hub", _SOFT)
+    assert rejection(m.create("one-too-many", parent="hub")) is _R.TOO_MANY_MISSIONS
+    m.create("late")
+    assert rejection(m.depend("late", "hub")) is _R.TOO_MANY_MISSIONS
+    ((_, hub),) = records_of(m.state, {mission_key(ROOT, "hub")})
+    assert hub is not None and len(hub) < 1_000_000
 
 
 def test_a_large_graph_built_in_any_order_keeps_a_topological_order() -> None:

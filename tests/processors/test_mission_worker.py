@@ -70,6 +70,9 @@ def test_missions_are_answered_and_follow_their_agents(settings: Settings, missi
         assert isinstance(done, ev.MissionTransitioned) and done.result_summary == "12 sources"
         write = missions.start(tree, "write", requested_by=root.agent_id)
         assert isinstance(write, ev.MissionTransitioned), write  # it became READY when collect completed
+        missions.create(tree, "draft", "a draft", parent_mission_id="write")
+        cancelled = missions.cancel(tree, "write", root.agent_id, "no longer needed")  # the draft goes first
+        assert isinstance(cancelled, ev.MissionTransitioned) and cancelled.mission_id == "write", cancelled
 
     assert _mission_facts(settings, tree) == [
         ("collect", "UNKNOWN", "READY"),
@@ -82,6 +85,9 @@ def test_missions_are_answered_and_follow_their_agents(settings: Settings, missi
         ("collect", "RUNNING", "COMPLETED"),
         ("write", "PENDING", "READY"),
         ("write", "READY", "RUNNING"),
+        ("draft", "UNKNOWN", "READY"),
+        ("draft", "READY", "CANCELLED"),
+        ("write", "RUNNING", "CANCELLED"),
     ]
 
 
