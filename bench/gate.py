@@ -179,8 +179,9 @@ def start_passthrough(settings: Settings) -> list[measure.Service]:
     return [measure.Service(argv, measure.child_env(settings), "pass-through")]
 
 
-def passthrough_child(settings: Settings) -> None:
-    """The ceiling: consume → produce the same bytes, one transaction per batch, as the gate's clients are set."""
+def passthrough_child(settings: Settings, inputs: Sequence[TopicSpec] = (SPAWN_REQUESTS,)) -> None:
+    """The ceiling: consume ``inputs`` → produce the same bytes, one transaction per batch, as the gate's clients
+    are set."""
     group = settings.topic_prefix + RAW_GROUP
     consumer = Consumer(
         {
@@ -196,7 +197,7 @@ def passthrough_child(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     target = settings.topic_prefix + RAW_OUT.name
-    consumer.subscribe([settings.topic_prefix + SPAWN_REQUESTS.name])
+    consumer.subscribe([settings.topic_prefix + spec.name for spec in inputs])
     while not stop.is_set():
         batch = [m for m in consumer.consume(2000, 0.005) if m.error() is None]
         if not batch:

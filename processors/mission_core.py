@@ -233,13 +233,10 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
             reason=f"Cannot add the dependency: {why}",
         )
 
-    tree = _tree_of(run, command, reject)
-    if tree is None:
+    found = _mission_of(run, command, reject)
+    if found is None:
         return
-    mission = tree.missions.get(command.mission_id)
-    if mission is None:
-        reject(_R.UNKNOWN_MISSION, f"mission {quote(command.mission_id)} is not in this tree.")
-        return
+    tree, mission = found
     if command.depends_on == command.mission_id:
         reject(_R.SELF_DEPENDENCY, f"mission {mission.mission_id} cannot depend on itself.")
         return
@@ -297,17 +294,14 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
 
 def _transition(run: _Run, command: ev.MissionTransitionRequested) -> None:
     def reject(code: ev.MissionRejection, why: str) -> None:
-        current = mission.state if mission is not None else _S.UNKNOWN
+        known = run.tree.missions.get(command.mission_id) if run.tree is not None else None
+        current = known.state if known is not None else _S.UNKNOWN
         _reject_transition(run, command.mission_id, current, command.to_state, code, why)
 
-    mission: Mission | None = None
-    tree = _tree_of(run, command, reject)
-    if tree is None:
+    found = _mission_of(run, command, reject)
+    if found is None:
         return
-    mission = tree.missions.get(command.mission_id)
-    if mission is None:
-        reject(_R.UNKNOWN_MISSION, f"mission {quote(command.mission_id)} is not in this tree.")
-        return
+    tree, mission = found
     operators = run.policy.limits.operators if run.policy is not None else []
     if not tree.active(command.requested_by) and command.requested_by not in operators:
         reject(
@@ -459,6 +453,20 @@ def _tree_of(run: _Run, command: ev.Event, reject: Callable[..., None]) -> Missi
         reject(_R.TENANT_MISMATCH, f"the agent tree {quote(tree.root_id)} belongs to another tenant.")
         return None
     return tree
+
+
+def _mission_of(
+    run: _Run, command: ev.DependencyAdded | ev.MissionTransitionRequested, reject: Callable[..., None]
+) -> tuple[MissionTree, Mission] | None:
+    """The command's tree and mission, or None after rejecting it (see :func:`_tree_of`; an unknown mission)."""
+    tree = _tree_of(run, command, reject)
+    if tree is None:
+        return None
+    mission = tree.missions.get(command.mission_id)
+    if mission is None:
+        reject(_R.UNKNOWN_MISSION, f"mission {quote(command.mission_id)} is not in this tree.")
+        return None
+    return tree, mission
 
 
 def _reject_transition(

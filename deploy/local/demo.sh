@@ -2,7 +2,8 @@
 # The demo workload, run by `make demo` after the stack is up: create the topics, publish
 # a policy, start the spawn gate and the projector in the background, show publish and tail
 # on a small tree, run a scripted mission that provokes every denial and a cascade, then
-# print the mission's lineage tree from PostgreSQL. Logs: .state/logs/{spawn-gate,projector}.log
+# run a mission plan on the mission processor, then print the lineage tree from PostgreSQL.
+# Logs: .state/logs/{spawn-gate,projector,missions}.log
 set -euo pipefail
 
 export COLUMNS="${COLUMNS:-160}"  # rich tables: wide enough for the messages when piped
@@ -19,10 +20,12 @@ agentlog topics create
 agentlog policy publish processors/policies/default.yaml
 agentlog db migrate
 
-step "start the spawn gate and the projector in the background (logs in $logs)"
+step "start the spawn gate, the projector and the mission processor in the background (logs in $logs)"
 agentlog processors run --worker-id demo >>"$logs/spawn-gate.log" 2>&1 &
 pids+=($!)
 agentlog projector run >>"$logs/projector.log" 2>&1 &
+pids+=($!)
+agentlog processors run --processor missions --worker-id demo >>"$logs/missions.log" 2>&1 &
 pids+=($!)
 
 root="cli-demo-$(date +%H%M%S)"
@@ -46,6 +49,12 @@ agentlog tail agentlog.spawn.requests agentlog.policy.decisions --filter "meta.r
 step "a scripted mission through the SDK (deploy/local/demo_mission.py)"
 python3 deploy/local/demo_mission.py
 mission="$(cat .state/demo-root)"
+
+step "a mission plan through the SDK: phases, a parallel group, a retry, a cycle refused, a cascade (deploy/local/demo_plan.py)"
+python3 deploy/local/demo_plan.py
+plan="$(cat .state/demo-plan-root)"
+step "every fact of the plan, the automatic ones included (agentlog tail agentlog.mission.events --filter meta.root_id=$plan)"
+agentlog tail agentlog.mission.events --filter "meta.root_id=$plan"
 
 step "the mission's lineage tree, from PostgreSQL (agentlog lineage tree $mission)"
 for _ in $(seq 1 30); do

@@ -107,6 +107,13 @@ def test_sdk_bench(settings: Settings) -> None:
     assert re.search(r"([1-9][\d,]*) beats/s acknowledged", out), out
 
 
+def test_missions_bench(settings: Settings) -> None:
+    """bench/missions.py prints the mission processor's facts/s next to the raw pass-through."""
+    out = run_bench(settings, "missions.py", "--trees", "10", "--missions", "8", "--rounds", "1")
+    for figure in ("raw pass-through (consume → produce, tx)", "mission processor, 1 worker (facts/s)", "goal"):
+        assert figure in out
+
+
 def test_faust_experiment(settings: Settings) -> None:
     """bench/faust_eos_check.py runs one tiny variant, prints its counts and deletes its topics."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
