@@ -228,3 +228,19 @@ class PartitionReader:
     def _raise_if_fatal(where: Where, error: KafkaError) -> None:
         if error.fatal():
             raise PartitionReadError(*where, error.str())
+
+
+def read_changelog(
+    settings: Settings, topic: str, partitions: Iterable[int], patience_s: float = 60.0
+) -> dict[int, dict[bytes, bytes | None]]:
+    """The newest value per key (None: a tombstone) of each of ``partitions`` of a processor's compacted
+    changelog, read to its stable end: a transaction still being committed is waited for, so that the state
+    matches the input offsets committed with it. Keys are in the order they first appear; keyless records are
+    skipped. Raises :class:`PartitionReadError`."""
+    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+    with PartitionReader(settings, patience_s=patience_s) as reader:
+        reader.assign((topic, p, BEGINNING) for p in latest)
+        for record in reader.read_to_end(stable=True):
+            if record.key is not None:
+                latest[record.partition][record.key] = record.value
+    return latest

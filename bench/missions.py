@@ -22,7 +22,6 @@ import argparse
 import itertools
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from agentlog import kafka_config
 from agentlog.processors.mission_core import decide
 from agentlog.processors.mission_state import MissionPartition
 from agentlog.processors.mission_worker import NAME, SOURCES
+from agentlog.processors.testing import admitted_tree
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
@@ -44,40 +44,6 @@ from agentlog.topics import MISSIONS, POLICY_DECISIONS, topic_of
 
 _S = ev.MissionState
 WORKERS = ("w0", "w1", "w2", "w3")
-
-
-def tree_facts(root: str) -> list[ev.Event]:
-    """The gate's facts a tree's missions need: its root admitted, its workers approved."""
-    meta = ev.Meta(tenant_id="acme", root_id=root, producer="bench")
-    facts: list[ev.Event] = [
-        ev.RootAdmitted(
-            meta=meta,
-            agent_id=root,
-            config="orchestrator",
-            token_budget=1,
-            spawn_budget=8,
-            policy_version=0,
-            message="",
-        )
-    ]
-    for worker in WORKERS:
-        facts.append(
-            ev.SpawnApproved(
-                meta=meta,
-                request_id=uuid.uuid4(),
-                parent_agent_id=root,
-                child_agent_id=f"{root}/{worker}",
-                child_config="worker",
-                depth=1,
-                granted_token_budget=1,
-                granted_spawn_budget=0,
-                parent_remaining_tokens=0,
-                parent_remaining_spawn_budget=0,
-                policy_version=0,
-                message="",
-            )
-        )
-    return facts
 
 
 def tree_plan(root: str, missions: int) -> list[ev.Event]:
@@ -108,7 +74,7 @@ def tree_plan(root: str, missions: int) -> list[ev.Event]:
 def plan(trees: int, missions: int) -> tuple[list[ev.Event], list[ev.Event]]:
     """The gate's facts and the mission commands of ``trees`` trees, the trees' commands interleaved step by step."""
     roots = [f"acme/plan-{t}" for t in range(trees)]
-    facts = [fact for root in roots for fact in tree_facts(root)]
+    facts = [fact for root in roots for fact in admitted_tree(root, [f"{root}/{w}" for w in WORKERS])]
     per_tree = [tree_plan(root, missions) for root in roots]
     interleaved = [c[i] for i in range(max(len(c) for c in per_tree)) for c in per_tree if i < len(c)]
     return facts, interleaved

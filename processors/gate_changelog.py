@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
+from agentlog.partition_reader import PartitionReadError, read_changelog
 from agentlog.processors.errors import GateError
 from agentlog.processors.tree_state import PartitionState, TreeState
 from agentlog.settings import Settings
@@ -205,14 +205,8 @@ def restore_partitions(
     matches the input offsets committed with it. ``timeout_s`` bounds the time without
     progress (a broker outage), not the whole restore.
     """
-    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
-    topic = changelog_topic(settings)
     try:
-        with PartitionReader(settings, patience_s=timeout_s) as reader:
-            reader.assign((topic, p, BEGINNING) for p in partitions)
-            for record in reader.read_to_end(stable=True):
-                if record.key is not None:
-                    latest[record.partition][record.key] = record.value
+        latest = read_changelog(settings, changelog_topic(settings), partitions, timeout_s)
     except PartitionReadError as e:
         raise GateError(f"restoring partitions {sorted(partitions)}: {e}") from e
     restored = {}

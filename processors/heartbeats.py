@@ -35,13 +35,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
-from agentlog.errors import DecodeError
+from agentlog.errors import AgentlogError, DecodeError
 from agentlog.processors import identity
 from agentlog.processors.cascade import Silent
+from agentlog.processors.gate_input import decode_record
+from agentlog.processors.input_merge import InputRecord
 from agentlog.processors.keyring_reader import KeyringReader
 from agentlog.processors.policy import Policy
 from agentlog.processors.tree_state import PartitionState
@@ -49,6 +51,7 @@ from agentlog.records import Record
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import HEARTBEATS
+from agentlog.watermarks import watermarks
 
 log = logging.getLogger("agentlog.processors.heartbeats")
 
@@ -218,24 +221,21 @@ class HeartbeatWatch:
             self.ledgers[partition].confirmed(asked_ms)
 
     def _end(self, partition: int) -> int | None:
-        """The partition's end now, from the broker (None: it did not answer)."""
+        """The partition's end now, from the broker (None: it did not answer within 2 s)."""
         try:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), 2, False)
-        except KafkaException:
+            return watermarks(self._consumer, self.topic, partition, timeout_s=2)[1]
+        except AgentlogError:
             return None
-        return int(high)
 
     def _take(self, ledger: HeartbeatLedger, record: Record, policy: Policy | None) -> None:
         try:
-            decoded = self._serde.decode_value(record.value or b"")
-            if decoded.full_name != ev.AgentHeartbeat.avro_name:
-                raise DecodeError(f"{decoded.full_name} is not a heartbeat")
-            beat = ev.AgentHeartbeat.model_validate(decoded.value)
-        except (DecodeError, ValueError) as e:
+            beat = decode_record(self._serde, InputRecord.of(0, record), HEARTBEATS)
+        except DecodeError as e:  # not a heartbeat, misplaced, too large
             self._ignore("undecodable", record, str(e))
             return
+        assert isinstance(beat, ev.AgentHeartbeat)
         watched = ledger.agents.get((beat.meta.root_id, beat.agent_id))
-        if watched is None or record.key != beat.meta.root_id.encode():
+        if watched is None:
             self._ignore("not watched", record, f"agent {beat.agent_id} of {beat.meta.root_id} is not watched here")
             return
         if beat.meta.tenant_id != watched.tenant_id:

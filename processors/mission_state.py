@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,12 +174,10 @@ def records_of(state: MissionPartition, changed: set[str]) -> list[tuple[bytes, 
     return records
 
 
-def restore(partition: int, records: list[tuple[bytes, bytes | None]]) -> MissionPartition:
-    """The partition state the changelog's surviving records (newest per key, in offset order) describe."""
+def restore(partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> MissionPartition:
+    """The partition state changelog records (in offset order; the newest per key counts) describe."""
     state = MissionPartition(partition=partition)
-    latest: dict[bytes, bytes | None] = {}
-    for key, value in records:
-        latest[key] = value
+    latest = dict(records)
     rows: list[tuple[str, list[Any]]] = []
     try:
         for key, value in latest.items():

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from agentlog.partition_reader import BEGINNING, PartitionReader, PartitionReadError
+from agentlog.partition_reader import PartitionReadError, read_changelog
 from agentlog.processors.errors import GateError
 from agentlog.processors.gate_input import decode_record
 from agentlog.processors.input_merge import InputRecord, MergeOrder
@@ -89,16 +89,11 @@ class MissionProcessor:
         self.policies.poll()
 
     def restore(self, partitions: list[int]) -> dict[int, MissionPartition]:
-        records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in partitions}
         try:
-            with PartitionReader(self.settings, patience_s=RESTORE_TIMEOUT_S) as reader:
-                reader.assign((self.changelog_topic, p, BEGINNING) for p in partitions)
-                for record in reader.read_to_end(stable=True):
-                    if record.key is not None:
-                        records[record.partition].append((record.key, record.value))
+            latest = read_changelog(self.settings, self.changelog_topic, partitions, RESTORE_TIMEOUT_S)
         except PartitionReadError as e:
             raise GateError(f"restoring mission partitions {sorted(partitions)}: {e}") from e
-        return {p: restore(p, rows) for p, rows in records.items()}
+        return {p: restore(p, records.items()) for p, records in latest.items()}
 
     def forget(self, partitions: list[int]) -> None:
         """Nothing is kept beside the states."""

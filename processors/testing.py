@@ -253,6 +253,27 @@ class GateScenario:
 E = TypeVar("E", bound=ev.Event)
 
 
+def admitted_tree(root_id: str, agents: list[str], tenant: str = "acme") -> list[ev.Event]:
+    """The gate's facts of a tree whose root and ``agents`` (its children) were approved: the input a processor
+    that follows the gate (the mission processor) needs, for tests and benchmarks that run no gate."""
+
+    def meta() -> ev.Meta:
+        return ev.Meta(tenant_id=tenant, root_id=root_id, producer="test")
+
+    facts: list[ev.Event] = [
+        ev.RootAdmitted(meta=meta(), agent_id=root_id, config="orchestrator", token_budget=1,
+                        spawn_budget=len(agents), policy_version=0, message="")
+    ]  # fmt: skip
+    facts += [
+        ev.SpawnApproved(meta=meta(), request_id=uuid.uuid5(_INPUTS, f"{root_id}/{agent}"), parent_agent_id=root_id,
+                         child_agent_id=agent, child_config="worker", depth=1, granted_token_budget=1,
+                         granted_spawn_budget=0, parent_remaining_tokens=0, parent_remaining_spawn_budget=0,
+                         policy_version=0, message="")
+        for agent in agents
+    ]  # fmt: skip
+    return facts
+
+
 def one(outputs: list[ev.Event], kind: type[E]) -> E:
     """The single output of type ``kind``; raises AssertionError if there is not exactly one."""
     found = [o for o in outputs if isinstance(o, kind)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from agentlog import events as ev
 from agentlog.processors.mission_core import MAX_EDGES, decide
 from agentlog.processors.mission_graph import CYCLE_NAMED
 from agentlog.processors.mission_state import MissionPartition, mission_key, records_of, restore
-from agentlog.processors.testing import small_policy
+from agentlog.processors.testing import admitted_tree, small_policy
 
 _S = ev.MissionState
 _R = ev.MissionRejection
@@ -30,10 +29,8 @@ class Missions:
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.changed: set[str] = set()
         self.records: list[tuple[bytes, bytes | None]] = []
-        self.fact(ev.RootAdmitted, agent_id="root", config="orchestrator", token_budget=1, spawn_budget=1)
-        self.fact(ev.SpawnApproved, request_id=uuid.uuid4(), parent_agent_id="root", child_agent_id="worker",
-                  child_config="worker", depth=1, granted_token_budget=1, granted_spawn_budget=0,
-                  parent_remaining_tokens=0, parent_remaining_spawn_budget=0)  # fmt: skip
+        for fact in admitted_tree(ROOT, ["worker"]):
+            self.send(fact.model_copy(update={"meta": self.meta()}))
 
     def meta(self, tenant: str = "acme") -> ev.Meta:
         self.now += timedelta(seconds=1)
@@ -61,7 +58,7 @@ class Missions:
     def depend(self, mission: str, on: str, kind: ev.DependencyKind = ev.DependencyKind.HARD) -> list[ev.Event]:
         return self.send(ev.DependencyAdded(meta=self.meta(), mission_id=mission, depends_on=on, kind=kind))
 
-    def ask(self, mission: str, to: ev.MissionState, by: str = "root", **fields: Any) -> list[ev.Event]:
+    def ask(self, mission: str, to: ev.MissionState, by: str = ROOT, **fields: Any) -> list[ev.Event]:
         request = ev.MissionTransitionRequested(meta=self.meta(), mission_id=mission, to_state=to, requested_by=by,
                                                 **fields)  # fmt: skip
         return self.send(request)

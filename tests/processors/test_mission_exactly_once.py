@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -24,6 +23,7 @@ from agentlog.processors.input_merge import DecisionPoint, InputRecord
 from agentlog.processors.mission_core import decide
 from agentlog.processors.mission_state import MissionPartition
 from agentlog.processors.mission_worker import MISSION_ORDER, SOURCES
+from agentlog.processors.testing import admitted_tree
 from agentlog.producer import Producer
 from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.topic_reader import read_partition, read_topic
@@ -49,13 +49,7 @@ def _workload(trees: int, commands_per_tree: int, seed: int) -> tuple[list[list[
         def meta(root: str = root) -> ev.Meta:
             return ev.Meta(tenant_id="acme", root_id=root, producer="test")
 
-        facts.append(ev.RootAdmitted(meta=meta(), agent_id=root, config="orchestrator", token_budget=1, spawn_budget=2,
-                                     policy_version=1, message=""))  # fmt: skip
-        for worker in ("w1", "w2"):
-            facts.append(ev.SpawnApproved(meta=meta(), request_id=uuid.uuid4(), parent_agent_id=root,
-                                          child_agent_id=f"{root}/{worker}", child_config="worker", depth=1,
-                                          granted_token_budget=1, granted_spawn_budget=0, parent_remaining_tokens=0,
-                                          parent_remaining_spawn_budget=0, policy_version=1, message=""))  # fmt: skip
+        facts += admitted_tree(root, [f"{root}/w1", f"{root}/w2"])
         commands: list[ev.Event] = []
         missions: list[str] = []
         for i in range(commands_per_tree):
