@@ -1,7 +1,7 @@
 """Turning a batch of Kafka records into the rows of one transaction (no I/O).
 
 Every record becomes one audit row, chained to the row before it in its partition.
-Records that decode and belong on their topic also feed the lineage. The others are
+Records that decode and belong on their topic also feed the lineage and the missions. The others are
 marked in their audit row and dead-lettered, except on the dead-letter topic itself,
 which holds arbitrary bytes by design: its records are audited (decoded when they can be)
 but never projected into the lineage and never dead-lettered again.
@@ -21,6 +21,7 @@ from agentlog.limits import MAX_CHARS, record_size_problem
 from agentlog.projections import audit_chain
 from agentlog.projections.jsonb import jsonb_text, prepare
 from agentlog.projections.lineage_events import LineageWrites, apply
+from agentlog.projections.mission_events import MissionWrites, apply_mission
 from agentlog.records import Headers, Record, headers_as_json
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
@@ -81,6 +82,7 @@ class Batch:
     end: dict[TopicPartition, PartitionState] = field(default_factory=dict)
     audit_rows: list[tuple[Any, ...]] = field(default_factory=list)
     lineage: LineageWrites = field(default_factory=LineageWrites)
+    missions: MissionWrites = field(default_factory=MissionWrites)
     dead_letters: list[tuple[DeadLetter, Headers | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -156,6 +158,7 @@ def _audit_row(
         text, value = prepare(value)
     if value is not None and error is None and not on_dlq:
         apply(batch.lineage, name or "", value, record.position)
+        apply_mission(batch.missions, name or "", value, record.position)
     meta: dict[str, Any] = value.get("meta", {}) if value is not None else {}
     root_id = meta.get("root_id")
     if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":

@@ -20,6 +20,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     "agent_events": ("topic", "partition", "offset"),
     "denied_spawns": ("topic", "partition", "offset"),
     "handoffs": ("topic", "partition", "offset"),
+    "missions": ("root_id", "mission_id"),
+    "mission_transitions": ("topic", "partition", "offset"),
+    "mission_dependencies": ("topic", "partition", "offset"),
+    "mission_rejections": ("topic", "partition", "offset"),
+    "mission_specs": ("topic", "partition", "offset"),
 }
 
 
@@ -29,7 +34,7 @@ def table_checksums(conn: Conn) -> dict[str, tuple[int, str]]:
     for table, key in TABLES.items():
         order = sql.SQL(", ").join(
             sql.SQL('t.{} COLLATE "C"').format(sql.Identifier(k))
-            if k in ("topic", "agent_id")
+            if k in ("topic", "agent_id", "root_id", "mission_id")
             else sql.SQL("t.{}").format(sql.Identifier(k))
             for k in key
         )

@@ -61,9 +61,9 @@ def connect(
 
 
 def require_tables(conn: Conn, schema: str) -> None:
-    """Raise :class:`NotMigratedError` unless ``schema`` holds the projection tables."""
-    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.agents",)).fetchone()
-    if row is None or row[0] is None:
+    """Raise :class:`NotMigratedError` unless ``schema`` holds the projection tables (the newest included)."""
+    row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", (f"{schema}.agents", f"{schema}.missions")).fetchone()
+    if row is None or row[0] is None or row[1] is None:
         raise NotMigratedError(schema)
 
 

@@ -27,7 +27,10 @@ class NotMigratedError(ProjectionError):
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        super().__init__(f"schema {schema!r} has no projection tables; run `agentlog db migrate --schema {schema}`")
+        super().__init__(
+            f"schema {schema!r} lacks projection tables (none, or not the newest);"
+            f" run `agentlog db migrate --schema {schema}`"
+        )
 
 
 class DatabaseUnavailableError(ProjectionError):
@@ -59,3 +62,24 @@ class UnknownAgentError(ProjectionError):
         self.as_of = as_of
         when = f" as of {as_of.isoformat()}" if as_of is not None else ""
         super().__init__(f"unknown agent {agent_id!r}{when}")
+
+
+class UnknownMissionError(ProjectionError):
+    """No mission of this id (in the tree named, if one is), or none yet at the moment asked about."""
+
+    def __init__(self, mission_id: str, root_id: str | None = None, as_of: datetime | None = None) -> None:
+        self.mission_id = mission_id
+        self.root_id = root_id
+        self.as_of = as_of
+        where = f" in tree {root_id!r}" if root_id is not None else ""
+        when = f" as of {as_of.isoformat()}" if as_of is not None else ""
+        super().__init__(f"unknown mission {mission_id!r}{where}{when}")
+
+
+class AmbiguousMissionError(ProjectionError):
+    """Several trees have a mission of this id: the question must name the tree."""
+
+    def __init__(self, mission_id: str, roots: list[str]) -> None:
+        self.mission_id = mission_id
+        self.roots = roots
+        super().__init__(f"mission {mission_id!r} is in {len(roots)} trees ({', '.join(roots)}); name one with --root")

@@ -10,7 +10,8 @@ The commit protocol of a batch (what makes each event affect the tables exactly 
    partition) violates the primary key and aborts the batch the same way.
 4. ``COPY`` the history rows (agent events, denied spawns, handoffs), then upsert the
    merged agent rows: ``COPY`` into a temporary staging table, then one ``INSERT … SELECT …
-   ON CONFLICT`` that computes paths as if the rows were upserted one by one in reading order.
+   ON CONFLICT`` that computes paths as if the rows were upserted one by one in reading order;
+   the mission rows the same way (:mod:`agentlog.projections.mission_writer`).
 5. Upsert the positions: next offset and chain head of every partition of the batch.
 6. ``COMMIT``. Only now does the caller advance its in-memory positions.
 
@@ -33,6 +34,7 @@ from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connec
 from agentlog.projections.errors import DatabaseUnavailableError, StalePositionsError
 from agentlog.projections.jsonb import jsonb_text
 from agentlog.projections.lineage_events import AgentDelta
+from agentlog.projections.mission_writer import CREATE_MISSION_STAGE, write_missions
 from agentlog.settings import Settings
 
 AGENT_EVENT_COLUMNS = (
@@ -322,6 +324,7 @@ class BatchWriter:
                 require_tables(conn, self.schema)
                 conn.execute("SET jit = off")  # compiling the batch statements costs more than running them
                 conn.execute(CREATE_AGENT_STAGE)
+                conn.execute(CREATE_MISSION_STAGE)
                 conn.commit()
                 set_json_dumps(_json_passthrough, context=conn)
             except BaseException:
@@ -381,6 +384,7 @@ class BatchWriter:
                         for i, delta in enumerate(agents):
                             copy.write_row(agent_row(i, delta))
                     cur.execute(UPSERT_AGENTS)
+                write_missions(cur, batch.missions)
                 cur.executemany(
                     UPSERT_POSITION,
                     [(t, p, s.next_offset, s.chain_head) for (t, p), s in sorted(batch.end.items())],

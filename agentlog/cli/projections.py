@@ -63,7 +63,7 @@ def _schema(schema: str) -> str:
         fail(f"--schema: {e}", EXIT_BAD_INPUT)
 
 
-def _as_of(text: str | None, option: str = "--as-of") -> datetime | None:
+def as_of_option(text: str | None, option: str = "--as-of") -> datetime | None:
     from agentlog.cli.tail import parse_since
 
     if text is None:
@@ -75,7 +75,7 @@ def _as_of(text: str | None, option: str = "--as-of") -> datetime | None:
 
 
 @contextmanager
-def _reading(schema: str) -> Iterator[Conn]:
+def reading(schema: str) -> Iterator[Conn]:
     """A read connection to ``schema``, with database trouble reported as CLI errors."""
     try:
         with connect(get_settings(), _schema(schema)) as conn:
@@ -221,7 +221,7 @@ def run_command(
 
 
 def _lineage(schema: str, query: Callable[[Lineage], T]) -> T:
-    with _reading(schema) as conn:
+    with reading(schema) as conn:
         return query(Lineage(conn))
 
 
@@ -235,7 +235,7 @@ def _agents_command(
 ) -> None:
     if output in (Output.mermaid, Output.dot):
         fail(f"--output {output.value}: only `agentlog lineage tree` draws pictures", EXIT_BAD_INPUT)
-    moment = _as_of(as_of)
+    moment = as_of_option(as_of)
     agents = _lineage(schema, lambda lineage: query(lineage, agent_id, moment))
     if output is Output.json:
         print(render.to_json(agents))
@@ -251,7 +251,7 @@ def tree_command(
     schema: Schema = DEFAULT_SCHEMA,
 ) -> None:
     """The tree under an agent: children, denied spawns and handoffs."""
-    moment = _as_of(as_of)
+    moment = as_of_option(as_of)
     tree = _lineage(schema, lambda lineage: lineage.tree(agent_id, moment))
     if output is Output.json:
         print(render.to_json(render.tree_json(tree)))
@@ -297,7 +297,7 @@ def denied_command(
     """Spawns denied in a tree, with the reason, the numbers compared and the policy version."""
     if output in (Output.mermaid, Output.dot):
         fail(f"--output {output.value}: only `agentlog lineage tree` draws pictures", EXIT_BAD_INPUT)
-    moment = _as_of(as_of)
+    moment = as_of_option(as_of)
     denied = _lineage(schema, lambda lineage: lineage.denied(root_id, moment))
     if output is Output.json:
         print(render.to_json(denied))
@@ -320,8 +320,10 @@ def audit_show_command(
     """Audit log rows, filtered by tree, agent, record type and time range, oldest first."""
     if output not in ("pretty", "json"):
         fail(f"--output {output!r}: expected pretty or json", EXIT_BAD_INPUT)
-    query = AuditFilter(root, agent, record, _as_of(since, "--since"), _as_of(until, "--until"), undecodable, limit)
-    with _reading(schema) as conn:
+    query = AuditFilter(
+        root, agent, record, as_of_option(since, "--since"), as_of_option(until, "--until"), undecodable, limit
+    )
+    with reading(schema) as conn:
         entries = show(conn, query)
     if output == "json":
         print(render.to_json(entries))
@@ -332,7 +334,7 @@ def audit_show_command(
 @audit_app.command("verify")
 def audit_verify_command(schema: Schema = DEFAULT_SCHEMA) -> None:
     """Recompute every stored hash chain from the stored rows; exit 1 on a break."""
-    with _reading(schema) as conn:
+    with reading(schema) as conn:
         breaks = verify_stored_chains(conn)
     for b in breaks:
         print(f"break: {at(b.topic, b.partition, b.offset)}: {b.problem}")

@@ -1,0 +1,149 @@
+"""Writing a batch's mission rows inside the projector's transaction (step 4 of :mod:`.writer`).
+
+History rows are ``COPY``-ed; the merged mission rows are ``COPY``-ed into a temporary staging
+table and upserted in one statement with the merge of :class:`~.mission_events.MissionDelta`
+(newest fact wins by offset, the first creation and start are kept).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from agentlog.projections.mission_events import MissionDelta, MissionWrites
+
+_WHERE = {"topic": 'text COLLATE "C"', "partition": "integer", "offset": "bigint"}
+TRANSITION_COLUMNS = {
+    **_WHERE,
+    "event_id": "uuid",
+    "causation_id": "uuid",
+    "root_id": "text",
+    "tenant_id": "text",
+    "mission_id": "text",
+    "from_state": "text",
+    "to_state": "text",
+    "attempt": "integer",
+    "agent_id": "text",
+    "reason": "text",
+    "result_summary": "text",
+    "quality_score": "double precision",
+    "policy_version": "integer",
+    "occurred_at": "timestamptz",
+}
+DEPENDENCY_COLUMNS = {
+    **_WHERE,
+    "root_id": "text",
+    "tenant_id": "text",
+    "mission_id": "text",
+    "depends_on": "text",
+    "kind": "text",
+    "policy_version": "integer",
+    "occurred_at": "timestamptz",
+}
+REJECTION_COLUMNS = {
+    **_WHERE,
+    "causation_id": "uuid",
+    "root_id": "text",
+    "tenant_id": "text",
+    "mission_id": "text",
+    "record_name": "text",
+    "from_state": "text",
+    "to_state": "text",
+    "depends_on": "text",
+    "kind": "text",
+    "reason_code": "text",
+    "reason": "text",
+    "cycle": "jsonb",
+    "policy_version": "integer",
+    "occurred_at": "timestamptz",
+}
+SPEC_COLUMNS = {
+    **_WHERE,
+    "event_id": "uuid",
+    "root_id": "text",
+    "tenant_id": "text",
+    "mission_id": "text",
+    "parent_mission_id": "text",
+    "title": "text",
+    "description": "text",
+    "priority": "text",
+    "deadline": "timestamptz",
+    "owner_agent_id": "text",
+    "max_attempts": "integer",
+    "occurred_at": "timestamptz",
+}
+MISSION_COLUMNS = {
+    "root_id": "text",
+    "mission_id": "text",
+    "tenant_id": "text",
+    "state": "text",
+    "attempt": "integer",
+    "agent_id": "text",
+    "result_summary": "text",
+    "quality_score": "double precision",
+    "policy_version": "integer",
+    "spec_event_id": "uuid",
+    "created_at": "timestamptz",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "updated_at": "timestamptz",
+    **_WHERE,
+}
+_COPY_TYPE = {"integer": "int4", "bigint": "int8", "double precision": "float8", 'text COLLATE "C"': "text"}
+
+MISSION_STAGE = "projector_mission_stage"
+CREATE_MISSION_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {MISSION_STAGE} ("
+    + ", ".join(f'"{c}" {t}' for c, t in MISSION_COLUMNS.items())
+    + ") ON COMMIT DELETE ROWS"
+)
+_NEWEST = {"state", "attempt", "policy_version", "tenant_id", "updated_at", "topic", "partition", "offset"}
+_MERGE = {
+    "spec_event_id": "COALESCE(m.spec_event_id, EXCLUDED.spec_event_id)",
+    "created_at": "COALESCE(m.created_at, EXCLUDED.created_at)",
+    "started_at": "COALESCE(m.started_at, EXCLUDED.started_at)",
+    "finished_at": "CASE WHEN EXCLUDED.state = 'ARCHIVED' THEN COALESCE(EXCLUDED.finished_at, m.finished_at)"
+    " ELSE EXCLUDED.finished_at END",
+    "agent_id": "COALESCE(EXCLUDED.agent_id, m.agent_id)",
+    "result_summary": "CASE WHEN EXCLUDED.result_summary <> '' THEN EXCLUDED.result_summary ELSE m.result_summary END",
+    "quality_score": "COALESCE(EXCLUDED.quality_score, m.quality_score)",
+    **{c: f'EXCLUDED."{c}"' for c in _NEWEST},
+}
+UPSERT_MISSIONS = (
+    "INSERT INTO missions AS m ("
+    + ", ".join(f'"{c}"' for c in MISSION_COLUMNS)
+    + ") SELECT "
+    + ", ".join(f'"{c}"' for c in MISSION_COLUMNS)
+    + f" FROM {MISSION_STAGE} ON CONFLICT (root_id, mission_id) DO UPDATE SET "
+    + ", ".join(f'"{c}" = {_MERGE[c]}' for c in MISSION_COLUMNS if c not in ("root_id", "mission_id"))
+    + ' WHERE EXCLUDED."offset" > m."offset"'
+)
+
+
+def mission_row(delta: MissionDelta) -> tuple[object, ...]:
+    """The staging row (:data:`MISSION_COLUMNS`) of one merged mission delta."""
+    return tuple(getattr(delta, c) for c in MISSION_COLUMNS)
+
+
+def _copy(cur: psycopg.Cursor[TupleRow], table: str, columns: dict[str, str], rows: list[tuple[object, ...]]) -> None:
+    if not rows:
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with cur.copy(statement) as copy:
+        copy.set_types([_COPY_TYPE.get(t, t) for t in columns.values()])
+        for row in rows:
+            copy.write_row(row)
+
+
+def write_missions(cur: psycopg.Cursor[TupleRow], writes: MissionWrites) -> None:
+    """Copy the history rows of ``writes`` and upsert its mission rows (inside the caller's transaction)."""
+    _copy(cur, "mission_transitions", TRANSITION_COLUMNS, writes.transitions)
+    _copy(cur, "mission_dependencies", DEPENDENCY_COLUMNS, writes.dependencies)
+    _copy(cur, "mission_rejections", REJECTION_COLUMNS, writes.rejections)
+    _copy(cur, "mission_specs", SPEC_COLUMNS, writes.specs)
+    if writes.missions:
+        _copy(cur, MISSION_STAGE, MISSION_COLUMNS, [mission_row(d) for d in writes.missions.values()])
+        cur.execute(UPSERT_MISSIONS)
