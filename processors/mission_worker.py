@@ -34,6 +34,7 @@ from agentlog.processors.runtime import (
     RuntimeConfig,
     Unreadable,
 )
+from agentlog.events import Event
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
@@ -56,6 +57,14 @@ MISSION_ORDER = MergeOrder(ranks=(1, 0))
 _FACTS = 1
 """The source index of the gate's facts."""
 _HANDLED_NAMES = frozenset(t.avro_name for t in HANDLED)
+
+
+def decode_mission_input(serde: Serde, record: InputRecord) -> Event | None:
+    """The event an input of the mission processor holds, or None for a gate fact that moves no mission (not
+    decoded further); raises :class:`~agentlog.errors.DecodeError` as :func:`decode_record` does."""
+    if record.source == _FACTS and serde.record_name(record.value or b"") not in _HANDLED_NAMES:
+        return None
+    return decode_record(serde, record, SOURCES[record.source])
 
 
 @dataclass
@@ -100,11 +109,11 @@ class MissionProcessor:
 
     def decide(self, state: MissionPartition, record: InputRecord) -> Decided:
         try:
-            if record.source == _FACTS and self.serde.record_name(record.value or b"") not in _HANDLED_NAMES:
-                return Decided([], set())  # a gate fact that moves no mission: not decoded further
-            event = decode_record(self.serde, record, SOURCES[record.source])
+            event = decode_mission_input(self.serde, record)
         except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
             raise Unreadable(str(e)) from e
+        if event is None:
+            return Decided([], set())
         outputs, changed = decide(state, event, self.policies.current)
         return Decided(outputs, changed)
 

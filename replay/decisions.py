@@ -71,7 +71,7 @@ from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde, to_jsonable
 
-_NEVER = 2**63 - 1
+NEVER = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,13 @@ class Outcome:
     replayed: list[dict[str, Any]]
     """The decisions of the replay (JSON-ready)."""
     note: str = ""
+    processor: str = "gate"
+    """Whose decisions: ``gate`` or ``missions``."""
 
     def as_json(self) -> dict[str, Any]:
         """The outcome as JSON."""
         return {
+            "processor": self.processor,
             "partition": self.partition,
             "cause": self.cause.as_json(),
             "status": self.status,
@@ -168,7 +171,9 @@ class DecisionReport:
 
 
 @dataclass
-class _Group:
+class RecordedGroup:
+    """Recorded outputs of one cause, consecutive in their topic."""
+
     cause: Cause
     key: tuple[str, Any]
     records: list[tuple[Record, dict[str, Any], str]]
@@ -203,11 +208,11 @@ class _Context:
     keyring: int
 
     @classmethod
-    def of(cls, group: _Group) -> _Context:
+    def of(cls, group: RecordedGroup) -> _Context:
         return cls(group.core, group.keyring)
 
 
-def _silent(group: _Group) -> dict[tuple[str, str], int | None]:
+def _silent(group: RecordedGroup) -> dict[tuple[str, str], int | None]:
     """The agents a recorded tick timed out for missed heartbeats, with their last beat (µs): the watch's word,
     which the log does not otherwise hold (beats are not kept)."""
     silent: dict[tuple[str, str], int | None] = {}
@@ -220,6 +225,9 @@ def _silent(group: _Group) -> dict[tuple[str, str], int | None]:
 
 class DecisionReplay:
     """Re-runs the gate over a :class:`LogSource`; :meth:`run` returns the report."""
+
+    processor = "gate"
+    """Whose decisions this replay proves (named in each :class:`Outcome`)."""
 
     def __init__(
         self,
@@ -251,7 +259,7 @@ class DecisionReplay:
     def run(self, partitions: list[int] | None = None) -> DecisionReport:
         """Replay ``partitions`` (default: all of the source, or the selected tree's)."""
         if partitions is None:
-            partitions = self.source.partitions()
+            partitions = self.partitions_in(self.source)
             if self.root_id is not None:
                 from agentlog.partitioning import partition_of
 
@@ -260,6 +268,11 @@ class DecisionReplay:
             self._partition(partition)
             self.report.partitions += 1
         return self.report
+
+    @staticmethod
+    def partitions_in(source: LogSource) -> list[int]:
+        """The partitions of ``source`` this replay walks."""
+        return source.partitions()
 
     # -- one partition ------------------------------------------------------------------
 
@@ -292,11 +305,11 @@ class DecisionReplay:
                 self._count(group)
                 self._outcome(partition, group.cause, "orphan", group, [], note)
             on_the_way = _Context.of(group)
-        self._feed(state, inputs.until(_NEVER), decided, on_the_way)
+        self._feed(state, inputs.until(NEVER), decided, on_the_way)
 
-    def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[_Group]:
+    def _groups(self, partition: int, records: Iterator[Record]) -> Iterator[RecordedGroup]:
         """The recorded decisions in consecutive groups of one cause."""
-        current: _Group | None = None
+        current: RecordedGroup | None = None
         for record in records:
             try:
                 decoded = self.serde.decode_value(record.value or b"")
@@ -307,7 +320,7 @@ class DecisionReplay:
                     current = None
                 cause = Cause("input", position=str(record))
                 self.report.outcomes.append(
-                    Outcome(partition, cause, "undecodable", [{"_position": str(record)}], [], str(e))
+                    Outcome(partition, cause, "undecodable", [{"_position": str(record)}], [], str(e), self.processor)
                 )
                 continue
             value, name = decoded.value, decoded.full_name
@@ -326,7 +339,7 @@ class DecisionReplay:
             else:
                 cause = Cause("tick", at=meta["occurred_at"], root_id=meta.get("root_id"))
             version = value.get("policy_version")
-            current = _Group(cause, key, [(record, value, name)], int(version) if version is not None else None)
+            current = RecordedGroup(cause, key, [(record, value, name)], int(version) if version is not None else None)
         if current is not None:
             yield current
 
@@ -336,7 +349,7 @@ class DecisionReplay:
         inputs: Iterator[InputRecord],
         decided: dict[int, int] | None,
         context: _Context,
-        target: _Group | None = None,
+        target: RecordedGroup | None = None,
     ) -> InputRecord | None:
         """Decide ``inputs`` as ``context`` says, up to ``target``'s input (decided with the target's context
         and returned when found; the rest is left unread)."""
@@ -379,7 +392,7 @@ class DecisionReplay:
             return self.what_if
         return self.policies.in_force_at(record.timestamp_ms)
 
-    def _policy(self, partition: int, group: _Group, record: InputRecord | None) -> Policy | None:
+    def _policy(self, partition: int, group: RecordedGroup, record: InputRecord | None) -> Policy | None:
         if self.what_if is not None:
             return self.what_if
         if group.version is None:
@@ -390,9 +403,9 @@ class DecisionReplay:
 
     # -- comparing ----------------------------------------------------------------------
 
-    def _compare(self, partition: int, group: _Group, replayed: list[Event]) -> None:
+    def _compare(self, partition: int, group: RecordedGroup, replayed: list[Event]) -> None:
         if self.root_id is not None and group.cause.kind == "tick":  # a tick spans trees: keep the selected one's
-            group = _Group(
+            group = RecordedGroup(
                 Cause("tick", at=group.cause.at, root_id=self.root_id),
                 group.key,
                 [(r, v, n) for r, v, n in group.records if v["meta"]["root_id"] == self.root_id],
@@ -425,19 +438,25 @@ class DecisionReplay:
         else:
             self._outcome(partition, group.cause, "changed", group, replayed)
 
-    def _count(self, group: _Group) -> None:
+    def _count(self, group: RecordedGroup) -> None:
         if self.root_id is None or group.cause.root_id == self.root_id:
             self.report.groups += 1
             self.report.recorded += len(group.records)
 
     def _outcome(
-        self, partition: int, cause: Cause, status: str, group: _Group | None, replayed: list[Event], note: str = ""
+        self,
+        partition: int,
+        cause: Cause,
+        status: str,
+        group: RecordedGroup | None,
+        replayed: list[Event],
+        note: str = "",
     ) -> None:
         if self.root_id is not None and cause.root_id != self.root_id:
             return
         recorded = [{"_record": n, "_position": str(r), **to_jsonable(v)} for r, v, n in group.records] if group else []
         replayed_json = [{"_record": e.avro_name, **to_jsonable(e.model_dump())} for e in replayed]
-        self.report.outcomes.append(Outcome(partition, cause, status, recorded, replayed_json, note))
+        self.report.outcomes.append(Outcome(partition, cause, status, recorded, replayed_json, note, self.processor))
 
 
 _NOT_OUTCOME = frozenset({"policy_version", "checks", "message"})

@@ -1,7 +1,9 @@
 """Where a decision replay reads the recorded log from: Kafka, or an export file (golden logs).
 
 Both give, per partition, the spawn gate's inputs as one stream per input topic and the
-recorded decisions (with their headers, where the source kept them), in offset order.
+recorded decisions (with their headers, where the source kept them), in offset order; and
+any catalogue topic's partition, with a consumer group's committed offsets, for the other
+processors' replays.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from agentlog import kafka_config
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
 from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
-from agentlog.replay.topic_reader import partitions_of, read_optional_topic, read_partition, read_topic
+from agentlog.replay.topic_reader import (
+    existing_partitions,
+    partitions_of,
+    read_optional_topic,
+    read_partition,
+    read_topic,
+)
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, KEYRING, POLICY_CONFIG, POLICY_DECISIONS, SPAWN_REQUESTS
@@ -52,6 +60,19 @@ class LogSource(Protocol):
 
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
         """Per input source, the offset up to which (excluded) the gate has committed its decisions; None: all."""
+        ...
+
+    def topic_partitions(self, base: str) -> list[int]:
+        """The partitions of the catalogue topic ``base`` (unprefixed) that the log may hold records of."""
+        ...
+
+    def records(self, base: str, partition: int) -> Iterator[Record]:
+        """The records of one partition of the catalogue topic ``base`` (unprefixed), in offset order."""
+        ...
+
+    def committed(self, group: str, bases: tuple[str, ...], partition: int) -> dict[int, int] | None:
+        """Per topic of ``bases`` (by index), the offset consumer group ``group`` (unprefixed) committed on
+        ``partition``: below it, the processor's outputs are written; None: everything is (an export)."""
         ...
 
 
@@ -115,6 +136,22 @@ class KafkaLog:
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
         return {source: self._committed.get((source, partition), 0) for source in (REQUESTS, LIFECYCLE)}
 
+    def topic_partitions(self, base: str) -> list[int]:
+        return existing_partitions(self.settings, self.settings.topic_prefix + base)
+
+    def records(self, base: str, partition: int) -> Iterator[Record]:
+        return read_partition(self.settings, self.settings.topic_prefix + base, partition)
+
+    def committed(self, group: str, bases: tuple[str, ...], partition: int) -> dict[int, int] | None:
+        prefix = self.settings.topic_prefix
+        consumer = Consumer(kafka_config.reader(self.settings, prefix + group))
+        try:
+            found = committed_offsets(consumer, [TopicPartition(prefix + base, partition) for base in bases])
+        finally:
+            consumer.close()
+        offsets = {tp.topic: max(tp.offset, 0) for tp in found}
+        return {i: offsets.get(prefix + base, 0) for i, base in enumerate(bases)}
+
 
 LEGACY_TREE_PARTITIONS = 6
 """The tree partition count of exports whose manifest does not record one (it was fixed at 6 then)."""
@@ -133,10 +170,10 @@ class ExportLog:
         self.decisions_topic = prefix + POLICY_DECISIONS.name
         self.policy_topic = prefix + POLICY_CONFIG.name
         self.keyring_topic = prefix + KEYRING.name
+        self.prefix = prefix
         self._partition_count = int(manifest.get("tree_partitions") or LEGACY_TREE_PARTITIONS)
-        self._partitions = sorted(
-            {int(p["partition"]) for p in manifest.get("partitions", []) if p["topic"] == self.requests}
-        )
+        self._listed = [(str(p["topic"]), int(p["partition"])) for p in manifest.get("partitions", [])]
+        self._partitions = self.topic_partitions(SPAWN_REQUESTS.name)
 
     def _records(self, topic: str, partition: int | None = None) -> Iterator[Record]:
         for _, line in read_lines(self.path, self.encoding):
@@ -164,4 +201,13 @@ class ExportLog:
         return self._records(self.keyring_topic)
 
     def decided_up_to(self, partition: int) -> dict[int, int] | None:
+        return None
+
+    def topic_partitions(self, base: str) -> list[int]:
+        return sorted({p for t, p in self._listed if t == self.prefix + base})
+
+    def records(self, base: str, partition: int) -> Iterator[Record]:
+        return self._records(self.prefix + base, partition)
+
+    def committed(self, group: str, bases: tuple[str, ...], partition: int) -> dict[int, int] | None:
         return None

@@ -13,10 +13,14 @@ from agentlog.processors import CLOCK_MARGIN_MS, Policy
 from agentlog.records import Record
 from agentlog.replay.decisions import DecisionReplay, DecisionReport
 from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
+from agentlog.replay.mission_decisions import MissionReplay
 from agentlog.replay.policies import PolicyHistory, add_from_audit, resolve_policy_name
 from agentlog.replay.progress import Progress
 from agentlog.serde import Serde
 from agentlog.settings import Settings
+
+REPLAYS: dict[str, type[DecisionReplay]] = {"gate": DecisionReplay, "missions": MissionReplay}
+"""The processors whose decisions a replay proves, by name."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,11 @@ class _Plan:
     """For the wire format of a Kafka log; None for an export file."""
     progress: bool
     clock_margin_ms: int = CLOCK_MARGIN_MS
+    processor: str = "gate"
 
     def run(self, partitions: list[int]) -> DecisionReport:
         serde = Serde.from_settings(self.settings) if self.settings is not None else Serde()
-        replay = DecisionReplay(
+        replay = REPLAYS[self.processor](
             self.source,
             self.history,
             keyring=KeyringHistory(self.keyring, serde),
@@ -44,7 +49,7 @@ class _Plan:
             root_id=self.root_id,
             serde=serde,
             clock_margin_ms=self.clock_margin_ms,
-            progress=Progress(f"decisions {partitions}", enabled=self.progress),
+            progress=Progress(f"{self.processor} decisions {partitions}", enabled=self.progress),
         )
         return replay.run(partitions)
 
@@ -64,8 +69,10 @@ def decisions_report(
     progress: bool = False,
     workers: int = 1,
     clock_margin_ms: int = CLOCK_MARGIN_MS,
+    processor: str = "gate",
 ) -> DecisionReport:
-    """Replay the gate over Kafka (or the export file ``log``) and compare with its recorded decisions.
+    """Replay ``processor`` (``gate`` or ``missions``: :data:`REPLAYS`) over Kafka (or the export file ``log``) and
+    compare with its recorded decisions.
 
     The policy is the one the decisions name (``policy_name`` overrides; logs written before
     decisions named it fall back to the only policy published). Its versions come from the
@@ -82,8 +89,9 @@ def decisions_report(
         add_from_audit(history, settings, schema)
     wire = settings if log is None else None
     keyring = tuple(source.keyring_records())
-    plan = _Plan(source, history, keyring, what_if, root_id, wire, progress, clock_margin_ms)
-    partitions = source.partitions() if root_id is None else [partition_of(root_id, source.partition_count())]
+    plan = _Plan(source, history, keyring, what_if, root_id, wire, progress, clock_margin_ms, processor)
+    every = REPLAYS[processor].partitions_in(source)
+    partitions = every if root_id is None else [partition_of(root_id, source.partition_count())]
     if workers <= 1 or len(partitions) <= 1:
         return plan.run(partitions)
     report = DecisionReport(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +19,7 @@ from agentlog.replay.errors import ExportFormatError, SelectionError
 from agentlog.settings import get_settings
 
 if TYPE_CHECKING:
+    from agentlog.replay.decisions import DecisionReport
     from agentlog.replay.signatures import SignatureReport
     from agentlog.replay.verify import VerifyReport
 
@@ -228,6 +230,17 @@ def rebuild_command(
     print(f"every table of {report.live} equals its rebuild from Kafka")
 
 
+class Processor(StrEnum):
+    """Whose recorded decisions ``replay decisions`` proves."""
+
+    all = "all"
+    gate = "gate"
+    missions = "missions"
+
+
+_PROCESSOR_NAMES = {"gate": "spawn gate", "missions": "mission processor"}
+
+
 @app.command("decisions")
 def decisions_command(
     root: Annotated[str | None, typer.Option(help="Only the decisions of this tree.")] = None,
@@ -245,6 +258,10 @@ def decisions_command(
     schema: Annotated[str, typer.Option(help="Schema whose audit table holds compacted policy versions.")] = (
         DEFAULT_SCHEMA
     ),
+    processor: Annotated[
+        Processor,
+        typer.Option("--processor", help="Whose decisions: the spawn gate's, the mission processor's, or all."),
+    ] = Processor.all,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the partitions.")] = 1,
     clock_margin_ms: Annotated[
         int, typer.Option(min=0, help="The gate's --clock-margin-ms (where its timer ticks fall among the inputs).")
@@ -252,9 +269,9 @@ def decisions_command(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Re-run the spawn gate over the recorded inputs; prove every recorded decision, or show a what-if."""
+    """Re-run the processors' pure cores over the recorded inputs; prove every recorded decision, or show a what-if."""
     from agentlog.processors.policy import load_policy
-    from agentlog.replay.render import decision_report_text
+    from agentlog.replay.decisions import DecisionReport
     from agentlog.replay.runs import decisions_report
 
     what_if = None
@@ -265,43 +282,63 @@ def decisions_command(
             fail(str(e), EXIT_BAD_INPUT)
     if log is not None and not log.is_file():
         fail(f"--log {log}: no such file", EXIT_BAD_INPUT)
+    names = ["gate", "missions"] if processor is Processor.all else [processor.value]
+    reports: dict[str, DecisionReport] = {}
     try:
-        report = decisions_report(
-            get_settings() if log is not None else kafka_settings(),
-            log=log,
-            what_if=what_if,
-            root_id=root,
-            policy_name=policy_name,
-            schema=_schema(schema),
-            progress=not quiet,
-            workers=workers,
-            clock_margin_ms=clock_margin_ms,
-        )
+        for name in names:
+            reports[name] = decisions_report(
+                get_settings() if log is not None else kafka_settings(),
+                log=log,
+                what_if=what_if,
+                root_id=root,
+                policy_name=policy_name,
+                schema=_schema(schema),
+                progress=not quiet,
+                workers=workers,
+                clock_margin_ms=clock_margin_ms,
+                processor=name,
+            )
     except ExportFormatError as e:
         fail(str(e), EXIT_BAD_INPUT)
     except AgentlogError as e:
         fail_for(e)
-    if root is not None and report.inputs == 0 and report.recorded == 0:
+    total = DecisionReport(what_if=reports[names[0]].what_if, policy_versions=reports[names[0]].policy_versions)
+    for report in reports.values():
+        total.merge(report)
+    if root is not None and total.inputs == 0 and total.recorded == 0:
         fail(f"no inputs or decisions of tree {root!r} on these topics: nothing to prove", EXIT_FAILURE)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "what_if": report.what_if,
-                    "clean": report.clean,
-                    "partitions": report.partitions,
-                    "inputs": report.inputs,
-                    "recorded": report.recorded,
-                    "reproduced": report.reproduced,
-                    "pending": report.pending,
-                    "policy_versions": report.policy_versions,
-                    "outcomes": [o.as_json() for o in report.outcomes],
-                },
-                indent=2,
-                default=str,
-            )
+    _print_reports(total, reports, as_json)
+    if total.what_if is None and not total.clean:
+        whose = ", ".join(f"{_PROCESSOR_NAMES[n]} {len(r.outcomes)}" for n, r in reports.items())
+        fail(
+            f"{len(total.outcomes)} recorded decisions are not reproduced by the processors' cores ({whose})",
+            EXIT_FAILURE,
         )
-    else:
+
+
+def _print_reports(total: DecisionReport, reports: dict[str, DecisionReport], as_json: bool) -> None:
+    from agentlog.replay.render import decision_report_text
+
+    if as_json:
+        document = _report_json(total)
+        document["processors"] = {name: _report_json(report) for name, report in reports.items()}
+        print(json.dumps(document, indent=2, default=str))
+        return
+    for name, report in reports.items():
+        if len(reports) > 1:
+            print(f"{_PROCESSOR_NAMES[name]}:")
         print("\n".join(decision_report_text(report)))
-    if report.what_if is None and not report.clean:
-        fail(f"{len(report.outcomes)} recorded decisions are not reproduced by the gate's core", EXIT_FAILURE)
+
+
+def _report_json(report: DecisionReport) -> dict[str, object]:
+    return {
+        "what_if": report.what_if,
+        "clean": report.clean,
+        "partitions": report.partitions,
+        "inputs": report.inputs,
+        "recorded": report.recorded,
+        "reproduced": report.reproduced,
+        "pending": report.pending,
+        "policy_versions": report.policy_versions,
+        "outcomes": [o.as_json() for o in report.outcomes],
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +15,7 @@ from agentlog import kafka_config
 from agentlog.client import AgentlogClient
 from agentlog.dead_letters import STAGE
 from agentlog.handles import OutcomeStatus
+from agentlog.replay.runs import decisions_report
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
 from agentlog.topics import DLQ, MISSION_EVENTS, MISSIONS
@@ -89,6 +93,18 @@ def test_missions_are_answered_and_follow_their_agents(settings: Settings, missi
         ("draft", "READY", "CANCELLED"),
         ("write", "RUNNING", "CANCELLED"),
     ]
+    report = decisions_report(settings, root_id=tree, processor="missions")  # replay proves the facts on Kafka
+    assert report.outcomes == [] and report.reproduced == report.recorded == 17  # 13 transitions, 4 answers
+    env = {
+        **os.environ,
+        "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    both = subprocess.run([sys.executable, "-m", "agentlog.cli.main", "replay", "decisions", "--root", tree, "-q"],
+                          env=env, check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert both.stdout.count("every recorded decision reproduced byte for byte") == 2
+    assert "mission processor:" in both.stdout
 
 
 @pytest.mark.timeout(300)

@@ -11,9 +11,9 @@ from agentlog import events as ev
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import POLICY_DECISIONS
+from agentlog.topics import MISSION_EVENTS, MISSIONS, POLICY_DECISIONS
 
-from .scenarios import REQUESTS, Script, play
+from .scenarios import MISSION_COMMANDS, REQUESTS, Script, play
 
 _ANSWERS = (ev.SpawnApproved, ev.SpawnDenied, ev.RootAdmitted, ev.RootRejected, ev.BudgetToppedUp, ev.TopUpDenied)
 
@@ -25,8 +25,23 @@ def answered(settings: Settings) -> int:
     return sum(isinstance(serde.decode(r.value or b""), _ANSWERS) for r in read_topic(settings, topic))
 
 
-def run_scenario(settings: Settings, script: Script, worker_id: str = "replay-tests") -> None:
-    """Play ``script`` against a gate worker until every request is answered and the last deadlines passed."""
+def mission_answers(settings: Settings) -> int:
+    """How many mission commands the mission processor has answered (facts naming a command as their cause)."""
+    serde = Serde()
+    commands = {
+        str(e.meta.event_id)
+        for r in read_topic(settings, settings.topic_prefix + MISSIONS.name)
+        if isinstance(e := serde.decode(r.value or b""), MISSION_COMMANDS)
+    }
+    facts = read_topic(settings, settings.topic_prefix + MISSION_EVENTS.name)
+    return len(commands & {str(serde.decode(r.value or b"").meta.causation_id) for r in facts})
+
+
+def run_scenario(
+    settings: Settings, script: Script, worker_id: str = "replay-tests", processors: tuple[str, ...] = ()
+) -> None:
+    """Play ``script`` against a gate worker (and ``processors``' workers) until every request is answered and the
+    last deadlines passed."""
     env = {
         **os.environ,
         "AGENTLOG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -34,6 +49,7 @@ def run_scenario(settings: Settings, script: Script, worker_id: str = "replay-te
     }
     command = [sys.executable, "-m", "agentlog.cli.main", "processors", "run", f"--worker-id={worker_id}"]
     gate = subprocess.Popen([*command, "--log-level=ERROR"], env=env)
+    others = [subprocess.Popen([*command, f"--processor={name}", "--log-level=ERROR"], env=env) for name in processors]
 
     def settle(expected: int) -> None:
         deadline = time.monotonic() + 90
@@ -46,6 +62,14 @@ def run_scenario(settings: Settings, script: Script, worker_id: str = "replay-te
         play(settings, script, settle)
         settle(sum(isinstance(e, REQUESTS) for step in script.steps for e in step.events))
         time.sleep(2.5)  # timer ticks after the last input
+        commands = sum(isinstance(e, MISSION_COMMANDS) for step in script.steps for e in step.events)
+        deadline = time.monotonic() + 90
+        while processors and (done := mission_answers(settings)) < commands:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the mission processor answered {done} of {commands} commands")
+            time.sleep(0.5)
     finally:
-        gate.terminate()
-        gate.wait(60)
+        for worker in (gate, *others):
+            worker.terminate()
+        for worker in (gate, *others):
+            worker.wait(60)

@@ -1,4 +1,5 @@
-"""Record the golden logs: run the real spawn gate over each scenario and export what it decided.
+"""Record the golden logs: run the real spawn gate (and the other processors a scenario names) over each
+scenario and export what they decided.
 
     python -m tests.replay.record_golden [denials lifecycle]
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from agentlog.keyring import KeyringHistory
 from agentlog.replay.decisions import DecisionReplay
 from agentlog.replay.export import export
 from agentlog.replay.log_source import ExportLog
+from agentlog.replay.mission_decisions import MissionReplay
 from agentlog.replay.policies import PolicyHistory
 from agentlog.replay.selection import Selection
 from agentlog.serde import Serde
@@ -27,7 +28,7 @@ from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
 
 from .gate_run import run_scenario
-from .scenarios import SCENARIOS, Script
+from .scenarios import PROCESSORS, SCENARIOS, Script
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 
@@ -35,16 +36,16 @@ GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 def record(name: str, script: Script, base: Settings) -> Path:
     settings = base.model_copy(update={"topic_prefix": f"golden-{name}-{int(time.time())}."})
     ensure_topics(settings)
-    run_scenario(settings, script)
+    run_scenario(settings, script, processors=PROCESSORS.get(name, ()))
     path = GOLDEN / f"{name}.jsonl"
     manifest = export(settings, Selection(), path)
     history = PolicyHistory("default")
     log = ExportLog(path)
     history.add_records(log.policy_records(), Serde())
     report = DecisionReplay(log, history, keyring=KeyringHistory(log.keyring_records(), Serde())).run()
-    kinds = Counter(
-        f"{n.rsplit('.', 1)[-1]}" for n, c in manifest.counts.items() for _ in range(c) if ".decision." in n
-    )
+    if report.clean:
+        report = MissionReplay(log, history).run()
+    kinds = {n.rsplit(".", 1)[-1]: c for n, c in manifest.counts.items() if ".decision." in n or ".mission." in n}
     print(f"{name}: {manifest.records} records, decisions {dict(kinds)}; replay clean: {report.clean}")
     if not report.clean:
         raise SystemExit(f"{name}: the recording does not replay: {report.outcomes[:3]}")

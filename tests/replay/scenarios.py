@@ -318,13 +318,110 @@ def signatures() -> Script:
     return s
 
 
+def missions() -> Script:  # noqa: PLR0915  (a script reads best as one list of steps)
+    """The mission processor's every transition and rejection reason, a retry cycle to exhaustion (an attempt lost
+    with its agent among them), a blocked chain, a cancelled subtree and archiving; the gate runs the agents."""
+    s = Script("missions")
+    s.policy(policy_version(1, operators=["operator"]))
+    s.pause(3.0)
+    r = s.root("golden-missions", 300_000, 20)
+    w1 = s.spawn(r, r, "researcher", 20_000)
+    w2 = s.spawn(r, r, "coder", 20_000)
+    w3 = s.spawn(r, r, "reviewer", 20_000)
+    s.pause(1.5)  # the gate admits the agents before the missions name them
+
+    def create(mission: str, parent: str | None = None, root: str = r, tenant: str | None = None, **kw: Any) -> None:
+        task = ev.TaskSpec(title=f"{mission or 'nameless'} work")
+        s.publish(ev.MissionCreated(meta=s.meta(root, tenant), mission_id=mission, parent_mission_id=parent,
+                                    task=task, **kw))  # fmt: skip
+
+    def depend(mission: str, on: str, kind: ev.DependencyKind = ev.DependencyKind.HARD) -> None:
+        s.publish(ev.DependencyAdded(meta=s.meta(r), mission_id=mission, depends_on=on, kind=kind))
+
+    def ask(mission: str, to: ev.MissionState, by: str = r, **kw: Any) -> None:
+        s.publish(ev.MissionTransitionRequested(meta=s.meta(r), mission_id=mission, to_state=to, requested_by=by,
+                                                **kw))  # fmt: skip
+
+    m = ev.MissionState
+    for mission in ("plan", "build", "test", "ship", "docs"):
+        create(mission)  # UNKNOWN -> READY
+    depend("build", "plan")  # READY -> PENDING
+    depend("test", "build")
+    depend("ship", "test")
+    depend("ship", "docs", ev.DependencyKind.SOFT)
+    depend("plan", "plan")  # SELF_DEPENDENCY
+    depend("plan", "nowhere")  # UNKNOWN_DEPENDENCY
+    depend("build", "plan")  # DUPLICATE_DEPENDENCY
+    depend("plan", "ship")  # DEPENDENCY_CYCLE: plan -> ship -> test -> build -> plan
+    create("build")  # DUPLICATE_MISSION
+    create("")  # INVALID_REQUEST
+    create("zero", max_attempts=0)  # INVALID_REQUEST
+    create("orphan", parent="nowhere")  # UNKNOWN_PARENT
+    create("owned", owner_agent_id="stranger")  # NOT_AN_ACTIVE_AGENT
+    create("lost", root="golden-missions-nowhere")  # UNKNOWN_TREE
+    create("forged", tenant="evil")  # TENANT_MISMATCH
+    ask("nowhere", m.RUNNING)  # UNKNOWN_MISSION
+    ask("plan", m.COMPLETED)  # NOT_ALLOWED: not running
+    ask("plan", m.BLOCKED)  # NOT_ALLOWED: never by request
+    ask("plan", m.RUNNING, by="stranger")  # NOT_AN_ACTIVE_AGENT: the requester
+    ask("plan", m.RUNNING, agent_id="ghost")  # NOT_AN_ACTIVE_AGENT: the runner
+    ask("plan", m.RUNNING, agent_id=w1)  # READY -> RUNNING
+    create("outline", parent="plan")
+    ask("plan", m.COMPLETED)  # OPEN_CHILDREN
+    ask("outline", m.RUNNING, agent_id=w2)
+    ask("outline", m.COMPLETED, result_summary="outlined", quality_score=0.7)
+    ask("plan", m.COMPLETED, result_summary="planned", quality_score=0.9)  # build: PENDING -> READY
+    create("appendix", parent="plan")  # PARENT_FINISHED
+    depend("plan", "docs")  # DEPENDENCY_TOO_LATE
+    # build: a retryable failure, an attempt lost with its agent, then a final failure -> its chain is BLOCKED.
+    ask("build", m.RUNNING, agent_id=w1)
+    ask("build", m.FAILED, reason="flaky", retryable=True)  # RUNNING -> FAILED -> READY (attempt 2)
+    ask("build", m.RUNNING, agent_id=w1)
+    s.fact(
+        lambda meta: ev.AgentFailed(meta=meta, agent_id=w1, error="out of memory", retryable=True, tokens_used=100), r
+    )
+    s.pause(1.5)  # the gate ends w1: build fails with it (attempt 3 next)
+    ask("build", m.RUNNING, agent_id=w2)
+    ask("build", m.FAILED, reason="cannot compile", retryable=False)  # for good: test and ship BLOCKED
+    ask("test", m.CANCELLED, reason="its build failed")  # BLOCKED -> CANCELLED
+    create("hotfix")
+    depend("hotfix", "build")  # READY -> BLOCKED: build can never complete
+    # docs: its agent terminated by an operator, retried, then cancelled while READY.
+    ask("docs", m.RUNNING, agent_id=w3)
+    s.fact(lambda meta: ev.TerminationRequested(meta=meta, agent_id=w3, requested_by="operator"), r)
+    s.pause(1.5)
+    ask("docs", m.CANCELLED, by="operator")  # READY -> CANCELLED; ship stays BLOCKED
+    # a subtree cancelled from its top: a running child and a waiting grandchild go first; a PENDING mission too.
+    create("release")
+    create("package", parent="release")
+    create("sign", parent="package")
+    ask("package", m.RUNNING, agent_id=w2)
+    create("announce")
+    depend("announce", "sign")  # READY -> PENDING
+    ask("announce", m.CANCELLED)  # PENDING -> CANCELLED
+    ask("release", m.CANCELLED, reason="plan changed")  # sign, package, release CANCELLED
+    ask("package", m.COMPLETED)  # NOT_ALLOWED: cancelled
+    for mission in ("plan", "build", "release"):
+        ask(mission, m.ARCHIVED)  # COMPLETED, FAILED, CANCELLED -> ARCHIVED
+    ask("plan", m.ARCHIVED)  # NOT_ALLOWED: archived already
+    create("crowd")
+    for n in range(257):
+        create(f"crowd-{n:03d}", parent="crowd")  # the last: TOO_MANY_MISSIONS
+    return s
+
+
 SCENARIOS: dict[str, Callable[[], Script]] = {
     "denials": denials,
     "lifecycle": lifecycle,
     "forgetting": forgetting,
     "tenants": tenants,
     "signatures": signatures,
+    "missions": missions,
 }
+PROCESSORS: dict[str, tuple[str, ...]] = {"missions": ("missions",)}
+"""Processors besides the gate that a scenario runs (``agentlog processors run --processor NAME``)."""
+MISSION_COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested)
+"""Inputs the mission processor answers with exactly one fact."""
 
 
 def _now(event: ev.Event) -> ev.Event:

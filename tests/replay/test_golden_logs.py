@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,57 @@ def test_golden_log_replays_byte_for_byte(path: Path) -> None:
     assert report.recorded == len(_decisions(path)) > 0
     assert report.reproduced == report.recorded
     assert report.pending == 0
+
+
+def _mission_facts(path: Path) -> list[dict[str, Any]]:
+    lines = (json.loads(text) for text in path.read_text().splitlines())
+    return [line for line in lines if ".mission.events" in line["topic"]]
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_golden_log_replays_the_mission_processor_byte_for_byte(path: Path) -> None:
+    """The mission processor's pure core reproduces every recorded mission fact and decides nothing else."""
+    report = decisions_report(Settings(), log=path, processor="missions")
+    assert report.outcomes == []
+    assert report.reproduced == report.recorded == len(_mission_facts(path))
+    assert report.pending == 0
+
+
+def test_the_missions_log_covers_the_lifecycle_and_every_rejection() -> None:
+    """Every row of the lifecycle table, every rejection reason, a retry cycle to exhaustion and a cascade."""
+    from agentlog.processors.mission_core import REQUESTABLE
+
+    facts = [line["event"] for line in _mission_facts(GOLDEN / "missions.jsonl")]
+    moves = {(f["from_state"], f["to_state"]) for f in facts if "to_state" in f and "reason_code" not in f}
+    requestable = {(before.value, to.value) for to, befores in REQUESTABLE.items() for before in befores}
+    automatic = {("UNKNOWN", "READY"), ("READY", "PENDING"), ("PENDING", "READY"), ("PENDING", "BLOCKED"),
+                 ("READY", "BLOCKED"), ("FAILED", "READY")}  # fmt: skip
+    assert requestable | automatic <= moves, f"missing {sorted((requestable | automatic) - moves)}"
+    codes = {f["reason_code"] for f in facts if "reason_code" in f}
+    assert {c.value for c in ev.MissionRejection} - {"UNKNOWN"} <= codes
+    runs = [f for f in facts if f.get("to_state") == "RUNNING" and "reason_code" not in f]
+    build = [f["attempt"] for f in runs if f["mission_id"] == "build"]
+    assert build == [1, 2, 3]
+    cascaded = {f["mission_id"] for f in facts if "ancestor mission release" in f.get("reason", "")}
+    assert cascaded == {"package", "sign"}
+
+
+def test_a_forged_mission_fact_is_found(tmp_path: Path) -> None:
+    """A recorded mission fact changed after the fact (its state, by an insider) is reported, both sides shown."""
+    path = _copy(GOLDEN / "missions.jsonl", tmp_path)
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    serde = Serde()
+    target = next(
+        line
+        for line in lines
+        if line["record"] == ev.MissionTransitioned.avro_name and line["event"]["to_state"] == "COMPLETED"
+    )
+    forged = ev.MissionTransitioned.model_validate(target["event"]).model_copy(update={"quality_score": 1.0})
+    target["value_b64"] = base64.b64encode(serde.encode(forged, target["topic"])).decode()
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = decisions_report(Settings(), log=path, processor="missions")
+    assert [(o.status, o.processor) for o in report.outcomes] == [("divergent", "missions")]
+    assert report.outcomes[0].recorded[0]["quality_score"] == 1.0
 
 
 def test_a_log_whose_broker_clock_stepped_back_replays_byte_for_byte(tmp_path: Path) -> None:
