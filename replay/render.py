@@ -96,6 +96,8 @@ def decision_report_text(report: DecisionReport) -> list[str]:
     if what_if:
         changed = len(report.outcomes)
         lines.append(f"what-if {report.what_if}: {changed:,} causes would be decided differently")
+    elif report.clean and report.recorded == 0:
+        lines.append("no recorded decisions here, and the replay decides none: nothing diverges")
     elif report.clean:
         lines.append(f"every recorded decision reproduced byte for byte ({report.reproduced:,})")
     else:

@@ -55,6 +55,14 @@ python3 deploy/local/demo_plan.py
 plan="$(cat .state/demo-plan-root)"
 step "every fact of the plan, the automatic ones included (agentlog tail agentlog.mission.events --filter meta.root_id=$plan)"
 agentlog tail agentlog.mission.events --filter "meta.root_id=$plan"
+for _ in $(seq 1 30); do  # the projector writes the plan's facts into PostgreSQL
+  [ "$(agentlog missions list "$plan" -o json 2>/dev/null | grep -c '"state": "CANCELLED"')" -gt 0 ] && break
+  sleep 1
+done
+step "the plan's missions from PostgreSQL (agentlog missions list $plan)"
+agentlog missions list "$plan"
+step "the plan's dependency DAG with states (agentlog missions graph $plan -o mermaid)"
+agentlog missions graph "$plan"
 
 step "the mission's lineage tree, from PostgreSQL (agentlog lineage tree $mission)"
 for _ in $(seq 1 30); do
@@ -68,8 +76,9 @@ agentlog lineage denied "$mission"
 
 step "compliance: recompute the audit chains from Kafka and compare every audit row (agentlog replay verify)"
 agentlog replay verify --quiet
-step "compliance: re-run the gate's pure core over the mission's recorded inputs (agentlog replay decisions --root $mission)"
+step "compliance: re-run the gate's and the mission processor's pure cores over the recorded inputs (agentlog replay decisions --root …)"
 agentlog replay decisions --root "$mission" --quiet
+agentlog replay decisions --root "$plan" --processor missions --quiet
 step "compliance: export the mission from Kafka with its chain hashes and check the file (agentlog replay export / check-export)"
 agentlog replay export --root "$mission" -o "$state/demo-mission.jsonl" --quiet
 agentlog replay check-export "$state/demo-mission.jsonl"
