@@ -8,8 +8,11 @@ topic prefix), its consumer groups and its transactional ids:
 - ``gate``: reads the requests and lifecycle reports, the policy and the keyring; writes
   the decisions, its changelog (which it may create) and dead letters, in transactions
   under its own ids.
+- ``missions``: the mission processor: reads the mission commands, the gate's decisions and
+  the policy; writes the mission facts, its changelog (which it may create) and dead
+  letters, in transactions under its own ids.
 - ``projector``: reads every topic; writes only dead letters.
-- ``auditor``: reads every topic and the gate's committed positions; writes nothing.
+- ``auditor``: reads every topic and the processors' committed positions; writes nothing.
 - ``tenant``: writes requests, lifecycle reports, messages and missions; reads the facts
   (decisions, mission events). Kafka ACLs are per topic, not per record: every tenant
   principal may read the facts of every tenant on the shared topics; the signatures decide
@@ -65,6 +68,8 @@ PROJECTOR_GROUP = "agentlog-projector"
 """The projectors' default consumer group (``agentlog.projections.projector``), under the prefix."""
 GATE_NAME = "agentlog.spawn-gate"
 """The gate's consumer group, transactional ids and changelog start with it (under the prefix)."""
+MISSIONS_NAME = "agentlog.missions-processor"
+"""The mission processor's consumer group, transactional ids and changelog start with it (under the prefix)."""
 SCRAM_ITERATIONS = 8192
 """PBKDF2 iterations of a SCRAM credential this module creates (Kafka's minimum is 4096)."""
 
@@ -81,6 +86,7 @@ class Role(StrEnum):
     """What a principal is for; each has its own least-privilege bindings."""
 
     gate = "gate"
+    missions = "missions"
     projector = "projector"
     auditor = "auditor"
     tenant = "tenant"
@@ -124,16 +130,15 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
             *_topics(settings, AclOperation.READ, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name, HEARTBEATS.name),
             *_topics(settings, AclOperation.READ, POLICY_CONFIG.name, KEYRING.name),
             *_topics(settings, AclOperation.WRITE, POLICY_DECISIONS.name, DLQ.name),
-            # its changelog, which it creates on its first start, is the one topic named after it
-            *(
-                Rule(ResourceType.TOPIC, gate, operation, prefixed=True)
-                for operation in (AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE)
-            ),
-            # it checks the configs of the topics it creates (and of the keyring and heartbeats) before it runs
-            Rule(ResourceType.TOPIC, gate, AclOperation.DESCRIBE_CONFIGS, prefixed=True),
+            *_processor(gate),
             *_topics(settings, AclOperation.DESCRIBE_CONFIGS, KEYRING.name, HEARTBEATS.name),
-            Rule(ResourceType.GROUP, gate, AclOperation.READ, prefixed=True),
-            Rule(ResourceType.TRANSACTIONAL_ID, gate, AclOperation.WRITE, prefixed=True),
+            readers,
+        ]
+    if role is Role.missions:
+        return [
+            *_topics(settings, AclOperation.READ, MISSIONS.name, POLICY_DECISIONS.name, POLICY_CONFIG.name),
+            *_topics(settings, AclOperation.WRITE, MISSION_EVENTS.name, DLQ.name),
+            *_processor(prefix + MISSIONS_NAME),
             readers,
         ]
     if role is Role.projector:
@@ -146,8 +151,9 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
     if role is Role.auditor:
         return [
             *_every_topic(settings),
-            # the gate's committed positions tell replay which inputs it has decided
+            # the processors' committed positions tell replay which inputs they have decided
             Rule(ResourceType.GROUP, gate, AclOperation.DESCRIBE),
+            Rule(ResourceType.GROUP, prefix + MISSIONS_NAME, AclOperation.DESCRIBE),
             Rule(ResourceType.TOPIC, prefix + "agentlog.spawn-gate.changelog", AclOperation.READ),
             # a rebuild projects the log into a scratch schema under a group of its own
             Rule(ResourceType.GROUP, prefix + "agentlog-rebuild-", AclOperation.READ, prefixed=True),
@@ -161,6 +167,19 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
         # a client with a client_id keeps its positions on the decisions topic in a group of its own
         Rule(ResourceType.GROUP, prefix + kafka_config.SDK_GROUP, AclOperation.READ, prefixed=True),
         readers,
+    ]
+
+
+def _processor(name: str) -> list[Rule]:
+    """What a processor of the runtime needs under its name (prefixed): its changelog, which it creates on its first
+    start and whose configs it checks, its consumer group and its transactional ids."""
+    return [
+        *(
+            Rule(ResourceType.TOPIC, name, operation, prefixed=True)
+            for operation in (AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DESCRIBE_CONFIGS)
+        ),
+        Rule(ResourceType.GROUP, name, AclOperation.READ, prefixed=True),
+        Rule(ResourceType.TRANSACTIONAL_ID, name, AclOperation.WRITE, prefixed=True),
     ]
 
 

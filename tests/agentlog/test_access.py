@@ -28,6 +28,12 @@ def test_only_the_gate_writes_decisions_and_nobody_but_the_admin_writes_policy_o
         assert PREFIX + POLICY_CONFIG.name not in writes and PREFIX + KEYRING.name not in writes, role
         assert all(name.startswith(PREFIX) for name in writes), (role, writes)  # nothing outside the deployment
     assert _writes(Role.projector) == {PREFIX + "agentlog.dlq"}
+    assert _writes(Role.missions) == {  # the mission facts, its changelog (under its name) and dead letters
+        PREFIX + "agentlog.mission.events",
+        PREFIX + "agentlog.missions-processor*",
+        PREFIX + "agentlog.dlq",
+    }
+    assert not any(PREFIX + "agentlog.mission.events" in _writes(r) for r in Role if r is not Role.missions)
     assert _writes(Role.auditor) == set()
     assert _writes(Role.tenant) == {
         PREFIX + name
@@ -56,5 +62,6 @@ def test_each_rule_appears_once_even_without_a_prefix() -> None:
 def test_the_naming_convention_gives_users_their_roles() -> None:
     assert role_of_user("gate") is Role.gate
     assert role_of_user("auditor") is Role.auditor
+    assert role_of_user("missions") is Role.missions
     assert role_of_user("tenant-acme") is Role.tenant
     assert role_of_user("tenant") is None and role_of_user("admin") is None and role_of_user("broker") is None

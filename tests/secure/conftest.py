@@ -24,7 +24,13 @@ from tests.support import REPO
 from .support import Deployment, SecureStack
 
 STACK = str(REPO / "deploy/local/stack.sh")
-USERS = {"gate": Role.gate, "projector": Role.projector, "auditor": Role.auditor, "tenant-acme": Role.tenant}
+USERS = {
+    "gate": Role.gate,
+    "missions": Role.missions,
+    "projector": Role.projector,
+    "auditor": Role.auditor,
+    "tenant-acme": Role.tenant,
+}
 """The stack's users and the role each test grants them (tenant-globex gets none: it may do nothing)."""
 
 

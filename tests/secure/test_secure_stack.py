@@ -217,3 +217,30 @@ def test_bootstrap_creates_topics_grants_roles_and_publishes_a_policy_that_requi
     assert again.returncode == 0 and "policy     default version 1 is in force; left as it is" in again.stdout
     tenant = _agentlog(deployment.as_user("tenant-acme"), "access", "bootstrap")
     assert tenant.returncode == 1 and "may not" in tenant.stderr, tenant.stderr
+
+
+def test_the_mission_processor_runs_as_its_own_user(deployment: Deployment) -> None:
+    """The missions user answers a tenant's commands (and writes nothing else); the auditor replays its facts."""
+    admin = deployment.as_user("admin")
+    with Producer(admin) as producer:
+        producer.publish(to_event(load_default_policy(), published_by="admin"))
+    gate = Worker(deployment.as_user("gate"), "secure")
+    missions = Worker(deployment.as_user("missions"), "secure-missions", args=("--processor", "missions"))
+    gate.start()
+    missions.start()
+    try:
+        with AgentlogClient("acme", deployment.as_user("tenant-acme"), timeout=60, retries=1) as acme:
+            root = acme.start_root("orchestrator", 100_000, 10)
+            created = acme.missions.create(root.root_id, "collect", "collect sources")
+            assert isinstance(created, ev.MissionTransitioned) and created.to_state is ev.MissionState.READY, created
+            started = acme.missions.start(root.root_id, "collect", requested_by=root.agent_id)
+            assert isinstance(started, ev.MissionTransitioned) and started.agent_id == root.agent_id, started
+        with Producer(deployment.as_user("missions")) as producer, pytest.raises(DeliveryError, match="authorization"):
+            producer.publish(
+                to_event(load_default_policy(), published_by="missions")
+            )  # only the admin publishes policy
+    finally:
+        missions.stop()
+        gate.stop()
+    report = decisions_report(deployment.as_user("auditor"), processor="missions")
+    assert report.clean and report.reproduced == report.recorded >= 2, [o.as_json() for o in report.outcomes]
