@@ -1,4 +1,5 @@
-"""The stream processors: the spawn gate's pure core, its worker on the processor runtime, and its policy.
+"""The stream processors: the spawn gate's and the mission processor's pure cores, their workers on the processor
+runtime, and the policy.
 
 ``__all__`` is the face other packages use (replay, the CLI's callers, the benchmarks); the
 modules behind it are internals of this package.
@@ -20,6 +21,12 @@ from agentlog.processors.input_merge import (
     clamped,
     core_version,
 )
+from agentlog.processors.mission_core import decide as decide_missions
+from agentlog.processors.mission_core import expire as expire_missions
+from agentlog.processors.mission_input import MISSION_ORDER, decode_mission_input
+from agentlog.processors.mission_input import NAME as MISSION_PROCESSOR
+from agentlog.processors.mission_input import SOURCES as MISSION_SOURCES
+from agentlog.processors.mission_state import MissionPartition
 from agentlog.processors.policy import Policy, from_event, load_default_policy, load_policy, to_event
 from agentlog.processors.spawn_gate import CORE_VERSION, decide, expire
 from agentlog.processors.tree_state import PartitionState
@@ -31,10 +38,14 @@ __all__ = [
     "DECIDED_HEADER",
     "GATE_ORDER",
     "LIFECYCLE",
+    "MISSION_ORDER",
+    "MISSION_PROCESSOR",
+    "MISSION_SOURCES",
     "REQUESTS",
     "DecisionPoint",
     "InputRecord",
     "MergeOrder",
+    "MissionPartition",
     "PartitionState",
     "Policy",
     "PolicyError",
@@ -42,8 +53,11 @@ __all__ = [
     "clamped",
     "core_version",
     "decide",
+    "decide_missions",
     "decode_input",
+    "decode_mission_input",
     "expire",
+    "expire_missions",
     "from_event",
     "load_default_policy",
     "load_policy",

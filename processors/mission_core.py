@@ -23,8 +23,9 @@ FAILED              READY                       automatic retry: a retryable fai
                                                 attempt, with ``attempt + 1`` (``max_attempts`` in all)
 PENDING, READY,     CANCELLED                   requested; its open child missions are cancelled first,
 RUNNING, BLOCKED                                deepest first
-COMPLETED, FAILED,  ARCHIVED                    requested: the end of a finished mission's life
-CANCELLED
+COMPLETED, FAILED,  ARCHIVED                    requested: the end of a finished mission's life; or automatic:
+CANCELLED                                       a timer tick once the policy's ``mission_retention_ms`` has
+                                                passed since it finished (0: never)
 ==================  ==========================  =========================================================
 
 Anything else is a ``MissionTransitionRejected`` with a :class:`~agentlog.events.MissionRejection`
@@ -40,20 +41,31 @@ input's event id, and several missions affected at once are taken in a fixed ord
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Sized
+from datetime import datetime
 from typing import Any
 
 from agentlog import events as ev
 from agentlog.limits import quote
+from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.mission_graph import cycle_if_added
-from agentlog.processors.mission_state import SEPARATOR, Mission, MissionPartition, MissionTree, mission_key
+from agentlog.processors.mission_state import (
+    FINISHED,
+    SEPARATOR,
+    Mission,
+    MissionPartition,
+    MissionTree,
+    mission_key,
+)
 from agentlog.processors.policy import Policy
 
-__all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "decide"]
+__all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "decide", "expire"]
 
-CORE_VERSION = 1
+CORE_VERSION = 2
+"""1: the first; 2: finished missions archived by timer ticks after the policy's ``mission_retention_ms``."""
 PRODUCER = "agentlog.missions"
 MAX_MISSIONS_PER_TREE = 100_000
 """Missions one tree may hold (a runaway planner is refused, ``TOO_MANY_MISSIONS``)."""
@@ -104,6 +116,10 @@ class _Run:
             **fields,
         )
         mission.state = to
+        if to in FINISHED:
+            self.state.finish(self.event.meta.root_id, mission, to_micros(self.event.meta.occurred_at))
+        elif to is not _S.ARCHIVED:
+            mission.finished_us = None
         self.touch(mission)
 
 
@@ -115,6 +131,46 @@ def decide(state: MissionPartition, event: ev.Event, policy: Policy | None) -> t
     run = _Run(state, event, policy)
     handler(run, event)
     return run.out.events, run.changed
+
+
+def expire(state: MissionPartition, now: datetime, policy: Policy | None) -> tuple[list[ev.Event], set[str]]:
+    """A timer tick at ``now``: archive every mission finished at least the policy's ``mission_retention_ms`` ago,
+    oldest first (ties by tree and mission id); returns the facts and the changed keys. Mutates ``state``."""
+    retention_ms = policy.limits.mission_retention_ms if policy is not None else 0
+    if retention_ms <= 0:
+        return [], set()
+    version = policy.version if policy is not None else 0
+    limit_us = to_micros(now) - retention_ms * 1000
+    events: list[ev.Event] = []
+    changed: set[str] = set()
+    while state.finished and state.finished[0][0] <= limit_us:
+        entry = heapq.heappop(state.finished)
+        mission = state.still_finished(entry)
+        if mission is None:
+            continue
+        finished_us, root_id, _ = entry
+        tree = state.trees[root_id]
+        out = Emitter(archive_source(root_id, mission.mission_id, finished_us), now, tree.tenant_id, root_id,
+                      producer=PRODUCER)  # fmt: skip
+        out.emit(
+            ev.MissionTransitioned,
+            mission_id=mission.mission_id,
+            from_state=mission.state,
+            to_state=_S.ARCHIVED,
+            reason=f"Archived: it finished ({mission.state.value}) at least {retention_ms} ms ago, the policy's"
+            " mission_retention_ms.",
+            attempt=mission.attempt,
+            policy_version=version,
+        )
+        mission.ended_as, mission.state = mission.state, _S.ARCHIVED
+        changed.add(mission_key(root_id, mission.mission_id))
+        events += out.events
+    return events, changed
+
+
+def archive_source(root_id: str, mission_id: str, finished_us: int) -> str:
+    """The source name of the fact that archives a mission after the retention (a timer tick has no input)."""
+    return f"archive:{root_id}{SEPARATOR}{mission_id}@{finished_us}"
 
 
 # -- the gate's facts ---------------------------------------------------------------------

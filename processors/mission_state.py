@@ -14,6 +14,7 @@ tree of any size stays within the broker's message limit, mission by mission.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from collections.abc import Iterable
@@ -47,6 +48,8 @@ class Mission:
     """The agent running the current attempt (RUNNING), else None."""
     ended_as: MissionState | None = None
     """For an ARCHIVED mission: how it finished."""
+    finished_us: int | None = None
+    """When it finished (COMPLETED, FAILED, CANCELLED; kept when archived), in µs of the deciding input's time."""
     needs: dict[str, DependencyKind] = field(default_factory=dict)
     """The missions it depends on, in the order the dependencies were added, with their kind."""
     needed_by: list[str] = field(default_factory=list)
@@ -78,11 +81,13 @@ class Mission:
             needs,
             self.needed_by,
             self.children,
+            self.finished_us,
         ]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Mission:
-        mission_id, parent, state, attempt, most, order, owner, runner, ended, needs, needed_by, children = row
+        mission_id, parent, state, attempt, most, order, owner, runner, ended, needs, needed_by, children = row[:12]
+        finished = row[12] if len(row) > 12 else None  # rows of core 1 knew no finishing time
         return cls(
             mission_id=mission_id,
             parent=parent,
@@ -96,6 +101,7 @@ class Mission:
             needs={m: DependencyKind(k) for m, k in needs},
             needed_by=list(needed_by),
             children=list(children),
+            finished_us=int(finished) if finished is not None else None,
         )
 
 
@@ -147,12 +153,48 @@ class MissionTree:
             self.running.setdefault(agent_id, []).append(mission.mission_id)
 
 
+Finished = tuple[int, str, str]
+"""``(finished_us, root_id, mission_id)``: an entry of the archiving queue."""
+
+
 @dataclass
 class MissionPartition:
     """Everything the mission processor knows about the trees of one partition."""
 
     partition: int = 0
     trees: dict[str, MissionTree] = field(default_factory=dict)
+    finished: list[Finished] = field(default_factory=list)
+    """A heap of the missions finished, by time: what the policy's retention archives first. Entries of missions
+    that moved on since (a retry, an archiving, a forgotten tree) are skipped when they come up; not kept in the
+    changelog, rebuilt on restore."""
+    _compacted: int = 0
+
+    def finish(self, root_id: str, mission: Mission, at_us: int) -> None:
+        """Record that ``mission`` finished at ``at_us``."""
+        mission.finished_us = at_us
+        heapq.heappush(self.finished, (at_us, root_id, mission.mission_id))
+        if len(self.finished) > 2 * self._compacted + 1024:
+            self.rebuild_finished()
+
+    def still_finished(self, entry: Finished) -> Mission | None:
+        """The mission an entry of :attr:`finished` names, if it is still finished as the entry says."""
+        at_us, root_id, mission_id = entry
+        tree = self.trees.get(root_id)
+        mission = tree.missions.get(mission_id) if tree is not None else None
+        if mission is None or mission.state not in FINISHED or mission.finished_us != at_us:
+            return None
+        return mission
+
+    def rebuild_finished(self) -> None:
+        """The archiving queue from the missions themselves (on restore, and when stale entries pile up)."""
+        self.finished = [
+            (m.finished_us, root_id, m.mission_id)
+            for root_id, tree in self.trees.items()
+            for m in tree.missions.values()
+            if m.state in FINISHED and m.finished_us is not None
+        ]
+        heapq.heapify(self.finished)
+        self._compacted = len(self.finished)
 
 
 def mission_key(root_id: str, mission_id: str) -> str:
@@ -195,6 +237,7 @@ def restore(partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> Mi
                 tree.add(Mission.from_row(row))
     except (KeyError, TypeError, ValueError) as e:
         raise SnapshotError(f"malformed mission changelog record: {e!r}") from e
+    state.rebuild_finished()
     return state
 
 

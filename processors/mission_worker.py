@@ -4,7 +4,8 @@
   facts: which agents a tree has, and when each ends), co-partitioned by tree, facts
   first within a millisecond.
 - Core: :func:`agentlog.processors.mission_core.decide` on the partition's
-  :class:`~agentlog.processors.mission_state.MissionPartition`; no timer.
+  :class:`~agentlog.processors.mission_state.MissionPartition`; timer ticks archive finished
+  missions after the policy's ``mission_retention_ms``.
 - Outputs: ``agentlog.mission.events``, same partition.
 - State: ``agentlog.missions.changelog``, one record per tree and per mission
   (:mod:`agentlog.processors.mission_state`).
@@ -21,9 +22,9 @@ from datetime import datetime
 
 from agentlog.partition_reader import PartitionReadError, read_changelog
 from agentlog.processors.errors import GateError
-from agentlog.processors.gate_input import decode_record
-from agentlog.processors.input_merge import InputRecord, MergeOrder
-from agentlog.processors.mission_core import CORE_VERSION, HANDLED, decide
+from agentlog.processors.input_merge import InputRecord
+from agentlog.processors.mission_core import CORE_VERSION, decide, expire
+from agentlog.processors.mission_input import MISSION_ORDER, NAME, SOURCES, decode_mission_input
 from agentlog.processors.mission_state import MissionPartition, records_of, restore
 from agentlog.processors.policy_reader import PolicyReader
 from agentlog.processors.runtime import (
@@ -34,14 +35,13 @@ from agentlog.processors.runtime import (
     RuntimeConfig,
     Unreadable,
 )
-from agentlog.events import Event
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
-from agentlog.topics import MISSION_EVENTS, MISSIONS, POLICY_DECISIONS, TREE_KEYED, TopicSpec
+from agentlog.topics import MISSION_EVENTS, TREE_KEYED, TopicSpec
 
 STAGE = "processors.missions"
-NAME = "agentlog.missions-processor"
+__all__ = ["MISSIONS_CHANGELOG", "NAME", "SOURCES", "MissionConfig", "MissionProcessor", "mission_worker"]
 MISSIONS_CHANGELOG = TopicSpec(
     "agentlog.missions-processor.changelog",
     TREE_KEYED,
@@ -50,21 +50,6 @@ MISSIONS_CHANGELOG = TopicSpec(
     "Internal: the mission processor's state, one compacted record per tree and per mission.",
     cleanup_policy="compact",
 )
-SOURCES = (MISSIONS, POLICY_DECISIONS)
-"""The inputs, indexed by ``InputRecord.source``."""
-MISSION_ORDER = MergeOrder(ranks=(1, 0))
-"""Within one millisecond the gate's facts come before commands: an agent admitted then is known to them."""
-_FACTS = 1
-"""The source index of the gate's facts."""
-_HANDLED_NAMES = frozenset(t.avro_name for t in HANDLED)
-
-
-def decode_mission_input(serde: Serde, record: InputRecord) -> Event | None:
-    """The event an input of the mission processor holds, or None for a gate fact that moves no mission (not
-    decoded further); raises :class:`~agentlog.errors.DecodeError` as :func:`decode_record` does."""
-    if record.source == _FACTS and serde.record_name(record.value or b"") not in _HANDLED_NAMES:
-        return None
-    return decode_record(serde, record, SOURCES[record.source])
 
 
 @dataclass
@@ -118,7 +103,8 @@ class MissionProcessor:
         return Decided(outputs, changed)
 
     def expire(self, state: MissionPartition, now: datetime) -> Decided:
-        return Decided([], set())
+        outputs, changed = expire(state, now, self.policies.current)
+        return Decided(outputs, changed)
 
     def changelog(self, partition: int, state: MissionPartition, changed: set[str]) -> list[ChangelogRecord]:
         return records_of(state, changed)

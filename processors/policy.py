@@ -42,6 +42,7 @@ _LIMIT_MINIMA = {
     "ended_tree_retention_ms": 0,
     "heartbeat_interval_ms": 0,
     "heartbeat_misses": 1,
+    "mission_retention_ms": 0,
 }
 
 
@@ -56,6 +57,7 @@ _LIMIT_MAXIMA = {
     "ended_tree_retention_ms": _TEN_YEARS_MS,
     "heartbeat_interval_ms": 24 * 3600 * 1000,
     "heartbeat_misses": 1000,
+    "mission_retention_ms": _TEN_YEARS_MS,
 }
 """Durations must keep deadlines representable (and a heartbeat timeout far below a deadline's range)."""
 MIN_HEARTBEAT_INTERVAL_MS = 100

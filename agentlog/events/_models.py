@@ -200,6 +200,7 @@ class Limits(AvroRecord):
     heartbeat_interval_ms: Int64 = Field(default=10000, description='How often a runtime sends heartbeats for an agent whose start asked for them, in milliseconds (0: no heartbeats; such agents end only by their deadline).')
     heartbeat_misses: Int32 = Field(default=3, description='Intervals without a heartbeat after which the gate times the agent out (AgentTimedOut, cause HEARTBEAT_MISSED).')
     require_signatures: bool = Field(default=False, description='When true, every input of the gate must be signed by a key on the keyring (unsigned input is denied UNSIGNED); when false (development), unsigned input is accepted, but a signature that is present must still verify.')
+    mission_retention_ms: Int64 = Field(default=0, description='How long a finished mission (COMPLETED, FAILED for good, CANCELLED) stays as it is before a timer tick of the mission processor archives it, in milliseconds (0: only on request).')
 
 
 class ContextInheritance(AvroRecord):

@@ -335,3 +335,40 @@ def test_a_large_graph_built_in_any_order_keeps_a_topological_order() -> None:
         assert isinstance(m.depend(f"m{a}", f"m{b}")[0], ev.DependencyAccepted)
     missions = m.state.trees[ROOT].missions
     assert all(missions[n].order < x.order for x in missions.values() for n in x.needs)
+
+
+def test_the_policys_retention_archives_finished_missions_at_a_timer_tick() -> None:
+    """COMPLETED, FAILED-for-good and CANCELLED missions are archived once the retention has passed since they
+    finished, oldest first; a retried failure is not finished; a restored state archives the same."""
+    from agentlog.processors.mission_core import expire
+
+    retention = small_policy(2, mission_retention_ms=60_000)
+    m = Missions()
+    for mission in ("done", "gave-up", "dropped", "retried", "asked"):
+        m.create(mission, max_attempts=2 if mission == "retried" else 1)
+    m.ask("done", _S.RUNNING, agent_id="worker")
+    m.ask("done", _S.COMPLETED)
+    finished = m.now
+    m.ask("gave-up", _S.RUNNING, agent_id="worker")
+    m.ask("gave-up", _S.FAILED, retryable=True)  # its only attempt: FAILED for good
+    m.ask("dropped", _S.CANCELLED)
+    m.ask("retried", _S.RUNNING, agent_id="worker")
+    m.ask("retried", _S.FAILED, retryable=True)  # back to READY: not finished
+    m.ask("asked", _S.CANCELLED)
+    m.ask("asked", _S.ARCHIVED)  # archived on request already
+    last = m.now
+    restored = m.restored()
+    assert expire(m.state, finished + timedelta(seconds=59), retention) == ([], set())
+    assert expire(m.state, last + timedelta(days=1), POLICY) == ([], set())  # no retention in POLICY
+    outputs, changed = expire(m.state, finished + timedelta(seconds=60), retention)
+    assert moves(outputs) == [("done", "COMPLETED", "ARCHIVED")]
+    (archived,) = outputs
+    assert isinstance(archived, ev.MissionTransitioned) and archived.meta.causation_id is None
+    assert archived.policy_version == 2 and "mission_retention_ms" in archived.reason
+    assert changed == {mission_key(ROOT, "done")}
+    later, _ = expire(m.state, last + timedelta(seconds=60), retention)
+    assert moves(later) == [("gave-up", "FAILED", "ARCHIVED"), ("dropped", "CANCELLED", "ARCHIVED")]
+    assert expire(m.state, last + timedelta(days=1), retention) == ([], set())
+    again = [e for at in (finished, last) for e in expire(restored, at + timedelta(seconds=60), retention)[0]]
+    assert [e.model_dump() for e in again] == [e.model_dump() for e in outputs + later]  # restored: the same facts
+    assert m.state_of("retried") is _S.READY

@@ -410,6 +410,33 @@ def missions() -> Script:  # noqa: PLR0915  (a script reads best as one list of 
     return s
 
 
+def retention() -> Script:
+    """Finished missions archived by the mission processor's timer ticks after the policy's retention (1 s)."""
+    s = Script("retention")
+    s.policy(policy_version(1, mission_retention_ms=1_000))
+    s.pause(3.0)
+    r = s.root("golden-retention", 100_000, 5)
+    w = s.spawn(r, r, "researcher", 10_000)
+    s.pause(1.5)
+    m = ev.MissionState
+
+    def ask(mission: str, to: ev.MissionState, **kw: Any) -> None:
+        s.publish(ev.MissionTransitionRequested(meta=s.meta(r), mission_id=mission, to_state=to, requested_by=r,
+                                                **kw))  # fmt: skip
+
+    for mission in ("done", "dropped", "later"):
+        s.publish(ev.MissionCreated(meta=s.meta(r), mission_id=mission, task=ev.TaskSpec(title=mission)))
+    ask("done", m.RUNNING, agent_id=w)
+    ask("done", m.COMPLETED, result_summary="done")
+    ask("dropped", m.CANCELLED)
+    s.pause(3.0)  # a tick archives both
+    ask("done", m.ARCHIVED)  # NOT_ALLOWED: archived already
+    ask("later", m.RUNNING, agent_id=w)
+    ask("later", m.COMPLETED)
+    s.pause(3.0)
+    return s
+
+
 SCENARIOS: dict[str, Callable[[], Script]] = {
     "denials": denials,
     "lifecycle": lifecycle,
@@ -417,8 +444,9 @@ SCENARIOS: dict[str, Callable[[], Script]] = {
     "tenants": tenants,
     "signatures": signatures,
     "missions": missions,
+    "retention": retention,
 }
-PROCESSORS: dict[str, tuple[str, ...]] = {"missions": ("missions",)}
+PROCESSORS: dict[str, tuple[str, ...]] = {"missions": ("missions",), "retention": ("missions",)}
 """Processors besides the gate that a scenario runs (``agentlog processors run --processor NAME``)."""
 MISSION_COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested)
 """Inputs the mission processor answers with exactly one fact."""

@@ -98,6 +98,13 @@ def test_the_missions_log_covers_the_lifecycle_and_every_rejection() -> None:
     assert cascaded == {"package", "sign"}
 
 
+def test_the_retention_log_archives_by_timer_ticks() -> None:
+    """Finished missions archived after the policy's retention: facts of a tick (no cause), replayed as ticks."""
+    facts = [line["event"] for line in _mission_facts(GOLDEN / "retention.jsonl")]
+    ticked = [(f["mission_id"], f["from_state"]) for f in facts if f["meta"]["causation_id"] is None]
+    assert ticked == [("done", "COMPLETED"), ("dropped", "CANCELLED"), ("later", "COMPLETED")]
+
+
 def test_a_forged_mission_fact_is_found(tmp_path: Path) -> None:
     """A recorded mission fact changed after the fact (its state, by an insider) is reported, both sides shown."""
     path = _copy(GOLDEN / "missions.jsonl", tmp_path)
