@@ -10,9 +10,9 @@ the ``MissionCreated`` each mission's accepting fact names (``mission_specs``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.rows import dict_row
 
@@ -197,6 +197,10 @@ class Plan:
         return levels
 
 
+R = TypeVar("R", Transition, Dependency, Rejection)
+"""A history table's row type."""
+
+
 class Missions:
     """The mission queries over one connection (whose search path is the projection schema)."""
 
@@ -254,36 +258,27 @@ class Missions:
             return [Mission(**row) for row in rows]
 
     def _history(self, root_id: str, mission_id: str, as_of: datetime | None) -> list[Transition]:
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "SELECT from_state, to_state, attempt, agent_id, reason, result_summary, quality_score,"
-                " policy_version, occurred_at FROM mission_transitions"
-                " WHERE root_id = %(root)s AND mission_id = %(mission)s"
-                ' AND (%(as_of)s::timestamptz IS NULL OR occurred_at <= %(as_of)s) ORDER BY "offset"',
-                {"root": root_id, "mission": mission_id, "as_of": as_of},
-            )
-            return [Transition(**row) for row in rows]
+        return self._rows(Transition, "mission_transitions", "mission_id = %(mission)s", root_id, mission_id, as_of)
 
     def _dependencies(self, root_id: str, mission_id: str | None, as_of: datetime | None) -> list[Dependency]:
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "SELECT mission_id, depends_on, kind, policy_version, occurred_at FROM mission_dependencies"
-                " WHERE root_id = %(root)s"
-                " AND (%(mission)s::text IS NULL OR mission_id = %(mission)s OR depends_on = %(mission)s)"
-                ' AND (%(as_of)s::timestamptz IS NULL OR occurred_at <= %(as_of)s) ORDER BY "offset"',
-                {"root": root_id, "mission": mission_id, "as_of": as_of},
-            )
-            return [Dependency(**row) for row in rows]
+        edges = "(%(mission)s::text IS NULL OR mission_id = %(mission)s OR depends_on = %(mission)s)"
+        return self._rows(Dependency, "mission_dependencies", edges, root_id, mission_id, as_of)
 
     def _rejections(self, root_id: str, mission_id: str, as_of: datetime | None) -> list[Rejection]:
+        return self._rows(Rejection, "mission_rejections", "mission_id = %(mission)s", root_id, mission_id, as_of)
+
+    def _rows(
+        self, kind: type[R], table: str, where: str, root_id: str, mission_id: str | None, as_of: datetime | None
+    ) -> list[R]:
+        """The rows of a history table (as ``kind``, its columns by field name) of one tree, in offset order."""
+        columns = ", ".join(f.name for f in fields(kind))
+        query = (
+            f"SELECT {columns} FROM {table} WHERE root_id = %(root)s AND {where}"
+            ' AND (%(as_of)s::timestamptz IS NULL OR occurred_at <= %(as_of)s) ORDER BY "offset"'
+        )
         with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "SELECT record_name, from_state, to_state, depends_on, reason_code, reason, cycle, policy_version,"
-                " occurred_at FROM mission_rejections WHERE root_id = %(root)s AND mission_id = %(mission)s"
-                ' AND (%(as_of)s::timestamptz IS NULL OR occurred_at <= %(as_of)s) ORDER BY "offset"',
-                {"root": root_id, "mission": mission_id, "as_of": as_of},
-            )
-            return [Rejection(**row) for row in rows]
+            rows = cur.execute(query.encode(), {"root": root_id, "mission": mission_id, "as_of": as_of})
+            return [kind(**row) for row in rows]
 
     def _attempts(self, history: list[Transition], as_of: datetime | None) -> list[Attempt]:
         runs: list[dict[str, Any]] = []
