@@ -8,9 +8,11 @@ name. The recorded facts (``agentlog.mission.events``) drive the walk, group by 
 outputs of one input are consecutive and name it as their cause), exactly as for the gate
 (:mod:`agentlog.replay.decisions`): the inputs below a group's decision point are decided
 first and must have no outputs (``unrecorded``, or ``pending`` past the processor's committed
-offsets), then its cause, whose outputs must be the group byte for byte. The processor has
-no timer, so every group has a cause; one that is not found is ``orphan``. Inputs that do
-not decode are skipped, as the processor dead-letters them.
+offsets), then its cause, whose outputs must be the group byte for byte; a cause that is
+not found is ``orphan``. A group without a cause is a timer tick at its ``occurred_at``:
+the inputs below its point are decided, then
+:func:`agentlog.processors.mission_core.expire` (archiving after the policy's retention)
+must give the group. Inputs that do not decode are skipped, as the processor dead-letters them.
 """
 
 from __future__ import annotations
@@ -18,17 +20,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agentlog.errors import DecodeError
-from agentlog.processors import InputRecord
-from agentlog.processors.mission_core import decide
-from agentlog.processors.mission_state import MissionPartition
-from agentlog.processors.mission_worker import MISSION_ORDER, NAME, SOURCES, decode_mission_input
+from agentlog.processors import (
+    MISSION_ORDER,
+    MISSION_PROCESSOR,
+    MISSION_SOURCES,
+    InputRecord,
+    MissionPartition,
+    decide_missions,
+    decode_mission_input,
+    expire_missions,
+)
 from agentlog.records import Record
 from agentlog.replay.decisions import NEVER, Cause, DecisionReplay, RecordedGroup
 from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.log_source import LogSource
 from agentlog.topics import MISSION_EVENTS, MISSIONS
 
-_BASES = tuple(spec.name for spec in SOURCES)
+_BASES = tuple(spec.name for spec in MISSION_SOURCES)
 
 
 class MissionReplay(DecisionReplay):
@@ -43,11 +51,16 @@ class MissionReplay(DecisionReplay):
 
     def _partition(self, partition: int) -> None:
         state = MissionPartition()
-        decided = self.source.committed(NAME, _BASES, partition)  # before the facts are read
+        decided = self.source.committed(MISSION_PROCESSOR, _BASES, partition)  # before the facts are read
         streams = [_inputs(i, self.source.records(base, partition)) for i, base in enumerate(_BASES)]
         inputs = RecordedOrder(streams, MISSION_ORDER)
         for group in self._groups(partition, self.source.records(MISSION_EVENTS.name, partition)):
             point = group.point
+            if group.cause.kind == "tick" and group.cause.at is not None and point is not None:
+                self._decide(state, inputs.below(point.before), decided)
+                outputs, _ = expire_missions(state, group.cause.at, self._policy(partition, group, None))
+                self._compare(partition, group, outputs)
+                continue
             if point is None:  # not written by the runtime (which names a point on every output): by append time
                 found = self._decide(state, inputs.until(group.appended_ms), decided, group)
             else:
@@ -79,10 +92,10 @@ class MissionReplay(DecisionReplay):
             cause = Cause("input", str(event.meta.event_id), event.avro_name, str(record), None, event.meta.root_id)
             if group is not None and event.meta.event_id == group.key[1]:
                 group.cause = cause
-                outputs, _ = decide(state, event, self._policy(record.partition, group, record))
+                outputs, _ = decide_missions(state, event, self._policy(record.partition, group, record))
                 self._compare(record.partition, group, outputs)
                 return record
-            outputs, _ = decide(state, event, self._policy_at(record))
+            outputs, _ = decide_missions(state, event, self._policy_at(record))
             if not outputs or not selected:
                 continue
             if decided is not None and record.offset >= decided[record.source]:
