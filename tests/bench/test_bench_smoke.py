@@ -108,10 +108,28 @@ def test_sdk_bench(settings: Settings) -> None:
 
 
 def test_missions_bench(settings: Settings) -> None:
-    """bench/missions.py prints the mission processor's facts/s next to the raw pass-through."""
-    out = run_bench(settings, "missions.py", "--trees", "10", "--missions", "8", "--rounds", "1")
-    for figure in ("raw pass-through (consume → produce, tx)", "mission processor, 1 worker (facts/s)", "goal"):
+    """bench/missions.py prints the facts/s next to the raw pass-through, the dependency-resolution latency next to
+    the pass-through's, and the cost of an added edge (raw cycle check and decide; accepted and rejected)."""
+    out = run_bench(
+        settings, "missions.py", "--trees", "10", "--missions", "8", "--rounds", "1", "--latency-rate", "100",
+        "--latency-seconds", "2", "--cycle-missions", "300", "--cycle-edges", "600",
+    )  # fmt: skip
+    for figure in (
+        "raw pass-through (consume → produce, tx)",
+        "mission processor, 1 worker (facts/s)",
+        "dependency resolution at 100 commands/s",
+        "raw pass-through (consume → produce, tx): p99",
+        "mission processor, 1 worker: p99",
+        "cycle check, raw cycle_if_added: 300 missions growing to 600 hard dependencies",
+        "cycle check, decide on a DependencyAdded",
+        "accepted, reordered (Pearce-Kelly)",
+        "rejected, a cycle",
+        "goal: p99 ≤ 100 ms",
+        "goal: ≤ 1 ms",
+    ):
         assert figure in out
+    only = run_bench(settings, "missions.py", "--only", "cycles", "--cycle-missions", "200", "--cycle-edges", "300")
+    assert "cycle check" in only and "throughput" not in only and "dependency resolution" not in only
 
 
 def test_faust_experiment(settings: Settings) -> None:
