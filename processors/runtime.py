@@ -75,6 +75,7 @@ from agentlog.processors.input_merge import (
     MergeOrder,
     PartitionMerge,
 )
+from agentlog.processors.partition_ends import PartitionEnds
 from agentlog.records import Headers, at
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -225,6 +226,7 @@ class ProcessorRuntime(Generic[S]):
         self._txn_opened: float | None = None
         """When the open transaction began (monotonic); None between transactions."""
         self.producer = self._new_producer()
+        self._ends = PartitionEnds(settings)
 
     def _new_producer(self) -> Producer:
         return Producer(
@@ -334,41 +336,41 @@ class ProcessorRuntime(Generic[S]):
                     self._paused.discard(key)
 
     def _confirm_ends(self) -> None:
-        """Ask the broker whether an input a release waits on is really at its end."""
-        for partition, merge in self.merges.items():
-            source = merge.blocked_on()
-            if source is not None:
-                self._check_end(partition, merge, source)
+        """Ask the broker whether the inputs releases wait on are really at their ends (one request for all)."""
+        blocked = [(p, source) for p, merge in self.merges.items() if (source := merge.blocked_on()) is not None]
+        self._check_ends(blocked)
 
-    def _check_end(self, partition: int, merge: PartitionMerge, source: int) -> None:
-        """Still at the end read last? Then it was at its end when we asked.
+    def _check_ends(self, wanted: list[tuple[int, int]]) -> None:
+        """For each ``(partition, source)``: still at the end read last? Then it was at its end when we asked.
 
         The broker answers with the high watermark; while a transaction on the input is
         open it is beyond the last stable offset we read to, so records behind a pending
         transaction wait for it to finish (see ``agentlog.processors.input_merge``).
         """
-        end_read = merge.end_offset(source)
-        if end_read is None:
-            return  # not at the end yet: the fetcher will say so with an end-of-partition event
+        reading = {
+            (p, source): end for p, source in wanted if (end := self.merges[p].end_offset(source)) is not None
+        }  # inputs not at their end yet are left to the fetcher: it says so with an end-of-partition event
+        if not reading:
+            return
         asked_at = _now_ms()
         try:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topics[source], partition), 5, False)
-        except KafkaException as e:  # the broker is away: the end stays unconfirmed, and the records wait
+            highs = self._ends.highs((self.topics[source], p) for p, source in reading)
+        except KafkaException as e:  # the broker is away: the ends stay unconfirmed, and the records wait
             self._unavailable(e.args[0])
             return
         self._available()
-        if high <= end_read:
-            merge.confirm_end(source, asked_at)
+        for (p, source), end_read in reading.items():
+            merge = self.merges.get(p)
+            if merge is not None and highs[(self.topics[source], p)] <= end_read:
+                merge.confirm_end(source, asked_at)
 
     def _expiry_due(self) -> bool:
         now = time.monotonic()
         if (now - self._last_expire) * 1000 < self.config.expire_interval_ms:
             return False
         self._last_expire = now
-        for partition, merge in self.merges.items():
-            if merge.pending() == 0:  # refresh "complete up to" for idle partitions
-                for source in range(len(self.topics)):
-                    self._check_end(partition, merge, source)
+        idle = [p for p, merge in self.merges.items() if merge.pending() == 0]
+        self._check_ends([(p, source) for p in idle for source in range(len(self.topics))])  # "complete up to"
         return True
 
     # -- one transaction ----------------------------------------------------------------
