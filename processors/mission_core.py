@@ -42,13 +42,14 @@ input's event id, and several missions affected at once are taken in a fixed ord
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable, Sized
 from datetime import datetime
 from typing import Any
 
 from agentlog import events as ev
-from agentlog.limits import quote
+from agentlog.limits import MAX_CHARS, quote
 from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.mission_graph import cycle_if_added
@@ -65,7 +66,10 @@ from agentlog.processors.policy import Policy
 __all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "decide", "expire"]
 
 CORE_VERSION = 2
-"""1: the first; 2: finished missions archived by timer ticks after the policy's ``mission_retention_ms``."""
+"""1: the first; 2: finished missions archived by timer ticks after the policy's ``mission_retention_ms`` (core 1
+kept no finishing time), and a quality score that is not a finite number refused."""
+MAX_ARCHIVED_PER_TICK = 1_000
+"""Missions one timer tick archives at most (one fact and one changelog record each); the rest wait for the next."""
 PRODUCER = "agentlog.missions"
 MAX_MISSIONS_PER_TREE = 100_000
 """Missions one tree may hold (a runaway planner is refused, ``TOO_MANY_MISSIONS``)."""
@@ -90,10 +94,11 @@ REQUESTABLE: dict[ev.MissionState, frozenset[ev.MissionState]] = {
 class _Run:
     """What deciding one input needs: its emitter, the tree, the changed keys, the policy version."""
 
-    def __init__(self, state: MissionPartition, event: ev.Event, policy: Policy | None) -> None:
+    def __init__(self, state: MissionPartition, event: ev.Event, policy: Policy | None, core: int) -> None:
         self.state = state
         self.event = event
         self.policy = policy
+        self.core = core
         self.version = policy.version if policy is not None else 0
         self.tree = state.trees.get(event.meta.root_id)
         tenant = self.tree.tenant_id if self.tree is not None else None
@@ -110,25 +115,30 @@ class _Run:
             mission_id=mission.mission_id,
             from_state=mission.state,
             to_state=to,
-            reason=reason,
+            reason=clip(reason),
             attempt=mission.attempt,
             policy_version=self.version,
             **fields,
         )
         mission.state = to
-        if to in FINISHED:
+        if to in FINISHED and self.core >= 2:  # core 1 kept no finishing time
             self.state.finish(self.event.meta.root_id, mission, to_micros(self.event.meta.occurred_at))
         elif to is not _S.ARCHIVED:
             mission.finished_us = None
         self.touch(mission)
 
 
-def decide(state: MissionPartition, event: ev.Event, policy: Policy | None) -> tuple[list[ev.Event], set[str]]:
-    """The facts ``event`` causes under ``policy`` and the state keys it changed; mutates ``state``."""
+def decide(
+    state: MissionPartition, event: ev.Event, policy: Policy | None, core: int = CORE_VERSION
+) -> tuple[list[ev.Event], set[str]]:
+    """The facts ``event`` causes under ``policy`` and the state keys it changed; mutates ``state``.
+
+    ``core``: the version of the core to decide as (replay decides each input as the worker that recorded it).
+    """
     handler = _HANDLERS.get(type(event))
     if handler is None:
         return [], set()
-    run = _Run(state, event, policy)
+    run = _Run(state, event, policy, core)
     handler(run, event)
     return run.out.events, run.changed
 
@@ -143,7 +153,7 @@ def expire(state: MissionPartition, now: datetime, policy: Policy | None) -> tup
     limit_us = to_micros(now) - retention_ms * 1000
     events: list[ev.Event] = []
     changed: set[str] = set()
-    while state.finished and state.finished[0][0] <= limit_us:
+    while state.finished and state.finished[0][0] <= limit_us and len(events) < MAX_ARCHIVED_PER_TICK:
         entry = heapq.heappop(state.finished)
         mission = state.still_finished(entry)
         if mission is None:
@@ -166,6 +176,11 @@ def expire(state: MissionPartition, now: datetime, policy: Policy | None) -> tup
         changed.add(mission_key(root_id, mission.mission_id))
         events += out.events
     return events, changed
+
+
+def clip(text: str) -> str:
+    """A generated sentence within the contract's limit for text (it quotes inputs that may be that long)."""
+    return quote(text, MAX_CHARS["text"])
 
 
 def archive_source(root_id: str, mission_id: str, finished_us: int) -> str:
@@ -286,7 +301,7 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
             reason_code=code,
             cycle=cycle or [],
             policy_version=run.version,
-            reason=f"Cannot add the dependency: {why}",
+            reason=clip(f"Cannot add the dependency: {why}"),
         )
 
     found = _mission_of(run, command, reject)
@@ -386,6 +401,10 @@ def _transition(run: _Run, command: ev.MissionTransitionRequested) -> None:
         if children:
             named = ", ".join(children[:5]) + (f" and {len(children) - 5} more" if len(children) > 5 else "")
             reject(_R.OPEN_CHILDREN, f"its child missions are still open: {named}.")
+            return
+        score = command.quality_score
+        if score is not None and not math.isfinite(score) and run.core >= 2:
+            reject(_R.INVALID_REQUEST, f"the quality score is {score}; it must be a finite number.")
             return
         fields: dict[str, Any] = {
             "agent_id": mission.runner,
@@ -538,7 +557,7 @@ def _reject_transition(
         mission_id=mission_id,
         from_state=current,
         to_state=wanted,
-        reason=f"Cannot move mission {quote(mission_id)} to {wanted.value}: {why}",
+        reason=clip(f"Cannot move mission {quote(mission_id)} to {wanted.value}: {why}"),
         reason_code=code,
         policy_version=run.version,
     )

@@ -11,7 +11,9 @@ The commands (``agentlog.missions``) are claims, kept for what the facts do not 
 (``meta.causation_id``), and the queries join the two on it (with the tree, the tenant and
 the mission id, so that a forged command reusing an event id joins nothing).
 
-Tables: ``missions`` (one row per mission, merged: newest fact wins, first start kept),
+Tables: ``missions`` (one row per mission, merged: newest fact wins, first start kept; a
+creation fact starts the row anew, as when a root id is used again after the gate forgot
+its tree),
 ``mission_transitions`` (the history), ``mission_dependencies`` (accepted edges),
 ``mission_rejections`` (rejected commands) and ``mission_specs`` (creation commands).
 """
@@ -53,6 +55,9 @@ class MissionDelta:
     spec_event_id: Any
     """``causation_id`` of the accepting fact: the ``MissionCreated`` it accepted (None if not seen here)."""
     created_at: datetime | None
+    created_offset: int | None
+    """Offset of its newest creation fact among those merged (a root id reused after the gate forgot its tree
+    creates the mission anew: what came before is another tree's)."""
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
@@ -61,12 +66,17 @@ class MissionDelta:
     offset: int
 
     def merge(self, newer: MissionDelta) -> None:
-        """Fold ``newer`` (a later fact about the same mission, same partition) into this one."""
+        """Fold ``newer`` (a later fact about the same mission, same partition) into this one; a creation starts
+        the row anew."""
+        if newer.created_offset is not None:
+            for name in MissionDelta.__slots__:
+                setattr(self, name, getattr(newer, name))
+            return
         self.spec_event_id = self.spec_event_id or newer.spec_event_id
         self.created_at = self.created_at or newer.created_at
         self.started_at = self.started_at or newer.started_at
         self.finished_at = self.finished_at if newer.state == "ARCHIVED" else newer.finished_at
-        self.agent_id = newer.agent_id or self.agent_id
+        self.agent_id = newer.agent_id if newer.agent_id is not None else self.agent_id
         self.result_summary = newer.result_summary or self.result_summary
         self.quality_score = newer.quality_score if newer.quality_score is not None else self.quality_score
         self.state, self.attempt, self.policy_version = newer.state, newer.attempt, newer.policy_version
@@ -184,6 +194,7 @@ def _transitioned(writes: MissionWrites, value: dict[str, Any], position: Positi
         policy_version=value.get("policy_version", 0),
         spec_event_id=meta.get("causation_id") if created else None,
         created_at=at if created else None,
+        created_offset=position.offset if created else None,
         started_at=at if state == "RUNNING" else None,
         finished_at=at if state in FINISHED else None,
         updated_at=at,

@@ -143,14 +143,24 @@ def _node_ids(plan: Plan) -> dict[str, str]:
     return {m.mission_id: f"m{i}" for i, m in enumerate(plan.missions)}
 
 
+_MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "\n": " ", "\r": " "}
+
+
+def _mermaid_text(text: str) -> str:
+    """``text`` inside a quoted Mermaid label, as itself: no character of it can end the label or open markup."""
+    return "".join(_MERMAID_ENTITIES.get(c, c) for c in text)
+
+
 def plan_mermaid(plan: Plan) -> str:
     """A Mermaid flowchart of the DAG: an arrow from each dependency to its dependent (hard solid, soft dotted),
     parents to children as thin links, nodes coloured by state."""
     ids = _node_ids(plan)
     lines = ["flowchart LR"]
     for m in plan.missions:
-        text = f"{m.mission_id}<br/>{m.title or '?'}<br/>{m.state} · attempt {m.attempt}"
-        lines.append(f'    {ids[m.mission_id]}["{text.replace(chr(34), "#quot;")}"]:::{m.state.lower()}')
+        text = "<br/>".join(
+            _mermaid_text(t) for t in (m.mission_id, m.title or "?", f"{m.state} · attempt {m.attempt}")
+        )
+        lines.append(f'    {ids[m.mission_id]}["{text}"]:::{m.state.lower()}')
     for d in plan.dependencies:
         if d.mission_id in ids and d.depends_on in ids:
             arrow = "-->" if d.kind == "HARD" else "-. soft .->"

@@ -85,6 +85,7 @@ MISSION_COLUMNS = {
     "policy_version": "integer",
     "spec_event_id": "uuid",
     "created_at": "timestamptz",
+    "created_offset": "bigint",
     "started_at": "timestamptz",
     "finished_at": "timestamptz",
     "updated_at": "timestamptz",
@@ -99,7 +100,7 @@ CREATE_MISSION_STAGE = (
     + ") ON COMMIT DELETE ROWS"
 )
 _NEWEST = {"state", "attempt", "policy_version", "tenant_id", "updated_at", "topic", "partition", "offset"}
-_MERGE = {
+_MERGED = {
     "spec_event_id": "COALESCE(m.spec_event_id, EXCLUDED.spec_event_id)",
     "created_at": "COALESCE(m.created_at, EXCLUDED.created_at)",
     "started_at": "COALESCE(m.started_at, EXCLUDED.started_at)",
@@ -108,8 +109,14 @@ _MERGE = {
     "agent_id": "COALESCE(EXCLUDED.agent_id, m.agent_id)",
     "result_summary": "CASE WHEN EXCLUDED.result_summary <> '' THEN EXCLUDED.result_summary ELSE m.result_summary END",
     "quality_score": "COALESCE(EXCLUDED.quality_score, m.quality_score)",
+    "created_offset": "m.created_offset",
     **{c: f'EXCLUDED."{c}"' for c in _NEWEST},
 }
+_MERGE = {
+    c: f'CASE WHEN EXCLUDED.created_offset IS NOT NULL THEN EXCLUDED."{c}" ELSE {merged} END'
+    for c, merged in _MERGED.items()
+}
+"""A staged row holding a creation starts the mission anew; otherwise it merges into the stored row."""
 UPSERT_MISSIONS = (
     "INSERT INTO missions AS m ("
     + ", ".join(f'"{c}"' for c in MISSION_COLUMNS)

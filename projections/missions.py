@@ -23,21 +23,28 @@ from agentlog.projections.mission_events import OPEN
 
 _CURRENT_NOW = """
 SELECT root_id, mission_id, tenant_id, state, attempt, agent_id, result_summary, quality_score, policy_version,
-    spec_event_id, created_at, started_at, finished_at, updated_at
+    spec_event_id, created_at, created_offset, started_at, finished_at, updated_at, partition
 FROM missions WHERE {where}
 """
 _CURRENT_AS_OF = """
-WITH chosen AS (
+WITH picked AS (
     SELECT * FROM mission_transitions t WHERE {where} AND t.occurred_at <= %(as_of)s
+), births AS (
+    SELECT root_id, mission_id, max("offset") AS created_offset FROM picked WHERE from_state = 'UNKNOWN'
+    GROUP BY root_id, mission_id
+), chosen AS (
+    SELECT p.*, b.created_offset FROM picked p JOIN births b USING (root_id, mission_id)
+    WHERE p."offset" >= b.created_offset
 ), last AS (
     SELECT DISTINCT ON (root_id, mission_id) * FROM chosen ORDER BY root_id, mission_id, "offset" DESC
 ), firsts AS (
     SELECT root_id, mission_id,
-        min(occurred_at) FILTER (WHERE from_state = 'UNKNOWN') AS created_at,
-        min(occurred_at) FILTER (WHERE to_state = 'RUNNING') AS started_at,
+        (array_agg(occurred_at ORDER BY "offset") FILTER (WHERE from_state = 'UNKNOWN'))[1] AS created_at,
+        (array_agg(occurred_at ORDER BY "offset") FILTER (WHERE to_state = 'RUNNING'))[1] AS started_at,
         (array_agg(occurred_at ORDER BY "offset" DESC)
             FILTER (WHERE to_state IN ('COMPLETED', 'FAILED', 'CANCELLED')))[1] AS last_finished_at,
-        (array_agg(causation_id ORDER BY "offset") FILTER (WHERE from_state = 'UNKNOWN'))[1] AS spec_event_id,
+        (array_agg(causation_id ORDER BY "offset")
+            FILTER (WHERE from_state = 'UNKNOWN' AND causation_id IS NOT NULL))[1] AS spec_event_id,
         (array_agg(agent_id ORDER BY "offset" DESC) FILTER (WHERE agent_id IS NOT NULL))[1] AS agent_id,
         (array_agg(result_summary ORDER BY "offset" DESC) FILTER (WHERE result_summary <> ''))[1] AS result_summary,
         (array_agg(quality_score ORDER BY "offset" DESC) FILTER (WHERE quality_score IS NOT NULL))[1]
@@ -46,10 +53,10 @@ WITH chosen AS (
 )
 SELECT l.root_id, l.mission_id, l.tenant_id, l.to_state AS state, l.attempt, f.agent_id,
     COALESCE(f.result_summary, '') AS result_summary, f.quality_score, l.policy_version, f.spec_event_id,
-    f.created_at, f.started_at,
+    f.created_at, l.created_offset, f.started_at,
     CASE WHEN l.to_state IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN l.occurred_at
          WHEN l.to_state = 'ARCHIVED' THEN f.last_finished_at END AS finished_at,
-    l.occurred_at AS updated_at
+    l.occurred_at AS updated_at, l.partition
 FROM last l JOIN firsts f USING (root_id, mission_id)
 """
 _WITH_SPEC = """
@@ -57,11 +64,13 @@ WITH current AS ({current})
 SELECT c.*, s.title, s.description, s.parent_mission_id, s.owner_agent_id, s.priority, s.max_attempts
 FROM current c LEFT JOIN LATERAL (
     SELECT * FROM mission_specs s WHERE s.event_id = c.spec_event_id AND s.root_id = c.root_id
-        AND s.mission_id = c.mission_id AND s.tenant_id = c.tenant_id
-    ORDER BY s.topic, s.partition, s."offset" LIMIT 1
+        AND s.mission_id = c.mission_id AND s.tenant_id = c.tenant_id AND s.partition = c.partition
+    ORDER BY s."offset" LIMIT 1
 ) s ON true
 ORDER BY c.root_id, c.created_at, c.mission_id
 """
+"""The command a mission's creation fact names: on the fact's partition (the processor answers on its input's),
+in its tree and tenant, the first of that event id (the one the processor read)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,9 @@ class Mission:
     finished_at: datetime | None
     updated_at: datetime
     spec_event_id: Any = field(default=None, repr=False)
+    created_offset: int | None = field(default=None, repr=False)
+    """Offset of its creation fact: its history starts there (before it, a forgotten tree's mission of that id)."""
+    partition: int = field(default=0, repr=False)
 
     @property
     def open(self) -> bool:
@@ -105,6 +117,7 @@ class Dependency:
     kind: str
     policy_version: int
     occurred_at: datetime
+    offset: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,8 @@ class Plan:
         return levels
 
 
+_NEVER = 2**63
+"""An offset no edge reaches (an end not among the tree's missions)."""
 R = TypeVar("R", Transition, Dependency, Rejection)
 """A history table's row type."""
 
@@ -219,7 +234,8 @@ class Missions:
 
     def plan(self, root_id: str, as_of: datetime | None = None) -> Plan:
         """The tree's missions and accepted dependencies."""
-        return Plan(root_id, self.in_tree(root_id, as_of), self._dependencies(root_id, None, as_of), as_of)
+        missions = self.in_tree(root_id, as_of)
+        return Plan(root_id, missions, self._dependencies(root_id, None, missions, as_of), as_of)
 
     def find(self, mission_id: str, root_id: str | None = None, as_of: datetime | None = None) -> Mission:
         """One mission; ``root_id`` is needed only if several trees have a mission of that id."""
@@ -236,10 +252,13 @@ class Missions:
     def story(self, mission_id: str, root_id: str | None = None, as_of: datetime | None = None) -> MissionStory:
         """One mission with its history, dependencies both ways, children, attempts and rejections."""
         mission = self.find(mission_id, root_id, as_of)
-        root = mission.root_id
-        history = self._history(root, mission_id, as_of)
-        edges = self._dependencies(root, mission_id, as_of)
-        children = [m.mission_id for m in self.in_tree(root, as_of) if m.parent_mission_id == mission_id]
+        root, since = mission.root_id, mission.created_offset or 0
+        history = self._rows(
+            Transition, "mission_transitions", "mission_id = %(mission)s", root, mission_id, as_of, since
+        )
+        tree = self.in_tree(root, as_of)
+        edges = self._dependencies(root, mission_id, tree, as_of)
+        children = [m.mission_id for m in tree if m.parent_mission_id == mission_id]
         return MissionStory(
             mission,
             history,
@@ -247,7 +266,7 @@ class Missions:
             [d for d in edges if d.depends_on == mission_id],
             children,
             self._attempts(history, as_of),
-            self._rejections(root, mission_id, as_of),
+            self._rows(Rejection, "mission_rejections", "mission_id = %(mission)s", root, mission_id, as_of, since),
             as_of,
         )
 
@@ -257,28 +276,39 @@ class Missions:
             rows = cur.execute(_WITH_SPEC.format(current=current).encode(), {**params, "as_of": as_of})
             return [Mission(**row) for row in rows]
 
-    def _history(self, root_id: str, mission_id: str, as_of: datetime | None) -> list[Transition]:
-        return self._rows(Transition, "mission_transitions", "mission_id = %(mission)s", root_id, mission_id, as_of)
-
-    def _dependencies(self, root_id: str, mission_id: str | None, as_of: datetime | None) -> list[Dependency]:
+    def _dependencies(
+        self, root_id: str, mission_id: str | None, tree: list[Mission], as_of: datetime | None
+    ) -> list[Dependency]:
+        """The accepted dependencies (of ``mission_id``, or all) between the missions of ``tree`` as they are now:
+        an edge older than either end's creation belongs to a forgotten tree that had the same root id."""
         edges = "(%(mission)s::text IS NULL OR mission_id = %(mission)s OR depends_on = %(mission)s)"
-        return self._rows(Dependency, "mission_dependencies", edges, root_id, mission_id, as_of)
-
-    def _rejections(self, root_id: str, mission_id: str, as_of: datetime | None) -> list[Rejection]:
-        return self._rows(Rejection, "mission_rejections", "mission_id = %(mission)s", root_id, mission_id, as_of)
+        born = {m.mission_id: m.created_offset or 0 for m in tree}
+        return [
+            d
+            for d in self._rows(Dependency, "mission_dependencies", edges, root_id, mission_id, as_of, 0)
+            if d.offset >= born.get(d.mission_id, _NEVER) and d.offset >= born.get(d.depends_on, _NEVER)
+        ]
 
     def _rows(
-        self, kind: type[R], table: str, where: str, root_id: str, mission_id: str | None, as_of: datetime | None
+        self,
+        kind: type[R],
+        table: str,
+        where: str,
+        root_id: str,
+        mission_id: str | None,
+        as_of: datetime | None,
+        since: int,
     ) -> list[R]:
-        """The rows of a history table (as ``kind``, its columns by field name) of one tree, in offset order."""
-        columns = ", ".join(f.name for f in fields(kind))
+        """The rows of a history table (as ``kind``, its columns by field name) of one tree, from offset ``since``
+        on, in offset order."""
+        columns = ", ".join(f'"{f.name}"' for f in fields(kind))
         query = (
-            f"SELECT {columns} FROM {table} WHERE root_id = %(root)s AND {where}"
+            f'SELECT {columns} FROM {table} WHERE root_id = %(root)s AND {where} AND "offset" >= %(since)s'
             ' AND (%(as_of)s::timestamptz IS NULL OR occurred_at <= %(as_of)s) ORDER BY "offset"'
         )
+        values = {"root": root_id, "mission": mission_id, "as_of": as_of, "since": since}
         with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(query.encode(), {"root": root_id, "mission": mission_id, "as_of": as_of})
-            return [kind(**row) for row in rows]
+            return [kind(**row) for row in cur.execute(query.encode(), values)]
 
     def _attempts(self, history: list[Transition], as_of: datetime | None) -> list[Attempt]:
         runs: list[dict[str, Any]] = []

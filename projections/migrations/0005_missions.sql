@@ -2,7 +2,9 @@
 -- (agentlog.projections.mission_events says what each record does to these tables).
 
 -- One row per mission: its newest fact's state (all facts of a tree are on one partition,
--- so the highest offset is the newest), the first start, when it finished.
+-- so the highest offset is the newest), the first start, when it finished. created_offset is
+-- its newest creation: a root id used again after the gate forgot its tree creates anew, and
+-- the history before it is the other tree's.
 CREATE TABLE missions (
     root_id        text        NOT NULL,
     mission_id     text        NOT NULL,
@@ -15,6 +17,7 @@ CREATE TABLE missions (
     policy_version integer     NOT NULL,
     spec_event_id  uuid,
     created_at     timestamptz,
+    created_offset bigint,
     started_at     timestamptz,
     finished_at    timestamptz,
     updated_at     timestamptz NOT NULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -372,3 +373,43 @@ def test_the_policys_retention_archives_finished_missions_at_a_timer_tick() -> N
     again = [e for at in (finished, last) for e in expire(restored, at + timedelta(seconds=60), retention)[0]]
     assert [e.model_dump() for e in again] == [e.model_dump() for e in outputs + later]  # restored: the same facts
     assert m.state_of("retried") is _S.READY
+
+
+def test_no_input_makes_a_fact_longer_than_the_contract_allows() -> None:
+    """A reason of the longest text an agent may send, or a cycle of long ids, is answered, cut to the limit."""
+    from agentlog.limits import MAX_CHARS
+
+    m = Missions()
+    m.create("a")
+    (cancelled,) = m.ask("a", _S.CANCELLED, reason="y" * MAX_CHARS["text"])
+    assert isinstance(cancelled, ev.MissionTransitioned) and len(cancelled.reason) == MAX_CHARS["text"]
+    ids = [f"{n:03d}" + "m" * 253 for n in range(70)]
+    for mission in ids:
+        m.create(mission)
+    for before, after in itertools.pairwise(ids):
+        m.depend(after, before)
+    (refused,) = m.depend(ids[0], ids[-1])
+    assert isinstance(refused, ev.DependencyRejected) and refused.reason_code is _R.DEPENDENCY_CYCLE
+    assert len(refused.reason) <= MAX_CHARS["text"] and refused.reason.endswith("…")
+
+
+def test_a_quality_score_must_be_a_finite_number() -> None:
+    m = Missions()
+    m.create("a")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    for score in (float("nan"), float("inf")):
+        assert rejection(m.ask("a", _S.COMPLETED, quality_score=score)) is _R.INVALID_REQUEST
+    assert moves(m.ask("a", _S.COMPLETED, quality_score=0.5)) == [("a", "RUNNING", "COMPLETED")]
+
+
+def test_a_tick_archives_at_most_so_many_missions() -> None:
+    from agentlog.processors.mission_core import MAX_ARCHIVED_PER_TICK, expire
+
+    m = Missions()
+    for n in range(MAX_ARCHIVED_PER_TICK + 5):
+        m.create(f"m{n}")
+        m.ask(f"m{n}", _S.CANCELLED)
+    retention = small_policy(2, mission_retention_ms=1_000)
+    first, _ = expire(m.state, m.now + timedelta(days=1), retention)
+    second, _ = expire(m.state, m.now + timedelta(days=1), retention)
+    assert (len(first), len(second)) == (MAX_ARCHIVED_PER_TICK, 5)

@@ -21,8 +21,8 @@ from agentlog.errors import DecodeError
 from agentlog.processors.gate_input import decode_record
 from agentlog.processors.input_merge import DecisionPoint, InputRecord
 from agentlog.processors.mission_core import decide
-from agentlog.processors.mission_state import MissionPartition
 from agentlog.processors.mission_input import MISSION_ORDER, SOURCES
+from agentlog.processors.mission_state import MissionPartition
 from agentlog.processors.testing import admitted_tree
 from agentlog.producer import Producer
 from agentlog.replay.input_order import RecordedOrder

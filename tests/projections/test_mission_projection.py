@@ -250,3 +250,33 @@ def test_the_cli_answers_from_the_projection(cli_env: dict[str, str], schema: st
     assert unknown.returncode == 2 and "unknown mission 'no-such-mission'" in unknown.stderr
     bad_state = run("list", RELEASE, "--state", "DONE")
     assert bad_state.returncode == 2 and "--state DONE: expected one of" in bad_state.stderr
+
+
+def test_a_root_id_used_again_after_its_tree_was_forgotten_starts_its_missions_anew(
+    publish: Callable[[list[Event]], None], project: Callable[..., ProjectorStats], db: psycopg.Connection[Any]
+) -> None:
+    """Another tenant's tree with a forgotten tree's root id sees nothing of the old missions of the same ids."""
+    from agentlog import events as ev
+    from tests.mission_scenarios import Plan
+
+    old = Plan("reused", ["w1"], tenant="acme")
+    old.create("m", "the old secret")
+    old.ask("m", ev.MissionState.RUNNING, agent_id="w1")
+    old.ask("m", ev.MissionState.COMPLETED, result_summary="A's secret result", quality_score=0.9)
+    forgotten = ev.TreeForgotten(meta=old.meta(), ended_at=old.now, policy_version=1, message="forgotten")
+    new = Plan("reused", ["w2"], tenant="globex", start=old.now + timedelta(days=2))
+    new.create("m", "the new one")
+    inputs = [*old.inputs, forgotten, *new.inputs]
+    publish(inputs + decided(inputs))
+    project()
+    missions = Missions(db)
+    (m,) = missions.in_tree("reused")
+    assert (m.tenant_id, m.state, m.title, m.agent_id, m.result_summary, m.quality_score, m.started_at) == (
+        "globex", "READY", "the new one", None, "", None, None
+    )  # fmt: skip
+    story = missions.story("m")
+    assert [(t.from_state, t.to_state) for t in story.history] == [("UNKNOWN", "READY")]
+    assert story.attempts == []
+    assert missions.in_tree("reused", as_of=new.now + timedelta(days=1)) == [m]
+    then = missions.in_tree("reused", as_of=old.now)  # before the tree was forgotten: the old mission
+    assert [(x.tenant_id, x.state, x.title) for x in then] == [("acme", "COMPLETED", "the old secret")]
