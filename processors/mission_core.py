@@ -67,7 +67,8 @@ __all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "deci
 
 CORE_VERSION = 2
 """1: the first; 2: finished missions archived by timer ticks after the policy's ``mission_retention_ms`` (core 1
-kept no finishing time), and a quality score that is not a finite number refused."""
+kept no finishing time), a quality score that is not a finite number refused, and a transition refused to another
+tenant naming no state of the mission."""
 MAX_ARCHIVED_PER_TICK = 1_000
 """Missions one timer tick archives at most (one fact and one changelog record each); the rest wait for the next."""
 PRODUCER = "agentlog.missions"
@@ -366,6 +367,8 @@ def _dependency(run: _Run, command: ev.DependencyAdded) -> None:
 def _transition(run: _Run, command: ev.MissionTransitionRequested) -> None:
     def reject(code: ev.MissionRejection, why: str) -> None:
         known = run.tree.missions.get(command.mission_id) if run.tree is not None else None
+        if code is _R.TENANT_MISMATCH and run.core >= 2:
+            known = None  # another tenant learns nothing of the tree's missions, not even whether one exists
         current = known.state if known is not None else _S.UNKNOWN
         _reject_transition(run, command.mission_id, current, command.to_state, code, why)
 

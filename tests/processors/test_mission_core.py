@@ -413,3 +413,14 @@ def test_a_tick_archives_at_most_so_many_missions() -> None:
     first, _ = expire(m.state, m.now + timedelta(days=1), retention)
     second, _ = expire(m.state, m.now + timedelta(days=1), retention)
     assert (len(first), len(second)) == (MAX_ARCHIVED_PER_TICK, 5)
+
+
+def test_another_tenant_learns_nothing_of_a_trees_missions() -> None:
+    m = Missions()
+    m.create("secret")
+    m.ask("secret", _S.RUNNING, agent_id="worker")
+    request = ev.MissionTransitionRequested(meta=m.meta("globex"), mission_id="secret", to_state=_S.CANCELLED,
+                                            requested_by=ROOT)  # fmt: skip
+    (refused,) = m.send(request)
+    assert isinstance(refused, ev.MissionTransitionRejected) and refused.reason_code is _R.TENANT_MISMATCH
+    assert refused.from_state is _S.UNKNOWN  # not RUNNING: whether the mission exists is not told
