@@ -301,23 +301,6 @@ def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: in
 # -- latency ------------------------------------------------------------------------------
 
 
-def paced(settings: Settings, records: Encoded, rate: int) -> None:
-    """Produce ``records`` at ``rate`` per second, in 10 ms steps."""
-    producer = Producer(kafka_config.producer(settings))
-    topic = settings.topic_prefix + SPAWN_REQUESTS.name
-    step = max(rate // 100, 1)
-    started = time.monotonic()
-    for i in range(0, len(records), step):
-        for key, value in records[i : i + step]:
-            producer.produce(topic, value, key)
-        producer.poll(0)
-        pause = started + (i + step) / rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-    if producer.flush(60):
-        raise SystemExit("could not produce the paced load")
-
-
 def append_times(settings: Settings, topic: str, key: Callable[[bytes], str]) -> dict[str, int]:
     return {key(r.value): r.timestamp_ms for r in read_topic(settings, settings.topic_prefix + topic) if r.value}
 
@@ -362,7 +345,7 @@ def latency(scratch: measure.Scratch, rate: int, seconds: int, rounds: int) -> N
             services = start(settings)
             try:
                 drain(settings, suffix, services, members, warm_up)  # assigned, policy read, deciding
-                paced(settings, load, rate)
+                measure.paced(settings, [(SPAWN_REQUESTS.name, key, value) for key, value in load], rate)
                 client = measure.admin(settings)
                 tps = input_partitions(settings, suffix)
                 measure.wait_committed(client, settings.topic_prefix + suffix, tps, services)

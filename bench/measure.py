@@ -37,7 +37,7 @@ from typing import Any
 
 import psutil
 import psycopg
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConsumerGroupDescription, OffsetSpec
 
 from agentlog import kafka_config
@@ -549,3 +549,22 @@ def pct(values: Sequence[float], q: float) -> float:
     """The nearest-rank ``q`` quantile."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered), math.ceil(q * len(ordered))) - 1)]
+
+
+def paced(settings: Settings, records: Sequence[tuple[str, bytes, bytes]], rate: int) -> float:
+    """Produce ``(topic, key, value)`` records (topics unprefixed) at ``rate`` per second, in 10 ms steps; returns
+    the seconds producing took (before the final flush)."""
+    producer = Producer(kafka_config.producer(settings))
+    step = max(rate // 100, 1)
+    started = time.monotonic()
+    for i in range(0, len(records), step):
+        for topic, key, value in records[i : i + step]:
+            producer.produce(settings.topic_prefix + topic, value, key)
+        producer.poll(0)
+        pause = started + (i + step) / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    took = time.monotonic() - started
+    if producer.flush(60):
+        raise SystemExit("could not produce the paced load")
+    return took

@@ -193,25 +193,6 @@ def produce(settings: Settings, records: Encoded) -> None:
         raise SystemExit("could not produce the workload")
 
 
-def paced(settings: Settings, records: Encoded, rate: int) -> float:
-    """Produce ``records`` at ``rate`` per second in 10 ms steps, as ``gate.paced`` does (which writes only the
-    spawn requests topic); returns the seconds it took."""
-    producer = Producer(kafka_config.producer(settings))
-    step = max(rate // 100, 1)
-    started = time.monotonic()
-    for i in range(0, len(records), step):
-        for name, key, value in records[i : i + step]:
-            producer.produce(settings.topic_prefix + name, value, key)
-        producer.poll(0)
-        pause = started + (i + step) / rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-    took = time.monotonic() - started
-    if producer.flush(60):
-        raise SystemExit("could not produce the paced load")
-    return took
-
-
 # -- the contenders -----------------------------------------------------------------------
 
 
@@ -382,7 +363,7 @@ def latency(scratch: measure.Scratch, rate: int, seconds: int, rounds: int, miss
             try:
                 drain(settings, group, services, load.warm_up)  # assigned, policy read, deciding
                 services[0].start_span()
-                took = paced(settings, load.load, rate)
+                took = measure.paced(settings, load.load, rate)
                 client = measure.admin(settings)
                 measure.wait_committed(client, settings.topic_prefix + group, input_partitions(settings), services)
                 services[0].end_span()

@@ -155,8 +155,12 @@ class Lineage:
     def path(self, agent_id: str, as_of: datetime | None = None) -> list[Agent]:
         """The agents from the root down to ``agent_id`` (both included)."""
         agent = self.agent(agent_id, as_of)
-        found = {a.agent_id: a for a in self._agents("a.agent_id = ANY(%(ids)s)", agent_id, as_of, ids=agent.path)}
+        found = self.agents(agent.path, as_of)
         return [found[i] for i in agent.path if i in found]
+
+    def agents(self, agent_ids: list[str], as_of: datetime | None = None) -> dict[str, Agent]:
+        """The agents of ``agent_ids`` that exist (as of the moment), by id; one query."""
+        return {a.agent_id: a for a in self._agents("a.agent_id = ANY(%(ids)s)", "", as_of, ids=agent_ids)}
 
     def tree(self, agent_id: str, as_of: datetime | None = None) -> Tree:
         """``agent_id`` with its whole subtree, the spawns denied in it and its handoffs."""

@@ -8,9 +8,9 @@ table and upserted in one statement with the merge of :class:`~.mission_events.M
 from __future__ import annotations
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import TupleRow
 
+from agentlog.projections.copying import copy_rows, copy_types
 from agentlog.projections.mission_events import MissionDelta, MissionWrites
 
 _WHERE = {"topic": 'text COLLATE "C"', "partition": "integer", "offset": "bigint"}
@@ -91,7 +91,6 @@ MISSION_COLUMNS = {
     "updated_at": "timestamptz",
     **_WHERE,
 }
-_COPY_TYPE = {"integer": "int4", "bigint": "int8", "double precision": "float8", 'text COLLATE "C"': "text"}
 
 MISSION_STAGE = "projector_mission_stage"
 CREATE_MISSION_STAGE = (
@@ -134,15 +133,8 @@ def mission_row(delta: MissionDelta) -> tuple[object, ...]:
 
 
 def _copy(cur: psycopg.Cursor[TupleRow], table: str, columns: dict[str, str], rows: list[tuple[object, ...]]) -> None:
-    if not rows:
-        return
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    )
-    with cur.copy(statement) as copy:
-        copy.set_types([_COPY_TYPE.get(t, t) for t in columns.values()])
-        for row in rows:
-            copy.write_row(row)
+    if rows:
+        copy_rows(cur, table, list(columns), copy_types(columns.values()), rows)
 
 
 def write_missions(cur: psycopg.Cursor[TupleRow], writes: MissionWrites) -> None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from psycopg.rows import dict_row
 
 from agentlog.projections.db import Conn
-from agentlog.projections.errors import AmbiguousMissionError, UnknownAgentError, UnknownMissionError
+from agentlog.projections.errors import AmbiguousMissionError, UnknownMissionError
 from agentlog.projections.lineage import Lineage
 from agentlog.projections.mission_events import OPEN
 
@@ -317,15 +317,8 @@ class Missions:
                 runs.append({"attempt": step.attempt, "agent_id": step.agent_id, "started_at": step.occurred_at})
             elif step.from_state == "RUNNING" and runs and "ended_state" not in runs[-1]:
                 runs[-1].update(ended_state=step.to_state, ended_at=step.occurred_at, reason=step.reason)
-        lineage = Lineage(self.conn)
-        tokens: dict[str, int | None] = {}
-        for run in runs:
-            agent = run["agent_id"]
-            if agent is not None and agent not in tokens:
-                try:
-                    tokens[agent] = lineage.agent(agent, as_of).tokens_used
-                except UnknownAgentError:
-                    tokens[agent] = None  # not projected (yet), or another tenant's
+        ran = sorted({run["agent_id"] for run in runs if run["agent_id"] is not None})
+        agents = Lineage(self.conn).agents(ran, as_of)  # not projected (yet), or another tenant's: no tokens
         return [
             Attempt(
                 run["attempt"],
@@ -334,7 +327,7 @@ class Missions:
                 run.get("ended_state"),
                 run.get("ended_at"),
                 run.get("reason", ""),
-                tokens.get(run["agent_id"]) if run["agent_id"] is not None else None,
+                agents[run["agent_id"]].tokens_used if run["agent_id"] in agents else None,
             )
             for run in runs
         ]

@@ -24,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.rows import TupleRow
 from psycopg.types.json import set_json_dumps
 
 from agentlog.projections import audit_chain
 from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, TopicPartition
+from agentlog.projections.copying import copy_rows, copy_types
 from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connect, require_tables
 from agentlog.projections.errors import DatabaseUnavailableError, StalePositionsError
 from agentlog.projections.jsonb import jsonb_text
@@ -147,8 +148,7 @@ _STAGE_TYPES = {
 }
 AGENT_STAGE_COLUMNS = tuple(_STAGE_TYPES)
 """Columns of the staging table the merged agent deltas are copied into (``ord``: reading order)."""
-_COPY_TYPE = {"integer": "int4", "bigint": "int8", "smallint": "int2", 'text COLLATE "C"': "text"}
-AGENT_STAGE_TYPES = [_COPY_TYPE.get(t, t) for t in _STAGE_TYPES.values()]
+AGENT_STAGE_TYPES = copy_types(_STAGE_TYPES.values())
 AGENT_STAGE = "projector_agent_stage"
 CREATE_AGENT_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {AGENT_STAGE} ("
@@ -294,12 +294,6 @@ DENIED_TYPES = [
 HANDOFF_TYPES = ["text", "int4", "int8", "uuid", "text", "text", "text", "text", "text", "timestamptz"]
 
 
-def _copy_sql(table: str, columns: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    )
-
-
 def _json_passthrough(value: object) -> str:
     """JSON columns arrive as text already made by :func:`agentlog.projections.jsonb.jsonb_text`."""
     return value if isinstance(value, str) else jsonb_text(value)
@@ -373,16 +367,11 @@ class BatchWriter:
                     ("handoffs", HANDOFF_COLUMNS, HANDOFF_TYPES, batch.lineage.handoffs),
                 ):
                     if rows:
-                        with cur.copy(_copy_sql(table, columns)) as copy:
-                            copy.set_types(types)
-                            for row in rows:
-                                copy.write_row(row)
+                        copy_rows(cur, table, columns, types, rows)
                 agents = batch.lineage.ordered_agents()
                 if agents:
-                    with cur.copy(_copy_sql(AGENT_STAGE, AGENT_STAGE_COLUMNS)) as copy:
-                        copy.set_types(AGENT_STAGE_TYPES)
-                        for i, delta in enumerate(agents):
-                            copy.write_row(agent_row(i, delta))
+                    staged = (agent_row(i, delta) for i, delta in enumerate(agents))
+                    copy_rows(cur, AGENT_STAGE, AGENT_STAGE_COLUMNS, AGENT_STAGE_TYPES, staged)
                     cur.execute(UPSERT_AGENTS)
                 write_missions(cur, batch.missions)
                 cur.executemany(

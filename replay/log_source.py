@@ -15,6 +15,7 @@ from typing import Protocol
 from confluent_kafka import Consumer, TopicPartition
 
 from agentlog import kafka_config
+from agentlog.access import GATE_NAME
 from agentlog.processors import LIFECYCLE, REQUESTS, InputRecord
 from agentlog.records import Record
 from agentlog.replay.check_export import load_manifest, read_lines
@@ -99,17 +100,23 @@ class KafkaLog:
         self.lifecycle = prefix + AGENT_LIFECYCLE.name
         self.decisions_topic = prefix + POLICY_DECISIONS.name
         self._partition_count = tree_partition_count(settings)
+        self._groups: dict[tuple[str, tuple[str, ...]], dict[tuple[int, int], int]] = {}
         self._committed = self._gate_offsets()
 
     def _gate_offsets(self) -> dict[tuple[int, int], int]:
-        group = f"{self.settings.topic_prefix}agentlog.spawn-gate"
-        consumer = Consumer(kafka_config.reader(self.settings, group))
+        return self._group_offsets(GATE_NAME, (SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name))
+
+    def _group_offsets(self, group: str, bases: tuple[str, ...]) -> dict[tuple[int, int], int]:
+        """Per (index in ``bases``, partition), the offset consumer group ``group`` (unprefixed) committed: one
+        request for every partition of the tree-keyed topics."""
+        prefix = self.settings.topic_prefix
+        consumer = Consumer(kafka_config.reader(self.settings, prefix + group))
         try:
-            tps = [TopicPartition(t, p) for t in (self.requests, self.lifecycle) for p in self.partitions()]
+            tps = [TopicPartition(prefix + base, p) for base in bases for p in self.partitions()]
             committed = committed_offsets(consumer, tps)
         finally:
             consumer.close()
-        sources = {self.requests: REQUESTS, self.lifecycle: LIFECYCLE}
+        sources = {prefix + base: i for i, base in enumerate(bases)}
         return {(sources[tp.topic], tp.partition): max(tp.offset, 0) for tp in committed}
 
     def partitions(self) -> list[int]:
@@ -143,14 +150,10 @@ class KafkaLog:
         return read_partition(self.settings, self.settings.topic_prefix + base, partition)
 
     def committed(self, group: str, bases: tuple[str, ...], partition: int) -> dict[int, int] | None:
-        prefix = self.settings.topic_prefix
-        consumer = Consumer(kafka_config.reader(self.settings, prefix + group))
-        try:
-            found = committed_offsets(consumer, [TopicPartition(prefix + base, partition) for base in bases])
-        finally:
-            consumer.close()
-        offsets = {tp.topic: max(tp.offset, 0) for tp in found}
-        return {i: offsets.get(prefix + base, 0) for i, base in enumerate(bases)}
+        if (group, bases) not in self._groups:  # once, for every partition, before any output is read
+            self._groups[(group, bases)] = self._group_offsets(group, bases)
+        offsets = self._groups[(group, bases)]
+        return {i: offsets.get((i, partition), 0) for i in range(len(bases))}
 
 
 LEGACY_TREE_PARTITIONS = 6

@@ -15,7 +15,7 @@ from agentlog.events import MissionState
 from agentlog.projections import mission_render as render
 from agentlog.projections.db import DEFAULT_SCHEMA
 from agentlog.projections.errors import AmbiguousMissionError, UnknownMissionError
-from agentlog.projections.missions import Missions
+from agentlog.projections.missions import Mission, Missions
 from agentlog.projections.render import to_json
 
 app = typer.Typer(help="Missions of a tree: states, dependencies, parallel groups, history.", no_args_is_help=True)
@@ -49,6 +49,13 @@ def _query(schema: str, query: Callable[[Missions], T]) -> T:
             fail(str(e), EXIT_BAD_INPUT)
 
 
+def _print_missions(missions: list[Mission], output: Output, title: str) -> None:
+    if output is Output.json:
+        print(to_json(missions))
+    else:
+        Console().print(render.missions_table(missions, title))
+
+
 def _states(state: list[str] | None) -> list[str]:
     known = {s.value for s in MissionState if s is not MissionState.UNKNOWN}
     wanted = [s.upper() for s in state or []]
@@ -70,11 +77,7 @@ def list_command(
 ) -> None:
     """The tree's missions, oldest first."""
     states, moment = _states(state), as_of_option(as_of)
-    missions = _query(schema, lambda q: q.in_tree(root_id, moment, states))
-    if output is Output.json:
-        print(to_json(missions))
-    else:
-        Console().print(render.missions_table(missions, f"missions of {root_id}"))
+    _print_missions(_query(schema, lambda q: q.in_tree(root_id, moment, states)), output, f"missions of {root_id}")
 
 
 @app.command("ready")
@@ -83,11 +86,7 @@ def ready_command(
 ) -> None:
     """The tree's missions that may start now (READY)."""
     moment = as_of_option(as_of)
-    missions = _query(schema, lambda q: q.ready(root_id, moment))
-    if output is Output.json:
-        print(to_json(missions))
-    else:
-        Console().print(render.missions_table(missions, f"ready missions of {root_id}"))
+    _print_missions(_query(schema, lambda q: q.ready(root_id, moment)), output, f"ready missions of {root_id}")
 
 
 @app.command("show")
