@@ -11,10 +11,13 @@ topic prefix), its consumer groups and its transactional ids:
 - ``missions``: the mission processor: reads the mission commands, the gate's decisions and
   the policy; writes the mission facts, its changelog (which it may create) and dead
   letters, in transactions under its own ids.
+- ``bus``: the consultation bus: reads the messages, the gate's decisions and the policy;
+  writes the message facts, its changelog (which it may create) and dead letters, in
+  transactions under its own ids.
 - ``projector``: reads every topic; writes only dead letters.
 - ``auditor``: reads every topic and the processors' committed positions; writes nothing.
 - ``tenant``: writes requests, lifecycle reports, messages and missions; reads the facts
-  (decisions, mission events). Kafka ACLs are per topic, not per record: every tenant
+  (decisions, mission and message events). Kafka ACLs are per topic, not per record: every tenant
   principal may read the facts of every tenant on the shared topics; the signatures decide
   which tenant an input speaks for, and PostgreSQL's row-level security whose rows a tenant
   reads.
@@ -56,6 +59,7 @@ from agentlog.topics import (
     DLQ,
     HEARTBEATS,
     KEYRING,
+    MESSAGE_EVENTS,
     MESSAGES,
     MISSION_EVENTS,
     MISSIONS,
@@ -70,6 +74,8 @@ GATE_NAME = "agentlog.spawn-gate"
 """The gate's consumer group, transactional ids and changelog start with it (under the prefix)."""
 MISSIONS_NAME = "agentlog.missions-processor"
 """The mission processor's consumer group, transactional ids and changelog start with it (under the prefix)."""
+BUS_NAME = "agentlog.bus"
+"""The consultation bus's consumer group, transactional ids and changelog start with it (under the prefix)."""
 SCRAM_ITERATIONS = 8192
 """PBKDF2 iterations of a SCRAM credential this module creates (Kafka's minimum is 4096)."""
 
@@ -87,6 +93,7 @@ class Role(StrEnum):
 
     gate = "gate"
     missions = "missions"
+    bus = "bus"
     projector = "projector"
     auditor = "auditor"
     tenant = "tenant"
@@ -141,6 +148,13 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
             *_processor(prefix + MISSIONS_NAME),
             readers,
         ]
+    if role is Role.bus:
+        return [
+            *_topics(settings, AclOperation.READ, MESSAGES.name, POLICY_DECISIONS.name, POLICY_CONFIG.name),
+            *_topics(settings, AclOperation.WRITE, MESSAGE_EVENTS.name, DLQ.name),
+            *_processor(prefix + BUS_NAME),
+            readers,
+        ]
     if role is Role.projector:
         return [
             *_every_topic(settings),
@@ -154,6 +168,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
             # the processors' committed positions tell replay which inputs they have decided
             Rule(ResourceType.GROUP, gate, AclOperation.DESCRIBE),
             Rule(ResourceType.GROUP, prefix + MISSIONS_NAME, AclOperation.DESCRIBE),
+            Rule(ResourceType.GROUP, prefix + BUS_NAME, AclOperation.DESCRIBE),
             Rule(ResourceType.TOPIC, prefix + "agentlog.spawn-gate.changelog", AclOperation.READ),
             # a rebuild projects the log into a scratch schema under a group of its own
             Rule(ResourceType.GROUP, prefix + "agentlog-rebuild-", AclOperation.READ, prefixed=True),
@@ -162,7 +177,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
     return [
         *_topics(settings, AclOperation.WRITE, SPAWN_REQUESTS.name, AGENT_LIFECYCLE.name, HEARTBEATS.name),
         *_topics(settings, AclOperation.WRITE, MESSAGES.name, MISSIONS.name),
-        *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name),
+        *_topics(settings, AclOperation.READ, POLICY_DECISIONS.name, MISSION_EVENTS.name, MESSAGE_EVENTS.name),
         Rule(ResourceType.TRANSACTIONAL_ID, prefix + kafka_config.CLI_TRANSACTIONAL_ID, AclOperation.WRITE, True),
         # a client with a client_id keeps its positions on the decisions topic in a group of its own
         Rule(ResourceType.GROUP, prefix + kafka_config.SDK_GROUP, AclOperation.READ, prefixed=True),

@@ -138,9 +138,9 @@ KEYRING = TopicSpec(
 MESSAGES = TopicSpec(
     "agentlog.messages",
     TREE_KEYED,
-    (ev.AgentRequest, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
+    (ev.AgentRequest, ev.AgentReply, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
     "meta.root_id",
-    "Agent-to-agent messages: requests, questions, alerts, handoffs, decisions.",
+    "Agent-to-agent messages: requests and replies, questions and decisions, alerts, handoffs.",
 )
 MISSIONS = TopicSpec(
     "agentlog.missions",
@@ -155,6 +155,14 @@ MISSION_EVENTS = TopicSpec(
     (ev.MissionTransitioned, ev.MissionTransitionRejected, ev.DependencyAccepted, ev.DependencyRejected),
     "meta.root_id",
     "Mission facts decided by the mission processor: transitions, and every command's acceptance or rejection.",
+)
+MESSAGE_EVENTS = TopicSpec(
+    "agentlog.message.events",
+    TREE_KEYED,
+    (ev.MessageAccepted, ev.MessageRejected, ev.MessageExpired, ev.QuestionEscalated),
+    "meta.root_id",
+    "Facts of the consultation bus: every message accepted with its recipients or rejected, expiries and"
+    " escalations.",
 )
 DLQ = TopicSpec(
     "agentlog.dlq",
@@ -185,6 +193,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     MESSAGES,
     MISSIONS,
     MISSION_EVENTS,
+    MESSAGE_EVENTS,
     DLQ,
 )
 """The audited topics: kept (most of them forever), projected into the audit log, exported and replayed."""

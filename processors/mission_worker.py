@@ -20,24 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from agentlog.partition_reader import PartitionReadError, read_changelog
-from agentlog.processors.errors import GateError
+from agentlog.events import Event
+from agentlog.processors.core_processor import CoreProcessor
 from agentlog.processors.input_merge import InputRecord
 from agentlog.processors.mission_core import CORE_VERSION, decide, expire
 from agentlog.processors.mission_input import MISSION_ORDER, NAME, SOURCES, decode_mission_input
 from agentlog.processors.mission_state import MissionPartition, records_of, restore
-from agentlog.processors.policy_reader import PolicyReader
-from agentlog.processors.runtime import (
-    RESTORE_TIMEOUT_S,
-    ChangelogRecord,
-    Decided,
-    ProcessorRuntime,
-    RuntimeConfig,
-    Unreadable,
-)
-from agentlog.serde import Serde
+from agentlog.processors.policy import Policy
+from agentlog.processors.runtime import ChangelogRecord, Decided, ProcessorRuntime, RuntimeConfig
 from agentlog.settings import Settings
-from agentlog.topic_admin import ensure_topics
 from agentlog.topics import MISSION_EVENTS, TREE_KEYED, TopicSpec
 
 STAGE = "processors.missions"
@@ -59,52 +50,33 @@ class MissionConfig(RuntimeConfig):
     policy_name: str = "default"
 
 
-class MissionProcessor:
+class MissionProcessor(CoreProcessor[MissionPartition]):
     """The mission processor's part of a worker: its topics, its core, its changelog and its policy."""
 
     name = NAME
     stage = STAGE
     order = MISSION_ORDER
     core_version = CORE_VERSION
+    sources = SOURCES
+    output = MISSION_EVENTS
+    state_changelog = MISSIONS_CHANGELOG
+    what = "mission partitions"
 
-    def __init__(self, settings: Settings, policy_name: str) -> None:
-        self.settings = settings
-        self.serde = Serde.from_settings(settings)
-        self.input_topics = tuple(settings.topic_prefix + spec.name for spec in SOURCES)
-        self.output_topic = settings.topic_prefix + MISSION_EVENTS.name
-        self.changelog_topic = settings.topic_prefix + MISSIONS_CHANGELOG.name
-        ensure_topics(settings, (MISSIONS_CHANGELOG,))
-        self.policies = PolicyReader(settings, policy_name)
+    def decode(self, record: InputRecord) -> Event | None:
+        return decode_mission_input(self.serde, record)
 
-    def start(self) -> None:
-        self.policies.catch_up()
-
-    def poll(self) -> None:
-        self.policies.poll()
-
-    def restore(self, partitions: list[int]) -> dict[int, MissionPartition]:
-        try:
-            latest = read_changelog(self.settings, self.changelog_topic, partitions, RESTORE_TIMEOUT_S)
-        except PartitionReadError as e:
-            raise GateError(f"restoring mission partitions {sorted(partitions)}: {e}") from e
-        return {p: restore(p, records.items()) for p, records in latest.items()}
-
-    def forget(self, partitions: list[int]) -> None:
-        """Nothing is kept beside the states."""
-
-    def decide(self, state: MissionPartition, record: InputRecord) -> Decided:
-        try:
-            event = decode_mission_input(self.serde, record)
-        except Exception as e:  # any input that is not a valid event is dead-lettered, never retried
-            raise Unreadable(str(e)) from e
-        if event is None:
-            return Decided([], set())
-        outputs, changed = decide(state, event, self.policies.current)
+    def decide_event(
+        self, state: MissionPartition, event: Event, record: InputRecord, policy: Policy | None
+    ) -> Decided:
+        outputs, changed = decide(state, event, policy)
         return Decided(outputs, changed)
 
     def expire(self, state: MissionPartition, now: datetime) -> Decided:
         outputs, changed = expire(state, now, self.policies.current)
         return Decided(outputs, changed)
+
+    def restore_partition(self, partition: int, records: dict[bytes, bytes | None]) -> MissionPartition:
+        return restore(partition, records.items())
 
     def changelog(self, partition: int, state: MissionPartition, changed: set[str]) -> list[ChangelogRecord]:
         return records_of(state, changed)

@@ -14,6 +14,7 @@ import typer
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
 from agentlog.processors.errors import PolicyError
+from agentlog.processors.bus_worker import BusConfig, bus_worker
 from agentlog.processors.gate_worker import GateConfig, spawn_gate_worker
 from agentlog.processors.mission_worker import MissionConfig, mission_worker
 from agentlog.processors.policy import DEFAULT_POLICY_PATH, load_policy
@@ -36,18 +37,24 @@ def run(
         int, typer.Option(min=0, help="Allowed clock difference between this host and the brokers.")
     ] = 5,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
-    processor: Annotated[str, typer.Option(help="gate (the spawn gate) or missions (the mission processor).")] = "gate",
+    processor: Annotated[
+        str, typer.Option(help="gate (the spawn gate), missions (the mission processor) or bus (the consultation bus).")
+    ] = "gate",
 ) -> None:
     """Run a processor (the spawn gate by default) until SIGTERM or Ctrl-C. Start several to share the partitions."""
-    if processor not in ("gate", "missions"):
-        fail(f"--processor {processor!r}: expected gate or missions", EXIT_BAD_INPUT)
+    kinds: dict[str, type[GateConfig | MissionConfig | BusConfig]] = {
+        "gate": GateConfig,
+        "missions": MissionConfig,
+        "bus": BusConfig,
+    }
+    if processor not in kinds:
+        fail(f"--processor {processor!r}: expected gate, missions or bus", EXIT_BAD_INPUT)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = kafka_settings()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    kind = MissionConfig if processor == "missions" else GateConfig
-    config = kind(
+    config = kinds[processor](
         worker_id=worker_id or socket.gethostname(),
         policy_name=policy,
         batch_size=batch_size,
@@ -57,11 +64,13 @@ def run(
     try:
         if isinstance(config, MissionConfig):
             stats = mission_worker(settings, config).run(stop)
+        elif isinstance(config, BusConfig):
+            stats = bus_worker(settings, config).run(stop)
         else:
             stats = spawn_gate_worker(settings, config).run(stop)
     except AgentlogError as e:
         fail_for(e)
-    outputs = "facts" if processor == "missions" else "decisions"
+    outputs = "decisions" if processor == "gate" else "facts"
     print(f"stopped after {stats.inputs} inputs, {stats.outputs} {outputs}, {stats.dead_letters} dead letters")
 
 

@@ -71,6 +71,38 @@ class EndOutcome(StrEnum):
     FAILED = "FAILED"
 
 
+class MessageKind(StrEnum):
+    """What kind of message a fact of the consultation bus is about."""
+
+    UNKNOWN = "UNKNOWN"
+    REQUEST = "REQUEST"
+    REPLY = "REPLY"
+    QUESTION = "QUESTION"
+    DECISION = "DECISION"
+    ALERT = "ALERT"
+    HANDOFF = "HANDOFF"
+
+
+class MessageRejection(StrEnum):
+    """Why the consultation bus rejected a message."""
+
+    UNKNOWN = "UNKNOWN"
+    UNKNOWN_TREE = "UNKNOWN_TREE"
+    TENANT_MISMATCH = "TENANT_MISMATCH"
+    NOT_AN_ACTIVE_AGENT = "NOT_AN_ACTIVE_AGENT"
+    UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
+    RECIPIENT_ENDED = "RECIPIENT_ENDED"
+    UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
+    NOT_ADDRESSED = "NOT_ADDRESSED"
+    ALREADY_ANSWERED = "ALREADY_ANSWERED"
+    EXPIRED = "EXPIRED"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_LARGE = "TOO_LARGE"
+    DUPLICATE_MESSAGE = "DUPLICATE_MESSAGE"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+
+
 class MissionRejection(StrEnum):
     """Why the mission processor rejected a command."""
 
@@ -180,6 +212,7 @@ class ConfigRule(AvroRecord):
     max_spawn_grant: Int32 = Field(default=0, description='Largest spawn budget an agent of this config may be granted.')
     forbidden_actions: list[Id] = Field(default_factory=list, max_length=64, description='Capabilities an agent of this config may never be given.')
     terminable_by: list[Id] = Field(default_factory=list, max_length=1024, description="Configs of ancestors that may terminate agents of this config; empty: any ancestor. The agent itself and the policy's operators always may.")
+    can_override_decisions: bool = Field(default=False, description="Whether agents of this config may decide any open question of their tree, besides its recipient and the asker's ancestors.")
 
 
 class Limits(AvroRecord):
@@ -201,6 +234,9 @@ class Limits(AvroRecord):
     heartbeat_misses: Int32 = Field(default=3, description='Intervals without a heartbeat after which the gate times the agent out (AgentTimedOut, cause HEARTBEAT_MISSED).')
     require_signatures: bool = Field(default=False, description='When true, every input of the gate must be signed by a key on the keyring (unsigned input is denied UNSIGNED); when false (development), unsigned input is accepted, but a signature that is present must still verify.')
     mission_retention_ms: Int64 = Field(default=0, description='How long a finished mission (COMPLETED, FAILED for good, CANCELLED) stays as it is before a timer tick of the mission processor archives it, in milliseconds (0: only on request).')
+    bus_rate_per_agent: Int32 = Field(default=600, description='Messages one agent may send within bus_rate_window_ms (counted in record time); more are rejected RATE_LIMITED (0: no limit).')
+    bus_rate_window_ms: Int64 = Field(default=60000, description='Counting window of the per-agent message rate, in milliseconds.')
+    bus_max_message_chars: Int32 = Field(default=65536, description='Largest message the bus accepts, in characters of text (subject, body, question, options, context, rationale, impact together); larger ones are rejected TOO_LARGE.')
 
 
 class ContextInheritance(AvroRecord):
@@ -577,6 +613,19 @@ class AgentQuestion(Event):
     decide_by: UtcDatetime | None = Field(default=None, description='When a decision is needed, UTC, if ever.')
 
 
+class AgentReply(Event):
+    """The answer of an AgentRequest's recipient to that request."""
+
+    avro_name: ClassVar[str] = "agentlog.message.AgentReply"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(description='Id of this reply.')
+    request_id: uuid.UUID = Field(description='message_id of the request answered.')
+    from_agent_id: Id = Field(description="Agent replying: the request's recipient.")
+    priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
+    body: Text = Field(default='', description='The answer.')
+    details: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='Structured results (paths, counts, verdicts), as named text.')
+
+
 class AgentRequest(Event):
     """One agent asks another to do something."""
 
@@ -589,6 +638,7 @@ class AgentRequest(Event):
     subject: ShortText = Field(description='One line saying what is asked.')
     body: Text = Field(default='', description='The request in full.')
     reply_by: UtcDatetime | None = Field(default=None, description='When an answer is needed, UTC, if ever.')
+    max_replies: Int32 = Field(default=1, description='Replies the request accepts (AgentReply records answering it); 0: any number until reply_by.')
 
 
 class DecisionRecorded(Event):
@@ -603,6 +653,7 @@ class DecisionRecorded(Event):
     choice: ShortText = Field(description='What was decided.')
     rationale: Text = Field(default='', description='Why.')
     impact: Text = Field(default='', description='What the decision changes.')
+    impact_details: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='What the decision changes, structured: named effects (e.g. scope_reduction: 15%), beside the sentence in impact.')
 
 
 class Handoff(Event):
@@ -616,6 +667,65 @@ class Handoff(Event):
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
     task: TaskSpec = Field(description='The task handed over.')
     context: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='Context the receiver needs (findings, pointers), as named text.')
+
+
+class MessageAccepted(Event):
+    """The consultation bus accepted a message and resolved who it is for."""
+
+    avro_name: ClassVar[str] = "agentlog.message.MessageAccepted"
+    meta: Meta = Field(description="Event envelope; causation_id is the message's event_id, occurred_at the message's append time.")
+    message_id: uuid.UUID = Field(description='The message accepted.')
+    kind: MessageKind = Field(default=MessageKind.UNKNOWN, description='Request, reply, question, decision, alert or handoff.')
+    from_agent_id: Id = Field(description='Sender (for a decision: who decided).')
+    recipients: list[Id] = Field(default_factory=list, max_length=64, description="Agents it is delivered to: the addressee; a question's resolved decider (empty: the tree's operators); for a decision, the asker; empty for an alert, which is broadcast.")
+    broadcast: bool = Field(default=False, description='True for an alert: delivered to every agent of the tree active when it was accepted, but its sender.')
+    priority: Priority = Field(default=Priority.NORMAL, description='Its urgency: the order of an inbox.')
+    in_reply_to: uuid.UUID | None = Field(default=None, description='For a reply, the request; for a decision, the question.')
+    deadline: UtcDatetime | None = Field(default=None, description='For a request, its reply_by; for a question, its decide_by; past it the bus reports the message expired (a question escalates first).')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+
+
+class MessageExpired(Event):
+    """A request passed its reply_by unanswered, or a question its last deadline undecided at the root: reported to its sender, and closed."""
+
+    avro_name: ClassVar[str] = "agentlog.message.MessageExpired"
+    meta: Meta = Field(description="Event envelope; occurred_at is the timer tick's time, causation_id null.")
+    message_id: uuid.UUID = Field(description='The request or question that expired.')
+    kind: MessageKind = Field(default=MessageKind.UNKNOWN, description='REQUEST or QUESTION.')
+    from_agent_id: Id = Field(description='Its sender, whom this fact is for.')
+    deadline: UtcDatetime = Field(description='The deadline that passed.')
+    escalations: Int32 = Field(default=0, description='For a question, how many times it was escalated before.')
+    replies: Int32 = Field(default=0, description='For a request that accepts several replies, how many it got.')
+    message: Text = Field(default='', description='A sentence the sender can be shown.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+
+
+class MessageRejected(Event):
+    """The consultation bus refused a message: it is delivered to nobody."""
+
+    avro_name: ClassVar[str] = "agentlog.message.MessageRejected"
+    meta: Meta = Field(description="Event envelope; causation_id is the message's event_id.")
+    message_id: uuid.UUID = Field(description='The message refused.')
+    kind: MessageKind = Field(default=MessageKind.UNKNOWN, description='What kind of message it was.')
+    from_agent_id: Id = Field(description='Its sender, as the message named it.')
+    reason: MessageRejection = Field(default=MessageRejection.UNKNOWN, description='Why, as a code.')
+    message: Text = Field(default='', description='Why, as a sentence the sender can be shown.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+
+
+class QuestionEscalated(Event):
+    """A question passed its deadline undecided and goes one level up the asker's line, with a new deadline one original window later."""
+
+    avro_name: ClassVar[str] = "agentlog.message.QuestionEscalated"
+    meta: Meta = Field(description="Event envelope; occurred_at is the timer tick's time, causation_id null.")
+    question_id: uuid.UUID = Field(description='The question escalated.')
+    from_agent_id: Id = Field(description='The asker.')
+    previous_recipient: Id = Field(description='Who it was waiting for.')
+    to_agent_id: Id = Field(description="Who it waits for now: the previous recipient's nearest active ancestor.")
+    level: Int32 = Field(description='Escalations so far, this one included (1 for the first).')
+    decide_by: UtcDatetime = Field(description='The new deadline.')
+    message: Text = Field(default='', description='A sentence the asker and the new recipient can be shown.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
 
 
 class DependencyAccepted(Event):
@@ -759,6 +869,7 @@ AgentEnded.model_rebuild()
 AgentFailed.model_rebuild()
 AgentHeartbeat.model_rebuild()
 AgentQuestion.model_rebuild()
+AgentReply.model_rebuild()
 AgentRequest.model_rebuild()
 AgentRunning.model_rebuild()
 AgentStarted.model_rebuild()
@@ -779,12 +890,16 @@ Handoff.model_rebuild()
 LifecycleRejected.model_rebuild()
 LimitCheck.model_rebuild()
 Limits.model_rebuild()
+MessageAccepted.model_rebuild()
+MessageExpired.model_rebuild()
+MessageRejected.model_rebuild()
 Meta.model_rebuild()
 MissionCreated.model_rebuild()
 MissionTransitionRejected.model_rebuild()
 MissionTransitionRequested.model_rebuild()
 MissionTransitioned.model_rebuild()
 PolicyPublished.model_rebuild()
+QuestionEscalated.model_rebuild()
 RootAdmitted.model_rebuild()
 RootAgentRegistered.model_rebuild()
 RootRejected.model_rebuild()
@@ -829,9 +944,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
     TokensConsumed.avro_name: TokensConsumed,
     AgentAlert.avro_name: AgentAlert,
     AgentQuestion.avro_name: AgentQuestion,
+    AgentReply.avro_name: AgentReply,
     AgentRequest.avro_name: AgentRequest,
     DecisionRecorded.avro_name: DecisionRecorded,
     Handoff.avro_name: Handoff,
+    MessageAccepted.avro_name: MessageAccepted,
+    MessageExpired.avro_name: MessageExpired,
+    MessageRejected.avro_name: MessageRejected,
+    QuestionEscalated.avro_name: QuestionEscalated,
     DependencyAccepted.avro_name: DependencyAccepted,
     DependencyAdded.avro_name: DependencyAdded,
     DependencyRejected.avro_name: DependencyRejected,
@@ -853,6 +973,7 @@ __all__ = [
     "AgentFailed",
     "AgentHeartbeat",
     "AgentQuestion",
+    "AgentReply",
     "AgentRequest",
     "AgentRunning",
     "AgentStarted",
@@ -879,6 +1000,11 @@ __all__ = [
     "LifecycleRejected",
     "LimitCheck",
     "Limits",
+    "MessageAccepted",
+    "MessageExpired",
+    "MessageKind",
+    "MessageRejected",
+    "MessageRejection",
     "Meta",
     "MissionCreated",
     "MissionRejection",
@@ -888,6 +1014,7 @@ __all__ = [
     "MissionTransitioned",
     "PolicyPublished",
     "Priority",
+    "QuestionEscalated",
     "RootAdmitted",
     "RootAgentRegistered",
     "RootRejected",

@@ -53,7 +53,7 @@ SECRETS="$STATE/secrets"
 # SCRAM users of the secure stack, created when the storage is formatted. broker and admin
 # are super users (the broker's own connections; topics, ACLs, policy and keyring); the
 # others get their rights from `agentlog access bootstrap` (see agentlog/access.py).
-SCRAM_USERS=(broker admin gate missions projector auditor tenant-acme tenant-globex)
+SCRAM_USERS=(broker admin gate missions bus projector auditor tenant-acme tenant-globex)
 
 KAFKA_HOST=127.0.0.1
 KAFKA_PORT="${AGENTLOG_KAFKA_PORT:-${DEFAULT_PORTS[0]}}"

@@ -27,6 +27,7 @@ STACK = str(REPO / "deploy/local/stack.sh")
 USERS = {
     "gate": Role.gate,
     "missions": Role.missions,
+    "bus": Role.bus,
     "projector": Role.projector,
     "auditor": Role.auditor,
     "tenant-acme": Role.tenant,
