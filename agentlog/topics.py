@@ -138,9 +138,18 @@ KEYRING = TopicSpec(
 MESSAGES = TopicSpec(
     "agentlog.messages",
     TREE_KEYED,
-    (ev.AgentRequest, ev.AgentReply, ev.AgentQuestion, ev.AgentAlert, ev.Handoff, ev.DecisionRecorded),
+    (
+        ev.AgentRequest,
+        ev.AgentReply,
+        ev.AgentQuestion,
+        ev.AgentAlert,
+        ev.Handoff,
+        ev.DecisionRecorded,
+        ev.MessageAcknowledged,
+    ),
     "meta.root_id",
-    "Agent-to-agent messages: requests and replies, questions and decisions, alerts, handoffs.",
+    "Agent-to-agent messages: requests and replies, questions and decisions, alerts, handoffs; and inboxes'"
+    " acknowledgements.",
 )
 MISSIONS = TopicSpec(
     "agentlog.missions",

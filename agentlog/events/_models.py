@@ -685,6 +685,15 @@ class MessageAccepted(Event):
     policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
 
 
+class MessageAcknowledged(Event):
+    """An agent's runtime took a message out of its inbox. Not decided by the bus (it is no message); projections record the delivery, and a restarted inbox does not offer the message again."""
+
+    avro_name: ClassVar[str] = "agentlog.message.MessageAcknowledged"
+    meta: Meta = Field(description='Event envelope.')
+    message_id: uuid.UUID = Field(description='The message acknowledged (its message_id).')
+    agent_id: Id = Field(description='The recipient acknowledging it.')
+
+
 class MessageExpired(Event):
     """A request passed its reply_by unanswered, or a question its last deadline undecided at the root: reported to its sender, and closed."""
 
@@ -891,6 +900,7 @@ LifecycleRejected.model_rebuild()
 LimitCheck.model_rebuild()
 Limits.model_rebuild()
 MessageAccepted.model_rebuild()
+MessageAcknowledged.model_rebuild()
 MessageExpired.model_rebuild()
 MessageRejected.model_rebuild()
 Meta.model_rebuild()
@@ -949,6 +959,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     DecisionRecorded.avro_name: DecisionRecorded,
     Handoff.avro_name: Handoff,
     MessageAccepted.avro_name: MessageAccepted,
+    MessageAcknowledged.avro_name: MessageAcknowledged,
     MessageExpired.avro_name: MessageExpired,
     MessageRejected.avro_name: MessageRejected,
     QuestionEscalated.avro_name: QuestionEscalated,
@@ -1001,6 +1012,7 @@ __all__ = [
     "LimitCheck",
     "Limits",
     "MessageAccepted",
+    "MessageAcknowledged",
     "MessageExpired",
     "MessageKind",
     "MessageRejected",
