@@ -170,8 +170,7 @@ MESSAGE_EVENTS = TopicSpec(
     TREE_KEYED,
     (ev.MessageAccepted, ev.MessageRejected, ev.MessageExpired, ev.QuestionEscalated),
     "meta.root_id",
-    "Facts of the consultation bus: every message accepted with its recipients or rejected, expiries and"
-    " escalations.",
+    "Facts of the consultation bus: every message accepted with its recipients or rejected, expiries and escalations.",
 )
 DLQ = TopicSpec(
     "agentlog.dlq",

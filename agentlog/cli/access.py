@@ -34,8 +34,8 @@ def bootstrap(
     """Create the catalogue's topics, grant every user named after a role its role's ACLs, and publish a
     first policy that denies unsigned input.
 
-    The convention: users ``gate``, ``missions``, ``bus``, ``projector`` and ``auditor`` get those roles, ``tenant-<name>``
-    the tenant role; other users are left as they are. Idempotent; the local secure stack runs it.
+    The convention: users ``gate``, ``missions``, ``bus``, ``projector`` and ``auditor`` get those roles,
+    ``tenant-<name>`` the tenant role; other users are left as they are. Idempotent; the local secure stack runs it.
     """
     settings = kafka_settings()
     try:

@@ -13,8 +13,8 @@ import typer
 
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError
-from agentlog.processors.errors import PolicyError
 from agentlog.processors.bus_worker import BusConfig, bus_worker
+from agentlog.processors.errors import PolicyError
 from agentlog.processors.gate_worker import GateConfig, spawn_gate_worker
 from agentlog.processors.mission_worker import MissionConfig, mission_worker
 from agentlog.processors.policy import DEFAULT_POLICY_PATH, load_policy
