@@ -1,10 +1,17 @@
-"""The stream processors: the spawn gate's and the mission processor's pure cores, their workers on the processor
-runtime, and the policy.
+"""The stream processors: the pure cores of the spawn gate, the mission processor and the consultation bus, their
+workers on the processor runtime, and the policy.
 
 ``__all__`` is the face other packages use (replay, the CLI's callers, the benchmarks); the
 modules behind it are internals of this package.
 """
 
+from agentlog.processors.bus_core import decide as decide_bus
+from agentlog.processors.bus_core import expire as expire_bus
+from agentlog.processors.bus_input import BUS_ORDER, decode_bus_input
+from agentlog.processors.bus_input import NAME as BUS_PROCESSOR
+from agentlog.processors.bus_input import SOURCES as BUS_SOURCES
+from agentlog.processors.bus_input import record_time_us as bus_record_time_us
+from agentlog.processors.bus_state import BusPartition
 from agentlog.processors.clock import to_micros
 from agentlog.processors.errors import PolicyError, ProcessorError
 from agentlog.processors.gate_input import decode_input
@@ -32,6 +39,9 @@ from agentlog.processors.spawn_gate import CORE_VERSION, decide, expire
 from agentlog.processors.tree_state import PartitionState
 
 __all__ = [
+    "BUS_ORDER",
+    "BUS_PROCESSOR",
+    "BUS_SOURCES",
     "CLOCK_MARGIN_MS",
     "CORE_HEADER",
     "CORE_VERSION",
@@ -42,6 +52,7 @@ __all__ = [
     "MISSION_PROCESSOR",
     "MISSION_SOURCES",
     "REQUESTS",
+    "BusPartition",
     "DecisionPoint",
     "InputRecord",
     "MergeOrder",
@@ -50,13 +61,17 @@ __all__ = [
     "Policy",
     "PolicyError",
     "ProcessorError",
+    "bus_record_time_us",
     "clamped",
     "core_version",
     "decide",
+    "decide_bus",
     "decide_missions",
+    "decode_bus_input",
     "decode_input",
     "decode_mission_input",
     "expire",
+    "expire_bus",
     "expire_missions",
     "from_event",
     "load_default_policy",

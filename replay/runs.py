@@ -11,6 +11,7 @@ from agentlog.keyring import KeyringHistory
 from agentlog.partitioning import partition_of
 from agentlog.processors import CLOCK_MARGIN_MS, Policy
 from agentlog.records import Record
+from agentlog.replay.bus_decisions import BusReplay
 from agentlog.replay.decisions import DecisionReplay, DecisionReport
 from agentlog.replay.log_source import ExportLog, KafkaLog, LogSource
 from agentlog.replay.mission_decisions import MissionReplay
@@ -19,7 +20,7 @@ from agentlog.replay.progress import Progress
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 
-REPLAYS: dict[str, type[DecisionReplay]] = {"gate": DecisionReplay, "missions": MissionReplay}
+REPLAYS: dict[str, type[DecisionReplay]] = {"gate": DecisionReplay, "missions": MissionReplay, "bus": BusReplay}
 """The processors whose decisions a replay proves, by name."""
 
 
@@ -71,8 +72,8 @@ def decisions_report(
     clock_margin_ms: int = CLOCK_MARGIN_MS,
     processor: str = "gate",
 ) -> DecisionReport:
-    """Replay ``processor`` (``gate`` or ``missions``: :data:`REPLAYS`) over Kafka (or the export file ``log``) and
-    compare with its recorded decisions.
+    """Replay ``processor`` (``gate``, ``missions`` or ``bus``: :data:`REPLAYS`) over Kafka (or the export file
+    ``log``) and compare with its recorded decisions.
 
     The policy is the one the decisions name (``policy_name`` overrides; logs written before
     decisions named it fall back to the only policy published). Its versions come from the

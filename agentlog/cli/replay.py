@@ -236,9 +236,10 @@ class Processor(StrEnum):
     all = "all"
     gate = "gate"
     missions = "missions"
+    bus = "bus"
 
 
-_PROCESSOR_NAMES = {"gate": "spawn gate", "missions": "mission processor"}
+_PROCESSOR_NAMES = {"gate": "spawn gate", "missions": "mission processor", "bus": "consultation bus"}
 
 
 @app.command("decisions")
@@ -260,7 +261,9 @@ def decisions_command(
     ),
     processor: Annotated[
         Processor,
-        typer.Option("--processor", help="Whose decisions: the spawn gate's, the mission processor's, or all."),
+        typer.Option(
+            "--processor", help="Whose decisions: the spawn gate's, the mission processor's, the bus's, or all."
+        ),
     ] = Processor.all,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the partitions.")] = 1,
     clock_margin_ms: Annotated[
@@ -282,7 +285,7 @@ def decisions_command(
             fail(str(e), EXIT_BAD_INPUT)
     if log is not None and not log.is_file():
         fail(f"--log {log}: no such file", EXIT_BAD_INPUT)
-    names = ["gate", "missions"] if processor is Processor.all else [processor.value]
+    names = [p.value for p in Processor if p is not Processor.all] if processor is Processor.all else [processor.value]
     reports: dict[str, DecisionReport] = {}
     try:
         for name in names:
