@@ -86,9 +86,9 @@ LIFECYCLE_REPORTS: tuple[type[ev.Event], ...] = (
 AGENT_LIFECYCLE = TopicSpec(
     "agentlog.agent.lifecycle",
     TREE_KEYED,
-    (*LIFECYCLE_REPORTS, ev.BudgetTopUpRequested),
+    (*LIFECYCLE_REPORTS, ev.BudgetTopUpRequested, ev.TreeFreezeRequested, ev.TreeThawRequested),
     "meta.root_id",
-    "Lifecycle reports from agent runtimes.",
+    "Lifecycle reports from agent runtimes; freeze requests (the bus's, for a CRITICAL alert) and operators' thaws.",
 )
 POLICY_DECISIONS = TopicSpec(
     "agentlog.policy.decisions",
@@ -110,6 +110,8 @@ POLICY_DECISIONS = TopicSpec(
         ev.AgentRunning,
         ev.TokensCharged,
         ev.AgentEnded,
+        ev.TreeFrozen,
+        ev.TreeThawed,
     ),
     "meta.root_id",
     "Decisions of the spawn gate and lifecycle enforcer; each names its policy version.",
@@ -154,14 +156,21 @@ MESSAGES = TopicSpec(
 MISSIONS = TopicSpec(
     "agentlog.missions",
     TREE_KEYED,
-    (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested),
+    (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested, ev.MissionHandoffRequested),
     "meta.root_id",
-    "Mission commands: creation, dependencies, transition requests.",
+    "Mission commands: creation, dependencies, transition requests; the bus's handoffs of missions.",
 )
 MISSION_EVENTS = TopicSpec(
     "agentlog.mission.events",
     TREE_KEYED,
-    (ev.MissionTransitioned, ev.MissionTransitionRejected, ev.DependencyAccepted, ev.DependencyRejected),
+    (
+        ev.MissionTransitioned,
+        ev.MissionTransitionRejected,
+        ev.DependencyAccepted,
+        ev.DependencyRejected,
+        ev.MissionHandedOff,
+        ev.MissionHandoffRejected,
+    ),
     "meta.root_id",
     "Mission facts decided by the mission processor: transitions, and every command's acceptance or rejection.",
 )

@@ -26,7 +26,7 @@ class Event(AvroRecord):
 
 
 class DenialReason(StrEnum):
-    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant. For lifecycle reports, UNKNOWN_AGENT: the tree does not know the agent (or the tree); AGENT_NOT_ACTIVE: the agent (or its whole tree) already ended; INVALID_REQUEST: a usage report of no tokens. Signed input (policy limits.require_signatures): UNSIGNED, no signature; BAD_SIGNATURE, a signature that does not verify or does not parse; UNKNOWN_KEY, a key id the keyring lacks; KEY_EXPIRED and KEY_REVOKED, a key past its expiry or revoked; SIGNER_NOT_AUTHORIZED, a key of another tenant, of another agent, or a platform key acting for no operator."""
+    """Why a spawn, a root registration, a top-up or a lifecycle report was denied. TENANT_MISMATCH: the input names a tree of another tenant. For lifecycle reports, UNKNOWN_AGENT: the tree does not know the agent (or the tree); AGENT_NOT_ACTIVE: the agent (or its whole tree) already ended; INVALID_REQUEST: a usage report of no tokens. Signed input (policy limits.require_signatures): UNSIGNED, no signature; BAD_SIGNATURE, a signature that does not verify or does not parse; UNKNOWN_KEY, a key id the keyring lacks; KEY_EXPIRED and KEY_REVOKED, a key past its expiry or revoked; SIGNER_NOT_AUTHORIZED, a key of another tenant, of another agent, or a platform key acting for no operator. TREE_FROZEN: a spawn in a tree an alert froze (TreeFrozen), or a freeze of a frozen tree; NOT_AN_OPERATOR: a thaw by someone the policy does not name an operator (or a freeze by someone who is neither an operator, the bus nor an active agent of the tree); NOT_FROZEN: a thaw of a tree that is not frozen."""
 
     UNKNOWN = "UNKNOWN"
     DEPTH_EXCEEDED = "DEPTH_EXCEEDED"
@@ -54,6 +54,9 @@ class DenialReason(StrEnum):
     KEY_EXPIRED = "KEY_EXPIRED"
     KEY_REVOKED = "KEY_REVOKED"
     SIGNER_NOT_AUTHORIZED = "SIGNER_NOT_AUTHORIZED"
+    TREE_FROZEN = "TREE_FROZEN"
+    NOT_AN_OPERATOR = "NOT_AN_OPERATOR"
+    NOT_FROZEN = "NOT_FROZEN"
 
 
 class DependencyKind(StrEnum):
@@ -123,6 +126,8 @@ class MissionRejection(StrEnum):
     DUPLICATE_DEPENDENCY = "DUPLICATE_DEPENDENCY"
     DEPENDENCY_CYCLE = "DEPENDENCY_CYCLE"
     DEPENDENCY_TOO_LATE = "DEPENDENCY_TOO_LATE"
+    NOT_THE_OWNER = "NOT_THE_OWNER"
+    MISSION_FINISHED = "MISSION_FINISHED"
 
 
 class MissionState(StrEnum):
@@ -237,6 +242,7 @@ class Limits(AvroRecord):
     bus_rate_per_agent: Int32 = Field(default=600, description='Messages one agent may send within bus_rate_window_ms (counted in record time); more are rejected RATE_LIMITED (0: no limit).')
     bus_rate_window_ms: Int64 = Field(default=60000, description='Counting window of the per-agent message rate, in milliseconds.')
     bus_max_message_chars: Int32 = Field(default=65536, description='Largest message the bus accepts, in characters of text (subject, body, question, options, context, rationale, impact together); larger ones are rejected TOO_LARGE.')
+    freeze_on_critical_alert: bool = Field(default=False, description="When true, the bus asks the gate to freeze a tree's spawning (TreeFreezeRequested) when it accepts a CRITICAL alert in it; an operator lifts it (TreeThawRequested).")
 
 
 class ContextInheritance(AvroRecord):
@@ -491,6 +497,27 @@ class TreeForgotten(Event):
     message: Text = Field(description='A sentence an operator can be shown.')
 
 
+class TreeFrozen(Event):
+    """The spawn gate froze a tree: every spawn in it is denied TREE_FROZEN until a TreeThawed. Running agents go on."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.TreeFrozen"
+    meta: Meta = Field(description="Event envelope; causation_id is the TreeFreezeRequested's event_id.")
+    requested_by: Id = Field(description='Who asked for the freeze.')
+    alert_id: uuid.UUID | None = Field(default=None, description='The CRITICAL alert behind it, if any.')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    message: Text = Field(description='A sentence an operator can be shown.')
+
+
+class TreeThawed(Event):
+    """The spawn gate lifted a tree's freeze at an operator's request: its agents may spawn again."""
+
+    avro_name: ClassVar[str] = "agentlog.decision.TreeThawed"
+    meta: Meta = Field(description="Event envelope; causation_id is the TreeThawRequested's event_id.")
+    requested_by: Id = Field(description='The operator who lifted it.')
+    policy_version: Int32 = Field(description='Version of the policy in force (0 when none was).')
+    message: Text = Field(description='A sentence an operator can be shown.')
+
+
 class SigningKeyPublished(Event):
     """An Ed25519 public key on the keyring: records signed with it are attributed to its tenant, its agent (when the key is scoped to one) and its principal. meta.root_id is the key id."""
 
@@ -588,6 +615,26 @@ class TokensConsumed(Event):
     partial_result: Text | None = Field(default=None, description="What the agent has produced so far, if it says: the parent hears it with the charge, and keeps the latest as the agent's result should it be terminated or time out. With a partial result, tokens may be 0.")
 
 
+class TreeFreezeRequested(Event):
+    """Someone asks the spawn gate to stop all spawning in a tree until an operator lifts the freeze: the consultation bus, for a CRITICAL alert when the policy says so (limits.freeze_on_critical_alert), or an operator."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.TreeFreezeRequested"
+    meta: Meta = Field(description="Event envelope; written by the bus, causation_id is the alert's event_id.")
+    requested_by: Id = Field(description='Who asks: the bus (agentlog.bus), an operator of the policy or an active agent of the tree.')
+    alert_id: uuid.UUID | None = Field(default=None, description='message_id of the CRITICAL alert that caused it, when the bus asks.')
+    alerted_by: Id | None = Field(default=None, description='Agent that raised the alert, when the bus asks.')
+    reason: Text = Field(default='', description="Why, in words (the alert's text).")
+
+
+class TreeThawRequested(Event):
+    """An operator asks the spawn gate to lift a tree's freeze, so that its agents may spawn again."""
+
+    avro_name: ClassVar[str] = "agentlog.lifecycle.TreeThawRequested"
+    meta: Meta = Field(description='Event envelope.')
+    requested_by: Id = Field(description="The operator (one of the policy's limits.operators) lifting the freeze.")
+    reason: Text = Field(default='', description='Why, in words.')
+
+
 class AgentAlert(Event):
     """An agent broadcasts something every agent of the tree should know."""
 
@@ -667,6 +714,7 @@ class Handoff(Event):
     priority: Priority = Field(default=Priority.NORMAL, description='Urgency.')
     task: TaskSpec = Field(description='The task handed over.')
     context: dict[Id, Text] = Field(default_factory=dict, max_length=64, description='Context the receiver needs (findings, pointers), as named text.')
+    mission_id: Id | None = Field(default=None, description='Mission handed over with the task, if any: once the bus accepts the handoff, the mission processor moves it to the receiver (MissionHandedOff).')
 
 
 class MessageAccepted(Event):
@@ -783,6 +831,43 @@ class MissionCreated(Event):
     task: TaskSpec = Field(description='What the mission must achieve.')
     owner_agent_id: Id | None = Field(default=None, description='Agent responsible for the mission, if assigned.')
     max_attempts: Int32 = Field(default=3, description='Attempts the mission may take in all: a failed attempt before the last goes back to READY.')
+
+
+class MissionHandedOff(Event):
+    """The mission processor moved a mission to another agent after a handoff: it is now the mission's owner and, while the mission runs, its runner."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionHandedOff"
+    meta: Meta = Field(description="Event envelope; causation_id is the MissionHandoffRequested's event_id.")
+    mission_id: Id = Field(description='Mission handed over.')
+    state: MissionState = Field(default=MissionState.UNKNOWN, description='Its state, unchanged by the handoff.')
+    previous_owner: Id | None = Field(default=None, description='Owner before (null when it had none).')
+    owner: Id = Field(description='Owner now: the agent that took it over.')
+    handoff_id: uuid.UUID = Field(description='message_id of the Handoff.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+    message: Text = Field(description='A sentence an agent can be shown.')
+
+
+class MissionHandoffRejected(Event):
+    """The mission processor did not move a mission after a handoff (an unknown or finished mission, a giver that neither owns nor runs it, a taker that is not an active agent)."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionHandoffRejected"
+    meta: Meta = Field(description="Event envelope; causation_id is the MissionHandoffRequested's event_id.")
+    mission_id: Id = Field(description='Mission that was to move.')
+    reason_code: MissionRejection = Field(default=MissionRejection.UNKNOWN, description='Why, as a code.')
+    reason: Text = Field(description='Why, a sentence an agent can be shown.')
+    handoff_id: uuid.UUID = Field(description='message_id of the Handoff.')
+    policy_version: Int32 = Field(default=0, description='Version of the policy in force (0 when none was).')
+
+
+class MissionHandoffRequested(Event):
+    """The consultation bus accepted a Handoff that names a mission and asks the mission processor to move the mission to the agent taking it over."""
+
+    avro_name: ClassVar[str] = "agentlog.mission.MissionHandoffRequested"
+    meta: Meta = Field(description="Event envelope; written by the bus, causation_id is the handoff's event_id.")
+    mission_id: Id = Field(description='Mission handed over.')
+    from_agent_id: Id = Field(description='Agent giving it away: its owner or, while RUNNING, its runner.')
+    to_agent_id: Id = Field(description='Agent taking it over.')
+    handoff_id: uuid.UUID = Field(description='message_id of the Handoff.')
 
 
 class MissionTransitionRejected(Event):
@@ -905,6 +990,9 @@ MessageExpired.model_rebuild()
 MessageRejected.model_rebuild()
 Meta.model_rebuild()
 MissionCreated.model_rebuild()
+MissionHandedOff.model_rebuild()
+MissionHandoffRejected.model_rebuild()
+MissionHandoffRequested.model_rebuild()
 MissionTransitionRejected.model_rebuild()
 MissionTransitionRequested.model_rebuild()
 MissionTransitioned.model_rebuild()
@@ -924,6 +1012,10 @@ TokensCharged.model_rebuild()
 TokensConsumed.model_rebuild()
 TopUpDenied.model_rebuild()
 TreeForgotten.model_rebuild()
+TreeFreezeRequested.model_rebuild()
+TreeFrozen.model_rebuild()
+TreeThawRequested.model_rebuild()
+TreeThawed.model_rebuild()
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -943,6 +1035,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     TokensCharged.avro_name: TokensCharged,
     TopUpDenied.avro_name: TopUpDenied,
     TreeForgotten.avro_name: TreeForgotten,
+    TreeFrozen.avro_name: TreeFrozen,
+    TreeThawed.avro_name: TreeThawed,
     SigningKeyPublished.avro_name: SigningKeyPublished,
     SigningKeyRevoked.avro_name: SigningKeyRevoked,
     AgentCompleted.avro_name: AgentCompleted,
@@ -952,6 +1046,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     BudgetTopUpRequested.avro_name: BudgetTopUpRequested,
     TerminationRequested.avro_name: TerminationRequested,
     TokensConsumed.avro_name: TokensConsumed,
+    TreeFreezeRequested.avro_name: TreeFreezeRequested,
+    TreeThawRequested.avro_name: TreeThawRequested,
     AgentAlert.avro_name: AgentAlert,
     AgentQuestion.avro_name: AgentQuestion,
     AgentReply.avro_name: AgentReply,
@@ -967,6 +1063,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
     DependencyAdded.avro_name: DependencyAdded,
     DependencyRejected.avro_name: DependencyRejected,
     MissionCreated.avro_name: MissionCreated,
+    MissionHandedOff.avro_name: MissionHandedOff,
+    MissionHandoffRejected.avro_name: MissionHandoffRejected,
+    MissionHandoffRequested.avro_name: MissionHandoffRequested,
     MissionTransitionRejected.avro_name: MissionTransitionRejected,
     MissionTransitionRequested.avro_name: MissionTransitionRequested,
     MissionTransitioned.avro_name: MissionTransitioned,
@@ -1019,6 +1118,9 @@ __all__ = [
     "MessageRejection",
     "Meta",
     "MissionCreated",
+    "MissionHandedOff",
+    "MissionHandoffRejected",
+    "MissionHandoffRequested",
     "MissionRejection",
     "MissionState",
     "MissionTransitionRejected",
@@ -1043,4 +1145,8 @@ __all__ = [
     "TokensConsumed",
     "TopUpDenied",
     "TreeForgotten",
+    "TreeFreezeRequested",
+    "TreeFrozen",
+    "TreeThawRequested",
+    "TreeThawed",
 ]
