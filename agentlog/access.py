@@ -12,7 +12,8 @@ topic prefix), its consumer groups and its transactional ids:
   the policy; writes the mission facts, its changelog (which it may create) and dead
   letters, in transactions under its own ids.
 - ``bus``: the consultation bus: reads the messages, the gate's decisions and the policy;
-  writes the message facts, its changelog (which it may create) and dead letters, in
+  writes the message facts, the freeze requests and mission handoffs it hands to the gate
+  and the mission processor, its changelog (which it may create) and dead letters, in
   transactions under its own ids.
 - ``projector``: reads every topic; writes only dead letters.
 - ``auditor``: reads every topic and the processors' committed positions; writes nothing.
@@ -151,7 +152,9 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
     if role is Role.bus:
         return [
             *_topics(settings, AclOperation.READ, MESSAGES.name, POLICY_DECISIONS.name, POLICY_CONFIG.name),
-            *_topics(settings, AclOperation.WRITE, MESSAGE_EVENTS.name, DLQ.name),
+            # the lifecycle and mission topics: the freezes and mission handoffs it hands to the gate and the
+            # mission processor (bus core 2)
+            *_topics(settings, AclOperation.WRITE, MESSAGE_EVENTS.name, AGENT_LIFECYCLE.name, MISSIONS.name, DLQ.name),
             *_processor(prefix + BUS_NAME),
             readers,
         ]

@@ -5,6 +5,8 @@ workers on the processor runtime, and the policy.
 modules behind it are internals of this package.
 """
 
+from agentlog.processors.bus_core import HANDED_OVER as BUS_HANDED_OVER
+from agentlog.processors.bus_core import PRODUCER as BUS_PRODUCER
 from agentlog.processors.bus_core import decide as decide_bus
 from agentlog.processors.bus_core import expire as expire_bus
 from agentlog.processors.bus_input import BUS_ORDER, decode_bus_input
@@ -39,8 +41,10 @@ from agentlog.processors.spawn_gate import CORE_VERSION, decide, expire
 from agentlog.processors.tree_state import PartitionState
 
 __all__ = [
+    "BUS_HANDED_OVER",
     "BUS_ORDER",
     "BUS_PROCESSOR",
+    "BUS_PRODUCER",
     "BUS_SOURCES",
     "CLOCK_MARGIN_MS",
     "CORE_HEADER",

@@ -30,6 +30,12 @@ alert      always (the sender is active); broadcast to the tree's active agents
 handoff    its recipient is another active agent of the tree; for the recipient
 =========  ==================================================================================
 
+Since core version 2 the bus hands two things over, in the same transaction, as input records
+of the processor that decides them: a CRITICAL alert under a policy with
+``limits.freeze_on_critical_alert`` is followed by a ``TreeFreezeRequested`` on the gate's
+lifecycle topic (the gate freezes the tree's spawning, :mod:`.freeze`), and a handoff naming a
+mission by a ``MissionHandoffRequested`` on the missions topic (the mission processor moves it).
+
 Timer ticks (:func:`expire`) close what passed its deadline: a request past its
 ``reply_by`` is reported expired to its sender (``MessageExpired``); a question past its
 deadline is escalated to the current recipient's nearest active ancestor with a new
@@ -69,9 +75,20 @@ from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
 
-__all__ = ["CORE_VERSION", "HANDLED", "MAX_DUE_PER_TICK", "PRODUCER", "decide", "expire", "message_chars"]
+__all__ = [
+    "CORE_VERSION",
+    "HANDED_OVER",
+    "HANDLED",
+    "MAX_DUE_PER_TICK",
+    "PRODUCER",
+    "decide",
+    "expire",
+    "message_chars",
+]
 
-CORE_VERSION = 1
+CORE_VERSION = 2
+"""1 decides messages; 2 also hands a CRITICAL alert's freeze to the gate (``limits.freeze_on_critical_alert``)
+and a handoff's mission to the mission processor, as input records on their topics (:data:`HANDED_OVER`)."""
 PRODUCER = "agentlog.bus"
 MAX_DUE_PER_TICK = 1_000
 """Deadlines one timer tick handles at most (one fact and one changelog record each); the rest wait for the next."""
@@ -86,8 +103,9 @@ Message = ev.AgentRequest | ev.AgentReply | ev.AgentQuestion | ev.DecisionRecord
 class _Run:
     """What deciding one message needs: its emitter, tree, limits, policy version and the changed keys."""
 
-    def __init__(self, state: BusPartition, event: ev.Event, policy: Policy | None, at_us: int) -> None:
+    def __init__(self, state: BusPartition, event: ev.Event, policy: Policy | None, at_us: int, core: int) -> None:
         self.state = state
+        self.core = core
         self.event = event
         self.policy = policy
         self.limits = policy.limits if policy is not None else _DEFAULT_LIMITS
@@ -132,14 +150,14 @@ def decide(
     state: BusPartition, event: ev.Event, policy: Policy | None, at_us: int, core: int = CORE_VERSION
 ) -> tuple[list[ev.Event], set[str]]:
     """The facts ``event`` causes under ``policy`` at record time ``at_us`` (µs) and the state keys it changed;
-    mutates ``state``. ``core``: the version of the core to decide as (there is one so far)."""
+    mutates ``state``. ``core``: the version of the core to decide as (:data:`CORE_VERSION`)."""
     fact = _FACTS.get(type(event))
     if fact is not None:
         return [], fact(state, event)
     handler = _MESSAGES.get(type(event))
     if handler is None:
         return [], set()
-    run = _Run(state, event, policy, at_us)
+    run = _Run(state, event, policy, at_us, core)
     kind, sender = _KINDS[type(event)], _sender(event)
     tree = _admit(run, event, kind, sender)  # type: ignore[arg-type]
     if tree is not None:
@@ -424,6 +442,14 @@ def _decision(run: _Run, tree: BusTree, decision: ev.DecisionRecorded) -> None:
 
 def _alert(run: _Run, tree: BusTree, alert: ev.AgentAlert) -> None:
     run.accept(alert, _K.ALERT, alert.from_agent_id, [], broadcast=True)
+    if run.core >= 2 and alert.priority is ev.Priority.CRITICAL and run.limits.freeze_on_critical_alert:
+        run.out.emit(
+            ev.TreeFreezeRequested,
+            requested_by=PRODUCER,
+            alert_id=alert.message_id,
+            alerted_by=alert.from_agent_id,
+            reason=clip(alert.text),
+        )
 
 
 def _handoff(run: _Run, tree: BusTree, handoff: ev.Handoff) -> None:
@@ -436,6 +462,14 @@ def _handoff(run: _Run, tree: BusTree, handoff: ev.Handoff) -> None:
         run.reject(handoff, _K.HANDOFF, sender, *problem)
         return
     run.accept(handoff, _K.HANDOFF, sender, [handoff.to_agent_id])
+    if run.core >= 2 and handoff.mission_id is not None:
+        run.out.emit(
+            ev.MissionHandoffRequested,
+            mission_id=handoff.mission_id,
+            from_agent_id=sender,
+            to_agent_id=handoff.to_agent_id,
+            handoff_id=handoff.message_id,
+        )
 
 
 def _answered(
@@ -524,3 +558,5 @@ _FACTS: dict[type[ev.Event], Callable[[BusPartition, Any], set[str]]] = {
     ev.TreeForgotten: _tree_forgotten,
 }
 HANDLED: frozenset[type[ev.Event]] = frozenset(_MESSAGES) | frozenset(_FACTS)
+HANDED_OVER: tuple[type[ev.Event], ...] = (ev.TreeFreezeRequested, ev.MissionHandoffRequested)
+"""Outputs that are another processor's input, written to its topic in the bus's transaction (core 2)."""

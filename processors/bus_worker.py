@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentlog.events import Event
-from agentlog.processors.bus_core import CORE_VERSION, decide, expire
+from agentlog.processors.bus_core import CORE_VERSION, HANDED_OVER, decide, expire
 from agentlog.processors.bus_input import BUS_ORDER, NAME, SOURCES, decode_bus_input, record_time_us
 from agentlog.processors.bus_state import BusPartition, records_of, restore
 from agentlog.processors.core_processor import CoreProcessor
@@ -58,6 +58,7 @@ class BusProcessor(CoreProcessor[BusPartition]):
     core_version = CORE_VERSION
     sources = SOURCES
     output = MESSAGE_EVENTS
+    handed_over = HANDED_OVER
     state_changelog = BUS_CHANGELOG
     what = "bus partitions"
 

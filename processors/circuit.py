@@ -14,8 +14,15 @@ from agentlog.processors.clock import MAX_MICROS, from_micros, iso
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.tree_state import TreeState
 
-_NOT_COUNTED = frozenset({ev.DenialReason.CIRCUIT_OPEN, ev.DenialReason.DUPLICATE_REQUEST, ev.DenialReason.NO_POLICY})
-"""Denials that do not feed the breaker: its own, redeliveries, and the absence of any policy."""
+_NOT_COUNTED = frozenset(
+    {
+        ev.DenialReason.CIRCUIT_OPEN,
+        ev.DenialReason.DUPLICATE_REQUEST,
+        ev.DenialReason.NO_POLICY,
+        ev.DenialReason.TREE_FROZEN,
+    }
+)
+"""Denials that do not feed the breaker: its own, redeliveries, the absence of any policy, a frozen tree's."""
 
 
 def is_open(tree: TreeState, now: int) -> bool:

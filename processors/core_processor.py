@@ -22,7 +22,7 @@ from agentlog.processors.runtime import RESTORE_TIMEOUT_S, ChangelogRecord, Deci
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topic_admin import ensure_topics
-from agentlog.topics import TopicSpec
+from agentlog.topics import TopicSpec, topic_of
 
 S = TypeVar("S")
 
@@ -36,6 +36,8 @@ class CoreProcessor(Generic[S]):
     core_version: int
     sources: tuple[TopicSpec, ...]
     output: TopicSpec
+    handed_over: tuple[type[Event], ...] = ()
+    """Outputs that are other processors' input, each written to its own topic (``Processor.side_topics``)."""
     state_changelog: TopicSpec
     what: str
     """What its state is of, for errors ("mission partitions")."""
@@ -45,6 +47,7 @@ class CoreProcessor(Generic[S]):
         self.serde = Serde.from_settings(settings)
         self.input_topics = tuple(settings.topic_prefix + spec.name for spec in self.sources)
         self.output_topic = settings.topic_prefix + self.output.name
+        self.side_topics = {t.avro_name: settings.topic_prefix + topic_of(t).name for t in self.handed_over}
         self.changelog_topic = settings.topic_prefix + self.state_changelog.name
         ensure_topics(settings, (self.state_changelog,))
         self.policies = PolicyReader(settings, policy_name)

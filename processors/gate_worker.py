@@ -71,6 +71,7 @@ class SpawnGate:
         self.serde = Serde.from_settings(settings)
         self.input_topics = tuple(settings.topic_prefix + spec.name for spec in SOURCES)
         self.output_topic = settings.topic_prefix + POLICY_DECISIONS.name
+        self.side_topics: dict[str, str] = {}
         self.changelog_topic = changelog_topic(settings)
         self.changelogs: dict[int, ChangelogWriter] = {}
         """What the changelog holds of each owned partition's trees (restored with the state)."""

@@ -8,8 +8,9 @@ says which key signed it, and the key says for whom it may sign:
 - a tenant key signs only records of its own tenant (``meta.tenant_id``; the gate's tenant
   check then holds that tenant to the tree's), and, when scoped to an agent, only as that
   agent; an actor the policy names an operator needs a key of that principal;
-- a platform key (no tenant) signs only termination requests of its principal, and only
-  when the policy names that principal among its operators.
+- a platform key (no tenant) signs only termination, freeze and thaw requests of its
+  principal, and only when the policy names that principal among its operators (or, for a
+  freeze, when the principal is the bus, :data:`.freeze.BUS`).
 
 A signature that is present must verify, whatever the policy. An unsigned record is
 accepted unless the policy sets ``limits.require_signatures``. A refused input changes
@@ -25,19 +26,22 @@ from typing import Any
 from agentlog import events as ev
 from agentlog.keyring import Attribution, KeyEntry
 from agentlog.limits import quote
-from agentlog.processors import budget, reports, roots, spawns
+from agentlog.processors import budget, freeze, reports, roots, spawns
 from agentlog.processors.checks import Denial
 from agentlog.processors.emitter import Emitter
 from agentlog.processors.policy import Policy
 
 _R = ev.DenialReason
+_OPERATOR_REQUESTS = (ev.TerminationRequested, ev.TreeFreezeRequested, ev.TreeThawRequested)
 
 
 def actor(event: ev.Event) -> str:
     """The identity ``event`` acts as."""
     if isinstance(event, ev.SpawnRequested):
         return event.parent_agent_id
-    if isinstance(event, ev.BudgetTopUpRequested | ev.TerminationRequested):
+    if isinstance(
+        event, ev.BudgetTopUpRequested | ev.TerminationRequested | ev.TreeFreezeRequested | ev.TreeThawRequested
+    ):
         return event.requested_by
     return str(getattr(event, "agent_id", ""))
 
@@ -61,11 +65,14 @@ def _scope_problem(event: ev.Event, signer: KeyEntry, policy: Policy | None) -> 
     operators = policy.limits.operators if policy is not None else []
     key = signer.describe()
     if signer.tenant_id is None:
-        if isinstance(event, ev.TerminationRequested) and acting == signer.principal and acting in operators:
+        if acting == signer.principal and (
+            (isinstance(event, _OPERATOR_REQUESTS) and acting in operators)
+            or (isinstance(event, ev.TreeFreezeRequested) and acting == freeze.BUS)
+        ):
             return None
         return (
-            f"platform key {key} signs only termination requests of its principal, an operator of the policy;"
-            f" this record acts as {quote(acting)}."
+            f"platform key {key} signs only termination, freeze and thaw requests of its principal, an operator of"
+            f" the policy (and the bus's freeze requests); this record acts as {quote(acting)}."
         )
     if signer.tenant_id != event.meta.tenant_id:
         return f"key {key} may not sign for tenant {quote(event.meta.tenant_id)}."

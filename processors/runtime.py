@@ -79,6 +79,7 @@ from agentlog.processors.partition_ends import PartitionEnds
 from agentlog.records import Headers, at
 from agentlog.serde import Serde
 from agentlog.settings import Settings
+from agentlog.signing import SIGNATURE_HEADER, SigningKey, sign_batch
 
 log = logging.getLogger("agentlog.processors")
 
@@ -120,6 +121,9 @@ class Processor(Protocol[S]):
     order: MergeOrder
     """How inputs of the same millisecond are ordered (one rank per input topic)."""
     output_topic: str
+    side_topics: dict[str, str]
+    """Outputs written elsewhere than ``output_topic``, by Avro full name: another processor's input topic (full
+    name), produced in the same transaction."""
     changelog_topic: str
     core_version: int
     """The version of ``decide``'s behaviour, named on every output (:data:`CORE_HEADER`) so replay can apply it."""
@@ -202,6 +206,10 @@ class ProcessorRuntime(Generic[S]):
         self._fatal: KafkaError | None = None
         """The error that made the producer fatal: librdkafka's later errors say only "Fatal error"."""
         self._core_header = (CORE_HEADER, str(processor.core_version).encode())
+        self._signing_key = (
+            SigningKey.load(settings.signing_key) if settings.signing_key and processor.side_topics else None
+        )
+        """Signs what is handed over to another processor's input, which checks signatures (none is signed else)."""
         self.states: dict[int, S] = {}
         self.merges: dict[int, PartitionMerge] = {}
         self._last_expire = 0.0
@@ -458,10 +466,16 @@ class ProcessorRuntime(Generic[S]):
 
     def _emit(self, partition: int, decided: Decided, point: DecisionPoint) -> None:
         """Produce the outputs of one cause, each with its decision point (so replay can follow the order)."""
-        topic = self.processor.output_topic
+        topic, elsewhere = self.processor.output_topic, self.processor.side_topics
         headers: Headers = [(DECIDED_HEADER, point.encode()), self._core_header, *decided.headers]
         for output in decided.outputs:
-            self._produce(topic, partition, output.meta.root_id.encode(), self.serde.encode(output, topic), headers)
+            to = elsewhere.get(output.avro_name, topic)
+            key, value = output.meta.root_id.encode(), self.serde.encode(output, to)
+            signed = headers
+            if to != topic and self._signing_key is not None:
+                (signature,) = sign_batch(self._signing_key, [(to, key, value)])
+                signed = [*headers, (SIGNATURE_HEADER, signature.encode())]
+            self._produce(to, partition, key, value, signed)
         self.stats.outputs += len(decided.outputs)
 
     def _dead_letter(self, record: InputRecord, error: Exception) -> None:

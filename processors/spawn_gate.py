@@ -22,7 +22,9 @@ Fail closed: without a policy every request is denied (``NO_POLICY``), an unknow
 parent, config or agent is denied, and no input raises. Requests are answered exactly
 once per input event: ``RootAgentRegistered`` by ``RootAdmitted``/``RootRejected``,
 ``SpawnRequested`` by ``SpawnApproved``/``SpawnDenied``, ``BudgetTopUpRequested`` by
-``BudgetToppedUp``/``TopUpDenied``. Since core version 3 every input is first checked against
+``BudgetToppedUp``/``TopUpDenied``, since core version 5 ``TreeFreezeRequested`` and
+``TreeThawRequested`` by ``TreeFrozen``/``TreeThawed`` or a ``LifecycleRejected`` (:mod:`.freeze`).
+Since core version 3 every input is first checked against
 who signed it (:mod:`.identity`). Lifecycle reports are answered by what the gate made of
 them (core version 2): a start by ``AgentRunning``, usage by ``TokensCharged`` (late usage
 is charged to the nearest active ancestor), a completion or failure by ``AgentEnded``, a
@@ -44,7 +46,7 @@ from typing import Any
 from agentlog import events as ev
 from agentlog.keyring import UNSIGNED, Attribution
 from agentlog.limits import quote
-from agentlog.processors import budget, cascade, circuit, identity, reports, roots, spawns
+from agentlog.processors import budget, cascade, circuit, freeze, identity, reports, roots, spawns
 from agentlog.processors.cascade import expire
 from agentlog.processors.clock import to_micros
 from agentlog.processors.emitter import Emitter
@@ -54,12 +56,13 @@ from agentlog.topics import LIFECYCLE_REPORTS
 
 __all__ = ["CORE_VERSION", "HANDLED", "decide", "expire"]
 
-CORE_VERSION = 4
+CORE_VERSION = 5
 """The version of the gate's decision behaviour that this code runs: 1 left accepted lifecycle reports
 unanswered, 2 answers every report (``AgentRunning``, ``TokensCharged``, ``AgentEnded`` or a rejection),
 3 checks who signed each input first (:mod:`.identity`), 4 takes heartbeat promises (a start with
 ``heartbeat`` is answered with the interval, and ``expire`` times out agents whose heartbeats stopped) and
-carries a usage report's partial result to its charge."""
+carries a usage report's partial result to its charge, 5 freezes and thaws trees (:mod:`.freeze`; a frozen
+tree's spawns are denied ``TREE_FROZEN``)."""
 
 _Handler = Callable[[PartitionState, Any, Policy | None, int, Emitter], None]
 
@@ -72,7 +75,11 @@ _HANDLERS: dict[type[ev.Event], _Handler] = {
     ev.AgentFailed: cascade.decide_reported_end,
     ev.TerminationRequested: cascade.decide_termination,
     ev.AgentStarted: lambda state, event, policy, _now, out: cascade.decide_start(state, event, policy, out),
+    ev.TreeFreezeRequested: freeze.decide_freeze,
+    ev.TreeThawRequested: freeze.decide_thaw,
 }
+_SINCE: dict[type[ev.Event], int] = {ev.TreeFreezeRequested: 5, ev.TreeThawRequested: 5}
+"""Inputs a core before this version ignores."""
 
 HANDLED: frozenset[type[ev.Event]] = frozenset(_HANDLERS)
 """The input event types the gate decides (others are ignored: ``decide`` returns [])."""
@@ -104,7 +111,7 @@ def decide(
     (``LifecycleRejected``, ``TENANT_MISMATCH``), a request is denied by its own record.
     """
     handler = _HANDLERS.get(type(event))
-    if handler is None:
+    if handler is None or core < _SINCE.get(type(event), 0):
         return []
     now = to_micros(event.meta.occurred_at)
     known = state.trees.get(event.meta.root_id)

@@ -2,7 +2,8 @@
 
 The checks run in a fixed order and the first that fails decides the reason; the
 ``checks`` list of the decision holds every numeric comparison made up to that point.
-Order: policy present → tree live → same tenant → retried request → circuit → request validity →
+Order: policy present → tree live → same tenant → retried request → frozen (:mod:`.freeze`) → circuit →
+request validity →
 parent known → parent active → config whitelisted → parent authorised → capabilities →
 grant limits → depth → parent not over budget → spawn budget → token budget → parallel
 children → tenant quota → platform quota.
@@ -185,6 +186,23 @@ def _approve(
     )
 
 
+def _stopped(tree: TreeState, now: int) -> Denial | None:
+    """The denial of every spawn while the tree is frozen (:mod:`.freeze`) or its circuit is open."""
+    if tree.frozen_by is not None:
+        return Denial(
+            _R.TREE_FROZEN,
+            f"{_PREFIX}: spawning in this agent tree is frozen (by {tree.frozen_by}) until an operator lifts it. "
+            "Continue with the agents you have.",
+        )
+    if tree.open_until is not None and circuit.is_open(tree, now):
+        return Denial(
+            _R.CIRCUIT_OPEN,
+            f"{_PREFIX}: this agent tree is frozen after too many denied spawns, until {iso(tree.open_until)}. "
+            "Continue with the agents you have.",
+        )
+    return None
+
+
 def _evaluate(
     state: PartitionState, event: ev.SpawnRequested, policy: Policy | None, now: int, checks: Checks
 ) -> Denial | _Repeat | _Approval:
@@ -204,12 +222,9 @@ def _evaluate(
         return _Repeat(tree, created, _R.UNKNOWN)
     if tree.has_seen(event.request_id.int):
         return _Repeat(tree, None, tree.outcome_of(event.request_id.int) or _R.DUPLICATE_REQUEST)
-    if tree.open_until is not None and circuit.is_open(tree, now):
-        return Denial(
-            _R.CIRCUIT_OPEN,
-            f"{_PREFIX}: this agent tree is frozen after too many denied spawns, until {iso(tree.open_until)}. "
-            "Continue with the agents you have.",
-        )
+    stopped = _stopped(tree, now)
+    if stopped is not None:
+        return stopped
     invalid = requests.invalid_request(
         _PREFIX, event.requested_token_budget, event.requested_spawn_budget, event.max_runtime_ms, event.task, now
     )

@@ -113,6 +113,8 @@ class TreeState:
     """While set, the circuit is open until this time (µs)."""
     ended_at: int | None = None
     """When the root ended (µs); the tree is then a tombstone."""
+    frozen_by: str | None = None
+    """While set, the tree's spawning is frozen at this requester's request (:mod:`.freeze`, core version 5)."""
 
     @property
     def root(self) -> AgentState | None:
@@ -158,6 +160,7 @@ class TreeState:
             "denials": self.denials or [],
             "open_until": self.open_until,
             "ended_at": self.ended_at,
+            **({"frozen_by": self.frozen_by} if self.frozen_by is not None else {}),  # absent before core 5
         }
 
     def agent_rows(self) -> list[list[Any]]:
@@ -205,6 +208,7 @@ class TreeState:
             denials=list(data["denials"]) or None,
             open_until=data["open_until"],
             ended_at=data["ended_at"],
+            frozen_by=data.get("frozen_by"),
         )
         for stored in data["agents"]:
             # a row written before heartbeats promised none

@@ -14,8 +14,10 @@ from datetime import datetime
 
 from agentlog.events import Event
 from agentlog.processors import (
+    BUS_HANDED_OVER,
     BUS_ORDER,
     BUS_PROCESSOR,
+    BUS_PRODUCER,
     BUS_SOURCES,
     BusPartition,
     InputRecord,
@@ -38,6 +40,8 @@ class BusReplay(CoreReplay):
     sources = BUS_SOURCES
     order = BUS_ORDER
     facts = MESSAGE_EVENTS
+    producer = BUS_PRODUCER
+    handed_over = BUS_HANDED_OVER
 
     def fresh(self) -> BusPartition:
         return BusPartition()

@@ -18,6 +18,7 @@ A subclass names the processor (:class:`CoreReplay` class attributes) and its co
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ from agentlog.replay.decisions import NEVER, Cause, DecisionReplay, RecordedGrou
 from agentlog.replay.input_order import RecordedOrder
 from agentlog.replay.log_source import LogSource
 from agentlog.serde import Serde
-from agentlog.topics import TopicSpec
+from agentlog.topics import TopicSpec, topic_of
 
 
 class CoreReplay(DecisionReplay):
@@ -43,6 +44,10 @@ class CoreReplay(DecisionReplay):
     facts: TopicSpec
     _core = 1
     """The core version inputs decided on the way are decided with (the group's before them)."""
+    producer = ""
+    """The processor's ``meta.producer``: which records of the topics it hands over to are its own."""
+    handed_over: tuple[type[Event], ...] = ()
+    """Outputs written to another processor's input topic, found there by event id (:meth:`_handed_over`)."""
 
     # -- the core ---------------------------------------------------------------------------
 
@@ -76,6 +81,7 @@ class CoreReplay(DecisionReplay):
         streams = [_inputs(i, self.source.records(base, partition)) for i, base in enumerate(bases)]
         inputs = RecordedOrder(streams, self.order)
         self._core = 1  # inputs decided on the way: as the group before them (1 before any)
+        self._handed = self._handed_over(partition)
         for group in self._groups(partition, self.source.records(self.facts.name, partition)):
             point = group.point
             if group.cause.kind == "tick" and group.cause.at is not None and point is not None:
@@ -94,6 +100,42 @@ class CoreReplay(DecisionReplay):
                 self._outcome(partition, group.cause, "orphan", group, [], "no input with this event id was found")
             self._core = group.core
         self._decide(state, inputs.until(NEVER), decided)
+        for record, event in self._handed.values():  # what the processor wrote that no decision replayed
+            self.report.recorded += 1
+            cause = Cause("input", str(event.meta.causation_id), position=str(record), root_id=event.meta.root_id)
+            self._outcome(partition, cause, "orphan", None, [event], f"{record} was not reproduced by any decision")
+
+    def _handed_over(self, partition: int) -> dict[uuid.UUID, tuple[Record, Event]]:
+        """The records the processor wrote to the topics it hands over to (in ``partition``), by event id."""
+        found: dict[uuid.UUID, tuple[Record, Event]] = {}
+        for spec in dict.fromkeys(topic_of(t) for t in self.handed_over):
+            for record in self.source.records(spec.name, partition):
+                try:
+                    event = self.serde.decode(record.value or b"")
+                except DecodeError:
+                    continue  # not the processor's: it writes only what it encoded
+                mine = type(event) in self.handed_over and event.meta.producer == self.producer
+                if mine and (self.root_id is None or event.meta.root_id == self.root_id):
+                    found[event.meta.event_id] = (record, event)
+        return found
+
+    def _compare(self, partition: int, group: RecordedGroup, replayed: list[Event]) -> None:
+        """As the gate's, for the outputs on the facts topic; each handed-over output must be recorded as well,
+        byte for byte, on its own topic."""
+        handed = [e for e in replayed if type(e) in self.handed_over]
+        super()._compare(partition, group, [e for e in replayed if type(e) not in self.handed_over])
+        if self.root_id is not None and group.cause.root_id != self.root_id:
+            return
+        for event in handed:
+            recorded = self._handed.pop(event.meta.event_id, None)
+            self.report.recorded += recorded is not None
+            if recorded is not None and self.serde.matches(recorded[0].value or b"", event):
+                self.report.reproduced += 1
+                continue
+            status = "divergent" if recorded is not None else "unrecorded"
+            where = topic_of(type(event)).name
+            note = f"handed over to {where}: " + ("recorded otherwise" if recorded else "not recorded there")
+            self._outcome(partition, group.cause, status, group, [event], note)
 
     def _decide(
         self,

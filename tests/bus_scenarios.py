@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentlog import events as ev
-from agentlog.processors.bus_core import decide, expire
+from agentlog.processors.bus_core import CORE_VERSION, decide, expire
 from agentlog.processors.bus_state import BusPartition, records_of, restore
 from agentlog.processors.clock import to_micros
 from agentlog.processors.policy import Policy
@@ -49,6 +49,8 @@ class Bus:
         """Every input with its record time (µs), as the worker would read it."""
         self.records: list[tuple[bytes, bytes | None]] = []
         self.serial = 0
+        self.core = CORE_VERSION
+        """The version of the core the messages are decided as."""
         self.fact(ev.RootAdmitted, agent_id=root, config="orchestrator", token_budget=1, spawn_budget=9)
 
     def meta(self, tenant: str | None = None) -> ev.Meta:
@@ -65,7 +67,7 @@ class Bus:
         self.now += step
         at_us = to_micros(self.now)
         self.inputs.append((event, at_us))
-        outputs, changed = decide(self.state, event, self.policy, at_us)
+        outputs, changed = decide(self.state, event, self.policy, at_us, self.core)
         self.records += records_of(self.state, changed)
         return outputs
 

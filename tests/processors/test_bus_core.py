@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from agentlog import events as ev
-from agentlog.processors.bus_core import MAX_DUE_PER_TICK, message_chars
+from agentlog.processors.bus_core import MAX_DUE_PER_TICK, PRODUCER, message_chars
 from agentlog.processors.bus_state import OPEN
 from tests.bus_scenarios import ROOT, Bus, accepted, bus_policy, rejected
 
@@ -226,3 +226,34 @@ def test_the_restored_state_decides_like_the_live_one(bus: Bus) -> None:
     assert sorted(restored.deadlines) == sorted(e for e in bus.state.deadlines if bus.state.still_due(e))
     conversation = restored.trees[ROOT].conversations[str(question_id)]
     assert (conversation.status, conversation.recipient, conversation.window_us) == (OPEN, "lead", 60_000_000)
+
+
+# -- what the bus hands over to the gate and the mission processor (core 2) ------------------------
+
+
+def test_a_critical_alert_asks_the_gate_to_freeze_the_tree_when_the_policy_says_so() -> None:
+    bus = Bus(policy=bus_policy(freeze_on_critical_alert=True))
+    bus.spawn("dev")
+    fact, freeze = bus.alert("dev", text="credentials leaked", priority=ev.Priority.CRITICAL)
+    assert isinstance(fact, ev.MessageAccepted) and fact.broadcast
+    assert isinstance(freeze, ev.TreeFreezeRequested)
+    assert (freeze.requested_by, freeze.alert_id, freeze.alerted_by) == (PRODUCER, fact.message_id, "dev")
+    assert freeze.reason == "credentials leaked" and freeze.meta.causation_id == fact.meta.causation_id
+    assert freeze.meta.producer == PRODUCER and freeze.meta.root_id == ROOT
+    accepted(bus.alert("dev", priority=ev.Priority.HIGH))  # only CRITICAL alerts freeze
+    bus.core = 1
+    accepted(bus.alert("dev", priority=ev.Priority.CRITICAL))  # core 1 handed nothing over
+
+
+def test_a_critical_alert_freezes_nothing_by_default(bus: Bus) -> None:
+    accepted(bus.alert("dev", priority=ev.Priority.CRITICAL))
+
+
+def test_a_handoff_naming_a_mission_asks_the_mission_processor_to_move_it(bus: Bus) -> None:
+    fact, move = bus.handoff("dev", "qa", mission_id="build")
+    assert isinstance(fact, ev.MessageAccepted) and isinstance(move, ev.MissionHandoffRequested)
+    assert (move.mission_id, move.from_agent_id, move.to_agent_id, move.handoff_id) == ("build", "dev", "qa",
+                                                                                         fact.message_id)  # fmt: skip
+    assert rejected(bus.handoff("dev", "nobody", mission_id="build")) is _R.UNKNOWN_RECIPIENT  # nothing handed over
+    bus.core = 1
+    accepted(bus.handoff("dev", "qa", mission_id="build"))
