@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Unpack
 
 from agentlog import events as ev
+from agentlog.bus_client import BusClient
 from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.facts import FactFollower, Slot
 from agentlog.handles import AgentHandle, RootOptions, RootRefused, SpawnOptions, SpawnRefused
@@ -89,6 +90,8 @@ class AgentlogClient:
         self._mission_facts: FactFollower | None = None
         """Follows the mission processor's facts, from the first mission command on."""
         self._mission_lock = threading.Lock()
+        self.bus = BusClient(self)
+        """Requests, replies, questions and decisions, alerts and handoffs between agents, and their inboxes."""
 
     @property
     def missions(self) -> MissionClient:
@@ -383,6 +386,7 @@ class AgentlogClient:
         self._facts.close()
         if self._mission_facts is not None:
             self._mission_facts.close()
+        self.bus.close()
         self._producer.close()
 
     def __enter__(self) -> AgentlogClient:
