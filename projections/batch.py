@@ -19,6 +19,7 @@ from agentlog.errors import DecodeError
 from agentlog.events.limits_scan import over_limit
 from agentlog.limits import MAX_CHARS, record_size_problem
 from agentlog.projections import audit_chain
+from agentlog.projections.bus_events import BusWrites, apply_bus
 from agentlog.projections.jsonb import jsonb_text, prepare
 from agentlog.projections.lineage_events import LineageWrites, apply
 from agentlog.projections.mission_events import MissionWrites, apply_mission
@@ -83,6 +84,7 @@ class Batch:
     audit_rows: list[tuple[Any, ...]] = field(default_factory=list)
     lineage: LineageWrites = field(default_factory=LineageWrites)
     missions: MissionWrites = field(default_factory=MissionWrites)
+    bus: BusWrites = field(default_factory=BusWrites)
     dead_letters: list[tuple[DeadLetter, Headers | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -159,6 +161,7 @@ def _audit_row(
     if value is not None and error is None and not on_dlq:
         apply(batch.lineage, name or "", value, record.position)
         apply_mission(batch.missions, name or "", value, record.position)
+        apply_bus(batch.bus, name or "", value, record.position)
     meta: dict[str, Any] = value.get("meta", {}) if value is not None else {}
     root_id = meta.get("root_id")
     if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":

@@ -25,6 +25,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "mission_dependencies": ("topic", "partition", "offset"),
     "mission_rejections": ("topic", "partition", "offset"),
     "mission_specs": ("topic", "partition", "offset"),
+    "message_posts": ("topic", "partition", "offset"),
+    "message_states": ("topic", "partition", "offset"),
+    "message_deliveries": ("root_id", "message_id", "agent_id", "tenant_id"),
 }
 
 

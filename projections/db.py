@@ -62,8 +62,9 @@ def connect(
 
 def require_tables(conn: Conn, schema: str) -> None:
     """Raise :class:`NotMigratedError` unless ``schema`` holds the projection tables (the newest included)."""
-    row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", (f"{schema}.agents", f"{schema}.missions")).fetchone()
-    if row is None or row[0] is None or row[1] is None:
+    newest = (f"{schema}.agents", f"{schema}.missions", f"{schema}.message_states")
+    row = conn.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)", newest).fetchone()
+    if row is None or None in row:
         raise NotMigratedError(schema)
 
 

@@ -11,7 +11,8 @@ The commit protocol of a batch (what makes each event affect the tables exactly 
 4. ``COPY`` the history rows (agent events, denied spawns, handoffs), then upsert the
    merged agent rows: ``COPY`` into a temporary staging table, then one ``INSERT … SELECT …
    ON CONFLICT`` that computes paths as if the rows were upserted one by one in reading order;
-   the mission rows the same way (:mod:`agentlog.projections.mission_writer`).
+   the mission rows the same way (:mod:`agentlog.projections.mission_writer`); then the bus rows
+   (:mod:`agentlog.projections.bus_writer`).
 5. Upsert the positions: next offset and chain head of every partition of the batch.
 6. ``COMMIT``. Only now does the caller advance its in-memory positions.
 
@@ -30,6 +31,7 @@ from psycopg.types.json import set_json_dumps
 
 from agentlog.projections import audit_chain
 from agentlog.projections.batch import AUDIT_COLUMNS, Batch, PartitionState, TopicPartition
+from agentlog.projections.bus_writer import CREATE_BUS_STAGES, write_bus
 from agentlog.projections.copying import copy_rows, copy_types
 from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE, Conn, connect, require_tables
 from agentlog.projections.errors import DatabaseUnavailableError, StalePositionsError
@@ -319,6 +321,7 @@ class BatchWriter:
                 conn.execute("SET jit = off")  # compiling the batch statements costs more than running them
                 conn.execute(CREATE_AGENT_STAGE)
                 conn.execute(CREATE_MISSION_STAGE)
+                conn.execute(CREATE_BUS_STAGES)
                 conn.commit()
                 set_json_dumps(_json_passthrough, context=conn)
             except BaseException:
@@ -374,6 +377,7 @@ class BatchWriter:
                     copy_rows(cur, AGENT_STAGE, AGENT_STAGE_COLUMNS, AGENT_STAGE_TYPES, staged)
                     cur.execute(UPSERT_AGENTS)
                 write_missions(cur, batch.missions)
+                write_bus(cur, batch.bus)
                 cur.executemany(
                     UPSERT_POSITION,
                     [(t, p, s.next_offset, s.chain_head) for (t, p), s in sorted(batch.end.items())],

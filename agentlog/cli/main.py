@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from agentlog.cli import access, keys, missions, schemas, topics
+from agentlog.cli import access, bus, keys, missions, schemas, topics
 from agentlog.cli import processors as processors_cli
 from agentlog.cli import projections as projections_cli
 from agentlog.cli import replay as replay_cli
@@ -35,6 +35,7 @@ app.add_typer(projections_cli.projector_app, name="projector")
 app.add_typer(projections_cli.lineage_app, name="lineage")
 app.add_typer(projections_cli.audit_app, name="audit")
 app.add_typer(missions.app, name="missions")
+app.add_typer(bus.app, name="bus")
 app.add_typer(replay_cli.app, name="replay")
 
 
