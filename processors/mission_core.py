@@ -35,6 +35,15 @@ tree; a mission already running or finished). Soft dependencies never block: the
 recorded, checked for cycles, and shown. A command may come from an active agent of the
 tree or from an operator the policy names.
 
+A ``MissionHandoffRequested`` (the consultation bus's, for an accepted ``Handoff`` naming a
+mission; core 3 on) moves the mission to another agent without changing its state: a
+``MissionHandedOff`` makes the taker its owner and, while it is ``RUNNING``, its runner (so
+the taker's end, not the giver's, then fails it), or a ``MissionHandoffRejected`` says why
+not: the tree's and the mission's checks as for transitions, a giver handing to itself
+(``INVALID_REQUEST``), a giver that neither owns nor runs it (``NOT_THE_OWNER``), a mission
+``COMPLETED``, ``FAILED``, ``CANCELLED`` or ``ARCHIVED`` (``MISSION_FINISHED``), a taker that is
+not an active agent of the tree (``NOT_AN_ACTIVE_AGENT``).
+
 Deterministic like the gate's core: "now" is the input's time, output ids derive from the
 input's event id, and several missions affected at once are taken in a fixed order.
 """
@@ -65,10 +74,11 @@ from agentlog.processors.policy import Policy
 
 __all__ = ["CORE_VERSION", "HANDLED", "MAX_MISSIONS_PER_TREE", "PRODUCER", "decide", "expire"]
 
-CORE_VERSION = 2
+CORE_VERSION = 3
 """1: the first; 2: finished missions archived by timer ticks after the policy's ``mission_retention_ms`` (core 1
 kept no finishing time), a quality score that is not a finite number refused, and a transition refused to another
-tenant naming no state of the mission."""
+tenant naming no state of the mission; 3: the bus's handoffs of missions decided (cores 1 and 2 ignore a
+``MissionHandoffRequested``: no answer, no change; the logs they decided hold none)."""
 MAX_ARCHIVED_PER_TICK = 1_000
 """Missions one timer tick archives at most (one fact and one changelog record each); the rest wait for the next."""
 PRODUCER = "agentlog.missions"
@@ -426,6 +436,55 @@ def _transition(run: _Run, command: ev.MissionTransitionRequested) -> None:
         run.move(mission, _S.ARCHIVED, _why(command, f"Archived; it had {mission.state.value.lower()}."))
 
 
+def _handoff(run: _Run, command: ev.MissionHandoffRequested) -> None:
+    """Move a mission to the agent a handoff names: its owner, and its runner while it runs (core 3 on)."""
+    if run.core < 3:
+        return  # cores 1 and 2 read no handoffs: what they decided stays as recorded
+    giver, taker = command.from_agent_id, command.to_agent_id
+
+    def reject(code: ev.MissionRejection, why: str) -> None:
+        run.out.emit(
+            ev.MissionHandoffRejected,
+            mission_id=command.mission_id,
+            reason_code=code,
+            reason=clip(f"Cannot hand mission {quote(command.mission_id)} over to {quote(taker)}: {why}"),
+            handoff_id=command.handoff_id,
+            policy_version=run.version,
+        )
+
+    found = _mission_of(run, command, reject)
+    if found is None:
+        return
+    tree, mission = found
+    if giver == taker:
+        reject(_R.INVALID_REQUEST, f"{quote(giver)} would hand it to itself.")
+    elif giver not in (mission.owner, mission.runner):
+        reject(_R.NOT_THE_OWNER, f"{quote(giver)} neither owns nor runs it.")
+    elif not mission.open:
+        reject(_R.MISSION_FINISHED, f"it is {mission.state.value}; only an open mission changes hands.")
+    elif not tree.active(taker):
+        reject(_R.NOT_AN_ACTIVE_AGENT, f"{quote(taker)} is not an active agent of the tree.")
+    else:
+        previous = mission.owner
+        mission.owner = taker
+        running = mission.state is _S.RUNNING
+        if running:
+            tree.run(mission, taker)
+        run.touch(mission)
+        runs = f" and runs attempt {mission.attempt}" if running else ""
+        said = f"Mission {mission.mission_id} ({mission.state.value}) handed off by {giver}: {taker} owns it{runs}."
+        run.out.emit(
+            ev.MissionHandedOff,
+            mission_id=mission.mission_id,
+            state=mission.state,
+            previous_owner=previous,
+            owner=taker,
+            handoff_id=command.handoff_id,
+            policy_version=run.version,
+            message=clip(said),
+        )
+
+
 # -- moving missions ----------------------------------------------------------------------
 
 
@@ -534,7 +593,9 @@ def _tree_of(run: _Run, command: ev.Event, reject: Callable[..., None]) -> Missi
 
 
 def _mission_of(
-    run: _Run, command: ev.DependencyAdded | ev.MissionTransitionRequested, reject: Callable[..., None]
+    run: _Run,
+    command: ev.DependencyAdded | ev.MissionTransitionRequested | ev.MissionHandoffRequested,
+    reject: Callable[..., None],
 ) -> tuple[MissionTree, Mission] | None:
     """The command's tree and mission, or None after rejecting it (see :func:`_tree_of`; an unknown mission)."""
     tree = _tree_of(run, command, reject)
@@ -595,6 +656,7 @@ _HANDLERS: dict[type[ev.Event], Callable[[_Run, Any], None]] = {
     ev.MissionCreated: _created,
     ev.DependencyAdded: _dependency,
     ev.MissionTransitionRequested: _transition,
+    ev.MissionHandoffRequested: _handoff,
 }
 HANDLED: frozenset[type[ev.Event]] = frozenset(_HANDLERS)
 """The inputs the core reads; others (the gate's other facts) change nothing."""

@@ -16,6 +16,13 @@ creation fact starts the row anew, as when a root id is used again after the gat
 its tree),
 ``mission_transitions`` (the history), ``mission_dependencies`` (accepted edges),
 ``mission_rejections`` (rejected commands) and ``mission_specs`` (creation commands).
+
+A ``MissionHandedOff`` is a step of the history that keeps the state (``from_state`` =
+``to_state``, the taker as ``agent_id``, its message as the reason): the mission's owner is
+then the taker of its latest handoff, and a running mission's agent the taker too. The fact
+names no attempt; its row takes the mission's, from the batch or else from the ``missions``
+row the writer reads (:data:`MissionWrites.unresolved`). A ``MissionHandoffRejected`` is a
+rejection without states.
 """
 
 from __future__ import annotations
@@ -36,7 +43,16 @@ OPEN = frozenset({"PENDING", "READY", "RUNNING", "BLOCKED"})
 _CREATED = ev.MissionCreated.avro_name
 _TRANSITIONED = ev.MissionTransitioned.avro_name
 _ACCEPTED = ev.DependencyAccepted.avro_name
-_REJECTED = (ev.MissionTransitionRejected.avro_name, ev.DependencyRejected.avro_name)
+_HANDED_OFF = ev.MissionHandedOff.avro_name
+_REJECTED = (
+    ev.MissionTransitionRejected.avro_name,
+    ev.DependencyRejected.avro_name,
+    ev.MissionHandoffRejected.avro_name,
+)
+_STATES_NAMED = frozenset({ev.MissionTransitionRejected.avro_name})
+"""The rejections that name the states of the transition refused."""
+ROOT, MISSION, ATTEMPT = 5, 7, 10
+"""Where ``root_id``, ``mission_id`` and ``attempt`` are in a row of :attr:`MissionWrites.transitions`."""
 
 
 @dataclass(slots=True)
@@ -47,7 +63,8 @@ class MissionDelta:
     mission_id: str
     tenant_id: str
     state: str
-    attempt: int
+    attempt: int | None
+    """None for a handoff's (it keeps the mission's attempt; the writer fills it in when the batch has no other)."""
     agent_id: str | None
     result_summary: str
     quality_score: float | None
@@ -79,7 +96,8 @@ class MissionDelta:
         self.agent_id = newer.agent_id if newer.agent_id is not None else self.agent_id
         self.result_summary = newer.result_summary or self.result_summary
         self.quality_score = newer.quality_score if newer.quality_score is not None else self.quality_score
-        self.state, self.attempt, self.policy_version = newer.state, newer.attempt, newer.policy_version
+        self.attempt = newer.attempt if newer.attempt is not None else self.attempt
+        self.state, self.policy_version = newer.state, newer.policy_version
         self.tenant_id, self.updated_at = newer.tenant_id, newer.updated_at
         self.topic, self.partition, self.offset = newer.topic, newer.partition, newer.offset
 
@@ -93,6 +111,8 @@ class MissionWrites:
     dependencies: list[tuple[Any, ...]] = field(default_factory=list)
     rejections: list[tuple[Any, ...]] = field(default_factory=list)
     specs: list[tuple[Any, ...]] = field(default_factory=list)
+    unresolved: list[int] = field(default_factory=list)
+    """Indexes of :attr:`transitions` rows of handoffs whose attempt (None) is the ``missions`` row's."""
 
 
 def apply_mission(writes: MissionWrites, record_name: str, value: dict[str, Any], position: Position) -> None:
@@ -123,6 +143,8 @@ def apply_mission(writes: MissionWrites, record_name: str, value: dict[str, Any]
                 at,
             )
         )
+    elif record_name == _HANDED_OFF:
+        _handed_off(writes, value, position, at)
     elif record_name == _ACCEPTED:
         writes.dependencies.append(
             (
@@ -138,6 +160,7 @@ def apply_mission(writes: MissionWrites, record_name: str, value: dict[str, Any]
         )
     elif record_name in _REJECTED:
         dependency = record_name == ev.DependencyRejected.avro_name
+        states = record_name in _STATES_NAMED
         writes.rejections.append(
             (
                 *where,
@@ -146,8 +169,8 @@ def apply_mission(writes: MissionWrites, record_name: str, value: dict[str, Any]
                 tenant,
                 value["mission_id"],
                 record_name.rsplit(".", 1)[-1],
-                None if dependency else str(value["from_state"]),
-                None if dependency else str(value["to_state"]),
+                str(value["from_state"]) if states else None,
+                str(value["to_state"]) if states else None,
                 value["depends_on"] if dependency else None,
                 str(value["kind"]) if dependency else None,
                 str(value["reason_code"]),
@@ -178,6 +201,59 @@ def apply_mission(writes: MissionWrites, record_name: str, value: dict[str, Any]
         )
 
 
+def _handed_off(writes: MissionWrites, value: dict[str, Any], position: Position, at: datetime) -> None:
+    """A handoff: a history row that keeps the state, and a delta that changes no state, no attempt."""
+    meta = value["meta"]
+    state, owner = str(value["state"]), value["owner"]
+    key = (meta["root_id"], value["mission_id"])
+    current = writes.missions.get(key)
+    attempt = current.attempt if current is not None else None
+    if attempt is None:
+        writes.unresolved.append(len(writes.transitions))
+    writes.transitions.append(
+        (
+            position.topic,
+            position.partition,
+            position.offset,
+            meta["event_id"],
+            meta.get("causation_id"),
+            key[0],
+            meta["tenant_id"],
+            key[1],
+            state,
+            state,
+            attempt,
+            owner,
+            value["message"],
+            "",
+            None,
+            value.get("policy_version", 0),
+            at,
+        )
+    )
+    delta = MissionDelta(
+        root_id=key[0],
+        mission_id=key[1],
+        tenant_id=meta["tenant_id"],
+        state=state,
+        attempt=None,
+        agent_id=owner if state == "RUNNING" else None,
+        result_summary="",
+        quality_score=None,
+        policy_version=value.get("policy_version", 0),
+        spec_event_id=None,
+        created_at=None,
+        created_offset=None,
+        started_at=None,
+        finished_at=None,
+        updated_at=at,
+        topic=position.topic,
+        partition=position.partition,
+        offset=position.offset,
+    )
+    _merge(writes, delta)
+
+
 def _transitioned(writes: MissionWrites, value: dict[str, Any], position: Position, at: datetime) -> None:
     meta = value["meta"]
     state, previous = str(value["to_state"]), str(value["from_state"])
@@ -202,6 +278,10 @@ def _transitioned(writes: MissionWrites, value: dict[str, Any], position: Positi
         partition=position.partition,
         offset=position.offset,
     )
+    _merge(writes, delta)
+
+
+def _merge(writes: MissionWrites, delta: MissionDelta) -> None:
     key = (delta.root_id, delta.mission_id)
     current = writes.missions.get(key)
     if current is None:

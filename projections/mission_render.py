@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from agentlog.projections.missions import Mission, MissionStory, Plan
+from agentlog.projections.missions import Mission, MissionStory, Plan, Rejection
 from agentlog.projections.render import plain
 
 STATE_STYLE = {
@@ -102,7 +102,7 @@ def story_pretty(story: MissionStory) -> Group:
     if story.rejections:
         refused = Table("when", "command", "code", "reason", title="refused commands")
         for r in story.rejections:
-            command = f"{r.from_state} → {r.to_state}" if r.depends_on is None else f"depends on {r.depends_on}"
+            command = _command(r)
             refused.add_row(_when(r.occurred_at), escape(command), f"[red]{r.reason_code}[/]", escape(r.reason))
         parts.append(refused)
     return Group(*parts)
@@ -196,3 +196,12 @@ def plan_dot(plan: Plan) -> str:
             lines.append(f"  {ids[m.parent_mission_id]} -> {ids[m.mission_id]} [arrowhead=none, color=gray];")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _command(rejection: Rejection) -> str:
+    """What the refused command asked: a transition, a dependency or a handoff."""
+    if rejection.depends_on is not None:
+        return f"depends on {rejection.depends_on}"
+    if rejection.record_name.endswith("MissionHandoffRejected"):
+        return "handoff"
+    return f"{rejection.from_state} → {rejection.to_state}"

@@ -2,7 +2,8 @@
 
 History rows are ``COPY``-ed; the merged mission rows are ``COPY``-ed into a temporary staging
 table and upserted in one statement with the merge of :class:`~.mission_events.MissionDelta`
-(newest fact wins by offset, the first creation and start are kept).
+(newest fact wins by offset, the first creation and start are kept). A handoff's attempt the
+batch does not know is read from the ``missions`` row first (:func:`resolve_attempts`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from agentlog.projections.copying import copy_rows, copy_types
-from agentlog.projections.mission_events import MissionDelta, MissionWrites
+from agentlog.projections.mission_events import ATTEMPT, MISSION, ROOT, MissionDelta, MissionWrites
 
 _WHERE = {"topic": 'text COLLATE "C"', "partition": "integer", "offset": "bigint"}
 TRANSITION_COLUMNS = {
@@ -137,8 +138,30 @@ def _copy(cur: psycopg.Cursor[TupleRow], table: str, columns: dict[str, str], ro
         copy_rows(cur, table, list(columns), copy_types(columns.values()), rows)
 
 
+def resolve_attempts(cur: psycopg.Cursor[TupleRow], writes: MissionWrites) -> None:
+    """Fill in the attempts of the handoffs of missions the batch has no other fact of: the ``missions`` row's, as
+    the facts before the batch left it (1 for a mission the projection never saw created)."""
+    if not writes.unresolved:
+        return
+    keys = sorted({(row[ROOT], row[MISSION]) for row in (writes.transitions[i] for i in writes.unresolved)})
+    found = cur.execute(
+        "SELECT root_id, mission_id, attempt FROM missions"
+        " WHERE (root_id, mission_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([r for r, _ in keys], [m for _, m in keys]),
+    ).fetchall()
+    attempts: dict[tuple[str, str], int] = {(r, m): a for r, m, a in found}
+    for i in writes.unresolved:
+        row = writes.transitions[i]
+        writes.transitions[i] = (*row[:ATTEMPT], attempts.get((row[ROOT], row[MISSION]), 1), *row[ATTEMPT + 1 :])
+    for key, delta in writes.missions.items():
+        if delta.attempt is None:
+            delta.attempt = attempts.get(key, 1)
+    writes.unresolved.clear()
+
+
 def write_missions(cur: psycopg.Cursor[TupleRow], writes: MissionWrites) -> None:
     """Copy the history rows of ``writes`` and upsert its mission rows (inside the caller's transaction)."""
+    resolve_attempts(cur, writes)
     _copy(cur, "mission_transitions", TRANSITION_COLUMNS, writes.transitions)
     _copy(cur, "mission_dependencies", DEPENDENCY_COLUMNS, writes.dependencies)
     _copy(cur, "mission_rejections", REJECTION_COLUMNS, writes.rejections)

@@ -4,7 +4,8 @@
 ``mission_transitions`` up to that moment with the merge of
 :class:`~agentlog.projections.mission_events.MissionDelta` (newest fact by offset), so as of any
 moment after the last fact the answer equals "now". Titles, parents and attempts come from
-the ``MissionCreated`` each mission's accepting fact names (``mission_specs``).
+the ``MissionCreated`` each mission's accepting fact names (``mission_specs``); the owner is the
+taker of the latest handoff (a history row that keeps the state), else the creation's.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ WITH picked AS (
             FILTER (WHERE to_state IN ('COMPLETED', 'FAILED', 'CANCELLED')))[1] AS last_finished_at,
         (array_agg(causation_id ORDER BY "offset")
             FILTER (WHERE from_state = 'UNKNOWN' AND causation_id IS NOT NULL))[1] AS spec_event_id,
-        (array_agg(agent_id ORDER BY "offset" DESC) FILTER (WHERE agent_id IS NOT NULL))[1] AS agent_id,
+        (array_agg(agent_id ORDER BY "offset" DESC)
+            FILTER (WHERE agent_id IS NOT NULL AND (from_state <> to_state OR to_state = 'RUNNING')))[1] AS agent_id,
         (array_agg(result_summary ORDER BY "offset" DESC) FILTER (WHERE result_summary <> ''))[1] AS result_summary,
         (array_agg(quality_score ORDER BY "offset" DESC) FILTER (WHERE quality_score IS NOT NULL))[1]
             AS quality_score
@@ -61,16 +63,22 @@ FROM last l JOIN firsts f USING (root_id, mission_id)
 """
 _WITH_SPEC = """
 WITH current AS ({current})
-SELECT c.*, s.title, s.description, s.parent_mission_id, s.owner_agent_id, s.priority, s.max_attempts
+SELECT c.*, s.title, s.description, s.parent_mission_id, COALESCE(h.agent_id, s.owner_agent_id) AS owner_agent_id,
+    s.priority, s.max_attempts
 FROM current c LEFT JOIN LATERAL (
     SELECT * FROM mission_specs s WHERE s.event_id = c.spec_event_id AND s.root_id = c.root_id
         AND s.mission_id = c.mission_id AND s.tenant_id = c.tenant_id AND s.partition = c.partition
     ORDER BY s."offset" LIMIT 1
-) s ON true
+) s ON true LEFT JOIN LATERAL (
+    SELECT h.agent_id FROM mission_transitions h WHERE h.root_id = c.root_id AND h.mission_id = c.mission_id
+        AND h.partition = c.partition AND h.from_state = h.to_state AND h."offset" >= COALESCE(c.created_offset, 0)
+        AND (%(as_of)s::timestamptz IS NULL OR h.occurred_at <= %(as_of)s)
+    ORDER BY h."offset" DESC LIMIT 1
+) h ON true
 ORDER BY c.root_id, c.created_at, c.mission_id
 """
 """The command a mission's creation fact names: on the fact's partition (the processor answers on its input's),
-in its tree and tenant, the first of that event id (the one the processor read)."""
+in its tree and tenant, the first of that event id (the one the processor read); and its latest handoff."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ class Mission:
     agent_id: str | None
     """The agent that ran (or runs) its latest attempt."""
     owner_agent_id: str | None
+    """Its owner: the taker of its latest handoff, else the one its creation named."""
     priority: str | None
     result_summary: str
     quality_score: float | None
@@ -134,6 +143,11 @@ class Transition:
     policy_version: int
     occurred_at: datetime
 
+    @property
+    def handoff(self) -> bool:
+        """A handoff (``agent_id`` took the mission over), not a transition: it keeps the state."""
+        return self.from_state == self.to_state
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -152,7 +166,8 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One run of a mission: who ran it, from when, how it ended, and the tokens that agent has spent."""
+    """One run of a mission: who ran it (last, if it was handed off), from when, how it ended, and the tokens that
+    agent has spent."""
 
     attempt: int
     agent_id: str | None
@@ -313,7 +328,10 @@ class Missions:
     def _attempts(self, history: list[Transition], as_of: datetime | None) -> list[Attempt]:
         runs: list[dict[str, Any]] = []
         for step in history:
-            if step.to_state == "RUNNING":
+            if step.handoff:
+                if step.to_state == "RUNNING" and runs and "ended_state" not in runs[-1]:
+                    runs[-1]["agent_id"] = step.agent_id
+            elif step.to_state == "RUNNING":
                 runs.append({"attempt": step.attempt, "agent_id": step.agent_id, "started_at": step.occurred_at})
             elif step.from_state == "RUNNING" and runs and "ended_state" not in runs[-1]:
                 runs[-1].update(ended_state=step.to_state, ended_at=step.occurred_at, reason=step.reason)

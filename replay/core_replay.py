@@ -108,7 +108,7 @@ class CoreReplay(DecisionReplay):
     def _handed_over(self, partition: int) -> dict[uuid.UUID, tuple[Record, Event]]:
         """The records the processor wrote to the topics it hands over to (in ``partition``), by event id."""
         found: dict[uuid.UUID, tuple[Record, Event]] = {}
-        for spec in dict.fromkeys(topic_of(t) for t in self.handed_over):
+        for spec in {topic_of(t).name: topic_of(t) for t in self.handed_over}.values():
             for record in self.source.records(spec.name, partition):
                 try:
                     event = self.serde.decode(record.value or b"")

@@ -7,6 +7,7 @@ same inputs through a real mission worker.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,13 @@ class Plan:
     def ask(self, mission: str, to: ev.MissionState, by: str | None = None, **fields: Any) -> datetime:
         return self.add(ev.MissionTransitionRequested(meta=self.meta(), mission_id=mission, to_state=to,
                                                       requested_by=by or self.root, **fields))  # fmt: skip
+
+    def hand(self, mission: str, giver: str, taker: str) -> datetime:
+        """The bus's request to move ``mission`` (after a handoff from ``giver`` to ``taker`` it accepted)."""
+        meta = self.meta().model_copy(update={"producer": "agentlog.bus"})
+        handoff = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.root}/handoff/{len(self.inputs)}")
+        return self.add(ev.MissionHandoffRequested(meta=meta, mission_id=mission, from_agent_id=giver,
+                                                   to_agent_id=taker, handoff_id=handoff))  # fmt: skip
 
     def end_agent(self, agent: str, error: str = "crashed") -> datetime:
         return self.add(ev.AgentEnded(meta=self.meta(), agent_id=agent, outcome=ev.EndOutcome.FAILED, error=error,
@@ -97,6 +105,27 @@ def cancel_plan(root: str = "acme/cancel-1", tenant: str = "acme") -> tuple[Plan
     plan.ask("y", _S.RUNNING, agent_id="w1")
     at["cancelled"] = plan.ask("x", _S.CANCELLED, reason="plan changed")
     at["archived"] = plan.ask("x", _S.ARCHIVED)
+    return plan, at
+
+
+def handoff_plan(root: str = "acme/handoff-1", tenant: str = "acme") -> tuple[Plan, dict[str, datetime]]:
+    """Missions handed off: a waiting one by its owner, a running one by its runner (whose end then leaves it be),
+    and handoffs refused (a giver that no longer runs it, a taker that is no agent, a finished mission)."""
+    plan = Plan(root, ["w1", "w2", "w3"], tenant)
+    at: dict[str, datetime] = {}
+    plan.create("spec", "Write the spec", owner_agent_id="w1")
+    plan.create("impl", "Implement it", max_attempts=2)
+    plan.create("wait", "Ship it", owner_agent_id="w1")
+    plan.depend("wait", "impl")
+    at["spec handed"] = plan.hand("spec", "w1", "w2")  # READY: the owner changes, nothing else
+    at["impl started"] = plan.ask("impl", _S.RUNNING, agent_id="w1")
+    at["impl handed"] = plan.hand("impl", "w1", "w3")  # RUNNING: w3 runs it now
+    plan.hand("impl", "w1", "w2")  # NOT_THE_OWNER: w1 gave it away
+    plan.hand("spec", "w2", "nobody")  # NOT_AN_ACTIVE_AGENT
+    at["w1 ended"] = plan.end_agent("w1")  # impl is w3's: it goes on
+    at["impl completed"] = plan.ask("impl", _S.COMPLETED, result_summary="implemented", quality_score=0.8)
+    plan.hand("impl", "w3", "w2")  # MISSION_FINISHED
+    at["end"] = plan.hand("wait", "w1", "w2")  # its owner ended, but still owns it: it may give it away
     return plan, at
 
 

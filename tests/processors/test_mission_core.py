@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from agentlog import events as ev
-from agentlog.processors.mission_core import MAX_EDGES, decide
+from agentlog.processors.mission_core import MAX_EDGES, PRODUCER, decide
 from agentlog.processors.mission_graph import CYCLE_NAMED
 from agentlog.processors.mission_state import MissionPartition, mission_key, records_of, restore
 from agentlog.processors.testing import admitted_tree, small_policy
@@ -25,20 +26,22 @@ POLICY = small_policy()
 class Missions:
     """Feeds the core gate facts and mission commands of one tree, and keeps the state."""
 
-    def __init__(self) -> None:
+    def __init__(self, agents: tuple[str, ...] = ("worker",)) -> None:
         self.state = MissionPartition()
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.changed: set[str] = set()
         self.records: list[tuple[bytes, bytes | None]] = []
-        for fact in admitted_tree(ROOT, ["worker"]):
+        for fact in admitted_tree(ROOT, list(agents)):
             self.send(fact.model_copy(update={"meta": self.meta()}))
 
     def meta(self, tenant: str = "acme") -> ev.Meta:
         self.now += timedelta(seconds=1)
         return ev.Meta(tenant_id=tenant, root_id=ROOT, producer="test", occurred_at=self.now)
 
-    def send(self, event: ev.Event) -> list[ev.Event]:
-        outputs, changed = decide(self.state, event, POLICY)
+    def send(self, event: ev.Event, core: int | None = None) -> list[ev.Event]:
+        outputs, changed = (
+            decide(self.state, event, POLICY) if core is None else decide(self.state, event, POLICY, core)
+        )
         self.changed |= changed
         self.records += records_of(self.state, changed)  # the changelog as the worker writes it, input by input
         return outputs
@@ -63,6 +66,16 @@ class Missions:
         request = ev.MissionTransitionRequested(meta=self.meta(), mission_id=mission, to_state=to, requested_by=by,
                                                 **fields)  # fmt: skip
         return self.send(request)
+
+    def hand(
+        self, mission: str, giver: str, taker: str, tenant: str = "acme", core: int | None = None
+    ) -> list[ev.Event]:
+        """The bus's request to move ``mission`` from ``giver`` to ``taker`` (a handoff it accepted)."""
+        handoff = uuid.uuid5(uuid.NAMESPACE_URL, f"handoff/{self.now.isoformat()}")
+        request = ev.MissionHandoffRequested(meta=self.meta(tenant).model_copy(update={"producer": "agentlog.bus"}),
+                                             mission_id=mission, from_agent_id=giver, to_agent_id=taker,
+                                             handoff_id=handoff)  # fmt: skip
+        return self.send(request, core)
 
     def state_of(self, mission: str) -> ev.MissionState:
         return self.state.trees[ROOT].missions[mission].state
@@ -424,3 +437,173 @@ def test_another_tenant_learns_nothing_of_a_trees_missions() -> None:
     (refused,) = m.send(request)
     assert isinstance(refused, ev.MissionTransitionRejected) and refused.reason_code is _R.TENANT_MISMATCH
     assert refused.from_state is _S.UNKNOWN  # not RUNNING: whether the mission exists is not told
+
+
+# -- handoffs (core 3) --------------------------------------------------------------------
+
+
+def handed(outputs: list[ev.Event]) -> ev.MissionHandedOff:
+    (only,) = outputs
+    assert isinstance(only, ev.MissionHandedOff), only
+    return only
+
+
+def refused(outputs: list[ev.Event]) -> ev.MissionHandoffRejected:
+    (only,) = outputs
+    assert isinstance(only, ev.MissionHandoffRejected), only
+    return only
+
+
+def test_a_handoff_moves_the_owner_and_keeps_the_state() -> None:
+    m = Missions(("worker", "helper"))
+    m.create("a", owner_agent_id="worker")
+    m.create("b", owner_agent_id="worker")
+    m.depend("b", "a")  # PENDING
+    m.changed.clear()
+    request_at = m.now + timedelta(seconds=1)
+    out = handed(m.hand("a", "worker", "helper"))
+    assert (out.mission_id, out.state, out.previous_owner, out.owner) == ("a", _S.READY, "worker", "helper")
+    assert out.policy_version == POLICY.version and "helper owns it" in out.message
+    assert out.meta.causation_id is not None and out.meta.producer == PRODUCER and out.meta.occurred_at == request_at
+    assert m.changed == {mission_key(ROOT, "a")}
+    mission = m.state.trees[ROOT].missions["a"]
+    assert (mission.state, mission.owner, mission.runner) == (_S.READY, "helper", None)
+    assert refused(m.hand("a", "worker", "helper")).reason_code is _R.NOT_THE_OWNER  # it gave it away
+    assert handed(m.hand("b", "worker", "helper")).state is _S.PENDING  # a waiting mission changes hands too
+    assert handed(m.hand("a", "helper", "worker")).previous_owner == "helper"
+    m.ask("a", _S.RUNNING, agent_id="helper")  # the owner is not the runner: either may give it away
+    moved = handed(m.hand("a", "worker", ROOT))
+    assert (moved.state, moved.previous_owner, moved.owner) == (_S.RUNNING, "worker", ROOT)
+    assert m.state.trees[ROOT].missions["a"].runner == ROOT
+
+
+def test_an_unowned_mission_changes_hands_only_while_it_runs_and_only_from_its_runner() -> None:
+    m = Missions(("worker", "helper"))
+    m.create("a")
+    assert refused(m.hand("a", "worker", "helper")).reason_code is _R.NOT_THE_OWNER
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    out = handed(m.hand("a", "worker", "helper"))
+    assert (out.previous_owner, out.owner) == (None, "helper") and "runs attempt 1" in out.message
+
+
+def test_a_running_mission_moves_to_its_new_runner_whose_end_then_fails_it() -> None:
+    m = Missions(("worker", "helper", "other"))
+    m.create("a", max_attempts=2)
+    m.create("b")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    m.ask("b", _S.RUNNING, agent_id="worker")
+    handed(m.hand("a", "worker", "helper"))
+    tree = m.state.trees[ROOT]
+    assert tree.missions["a"].runner == "helper" and tree.running == {"worker": ["b"], "helper": ["a"]}
+    restored = m.restored().trees[ROOT]
+    assert restored.running == {"worker": ["b"], "helper": ["a"]}
+    assert restored.missions["a"].to_row() == tree.missions["a"].to_row()
+    ended = m.fact(ev.AgentEnded, agent_id="worker", outcome=ev.EndOutcome.FAILED, error="oom", retryable=True,
+                   tokens_used=1)  # fmt: skip
+    assert moves(ended) == [("b", "RUNNING", "FAILED"), ("b", "FAILED", "READY")]  # b only: a is helper's now
+    assert m.state_of("a") is _S.RUNNING
+    terminated = m.fact(ev.AgentTerminated, agent_id="helper", reason=ev.TerminationReason.REQUESTED)
+    assert moves(terminated) == [("a", "RUNNING", "FAILED"), ("a", "FAILED", "READY")]
+    assert terminated[0].agent_id == "helper"  # type: ignore[attr-defined]
+    assert tree.running == {} and tree.missions["a"].owner == "helper"
+    m.ask("a", _S.RUNNING, agent_id="other")
+    handed(m.hand("a", "other", ROOT))
+    (done,) = m.ask("a", _S.COMPLETED, result_summary="done")
+    assert isinstance(done, ev.MissionTransitioned) and done.agent_id == ROOT  # completed under its new runner
+
+
+@pytest.mark.parametrize(
+    ("prepare", "giver", "taker", "code"),
+    [
+        (lambda m: None, "worker", "worker", _R.INVALID_REQUEST),
+        (lambda m: None, "helper", "worker", _R.NOT_THE_OWNER),
+        (lambda m: None, "stranger", "helper", _R.NOT_THE_OWNER),
+        (lambda m: None, "worker", "stranger", _R.NOT_AN_ACTIVE_AGENT),
+        (lambda m: m.fact(ev.AgentTerminated, agent_id="helper", reason=ev.TerminationReason.REQUESTED), "worker",
+         "helper", _R.NOT_AN_ACTIVE_AGENT),
+        (lambda m: m.ask("a", _S.CANCELLED), "worker", "helper", _R.MISSION_FINISHED),
+        (lambda m: m.ask("a", _S.CANCELLED) and m.ask("a", _S.ARCHIVED), "worker", "helper", _R.MISSION_FINISHED),
+        (lambda m: m.ask("a", _S.RUNNING, agent_id="worker") and m.ask("a", _S.COMPLETED), "worker", "helper",
+         _R.MISSION_FINISHED),
+        (lambda m: m.ask("a", _S.RUNNING, agent_id="worker") and m.ask("a", _S.FAILED, retryable=False), "worker",
+         "helper", _R.MISSION_FINISHED),
+        (lambda m: m.ask("a", _S.CANCELLED), "helper", "worker", _R.NOT_THE_OWNER),  # a stranger learns no state
+    ],
+)  # fmt: skip
+def test_every_handoff_rejection_names_its_reason_and_changes_nothing(
+    prepare: Any, giver: str, taker: str, code: ev.MissionRejection
+) -> None:
+    m = Missions(("worker", "helper"))
+    m.create("a", owner_agent_id="worker")
+    prepare(m)
+    before = {k: v.to_row() for k, v in m.state.trees[ROOT].missions.items()}
+    agents, running = dict(m.state.trees[ROOT].agents), dict(m.state.trees[ROOT].running)
+    m.changed.clear()
+    out = refused(m.hand("a", giver, taker))
+    assert out.reason_code is code and out.reason.startswith("Cannot hand mission a over to")
+    assert out.mission_id == "a" and out.policy_version == POLICY.version and out.meta.producer == PRODUCER
+    assert m.changed == set()
+    tree = m.state.trees[ROOT]
+    assert {k: v.to_row() for k, v in tree.missions.items()} == before
+    assert (tree.agents, tree.running) == (agents, running)
+    if code is _R.NOT_THE_OWNER:
+        assert not any(s.value in out.reason for s in _S)
+
+
+def test_a_handoff_in_an_unknown_tree_of_another_tenant_or_of_an_unknown_mission_is_refused() -> None:
+    m = Missions(("worker", "helper"))
+    m.create("secret", owner_agent_id="worker")
+    m.ask("secret", _S.RUNNING, agent_id="worker")
+    assert refused(m.hand("nobody", "worker", "helper")).reason_code is _R.UNKNOWN_MISSION
+    foreign = refused(m.hand("secret", "worker", "helper", tenant="globex"))
+    assert foreign.reason_code is _R.TENANT_MISMATCH and foreign.meta.tenant_id == "acme"  # the tree's tenant
+    assert "RUNNING" not in foreign.reason and "worker" not in foreign.reason  # nothing of the mission is told
+    request = ev.MissionHandoffRequested(meta=m.meta().model_copy(update={"root_id": "acme/other"}),
+                                         mission_id="secret", from_agent_id="worker", to_agent_id="helper",
+                                         handoff_id=uuid.uuid4())  # fmt: skip
+    assert refused(m.send(request)).reason_code is _R.UNKNOWN_TREE
+    assert m.state.trees[ROOT].missions["secret"].runner == "worker"
+
+
+def test_a_handoff_answer_is_deterministic_and_names_the_handoff() -> None:
+    first, second = Missions(("worker", "helper")), Missions(("worker", "helper"))
+    for m in (first, second):
+        m.create("a", owner_agent_id="worker")
+    request = ev.MissionHandoffRequested(meta=first.meta(), mission_id="a", from_agent_id="worker",
+                                         to_agent_id="helper", handoff_id=uuid.uuid4())  # fmt: skip
+    (one,), (two,) = first.send(request), second.send(request)
+    assert one.model_dump() == two.model_dump()
+    assert isinstance(one, ev.MissionHandedOff) and one.handoff_id == request.handoff_id
+    assert one.meta.causation_id == request.meta.event_id and one.meta.event_id != request.meta.event_id
+
+
+@pytest.mark.parametrize("core", [1, 2])
+def test_cores_before_3_ignore_a_handoff(core: int) -> None:
+    """Logs decided by cores 1 and 2 hold no handoff; were one there, those cores would answer nothing."""
+    m = Missions(("worker", "helper"))
+    m.create("a", owner_agent_id="worker")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    before = {k: v.to_row() for k, v in m.state.trees[ROOT].missions.items()}
+    request = ev.MissionHandoffRequested(meta=m.meta(), mission_id="a", from_agent_id="worker", to_agent_id="helper",
+                                         handoff_id=uuid.uuid4())  # fmt: skip
+    assert decide(m.state, request, POLICY, core) == ([], set())
+    assert {k: v.to_row() for k, v in m.state.trees[ROOT].missions.items()} == before
+    assert handed(m.hand("a", "worker", "helper", core=3)).owner == "helper"
+
+
+def test_a_changelog_row_of_an_older_core_restores_and_can_be_handed_off() -> None:
+    """Rows written before core 3 (core 1's without a finishing time) restore, and their missions change hands."""
+    import json
+
+    m = Missions(("worker", "helper"))
+    m.create("a", owner_agent_id="worker")
+    m.ask("a", _S.RUNNING, agent_id="worker")
+    key = mission_key(ROOT, "a").encode()
+    row = m.state.trees[ROOT].missions["a"].to_row()[:12]  # as core 1 wrote it
+    header = [(k, v) for k, v in m.records if k == ROOT.encode()][-1]
+    m.state = restore(0, [header, (key, json.dumps(row).encode())])
+    assert m.state.trees[ROOT].running == {"worker": ["a"]}
+    handed(m.hand("a", "worker", "helper"))
+    again = m.restored().trees[ROOT]
+    assert (again.missions["a"].owner, again.missions["a"].runner, again.running) == ("helper", "helper",
+                                                                                      {"helper": ["a"]})  # fmt: skip

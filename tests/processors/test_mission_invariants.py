@@ -3,14 +3,15 @@
 Random histories of mission commands (creations with and without parents and attempts,
 duplicates and unknown parents; hard and soft dependencies between any two names, the
 same one, unknown ones and ones that close cycles; transition requests to every state,
-by active, ended and unknown agents and operators; commands for an unknown tree and from
-another tenant) and of the spawn gate's facts as the gate emits them (approved and retried
+by active, ended and unknown agents and operators; the bus's handoffs of missions, from
+their holders and from others, to active, ended and unknown agents; commands for an unknown
+tree and from another tenant) and of the spawn gate's facts as the gate emits them (approved and retried
 spawns, agents that complete, fail, are terminated or time out, their active descendants
 terminated first, deepest first) are fed to :func:`agentlog.processors.mission_core.decide`
 one by one, a millisecond apart, with the processor's timer ticks (``expire``) between them.
 
 A shadow rebuilt from the inputs (which agents are active, per the gate's facts) and the
-outputs alone (each mission's state, attempt, runner and dependencies) checks after every
+outputs alone (each mission's state, attempt, owner, runner and dependencies) checks after every
 input that: every command is answered exactly once, by an acceptance or a rejection whose
 code is one its situation allows, and a rejection changes nothing; facts about agents only
 move missions; every transition starts where the stream left the mission, is a row of the
@@ -89,7 +90,7 @@ OPEN = frozenset({_S.PENDING, _S.READY, _S.RUNNING, _S.BLOCKED})
 FINISHED = frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED})
 NEVER = frozenset({_S.FAILED, _S.CANCELLED, _S.BLOCKED})
 """How a hard dependency stands when it can never complete (FAILED between two steps is for good)."""
-COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested)
+COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested, ev.MissionHandoffRequested)
 AGENT_ENDS = (ev.AgentEnded, ev.AgentTerminated, ev.AgentTimedOut)
 
 # -- random histories ---------------------------------------------------------------------
@@ -108,6 +109,11 @@ _to_state = st.sampled_from(
     [_S.RUNNING] * 10 + [_S.COMPLETED] * 6 + [_S.FAILED] * 4 + [_S.CANCELLED] * 3 + [_S.ARCHIVED] * 3
     + [_S.PENDING, _S.READY, _S.BLOCKED, _S.UNKNOWN]
 )  # fmt: skip
+HOLDER = -5
+"""In a handoff: the agent the inputs last named the mission's owner, runner or taker (so that handoffs often come
+from the mission's holder; whether it still holds it is the core's to tell)."""
+_TAKER = st.sampled_from([HOLDER, 1, 1, 2, 2, 3, -1, -3, -4])
+"""The agent a handoff names as the taker (``HOLDER``: the giver itself)."""
 ENDINGS = ("complete", "fail", "fail_retryable", "terminate", "deadline", "heartbeat")
 _BRANCHES: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "create": st.tuples(
@@ -138,28 +144,40 @@ _BRANCHES: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
         st.booleans(),
     ),
     "retry": st.tuples(st.just("retry"), _where, _mission, st.integers(0, 5)),
+    "hand": st.tuples(
+        st.just("hand"),
+        _where,
+        _mission,
+        st.sampled_from([HOLDER] * 6 + [0, 1, -1, -4]),
+        _TAKER,
+    ),
+    "relay": st.tuples(st.just("relay"), _where, _mission, st.integers(0, 5), _TAKER),
     "spawn": st.tuples(st.just("spawn"), st.integers(0, 1), st.integers(0, 6), st.sampled_from([False] * 4 + [True])),
     "end": st.tuples(st.just("end"), st.integers(0, 1), st.integers(0, 6), st.sampled_from(ENDINGS)),
     "admit": st.tuples(st.just("admit"), st.integers(0, 1)),
     "tick": st.tuples(st.just("tick")),
 }
-_WEIGHTS = {"create": 4, "depend": 6, "ask": 12, "work": 6, "retry": 2, "spawn": 2, "end": 3, "admit": 1, "tick": 3}
+_WEIGHTS = {"create": 4, "depend": 6, "ask": 12, "work": 6, "retry": 2, "hand": 4, "relay": 3}
+_WEIGHTS |= {"spawn": 2, "end": 3, "admit": 1, "tick": 3}
 OPS = st.sampled_from([kind for kind, weight in _WEIGHTS.items() for _ in range(weight)]).flatmap(_BRANCHES.__getitem__)
 
 
 def _plan(where: int, least: int) -> st.SearchStrategy[list[tuple[Any, ...]]]:
-    """Distinct missions of one tree created (each under none or an earlier one), then hard dependencies among them
-    (each on an earlier one, so that none is refused: chains to block, release and cancel)."""
+    """Distinct missions of one tree created (each under none or an earlier one, some owned), then hard dependencies
+    among them (each on an earlier one, so that none is refused: chains to block, release and cancel)."""
 
     def plan(
         order: list[str],
         count: int,
         parents: list[int | None],
         attempts: list[int | None],
+        owners: list[int | None],
         needs: list[tuple[int, int]],
     ) -> list[tuple[Any, ...]]:
         under = [order[p] if p is not None and p < i else None for i, p in enumerate(parents)]
-        ops: list[tuple[Any, ...]] = [("create", where, order[i], under[i], attempts[i], None) for i in range(count)]
+        ops: list[tuple[Any, ...]] = [
+            ("create", where, order[i], under[i], attempts[i], owners[i]) for i in range(count)
+        ]
         for a, b in needs:
             if a != b and max(a, b) < count:  # the later created depends on the earlier
                 ops.append(("depend", where, order[max(a, b)], order[min(a, b)], _HARD))
@@ -172,6 +190,7 @@ def _plan(where: int, least: int) -> st.SearchStrategy[list[tuple[Any, ...]]]:
         st.integers(least, six),
         st.lists(st.sampled_from([None, None, None, 0, 1, 2, 3, 4]), min_size=six, max_size=six),
         st.lists(st.sampled_from([None, None, 1, 2, 3, 4]), min_size=six, max_size=six),
+        st.lists(st.sampled_from([None, None, 0, 1]), min_size=six, max_size=six),
         st.lists(st.tuples(st.integers(0, six - 1), st.integers(0, six - 1)), max_size=6),
     )
 
@@ -204,6 +223,8 @@ class _Inputs:
         self.admitted: dict[str, ev.RootAdmitted] = {}
         self.approved: dict[str, ev.SpawnApproved] = {}
         """Per tree, its latest approval (a retried request is answered by it again, ``repeat``)."""
+        self.holders: dict[tuple[str, str], str] = {}
+        """Per tree and mission, the agent the inputs last named its owner, runner or taker (see :data:`HOLDER`)."""
 
     def meta(self, root: str, tenant: str = "acme") -> ev.Meta:
         n = len(self.events)
@@ -236,35 +257,59 @@ class _Inputs:
             _, where, mission, agent = op
             self.play(("work", where, mission, agent, _S.FAILED, True))
             self.play(("work", where, mission, agent, _S.COMPLETED, True))
+        elif kind == "relay":  # a run asked for, and at once handed off by its runner
+            _, where, mission, agent, taker = op
+            self.play(("ask", where, mission, _S.RUNNING, agent, None, True, None))
+            self.play(("hand", where, mission, HOLDER, taker))
         else:
-            root, tenant = [(TREES[0], "acme"), (TREES[1], "acme"), (NOWHERE, "acme"), (TREES[0], "globex")][op[1]]
-            meta = self.meta(root, tenant)
-            tree = TREES[1] if root == TREES[1] else TREES[0]
-            if kind == "create":
-                _, _, mission, parent, attempts, owner = op
-                fields: dict[str, Any] = {} if attempts is None else {"max_attempts": attempts}
-                if owner is not None:
-                    fields["owner_agent_id"] = self.pick(tree, owner)
-                task = ev.TaskSpec(title=mission or "untitled")
-                self.add(
-                    ev.MissionCreated(meta=meta, mission_id=mission, parent_mission_id=parent, task=task, **fields)
-                )
-            elif kind == "depend":
-                _, _, mission, on, dependency = op
-                self.add(ev.DependencyAdded(meta=meta, mission_id=mission, depends_on=on, kind=dependency))
-            else:
-                _, _, mission, to, by, runner, retryable, quality = op
-                request = ev.MissionTransitionRequested(
-                    meta=meta,
-                    mission_id=mission,
-                    to_state=to,
-                    requested_by=self.pick(tree, by),
-                    agent_id=self.pick(tree, runner) if runner is not None else None,
-                    result_summary="done" if to is _S.COMPLETED else "",
-                    quality_score=quality if to is _S.COMPLETED else None,
-                    retryable=retryable,
-                )
-                self.add(request)
+            self.command(op)
+
+    def command(self, op: tuple[Any, ...]) -> None:
+        """A mission command where the operation says (a tree, the nowhere tree, or another tenant's)."""
+        kind = op[0]
+        root, tenant = [(TREES[0], "acme"), (TREES[1], "acme"), (NOWHERE, "acme"), (TREES[0], "globex")][op[1]]
+        meta = self.meta(root, tenant)
+        tree = TREES[1] if root == TREES[1] else TREES[0]
+        if kind == "create":
+            _, _, mission, parent, attempts, owner = op
+            fields: dict[str, Any] = {} if attempts is None else {"max_attempts": attempts}
+            if owner is not None:
+                fields["owner_agent_id"] = self.holders[(tree, mission)] = self.pick(tree, owner)
+            task = ev.TaskSpec(title=mission or "untitled")
+            self.add(ev.MissionCreated(meta=meta, mission_id=mission, parent_mission_id=parent, task=task, **fields))
+        elif kind == "depend":
+            _, _, mission, on, dependency = op
+            self.add(ev.DependencyAdded(meta=meta, mission_id=mission, depends_on=on, kind=dependency))
+        elif kind == "hand":
+            self.hand(meta, tree, *op[2:])
+        else:
+            _, _, mission, to, by, runner, retryable, quality = op
+            request = ev.MissionTransitionRequested(
+                meta=meta,
+                mission_id=mission,
+                to_state=to,
+                requested_by=self.pick(tree, by),
+                agent_id=self.pick(tree, runner) if runner is not None else None,
+                result_summary="done" if to is _S.COMPLETED else "",
+                quality_score=quality if to is _S.COMPLETED else None,
+                retryable=retryable,
+            )
+            ran = request.agent_id or request.requested_by
+            if to is _S.RUNNING and ran in self.active:
+                self.holders[(tree, mission)] = ran
+            self.add(request)
+
+    def hand(self, meta: ev.Meta, tree: str, mission: str, giver: int, taker: int) -> None:
+        """The bus's request to move ``mission``: from its holder or another, to another or (``HOLDER``) itself."""
+        held = self.holders.get((tree, mission))
+        from_agent = held if giver == HOLDER and held is not None else self.pick(tree, 0 if giver == HOLDER else giver)
+        to_agent = held if taker == HOLDER and held is not None else self.pick(tree, 1 if taker == HOLDER else taker)
+        if to_agent in self.active and to_agent != from_agent:
+            self.holders[(tree, mission)] = to_agent
+        handoff = uuid.uuid5(_IDS, f"handoff/{len(self.events)}")
+        self.add(ev.MissionHandoffRequested(meta=meta.model_copy(update={"producer": "agentlog.bus"}),
+                                            mission_id=mission, from_agent_id=from_agent, to_agent_id=to_agent,
+                                            handoff_id=handoff))  # fmt: skip
 
     def pick(self, root: str, i: int) -> str:
         if i == -2:
@@ -394,6 +439,8 @@ class Seen:
     attempt: int
     max_attempts: int
     parent: str | None
+    owner: str | None = None
+    """The owner its creation named, then the taker of each handoff."""
     runner: str | None = None
     ended_as: ev.MissionState | None = None
     needs: dict[str, ev.DependencyKind] = field(default_factory=dict)
@@ -463,12 +510,14 @@ class Shadow:
             return {_R.TENANT_MISMATCH}
         if isinstance(command, ev.MissionCreated):
             return self._creation_refusals(tree, command)
-        assert isinstance(command, ev.DependencyAdded | ev.MissionTransitionRequested)
+        assert isinstance(command, ev.DependencyAdded | ev.MissionTransitionRequested | ev.MissionHandoffRequested)
         mission = tree.missions.get(command.mission_id)
         if mission is None:
             return {_R.UNKNOWN_MISSION}
         if isinstance(command, ev.DependencyAdded):
             return self._dependency_refusals(tree, mission, command)
+        if isinstance(command, ev.MissionHandoffRequested):
+            return self._handoff_refusals(tree, mission, command)
         return self._transition_refusals(tree, mission, command)
 
     @staticmethod
@@ -501,6 +550,19 @@ class Shadow:
             codes.add(_R.DEPENDENCY_TOO_LATE)
         if tree.reaches(command.depends_on, command.mission_id):
             codes.add(_R.DEPENDENCY_CYCLE)
+        return codes
+
+    @staticmethod
+    def _handoff_refusals(tree: Tree, mission: Seen, command: ev.MissionHandoffRequested) -> set[ev.MissionRejection]:
+        codes: set[ev.MissionRejection] = set()
+        if command.from_agent_id == command.to_agent_id:
+            codes.add(_R.INVALID_REQUEST)
+        if command.from_agent_id not in (mission.owner, mission.runner):
+            codes.add(_R.NOT_THE_OWNER)
+        if mission.state not in OPEN:
+            codes.add(_R.MISSION_FINISHED)
+        if not tree.active(command.to_agent_id):
+            codes.add(_R.NOT_AN_ACTIVE_AGENT)
         return codes
 
     def _transition_refusals(
@@ -540,6 +602,9 @@ class Shadow:
             if isinstance(out, ev.DependencyAccepted):
                 assert tree is not None
                 tree.missions[out.mission_id].needs[out.depends_on] = out.kind
+            if isinstance(out, ev.MissionHandedOff):
+                assert tree is not None and isinstance(event, ev.MissionHandoffRequested)
+                self._take_handoff(tree, event, out)
             if not isinstance(out, ev.MissionTransitioned):
                 continue
             assert tree is not None
@@ -554,7 +619,9 @@ class Shadow:
             if seen is None:
                 assert isinstance(event, ev.MissionCreated) and event.mission_id == out.mission_id
                 most = event.max_attempts if "max_attempts" in event.model_fields_set else 3  # the contract's default
-                seen = tree.missions[out.mission_id] = Seen(_S.UNKNOWN, 1, most, event.parent_mission_id)
+                seen = tree.missions[out.mission_id] = Seen(
+                    _S.UNKNOWN, 1, most, event.parent_mission_id, event.owner_agent_id
+                )
                 if seen.parent is not None:
                     tree.missions[seen.parent].children.append(out.mission_id)
             retry = (out.from_state, out.to_state) == (_S.FAILED, _S.READY)
@@ -572,6 +639,15 @@ class Shadow:
             else:  # a failure retried within the same input, after all
                 seen.finished_at = None
         assert retry_expected is None, f"{retry_expected} failed with attempts left and was not retried"
+
+    @staticmethod
+    def _take_handoff(tree: Tree, event: ev.MissionHandoffRequested, out: ev.MissionHandedOff) -> None:
+        """A handoff keeps the state; the taker owns the mission and, while it runs, runs it."""
+        held = tree.missions[out.mission_id]
+        assert (out.state, out.previous_owner, out.owner) == (held.state, held.owner, event.to_agent_id), out
+        held.owner = out.owner
+        if held.state is _S.RUNNING:
+            held.runner = out.owner
 
     @staticmethod
     def _check_cause(event: ev.Event, tree: Tree, seen: Seen, out: ev.MissionTransitioned, retried: str | None) -> bool:
@@ -656,11 +732,12 @@ class Shadow:
             assert set(core.missions) == set(tree.missions), root
             for mission_id, seen in tree.missions.items():
                 m = core.missions[mission_id]
-                assert (m.state, m.attempt, m.max_attempts, m.parent, m.runner, m.ended_as) == (
+                assert (m.state, m.attempt, m.max_attempts, m.parent, m.owner, m.runner, m.ended_as) == (
                     seen.state,
                     seen.attempt,
                     seen.max_attempts,
                     seen.parent,
+                    seen.owner,
                     seen.runner,
                     seen.ended_as,
                 ), mission_id
@@ -724,7 +801,7 @@ def _check_answer(shadow: Shadow, event: ev.Event, outputs: list[ev.Event], code
     tree = shadow.trees.get(event.meta.root_id)
     first = outputs[0] if outputs else None
     moves = [o for o in outputs if isinstance(o, ev.MissionTransitioned)]
-    rejection: ev.MissionTransitionRejected | ev.DependencyRejected | None = None
+    rejection: ev.MissionTransitionRejected | ev.DependencyRejected | ev.MissionHandoffRejected | None = None
     if isinstance(event, ev.MissionCreated):
         assert isinstance(first, ev.MissionTransitioned | ev.MissionTransitionRejected) and len(outputs) == 1, outputs
         assert (first.mission_id, first.from_state, first.to_state) == (event.mission_id, _S.UNKNOWN, _S.READY)
@@ -739,6 +816,10 @@ def _check_answer(shadow: Shadow, event: ev.Event, outputs: list[ev.Event], code
             cycle = rejection.cycle
             assert cycle[:2] == [event.mission_id, event.depends_on] and cycle[-1] == event.mission_id, cycle
             assert all(b in tree.missions[a].needs for a, b in itertools.pairwise(cycle[1:])), cycle
+    elif isinstance(event, ev.MissionHandoffRequested):
+        assert isinstance(first, ev.MissionHandedOff | ev.MissionHandoffRejected) and len(outputs) == 1, outputs
+        assert (first.mission_id, first.handoff_id) == (event.mission_id, event.handoff_id), first
+        rejection = first if isinstance(first, ev.MissionHandoffRejected) else None
     else:
         assert isinstance(event, ev.MissionTransitionRequested)
         if isinstance(first, ev.MissionTransitionRejected):
@@ -798,7 +879,9 @@ def _check_step(shadow: Shadow, event: ev.Event, outputs: list[ev.Event]) -> Non
 
 
 def _check_rejection_changed_nothing(outputs: list[ev.Event], before: dict[str, Any], state: MissionPartition) -> None:
-    if any(isinstance(o, ev.MissionTransitionRejected | ev.DependencyRejected) for o in outputs):
+    if any(
+        isinstance(o, ev.MissionTransitionRejected | ev.DependencyRejected | ev.MissionHandoffRejected) for o in outputs
+    ):
         assert _rows(state) == before, "a rejection changed the state"
 
 

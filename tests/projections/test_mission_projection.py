@@ -280,3 +280,87 @@ def test_a_root_id_used_again_after_its_tree_was_forgotten_starts_its_missions_a
     assert missions.in_tree("reused", as_of=new.now + timedelta(days=1)) == [m]
     then = missions.in_tree("reused", as_of=old.now)  # before the tree was forgotten: the old mission
     assert [(x.tenant_id, x.state, x.title) for x in then] == [("acme", "COMPLETED", "the old secret")]
+
+
+HANDOFF = "acme/handoff-1"
+
+
+def test_a_handoff_moves_the_owner_and_a_running_missions_agent(
+    publish: Callable[[list[Event]], None], project: Callable[..., ProjectorStats], db: psycopg.Connection[Any]
+) -> None:
+    """Owners follow the handoffs, a running mission's agent too; each handoff is a step of the history that keeps
+    the state, with the mission's attempt; refused handoffs are refused commands; as of any moment, as it was."""
+    from tests.mission_scenarios import handoff_plan
+
+    plan, at = handoff_plan(HANDOFF)
+    publish(plan.inputs + decided(plan.inputs))
+    project()
+    missions = Missions(db)
+    owners = {m.mission_id: (m.state, m.owner_agent_id, m.agent_id) for m in missions.in_tree(HANDOFF)}
+    assert owners == {"spec": ("READY", "w2", None), "impl": ("COMPLETED", "w3", "w3"), "wait": ("READY", "w2", None)}
+    impl = missions.story("impl", HANDOFF)
+    assert [(t.from_state, t.to_state, t.attempt, t.agent_id, t.handoff) for t in impl.history] == [
+        ("UNKNOWN", "READY", 1, None, False),
+        ("READY", "RUNNING", 1, "w1", False),
+        ("RUNNING", "RUNNING", 1, "w3", True),
+        ("RUNNING", "COMPLETED", 1, "w3", False),
+    ]
+    assert "handed off by w1: w3 owns it and runs attempt 1" in impl.history[2].reason
+    assert [(a.attempt, a.agent_id, a.ended_state) for a in impl.attempts] == [(1, "w3", "COMPLETED")]
+    assert [(r.record_name, r.reason_code, r.from_state, r.to_state) for r in impl.rejections] == [
+        ("MissionHandoffRejected", "NOT_THE_OWNER", None, None),
+        ("MissionHandoffRejected", "MISSION_FINISHED", None, None),
+    ]
+    assert [r.reason_code for r in missions.story("spec").rejections] == ["NOT_AN_ACTIVE_AGENT"]
+    then = {m.mission_id: m for m in missions.in_tree(HANDOFF, as_of=at["impl handed"] - timedelta(microseconds=1))}
+    assert (then["impl"].state, then["impl"].agent_id, then["impl"].owner_agent_id) == ("RUNNING", "w1", None)
+    assert then["spec"].owner_agent_id == "w2" and then["wait"].owner_agent_id == "w1"
+    running = missions.find("impl", as_of=at["w1 ended"])
+    assert (running.state, running.attempt, running.agent_id, running.owner_agent_id) == ("RUNNING", 1, "w3", "w3")
+    later = at["end"] + timedelta(days=1)
+    assert missions.in_tree(HANDOFF, as_of=later) == missions.in_tree(HANDOFF)
+    for mission in ("spec", "impl", "wait"):
+        now, past = missions.story(mission), missions.story(mission, as_of=later)
+        assert (now.mission, now.history, now.attempts, now.rejections) == (
+            past.mission, past.history, past.attempts, past.rejections
+        )  # fmt: skip
+
+
+def test_handoffs_project_alike_in_any_batching(settings: Settings, schema: str, db: psycopg.Connection[Any]) -> None:
+    """A handoff's attempt comes from the batch or, alone in its batch, from the mission's row: the same tables
+    whether the log is written in one batch, record by record, or in random batches."""
+    from tests.mission_scenarios import handoff_plan
+
+    plan, _ = handoff_plan(HANDOFF)
+    serde = Serde()
+    records: list[Record] = []
+    offsets: dict[str, int] = {}
+    for event in plan.inputs + decided(plan.inputs):
+        topic = topic_of(type(event)).name
+        offset = offsets[topic] = offsets.get(topic, -1) + 1
+        records.append(Record(topic, 0, offset, 1_000 + offset, key_of(event).encode(), serde.encode(event, topic)))
+    checksums = []
+    rng = random.Random(7)
+    for name, size in (("whole", lambda: len(records)), ("single", lambda: 1), ("random", lambda: rng.randint(1, 4))):
+        target = f"{schema}_{name}"
+        migrate(settings, target)
+        try:
+            queue = list(records)
+            states = {(t, 0): PartitionState(0, audit_chain.GENESIS) for t in offsets}
+            writer = BatchWriter(settings, target, role=None)
+            try:
+                while queue:
+                    n = size()
+                    chunk, queue = queue[:n], queue[n:]
+                    batch = build_batch(chunk, states, serde, "")
+                    writer.write(batch)
+                    states.update(batch.end)
+            finally:
+                writer.close()
+            db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(target)))
+            checksums.append({t: c for t, c in table_checksums(db).items() if t.startswith("mission")})
+        finally:
+            drop_schema(db, target)
+    assert checksums[0]["mission_transitions"][0] == 10  # three of them handoffs
+    assert checksums[0]["mission_rejections"][0] == 3
+    assert checksums[0] == checksums[1] == checksums[2]
