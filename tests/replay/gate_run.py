@@ -11,9 +11,9 @@ from agentlog import events as ev
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import MISSION_EVENTS, MISSIONS, POLICY_DECISIONS
+from agentlog.topics import MESSAGE_EVENTS, MESSAGES, MISSION_EVENTS, MISSIONS, POLICY_DECISIONS, TopicSpec
 
-from .scenarios import MISSION_COMMANDS, REQUESTS, Script, play
+from .scenarios import BUS_MESSAGES, MISSION_COMMANDS, REQUESTS, Script, play
 
 _ANSWERS = (ev.SpawnApproved, ev.SpawnDenied, ev.RootAdmitted, ev.RootRejected, ev.BudgetToppedUp, ev.TopUpDenied)
 
@@ -27,14 +27,23 @@ def answered(settings: Settings) -> int:
 
 def mission_answers(settings: Settings) -> int:
     """How many mission commands the mission processor has answered (facts naming a command as their cause)."""
+    return _answers(settings, MISSIONS, MISSION_COMMANDS, MISSION_EVENTS)
+
+
+def bus_answers(settings: Settings) -> int:
+    """How many messages the bus has answered."""
+    return _answers(settings, MESSAGES, BUS_MESSAGES, MESSAGE_EVENTS)
+
+
+def _answers(settings: Settings, inputs: TopicSpec, kinds: tuple[type[ev.Event], ...], facts: TopicSpec) -> int:
     serde = Serde()
-    commands = {
+    asked = {
         str(e.meta.event_id)
-        for r in read_topic(settings, settings.topic_prefix + MISSIONS.name)
-        if isinstance(e := serde.decode(r.value or b""), MISSION_COMMANDS)
+        for r in read_topic(settings, settings.topic_prefix + inputs.name)
+        if isinstance(e := serde.decode(r.value or b""), kinds)
     }
-    facts = read_topic(settings, settings.topic_prefix + MISSION_EVENTS.name)
-    return len(commands & {str(serde.decode(r.value or b"").meta.causation_id) for r in facts})
+    records = read_topic(settings, settings.topic_prefix + facts.name)
+    return len(asked & {str(serde.decode(r.value or b"").meta.causation_id) for r in records})
 
 
 def run_scenario(
@@ -62,12 +71,17 @@ def run_scenario(
         play(settings, script, settle)
         settle(sum(isinstance(e, REQUESTS) for step in script.steps for e in step.events))
         time.sleep(2.5)  # timer ticks after the last input
-        commands = sum(isinstance(e, MISSION_COMMANDS) for step in script.steps for e in step.events)
-        deadline = time.monotonic() + 90
-        while processors and (done := mission_answers(settings)) < commands:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the mission processor answered {done} of {commands} commands")
-            time.sleep(0.5)
+        for name, kinds, answers in (
+            ("missions", MISSION_COMMANDS, mission_answers),
+            ("bus", BUS_MESSAGES, bus_answers),
+        ):
+            expected = sum(isinstance(e, kinds) for step in script.steps for e in step.events)
+            expected += sum(name == "bus" and step.made is not None for step in script.steps)  # one message each
+            deadline = time.monotonic() + 90
+            while name in processors and (done := answers(settings)) < expected:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the {name} processor answered {done} of {expected} inputs")
+                time.sleep(0.5)
     finally:
         for worker in (gate, *others):
             worker.terminate()

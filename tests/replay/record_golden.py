@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from agentlog.keyring import KeyringHistory
+from agentlog.replay.bus_decisions import BusReplay
 from agentlog.replay.decisions import DecisionReplay
 from agentlog.replay.export import export
 from agentlog.replay.log_source import ExportLog
@@ -43,9 +44,14 @@ def record(name: str, script: Script, base: Settings) -> Path:
     log = ExportLog(path)
     history.add_records(log.policy_records(), Serde())
     report = DecisionReplay(log, history, keyring=KeyringHistory(log.keyring_records(), Serde())).run()
-    if report.clean:
-        report = MissionReplay(log, history).run()
-    kinds = {n.rsplit(".", 1)[-1]: c for n, c in manifest.counts.items() if ".decision." in n or ".mission." in n}
+    for replay in (MissionReplay, BusReplay):
+        if report.clean:
+            report = replay(log, history).run()
+    kinds = {
+        n.rsplit(".", 1)[-1]: c
+        for n, c in manifest.counts.items()
+        if ".decision." in n or ".mission." in n or n.startswith("agentlog.message.Message")
+    }
     print(f"{name}: {manifest.records} records, decisions {dict(kinds)}; replay clean: {report.clean}")
     if not report.clean:
         raise SystemExit(f"{name}: the recording does not replay: {report.outcomes[:3]}")

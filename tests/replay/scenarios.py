@@ -437,6 +437,121 @@ def retention() -> Script:
     return s
 
 
+def bus() -> Script:  # noqa: PLR0915  (a script reads best as one list of steps)
+    """The consultation bus's every rejection reason, a request answered and one expired (and replied to late), a
+    question escalated up the line to the root and expired there (and decided late), a question decided by an
+    overriding config and a late second decision, a CRITICAL alert freezing the tree's spawning until an operator
+    lifts it (with each refusal of the gate on the way), and the handoffs of missions; gate, missions and bus run."""
+    s = Script("bus")
+    policy = policy_version(1, operators=["operator"], freeze_on_critical_alert=True, bus_rate_per_agent=12,
+                            bus_max_message_chars=4_000)  # fmt: skip
+    configs = [c.model_copy(update={"can_override_decisions": c.name == "reviewer"}) for c in policy.configs]
+    s.policy(policy.model_copy(update={"configs": configs}))
+    s.pause(3.0)
+    r = s.root("golden-bus", 300_000, 20)
+    lead = s.spawn(r, r, "researcher", 40_000, spawns=3)
+    qa = s.spawn(r, r, "coder", 20_000)
+    rev = s.spawn(r, r, "reviewer", 20_000)
+    flood = s.spawn(r, r, "summarizer", 1_000)
+    gone = s.spawn(r, r, "summarizer", 1_000)
+    s.pause(1.5)
+    dev = s.spawn(r, lead, "researcher", 5_000)
+    s.fact(lambda meta: ev.AgentCompleted(meta=meta, agent_id=gone, tokens_used=10), r)
+    s.pause(1.5)  # the gate admits the agents (and ends one) before the messages name them
+    for mission, owner in (("build", dev), ("shipped", qa)):
+        s.publish(ev.MissionCreated(meta=s.meta(r), mission_id=mission, task=ev.TaskSpec(title=mission),
+                                    owner_agent_id=owner))  # fmt: skip
+    m = ev.MissionState
+    for to in (m.RUNNING, m.COMPLETED):
+        s.publish(ev.MissionTransitionRequested(meta=s.meta(r), mission_id="shipped", to_state=to, requested_by=qa,
+                                                agent_id=qa if to is m.RUNNING else None))  # fmt: skip
+    p = ev.Priority
+
+    def mid() -> uuid.UUID:
+        return s._id()
+
+    def request(sender: str, to: str, root: str = r, tenant: str | None = None, **kw: Any) -> uuid.UUID:
+        message_id = kw.pop("message_id", None) or mid()
+        s.publish(ev.AgentRequest(meta=s.meta(root, tenant), message_id=message_id, from_agent_id=sender,
+                                  to_agent_id=to, subject=kw.pop("subject", "review this"), **kw))  # fmt: skip
+        return message_id
+
+    def reply(sender: str, request_id: uuid.UUID) -> None:
+        s.publish(ev.AgentReply(meta=s.meta(r), message_id=mid(), request_id=request_id, from_agent_id=sender,
+                                body="looks good", details={"tests": "42 passed"}))  # fmt: skip
+
+    def decide(by: str, question: uuid.UUID, choice: str, **kw: Any) -> None:
+        s.publish(ev.DecisionRecorded(meta=s.meta(r), message_id=mid(), question_id=question, decided_by=by,
+                                      choice=choice, **kw))  # fmt: skip
+
+    def handoff(sender: str, to: str, mission: str | None) -> None:
+        s.publish(ev.Handoff(meta=s.meta(r), message_id=mid(), from_agent_id=sender, to_agent_id=to,
+                             task=ev.TaskSpec(title="the rest"), context={"branch": "main"},
+                             mission_id=mission))  # fmt: skip
+
+    def soon(seconds: float, make: Callable[[datetime], ev.Event]) -> None:
+        """An event whose deadline is ``seconds`` after it is played."""
+        s.steps.append(Step(made=lambda: [make(_in(seconds))]))
+
+    # requests and replies
+    answered = request(dev, qa, priority=p.HIGH, reply_by=_in(600))
+    reply(qa, answered)
+    reply(qa, answered)  # ALREADY_ANSWERED
+    reply(lead, request(dev, qa))  # NOT_ADDRESSED
+    reply(qa, mid())  # UNKNOWN_MESSAGE
+    request("stranger", qa)  # NOT_AN_ACTIVE_AGENT
+    request(dev, "nobody")  # UNKNOWN_RECIPIENT
+    request(dev, gone)  # RECIPIENT_ENDED
+    request(dev, qa, root="golden-bus-nowhere")  # UNKNOWN_TREE
+    request(dev, qa, tenant="evil")  # TENANT_MISMATCH
+    request(dev, qa, message_id=answered)  # DUPLICATE_MESSAGE
+    request(dev, qa, max_replies=-1)  # INVALID_MESSAGE
+    request(dev, qa, body="x" * 5_000)  # TOO_LARGE
+    for n in range(13):
+        s.publish(ev.AgentAlert(meta=s.meta(r), message_id=mid(), from_agent_id=flood, priority=p.LOW,
+                                text=f"progress {n}"))  # the 13th: RATE_LIMITED  # fmt: skip
+    lapsing = mid()
+    soon(2.0, lambda at: ev.AgentRequest(meta=s.meta(r), message_id=lapsing, from_agent_id=dev, to_agent_id=qa,
+                                         subject="quick look?", reply_by=at))  # fmt: skip
+    # questions and decisions: one up the line to the root and expired there, one overridden, one decided
+    climbing = mid()
+    soon(2.0, lambda at: ev.AgentQuestion(meta=s.meta(r), message_id=climbing, from_agent_id=dev,
+                                          question="rewrite the parser?", options=["yes", "no"],
+                                          decide_by=at))  # fmt: skip
+    overridden = mid()
+    s.publish(ev.AgentQuestion(meta=s.meta(r), message_id=overridden, from_agent_id=dev, question="which database?",
+                               options=["postgres", "sqlite"], decide_by=_in(600), priority=p.HIGH))  # fmt: skip
+    decide(qa, overridden, "sqlite")  # NOT_ALLOWED: neither its recipient nor in the asker's line
+    decide(rev, overridden, "postgres", rationale="the projections need it", impact="one more service",
+           impact_details={"services": "+1", "risk": "low"})  # fmt: skip
+    decide(lead, overridden, "sqlite")  # a late second decision: ALREADY_ANSWERED
+    asked = mid()
+    s.publish(ev.AgentQuestion(meta=s.meta(r), message_id=asked, from_agent_id=qa, to_agent_id=rev,
+                               question="merge now?", options=["merge", "wait"]))  # fmt: skip
+    decide(rev, asked, "merge", rationale="all checks pass", impact_details={"release": "today"})
+    # handoffs, one moving a mission
+    handoff(dev, qa, "build")  # MissionHandedOff
+    handoff(lead, rev, "build")  # NOT_THE_OWNER (qa owns it now)
+    handoff(qa, rev, "shipped")  # MISSION_FINISHED
+    handoff(qa, qa, None)  # INVALID_MESSAGE
+    s.pause(7.0)  # the request expires; the question escalates to the root, then expires there
+    reply(qa, lapsing)  # EXPIRED
+    decide(r, climbing, "yes")  # EXPIRED
+    # a CRITICAL alert freezes spawning; the gate refuses who may not freeze or thaw; an operator thaws
+    s.publish(ev.AgentAlert(meta=s.meta(r), message_id=mid(), from_agent_id=qa, priority=p.CRITICAL,
+                            text="credentials leaked in a log"))  # fmt: skip
+    s.pause(2.0)  # the bus hands the freeze to the gate
+    s.spawn(r, r, "summarizer", 1_000)  # TREE_FROZEN
+    s.fact(lambda meta: ev.TreeFreezeRequested(meta=meta, requested_by="stranger", reason="why not"), r)
+    s.fact(lambda meta: ev.TreeFreezeRequested(meta=meta, requested_by="operator"), r)  # TREE_FROZEN: already
+    s.fact(lambda meta: ev.TreeThawRequested(meta=meta, requested_by=qa), r)  # NOT_AN_OPERATOR
+    s.fact(lambda meta: ev.TreeThawRequested(meta=meta, requested_by="operator", reason="keys rotated"), r)
+    s.fact(lambda meta: ev.TreeThawRequested(meta=meta, requested_by="operator"), r)  # NOT_FROZEN
+    s.pause(1.5)
+    s.spawn(r, r, "summarizer", 1_000)  # approved again
+    return s
+
+
 SCENARIOS: dict[str, Callable[[], Script]] = {
     "denials": denials,
     "lifecycle": lifecycle,
@@ -445,11 +560,18 @@ SCENARIOS: dict[str, Callable[[], Script]] = {
     "signatures": signatures,
     "missions": missions,
     "retention": retention,
+    "bus": bus,
 }
-PROCESSORS: dict[str, tuple[str, ...]] = {"missions": ("missions",), "retention": ("missions",)}
+PROCESSORS: dict[str, tuple[str, ...]] = {
+    "missions": ("missions",),
+    "retention": ("missions",),
+    "bus": ("missions", "bus"),
+}
 """Processors besides the gate that a scenario runs (``agentlog processors run --processor NAME``)."""
 MISSION_COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested)
 """Inputs the mission processor answers with exactly one fact."""
+BUS_MESSAGES = (ev.AgentRequest, ev.AgentReply, ev.AgentQuestion, ev.DecisionRecorded, ev.AgentAlert, ev.Handoff)
+"""Inputs the bus answers with exactly one fact."""
 
 
 def _now(event: ev.Event) -> ev.Event:

@@ -89,13 +89,57 @@ def test_the_missions_log_covers_the_lifecycle_and_every_rejection() -> None:
     automatic = {("UNKNOWN", "READY"), ("READY", "PENDING"), ("PENDING", "READY"), ("PENDING", "BLOCKED"),
                  ("READY", "BLOCKED"), ("FAILED", "READY")}  # fmt: skip
     assert requestable | automatic <= moves, f"missing {sorted((requestable | automatic) - moves)}"
-    codes = {f["reason_code"] for f in facts if "reason_code" in f}
-    assert {c.value for c in ev.MissionRejection} - {"UNKNOWN"} <= codes
+    every_log = [line["event"] for path in LOGS for line in _mission_facts(path)]  # the handoffs' are in bus.jsonl
+    codes = {f["reason_code"] for f in every_log if "reason_code" in f}
+    assert {c.value for c in ev.MissionRejection} - {"UNKNOWN"} <= codes, sorted(
+        {c.value for c in ev.MissionRejection} - {"UNKNOWN"} - codes
+    )
     runs = [f for f in facts if f.get("to_state") == "RUNNING" and "reason_code" not in f]
     build = [f["attempt"] for f in runs if f["mission_id"] == "build"]
     assert build == [1, 2, 3]
     cascaded = {f["mission_id"] for f in facts if "ancestor mission release" in f.get("reason", "")}
     assert cascaded == {"package", "sign"}
+
+
+def _bus_facts(path: Path) -> list[dict[str, Any]]:
+    lines = (json.loads(text) for text in path.read_text().splitlines())
+    return [line for line in lines if ".message.events" in line["topic"]]
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_golden_log_replays_the_bus_byte_for_byte(path: Path) -> None:
+    """The consultation bus's pure core reproduces every recorded fact, and every record it handed over to the gate
+    and the mission processor, and decides nothing else."""
+    report = decisions_report(Settings(), log=path, processor="bus")
+    assert report.outcomes == []
+    handed = [line for line in _lines(path) if line["event"]["meta"]["producer"] == "agentlog.bus"]
+    handed = [line for line in handed if ".message.events" not in line["topic"]]
+    assert report.reproduced == report.recorded == len(_bus_facts(path)) + len(handed)
+    assert report.pending == 0
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    return [line for line in lines if line.get("event")]
+
+
+def test_the_bus_log_covers_every_rejection_an_escalation_chain_and_late_answers() -> None:
+    """Each rejection reason; a question escalated to the root and expired there, then decided late; a request
+    expired and replied to late; a second decision after the first; a freeze and a thaw; a mission handed off."""
+    path = GOLDEN / "bus.jsonl"
+    facts = [(line["record"].rsplit(".", 1)[-1], line["event"]) for line in _bus_facts(path)]
+    reasons = {f["reason"] for name, f in facts if name == "MessageRejected"}
+    assert {r.value for r in ev.MessageRejection} - {"UNKNOWN"} <= reasons
+    escalated = [f for name, f in facts if name == "QuestionEscalated"]
+    assert [(e["level"], e["to_agent_id"]) for e in escalated] == [(1, "golden-bus")]  # lead -> the root
+    expired = {f["kind"]: f for name, f in facts if name == "MessageExpired"}
+    assert set(expired) == {"REQUEST", "QUESTION"} and expired["QUESTION"]["escalations"] == 1
+    late = {f["reason"] for name, f in facts if name == "MessageRejected" and f["kind"] in ("REPLY", "DECISION")}
+    assert {"EXPIRED", "ALREADY_ANSWERED"} <= late
+    decided = [f for name, f in facts if name == "MessageAccepted" and f["kind"] == "DECISION"]
+    assert len(decided) == 2
+    records = {line["record"].rsplit(".", 1)[-1] for line in _lines(path)}
+    assert {"TreeFreezeRequested", "TreeFrozen", "TreeThawed", "MissionHandoffRequested", "MissionHandedOff"} <= records
 
 
 def test_the_retention_log_archives_by_timer_ticks() -> None:

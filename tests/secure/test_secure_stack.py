@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -21,8 +22,11 @@ from agentlog.projections import drop_schema
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.replay.runs import decisions_report
+from agentlog.replay.topic_reader import read_topic
+from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.signing import SigningKey
+from agentlog.topics import AGENT_LIFECYCLE, MESSAGE_EVENTS, POLICY_DECISIONS
 from tests.processors.gate_harness import Worker
 from tests.support import agentlog_env
 
@@ -243,4 +247,51 @@ def test_the_mission_processor_runs_as_its_own_user(deployment: Deployment) -> N
         missions.stop()
         gate.stop()
     report = decisions_report(deployment.as_user("auditor"), processor="missions")
+    assert report.clean and report.reproduced == report.recorded >= 2, [o.as_json() for o in report.outcomes]
+
+
+def _facts_of(settings: Settings, base: str, causes: set[uuid.UUID], timeout_s: float = 90) -> list[ev.Event]:
+    """The records of topic ``base`` caused by ``causes``, once each cause has one."""
+    serde = Serde()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_topic(settings, settings.topic_prefix + base)
+        facts = [e for r in records if (e := serde.decode(r.value or b"")).meta.causation_id in causes]
+        if {f.meta.causation_id for f in facts} >= causes or time.monotonic() > deadline:
+            return facts
+        time.sleep(0.5)
+
+
+def test_the_bus_runs_as_its_own_user_and_hands_a_freeze_to_the_gate(deployment: Deployment) -> None:
+    """The bus user answers a tenant's messages and writes a CRITICAL alert's freeze onto the gate's lifecycle topic,
+    which the gate decides; it may not publish policy; the auditor replays the bus's facts and hand-overs."""
+    admin = deployment.as_user("admin")
+    policy = load_default_policy()
+    policy = policy.model_copy(update={"limits": policy.limits.model_copy(update={"freeze_on_critical_alert": True})})
+    with Producer(admin) as producer:
+        producer.publish(to_event(policy, published_by="admin"))
+    gate = Worker(deployment.as_user("gate"), "secure")
+    bus = Worker(deployment.as_user("bus"), "secure-bus", args=("--processor", "bus"))
+    gate.start()
+    bus.start()
+    try:
+        with AgentlogClient("acme", deployment.as_user("tenant-acme"), timeout=60, retries=1) as acme:
+            root = acme.start_root("orchestrator", 100_000, 10)
+        meta = _meta(root.root_id)
+        alert = ev.AgentAlert(meta=meta, from_agent_id=root.agent_id, text="leak", priority=ev.Priority.CRITICAL)
+        with Producer(deployment.as_user("tenant-acme")) as producer:
+            producer.publish(alert)
+        auditor = deployment.as_user("auditor")
+        (accepted,) = _facts_of(auditor, MESSAGE_EVENTS.name, {alert.meta.event_id})
+        assert isinstance(accepted, ev.MessageAccepted) and accepted.broadcast
+        (freeze,) = _facts_of(auditor, AGENT_LIFECYCLE.name, {alert.meta.event_id})
+        assert isinstance(freeze, ev.TreeFreezeRequested) and freeze.meta.producer == "agentlog.bus"
+        (frozen,) = _facts_of(auditor, POLICY_DECISIONS.name, {freeze.meta.event_id})
+        assert isinstance(frozen, ev.TreeFrozen) and frozen.alert_id == alert.message_id
+        with Producer(deployment.as_user("bus")) as producer, pytest.raises(DeliveryError, match="authorization"):
+            producer.publish(to_event(policy, published_by="bus"))  # only the admin publishes policy
+    finally:
+        bus.stop()
+        gate.stop()
+    report = decisions_report(deployment.as_user("auditor"), processor="bus")
     assert report.clean and report.reproduced == report.recorded >= 2, [o.as_json() for o in report.outcomes]
