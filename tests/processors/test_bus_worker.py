@@ -21,6 +21,7 @@ from confluent_kafka import Producer as KafkaProducer
 from agentlog import events as ev
 from agentlog import kafka_config
 from agentlog.dead_letters import STAGE
+from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.testing import admitted_tree
 from agentlog.producer import Producer
 from agentlog.replay.runs import decisions_report
@@ -28,7 +29,7 @@ from agentlog.replay.topic_reader import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.tail import TailOptions, tail
-from agentlog.topics import DLQ, MESSAGE_EVENTS, MESSAGES
+from agentlog.topics import AGENT_LIFECYCLE, DLQ, MESSAGE_EVENTS, MESSAGES, MISSIONS
 
 from .gate_harness import Worker
 
@@ -103,6 +104,46 @@ def test_messages_are_answered_expired_and_escalated(settings: Settings, bus_wor
     assert not [f for f in ticks if isinstance(f, ev.QuestionEscalated)]  # the root was the recipient: no level up
     report = decisions_report(settings, root_id=root, processor="bus")
     assert report.outcomes == [] and report.reproduced == report.recorded == len(facts)
+
+
+def _records(settings: Settings, base: str) -> list[ev.Event]:
+    serde = Serde()
+    return [serde.decode(r.value or b"") for r in read_topic(settings, settings.topic_prefix + base)]
+
+
+@pytest.mark.timeout(300)
+def test_a_freeze_and_a_mission_handoff_are_handed_over_in_the_buss_transaction(settings: Settings) -> None:
+    """A CRITICAL alert (under a policy that freezes on one) and a handoff naming a mission: the bus writes a
+    TreeFreezeRequested to the gate's lifecycle topic and a MissionHandoffRequested to the missions topic, once each,
+    and replay reproduces them byte for byte beside the bus's facts."""
+    policy = load_default_policy()
+    policy = policy.model_copy(update={"limits": policy.limits.model_copy(update={"freeze_on_critical_alert": True})})
+    root = "acme/bus-handover"
+    alert = ev.AgentAlert(meta=_meta(root), message_id=uuid.uuid4(), from_agent_id=f"{root}/w1", text="leak",
+                          priority=ev.Priority.CRITICAL)  # fmt: skip
+    handoff = ev.Handoff(meta=_meta(root), message_id=uuid.uuid4(), from_agent_id=f"{root}/w1",
+                         to_agent_id=f"{root}/w2", task=ev.TaskSpec(title="the rest"), mission_id="build")  # fmt: skip
+    with Producer(settings) as producer:
+        producer.publish(to_event(policy, published_by="test"))
+        for fact in admitted_tree(root, [f"{root}/w1", f"{root}/w2"]):
+            producer.send(fact)
+        producer.flush(30)
+    worker = Worker(settings, "bus-1", args=("--processor", "bus"))
+    worker.start()
+    try:
+        with Producer(settings) as producer:
+            producer.publish_many([alert, handoff])
+        facts = _wait_for(settings, {str(alert.meta.event_id), str(handoff.meta.event_id)})
+    finally:
+        worker.stop()
+    assert all(isinstance(f, ev.MessageAccepted) for f in facts), facts
+    (freeze,) = [e for e in _records(settings, AGENT_LIFECYCLE.name) if isinstance(e, ev.TreeFreezeRequested)]
+    assert (freeze.alert_id, freeze.meta.causation_id) == (alert.message_id, alert.meta.event_id)
+    assert freeze.meta.producer == "agentlog.bus"
+    (move,) = [e for e in _records(settings, MISSIONS.name) if isinstance(e, ev.MissionHandoffRequested)]
+    assert (move.mission_id, move.to_agent_id, move.handoff_id) == ("build", f"{root}/w2", handoff.message_id)
+    report = decisions_report(settings, processor="bus")
+    assert report.outcomes == [] and report.reproduced == report.recorded == len(facts) + 2
 
 
 @pytest.mark.timeout(300)
