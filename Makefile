@@ -29,4 +29,4 @@ lint:               ## ruff and mypy (strict) over the package
 	$(PYTHON) -m mypy
 
 bench: install up   ## run the benchmarks (prints figures, asserts nothing)
-	@eval "$$(bash $(STACK) env)" && for b in publish gate projector replay sdk missions; do $(PYTHON) bench/$$b.py || exit 1; done
+	@eval "$$(bash $(STACK) env)" && for b in publish gate projector replay sdk missions bus; do $(PYTHON) bench/$$b.py || exit 1; done

@@ -132,6 +132,26 @@ def test_missions_bench(settings: Settings) -> None:
     assert "cycle check" in only and "throughput" not in only and "dependency resolution" not in only
 
 
+def test_bus_bench(settings: Settings) -> None:
+    """bench/bus.py prints the pure parts' cost, messages/s next to the raw pass-through, accepted → inbox latency
+    next to the pass-through's, and the memory of open questions."""
+    out = run_bench(
+        settings, "bus.py", "--trees", "50", "--rounds", "1", "--core-trees", "20", "--latency-rate", "200",
+        "--latency-seconds", "2", "--latency-cycles", "1", "--questions", "1000", "--question-trees", "20",
+    )  # fmt: skip
+    for figure in (
+        "where a message's CPU goes in the pure parts",
+        "raw pass-through (consume → produce, tx)",
+        "bus, 1 worker",
+        "goal: ≥ 10,000 messages/s",
+        "in the recipient's SDK inbox (Inbox.get)",
+        "goal: accepted → in the recipient's inbox p99 ≤ 100 ms",
+        "holding them",
+        "goal: ≤ 500 MiB with 100,000 open questions",
+    ):
+        assert figure in out, figure
+
+
 def test_faust_experiment(settings: Settings) -> None:
     """bench/faust_eos_check.py runs one tiny variant, prints its counts and deletes its topics."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
