@@ -771,14 +771,6 @@ def memory(scratch: measure.Scratch, questions: int, trees: int) -> None:
 # -- main ---------------------------------------------------------------------------------
 
 
-def parts(value: str) -> list[str]:
-    chosen = [p.strip() for p in value.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PARTS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"choose among {', '.join(PARTS)} (comma-separated)")
-    return chosen
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trees", type=int, default=2_000, help="throughput: trees in the backlog")
@@ -791,7 +783,7 @@ def main() -> None:
     parser.add_argument("--latency-cycles", type=int, default=5, help="latency: rounds of 20 messages per tree")
     parser.add_argument("--questions", type=int, default=100_000, help="memory: open questions")
     parser.add_argument("--question-trees", type=int, default=2_000, help="memory: the trees they are asked in")
-    parser.add_argument("--only", type=parts, default=list(PARTS), help=f"some of {','.join(PARTS)}")
+    parser.add_argument("--only", type=measure.parts_of(PARTS), default=list(PARTS), help=f"some of {','.join(PARTS)}")
     parser.add_argument("--keep", action="store_true", help="keep the topics and groups created")
     parser.add_argument("--child", choices=["passthrough", "inbox", "tail"], help=argparse.SUPPRESS)
     parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)

@@ -20,6 +20,7 @@ ceiling: a figure is the median of the rounds with their spread (min-max).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -568,3 +569,15 @@ def paced(settings: Settings, records: Sequence[tuple[str, bytes, bytes]], rate:
     if producer.flush(60):
         raise SystemExit("could not produce the paced load")
     return took
+
+
+def parts_of(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type for ``--only a,b``: the named parts, each one of ``choices``."""
+
+    def parts(value: str) -> list[str]:
+        chosen = [p.strip() for p in value.split(",") if p.strip()]
+        if not chosen or any(p not in choices for p in chosen):
+            raise argparse.ArgumentTypeError(f"choose among {', '.join(choices)} (comma-separated)")
+        return chosen
+
+    return parts

@@ -545,14 +545,6 @@ def cycles(missions: int, edges: int, seed: int) -> None:
 # -- main ---------------------------------------------------------------------------------
 
 
-def parts(value: str) -> list[str]:
-    chosen = [p.strip() for p in value.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PARTS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"choose among {', '.join(PARTS)} (comma-separated)")
-    return chosen
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trees", type=int, default=500, help="throughput: trees in the backlog")
@@ -564,7 +556,7 @@ def main() -> None:
     parser.add_argument("--cycle-missions", type=int, default=10_000)
     parser.add_argument("--cycle-edges", type=int, default=30_000, help="cycles: accepted dependencies to reach")
     parser.add_argument("--cycle-seed", type=int, default=7)
-    parser.add_argument("--only", type=parts, default=list(PARTS), help=f"some of {','.join(PARTS)}")
+    parser.add_argument("--only", type=measure.parts_of(PARTS), default=list(PARTS), help=f"some of {','.join(PARTS)}")
     parser.add_argument("--keep", action="store_true", help="keep the topics and groups created")
     parser.add_argument("--child", choices=["passthrough"], help=argparse.SUPPRESS)
     args = parser.parse_args()
