@@ -48,6 +48,29 @@ COMMIT_EVERY_S = 1.0
 """How often a client with a ``client_id`` stores its positions."""
 
 
+def run_on_follower(
+    commands: queue.SimpleQueue[Callable[[], None]], command: Callable[[], object], timeout: float, what: str
+) -> None:
+    """Run ``command`` on a follower thread that runs what ``commands`` holds between two reads, and wait for it
+    (re-raising its failure here); ``what`` the follower follows, for the errors."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            command()
+        except BaseException as e:  # re-raised in the caller's thread
+            failure.append(e)
+        finally:
+            done.set()
+
+    commands.put(run)
+    if not done.wait(timeout):
+        raise AgentlogError(f"the client's follower of {what} did not answer within {timeout:g}s")
+    if failure:
+        raise AgentlogError(f"following {what}: {failure[0]}") from failure[0]
+
+
 @dataclass
 class Slot:
     """What a request waits on: the decisions it caused, and whether an answer came."""
@@ -173,22 +196,7 @@ class FactFollower:
         if threading.current_thread() is self._thread:  # called from a signal callback
             command()
             return
-        done = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                command()
-            except BaseException as e:  # re-raised in the caller's thread
-                failure.append(e)
-            finally:
-                done.set()
-
-        self._commands.put(run)
-        if not done.wait(timeout):
-            raise AgentlogError(f"the client's follower of {self.topic} did not answer within {timeout:g}s")
-        if failure:
-            raise AgentlogError(f"following {self.topic}: {failure[0]}") from failure[0]
+        run_on_follower(self._commands, command, timeout, self.topic)
 
     @property
     def on_follower_thread(self) -> bool:

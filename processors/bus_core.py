@@ -58,6 +58,8 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.limits import MAX_CHARS, quote
+from agentlog.messages import KINDS, Message
+from agentlog.messages import sender as message_sender
 from agentlog.processors.bus_state import (
     ANSWERED,
     DECIDED,
@@ -96,8 +98,6 @@ MAX_DUE_PER_TICK = 1_000
 _K = ev.MessageKind
 _R = ev.MessageRejection
 _DEFAULT_LIMITS = ev.Limits()
-
-Message = ev.AgentRequest | ev.AgentReply | ev.AgentQuestion | ev.DecisionRecorded | ev.AgentAlert | ev.Handoff
 
 
 class _Run:
@@ -158,7 +158,7 @@ def decide(
     if handler is None:
         return [], set()
     run = _Run(state, event, policy, at_us, core)
-    kind, sender = _KINDS[type(event)], _sender(event)
+    kind, sender = KINDS[type(event)], message_sender(event)  # type: ignore[arg-type]
     tree = _admit(run, event, kind, sender)  # type: ignore[arg-type]
     if tree is not None:
         handler(run, tree, event)
@@ -505,10 +505,6 @@ def _may_decide(run: _Run, tree: BusTree, question: Conversation, sender: str) -
     return rule is not None and rule.can_override_decisions
 
 
-def _sender(message: ev.Event) -> str:
-    return message.decided_by if isinstance(message, ev.DecisionRecorded) else message.from_agent_id  # type: ignore[attr-defined]
-
-
 def _chars(value: object) -> int:
     if isinstance(value, str):
         return len(value)
@@ -532,14 +528,6 @@ _TEXT_FIELDS: dict[type[ev.Event], tuple[str, ...]] = {
     ev.DecisionRecorded: ("choice", "rationale", "impact", "impact_details"),
     ev.AgentAlert: ("text",),
     ev.Handoff: ("task", "context"),
-}
-_KINDS: dict[type[ev.Event], ev.MessageKind] = {
-    ev.AgentRequest: _K.REQUEST,
-    ev.AgentReply: _K.REPLY,
-    ev.AgentQuestion: _K.QUESTION,
-    ev.DecisionRecorded: _K.DECISION,
-    ev.AgentAlert: _K.ALERT,
-    ev.Handoff: _K.HANDOFF,
 }
 _MESSAGES: dict[type[ev.Event], Callable[[_Run, BusTree, Any], None]] = {
     ev.AgentRequest: _request,

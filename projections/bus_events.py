@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from agentlog import events as ev
+from agentlog.messages import KINDS_BY_NAME
 from agentlog.projections.jsonb import jsonb_text
 from agentlog.records import Position
 
@@ -33,14 +34,7 @@ _REJECTED = ev.MessageRejected.avro_name
 _EXPIRED = ev.MessageExpired.avro_name
 _ESCALATED = ev.QuestionEscalated.avro_name
 _ACKNOWLEDGED = ev.MessageAcknowledged.avro_name
-_KINDS = {
-    ev.AgentRequest.avro_name: "REQUEST",
-    ev.AgentReply.avro_name: "REPLY",
-    ev.AgentQuestion.avro_name: "QUESTION",
-    ev.DecisionRecorded.avro_name: "DECISION",
-    ev.AgentAlert.avro_name: "ALERT",
-    ev.Handoff.avro_name: "HANDOFF",
-}
+_KINDS = KINDS_BY_NAME
 TargetKey = tuple[str, int, str, str, Any]
 """(topic, partition, root_id, kind, message_id) of an accepted request or question."""
 

@@ -21,6 +21,7 @@ from confluent_kafka import Producer as KafkaProducer
 from agentlog import events as ev
 from agentlog import kafka_config
 from agentlog.dead_letters import STAGE
+from agentlog.messages import MESSAGE_TYPES
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.processors.testing import admitted_tree
 from agentlog.producer import Producer
@@ -35,7 +36,6 @@ from .gate_harness import Worker
 
 _K = ev.MessageKind
 _R = ev.MessageRejection
-MESSAGE_TYPES = (ev.AgentRequest, ev.AgentReply, ev.AgentQuestion, ev.DecisionRecorded, ev.AgentAlert, ev.Handoff)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 from agentlog import events as ev
 from agentlog.keyring_admin import key_published
+from agentlog.messages import MESSAGE_TYPES
 from agentlog.processors.ids import child_agent_id
 from agentlog.processors.policy import Policy, load_default_policy, to_event
 from agentlog.producer import Producer
@@ -570,7 +571,7 @@ PROCESSORS: dict[str, tuple[str, ...]] = {
 """Processors besides the gate that a scenario runs (``agentlog processors run --processor NAME``)."""
 MISSION_COMMANDS = (ev.MissionCreated, ev.DependencyAdded, ev.MissionTransitionRequested)
 """Inputs the mission processor answers with exactly one fact."""
-BUS_MESSAGES = (ev.AgentRequest, ev.AgentReply, ev.AgentQuestion, ev.DecisionRecorded, ev.AgentAlert, ev.Handoff)
+BUS_MESSAGES = MESSAGE_TYPES
 """Inputs the bus answers with exactly one fact."""
 
 
