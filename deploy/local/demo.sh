@@ -2,8 +2,8 @@
 # The demo workload, run by `make demo` after the stack is up: create the topics, publish
 # a policy, start the spawn gate and the projector in the background, show publish and tail
 # on a small tree, run a scripted mission that provokes every denial and a cascade, then
-# run a mission plan on the mission processor, then print the lineage tree from PostgreSQL.
-# Logs: .state/logs/{spawn-gate,projector,missions}.log
+# run a mission plan on the mission processor, then agents consulting each other on the bus,
+# then print the lineage tree from PostgreSQL. Logs: .state/logs/{spawn-gate,projector,missions,bus}.log
 set -euo pipefail
 
 export COLUMNS="${COLUMNS:-160}"  # rich tables: wide enough for the messages when piped
@@ -17,15 +17,18 @@ trap cleanup EXIT
 
 step "topics, the default policy and the projection tables"
 agentlog topics create
-agentlog policy publish processors/policies/default.yaml
+# a stack that ran the demo before already has the policy (the bus demo publishes a newer version of it)
+agentlog policy show default >/dev/null 2>&1 || agentlog policy publish processors/policies/default.yaml
 agentlog db migrate
 
-step "start the spawn gate, the projector and the mission processor in the background (logs in $logs)"
+step "start the spawn gate, the projector, the mission processor and the bus in the background (logs in $logs)"
 agentlog processors run --worker-id demo >>"$logs/spawn-gate.log" 2>&1 &
 pids+=($!)
 agentlog projector run >>"$logs/projector.log" 2>&1 &
 pids+=($!)
 agentlog processors run --processor missions --worker-id demo >>"$logs/missions.log" 2>&1 &
+pids+=($!)
+agentlog processors run --processor bus --worker-id demo >>"$logs/bus.log" 2>&1 &
 pids+=($!)
 
 root="cli-demo-$(date +%H%M%S)"
@@ -64,6 +67,18 @@ agentlog missions list "$plan"
 step "the plan's dependency DAG with states (agentlog missions graph $plan -o mermaid)"
 agentlog missions graph "$plan"
 
+step "agents consulting each other on the bus: a decision with rationale and impact, an escalation, a handoff, a CRITICAL alert (deploy/local/demo_bus.py)"
+python3 deploy/local/demo_bus.py
+talk="$(cat .state/demo-bus-root)"
+for _ in $(seq 1 30); do  # the projector writes the decisions into PostgreSQL
+  [ "$(agentlog bus decision-log "$talk" -o json 2>/dev/null | grep -c '"choice"')" -gt 0 ] && break
+  sleep 1
+done
+step "the tree's messages, its decision log and its statistics, from PostgreSQL (agentlog bus messages / decision-log / stats $talk)"
+agentlog bus messages "$talk"
+agentlog bus decision-log "$talk"
+agentlog bus stats "$talk"
+
 step "the mission's lineage tree, from PostgreSQL (agentlog lineage tree $mission)"
 for _ in $(seq 1 30); do
   agentlog lineage tree "$mission" >/dev/null 2>&1 && break
@@ -76,9 +91,10 @@ agentlog lineage denied "$mission"
 
 step "compliance: recompute the audit chains from Kafka and compare every audit row (agentlog replay verify)"
 agentlog replay verify --quiet
-step "compliance: re-run the gate's and the mission processor's pure cores over the recorded inputs (agentlog replay decisions --root …)"
+step "compliance: re-run the gate's, the mission processor's and the bus's pure cores over the recorded inputs (agentlog replay decisions --root …)"
 agentlog replay decisions --root "$mission" --quiet
 agentlog replay decisions --root "$plan" --processor missions --quiet
+agentlog replay decisions --root "$talk" --processor bus --quiet
 step "compliance: export the mission from Kafka with its chain hashes and check the file (agentlog replay export / check-export)"
 agentlog replay export --root "$mission" -o "$state/demo-mission.jsonl" --quiet
 agentlog replay check-export "$state/demo-mission.jsonl"
