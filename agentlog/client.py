@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Unpack
 
 from agentlog import events as ev
+from agentlog import telemetry
 from agentlog.bus_client import BusClient
 from agentlog.errors import AgentlogError, DeliveryError
 from agentlog.facts import FactFollower, Slot
@@ -73,6 +74,7 @@ class AgentlogClient:
         retries: int = 2,
         client_id: str | None = None,
     ) -> None:
+        telemetry.configure("agentlog-sdk")  # only what OTEL_* asks, and never over the application's own providers
         self.tenant_id = tenant_id
         self.settings = settings or get_settings()
         self.producer_name = producer_name

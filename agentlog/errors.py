@@ -62,3 +62,7 @@ class CompatibilityError(AgentlogError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("incompatible schema change:\n  " + "\n  ".join(problems))
+
+
+class TelemetryConfigError(AgentlogError):
+    """An ``OTEL_*`` or ``AGENTLOG_METRICS_PORT`` variable names something agentlog cannot set up."""

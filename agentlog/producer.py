@@ -214,9 +214,16 @@ class Producer:
         Several threads may publish at once: each waits for its own record only. (``send``
         and ``flush`` are for one thread, and a transaction's records go through them.)
         """
-        if self._transactional:
-            self.send(event)
-            return self.flush(timeout)[-1]
+        with tracing.sending([self.topic_name(event)], 1, event) as span:
+            if self._transactional:
+                self.send(event)
+                delivery = self.flush(timeout)[-1]
+            else:
+                delivery = self._publish_one(event, timeout)
+            tracing.delivered(span, delivery.partition, delivery.offset)
+            return delivery
+
+    def _publish_one(self, event: Event, timeout: float) -> Delivery:
         record = self._encoded(event, tracing.inject([]))
         if self.signing_key is not None:
             (record,) = self._signed([record])
@@ -228,11 +235,16 @@ class Producer:
         return self._outcomes([(event, slot)], 0 if slot[0] is not None else 1, timeout)[0]
 
     def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
-        """Send events in batches and wait for all of them."""
-        headers = tracing.inject([])  # one trace context lookup for the whole batch
-        for event in events:
-            self._send(event, headers)
-        return self.flush()
+        """Send events in batches and wait for all of them (one ``send`` span for the call when tracing is on)."""
+        batch = list(events)
+        with tracing.sending({self.topic_name(e) for e in batch}, len(batch), batch[0] if batch else None) as span:
+            headers = tracing.inject([])  # one trace context lookup for the whole batch
+            for event in batch:
+                self._send(event, headers)
+            deliveries = self.flush()
+            if len(deliveries) == 1:
+                tracing.delivered(span, deliveries[0].partition, deliveries[0].offset)
+            return deliveries
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from agentlog.events import Event
+from agentlog.metrics import Gauges
 from agentlog.partition_reader import PartitionReadError, read_changelog
 from agentlog.processors.errors import GateError
 from agentlog.processors.input_merge import InputRecord, MergeOrder
@@ -87,6 +88,10 @@ class CoreProcessor(Generic[S]):
 
     def forget(self, partitions: list[int]) -> None:
         """Nothing is kept beside the states."""
+
+    def gauges(self, states: dict[int, S]) -> Gauges:
+        """No gauges of its own (the runtime's lag is everyone's)."""
+        return {}
 
     def decide(self, state: S, record: InputRecord) -> Decided:
         try:

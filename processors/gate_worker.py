@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentlog import events as ev
+from agentlog.metrics import AGENTS_ACTIVE, AGENTS_LIMIT, Gauges
 from agentlog.processors.errors import GateError
 from agentlog.processors.gate_changelog import GATE_CHANGELOG, ChangelogWriter, changelog_topic, restore_partitions
 from agentlog.processors.gate_input import SOURCES, decode_input
@@ -148,6 +149,22 @@ class SpawnGate:
         for root_id in sorted(changed):
             records += writer.records(root_id, state.trees.get(root_id))
         return records
+
+    def gauges(self, states: dict[int, PartitionState]) -> Gauges:
+        """Active agents of the owned partitions by tenant (and in all), and the policy's caps on them."""
+        by_tenant: dict[str, int] = {}
+        for state in states.values():
+            for tenant, count in state.active_by_tenant.items():
+                by_tenant[tenant] = by_tenant.get(tenant, 0) + count
+        active: list[tuple[float, dict[str, str]]] = [(n, {"tenant": t}) for t, n in sorted(by_tenant.items())]
+        active.append((sum(s.active_total for s in states.values()), {"tenant": "", "scope": "platform"}))
+        policy = self.policies.current
+        limits = policy.limits if policy is not None else ev.Limits()
+        caps: list[tuple[float, dict[str, str]]] = [
+            (limits.max_active_platform, {"scope": "platform"}),
+            (limits.max_active_per_tenant, {"scope": "tenant"}),
+        ]
+        return {AGENTS_ACTIVE: active, AGENTS_LIMIT: caps}
 
 
 def spawn_gate_worker(settings: Settings, config: GateConfig) -> ProcessorRuntime[PartitionState]:

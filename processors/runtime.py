@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,10 +62,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from agentlog import kafka_config
+from agentlog import kafka_config, tracing
 from agentlog.dead_letters import DeadLetter, dlq_topic
 from agentlog.errors import AgentlogError
 from agentlog.events import Event
+from agentlog.metrics import AGENTS_ACTIVE, AGENTS_LIMIT, CONSUMER_LAG, Gauges, ProcessorMetrics
 from agentlog.processors.errors import WorkerError
 from agentlog.processors.input_merge import (
     CLOCK_MARGIN_MS,
@@ -149,6 +151,9 @@ class Processor(Protocol[S]):
     def changelog(self, partition: int, state: S, changed: set[str]) -> list[ChangelogRecord]:
         """The changelog records that bring the changelog of ``partition`` up to ``state`` for ``changed`` keys."""
 
+    def gauges(self, states: dict[int, S]) -> Gauges:
+        """What the owned partitions' states say for the metrics (active agents and their caps), by instrument."""
+
 
 @dataclass
 class RuntimeConfig:
@@ -217,6 +222,8 @@ class ProcessorRuntime(Generic[S]):
         self._paused: set[tuple[int, int]] = set()
         """(source, partition) inputs not fetched for now: their buffers are full."""
         group = f"{settings.topic_prefix}{processor.name}"
+        self._group = group
+        self.metrics = ProcessorMetrics(processor.name, processor.stage)
         self.consumer = Consumer(
             {
                 **kafka_config.reader(settings, group),
@@ -233,6 +240,8 @@ class ProcessorRuntime(Generic[S]):
         self._transactional_id = f"{group}.{config.worker_id}"
         self._txn_opened: float | None = None
         """When the open transaction began (monotonic); None between transactions."""
+        self._span: tracing.BatchSpan | None = None
+        """The span of the batch being decided, when tracing is on (:mod:`agentlog.tracing`)."""
         self.producer = self._new_producer()
         self._ends = PartitionEnds(settings)
 
@@ -276,6 +285,8 @@ class ProcessorRuntime(Generic[S]):
         released = {p: merge.release(share) if merge.pending() else [] for p, merge in self.merges.items()}
         self._apply_back_pressure()
         expiring = self._expiry_due()
+        if expiring and self.metrics.on:
+            self._observe()
         if not any(released.values()) and not expiring:
             return
         started = time.monotonic()
@@ -384,17 +395,33 @@ class ProcessorRuntime(Generic[S]):
     # -- one transaction ----------------------------------------------------------------
 
     def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
+        traced = tracing.enabled()
+        if traced and any(released.values()):
+            self._span = self._batch_span(released)
+        try:
+            self._transaction(released, expiring, traced)
+        except BaseException as e:
+            if self._span is not None:
+                self._span.failed(e)
+            raise
+        finally:
+            if self._span is not None:
+                self._span.end()
+                self._span = None
+
+    def _transaction(self, released: dict[int, list[InputRecord]], expiring: bool, traced: bool) -> None:
         started = time.monotonic()
         self.producer.begin_transaction()
         self._txn_opened = started
         offsets: list[TopicPartition] = []
+        reasons: Counter[tuple[str, str]] = Counter()
         for partition, records in released.items():
             state = self.states[partition]
             changed: set[str] = set()
             for record in records:
-                changed |= self._process(partition, state, record)
+                changed |= self._process(partition, state, record, reasons)
             if expiring:
-                changed |= self._expire(partition, state)
+                changed |= self._expire(partition, state, traced, reasons)
             for key, value in self.processor.changelog(partition, state, changed):
                 self._produce(self.processor.changelog_topic, partition, key, value)
             offsets += self._next_offsets(partition, records)
@@ -406,6 +433,9 @@ class ProcessorRuntime(Generic[S]):
         self._retrying("committing", lambda: self.producer.commit_transaction(30))
         self._txn_opened = None
         self._failures = 0
+        if self.metrics.on:
+            appended = [r.timestamp_ms for records in released.values() for r in records]
+            self.metrics.committed(appended, reasons, (time.monotonic() - decided) * 1000, _now_ms())
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch of %d: decide %.1f ms, send offsets %.1f ms, commit %.1f ms",
@@ -440,7 +470,22 @@ class ProcessorRuntime(Generic[S]):
             self._available()
             return
 
-    def _process(self, partition: int, state: S, record: InputRecord) -> set[str]:
+    def _batch_span(self, released: dict[int, list[InputRecord]]) -> tracing.BatchSpan:
+        """The ``process`` span of a batch, linked to (or a child in the trace of) its inputs' contexts."""
+        records = [r for rs in released.values() for r in rs]
+        attributes = tracing.consumer_attributes(self._group, self.topics, [p for p, rs in released.items() if rs])
+        if len(records) == 1:
+            attributes.update(tracing.record_attributes(records[0]))
+        causes = [tracing.traceparent_of(r.headers) for r in records]
+        return tracing.BatchSpan(f"process {self.processor.name}", causes, attributes)
+
+    def _process(
+        self,
+        partition: int,
+        state: S,
+        record: InputRecord,
+        reasons: Counter[tuple[str, str]],
+    ) -> set[str]:
         """Decide one input; returns the state keys it changed."""
         merge = self.merges[partition]
         point = merge.decision_point(record)
@@ -452,22 +497,39 @@ class ProcessorRuntime(Generic[S]):
             return set()
         # The core answers bad requests and never raises otherwise; if it ever did, the
         # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
-        self._emit(partition, decided, point)
+        cause = tracing.traceparent_of(record.headers)
+        span = self._span
+        if span is not None:
+            cause = span.carried(cause)
+            if span.single:
+                span.describe(decided.outputs)
+        if self.metrics.on:
+            self.metrics.decided(decided.outputs, reasons)
+        self._emit(partition, decided, point, cause)
         return decided.changed
 
-    def _expire(self, partition: int, state: S) -> set[str]:
+    def _expire(self, partition: int, state: S, traced: bool, reasons: Counter[tuple[str, str]]) -> set[str]:
         merge = self.merges[partition]
         watermark = merge.watermark_ms()
         if watermark is None:
             return set()
         decided = self.processor.expire(state, datetime.fromtimestamp(watermark / 1000, UTC))
-        self._emit(partition, decided, merge.decision_point(None))
+        if self.metrics.on:
+            self.metrics.decided(decided.outputs, reasons)
+        if traced and decided.outputs and self._span is None:  # a timer that decided something starts a trace
+            attributes = tracing.consumer_attributes(self._group, self.topics, [partition])
+            self._span = tracing.BatchSpan(f"expire {self.processor.name}", [], attributes)
+        span = self._span
+        self._emit(partition, decided, merge.decision_point(None), span.carried(None) if span is not None else None)
         return decided.changed
 
-    def _emit(self, partition: int, decided: Decided, point: DecisionPoint) -> None:
-        """Produce the outputs of one cause, each with its decision point (so replay can follow the order)."""
+    def _emit(self, partition: int, decided: Decided, point: DecisionPoint, trace_context: bytes | None) -> None:
+        """Produce the outputs of one cause, each with its decision point (so replay can follow the order) and the
+        trace context it carries onward (:mod:`agentlog.tracing`)."""
         topic, elsewhere = self.processor.output_topic, self.processor.side_topics
         headers: Headers = [(DECIDED_HEADER, point.encode()), self._core_header, *decided.headers]
+        if trace_context is not None:
+            headers.append((tracing.TRACEPARENT, trace_context))
         for output in decided.outputs:
             to = elsewhere.get(output.avro_name, topic)
             key, value = output.meta.root_id.encode(), self.serde.encode(output, to)
@@ -484,6 +546,8 @@ class ProcessorRuntime(Generic[S]):
         key, value, headers = letter.record(record.headers)
         self._produce(dlq_topic(self.settings.topic_prefix), None, key, value, list(headers))
         self.stats.dead_letters += 1
+        if self.metrics.on:
+            self.metrics.dead_lettered()
         log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
 
     def _produce(
@@ -501,6 +565,26 @@ class ProcessorRuntime(Generic[S]):
                 return
             except BufferError:
                 self.producer.poll(0.05)
+
+    def _observe(self) -> None:
+        """Set the gauges: each input partition's lag, and what the processor's states say (once a second)."""
+        lags: list[tuple[float, dict[str, str]]] = []
+        for partition, merge in self.merges.items():
+            for source, topic in enumerate(self.topics):
+                low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+                if high < 0:
+                    continue
+                pending = merge.first_pending_offset(source)
+                if pending is None:
+                    (position,) = self.consumer.position([TopicPartition(topic, partition)])
+                    pending = position.offset if position.offset >= 0 else low
+                attributes = {"group": self._group, "topic": topic, "partition": str(partition)}
+                lags.append((max(high - pending, 0), attributes))
+        gauges = self.processor.gauges(self.states)
+        gauges[CONSUMER_LAG] = lags
+        gauges.setdefault(AGENTS_ACTIVE, [])
+        gauges.setdefault(AGENTS_LIMIT, [])
+        self.metrics.snapshot.set(gauges)
 
     def _next_offsets(self, partition: int, records: list[InputRecord]) -> list[TopicPartition]:
         merge = self.merges[partition]

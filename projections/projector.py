@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -38,9 +39,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import Producer as KafkaProducer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from agentlog import kafka_config
+from agentlog import kafka_config, tracing
 from agentlog.dead_letters import dlq_topic
 from agentlog.errors import DeliveryError
+from agentlog.metrics import PROJECTOR_LAG, ProjectorMetrics
 from agentlog.projections.batch import Batch, PartitionState, TopicPartition, build_batch
 from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
 from agentlog.projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
@@ -94,6 +96,14 @@ class ProjectorStats:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """When the batch in flight was handed to the writer, and its span."""
+
+    started: float
+    span: tracing.BatchSpan | None
+
+
 class Projector:
     """Consumes every catalogue topic and writes the projections. Call :meth:`run`."""
 
@@ -114,13 +124,15 @@ class Projector:
         """Committed position of every owned partition."""
         self._ahead: dict[TopicPartition, PartitionState] = {}
         """Positions once the batch in flight commits: where the next batch starts."""
-        self._pending: tuple[Batch, Future[None]] | None = None
+        self._pending: tuple[Batch, Future[None], _InFlight] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-writer")
         self._stop = threading.Event()
         self._backoff = 0.0
         self._dlq: KafkaProducer | None = None
         self._last_activity: float | None = None
         """When a record was last read or partitions last assigned; ``None`` before the first assignment."""
+        self.metrics = ProjectorMetrics()
+        self._observed = 0.0
 
     def topics(self) -> list[str]:
         """Deployed names of every topic projected: the whole catalogue, dead letters included."""
@@ -146,6 +158,8 @@ class Projector:
                     self._settle(consumer)
                     if self._idle():
                         break
+                if self.metrics.on and time.monotonic() - self._observed >= 1.0:
+                    self._observe(consumer)
             self._settle(consumer)
         finally:
             self._executor.shutdown(wait=True)
@@ -159,9 +173,12 @@ class Projector:
             return False
         return time.monotonic() - self._last_activity > idle_exit
 
+    def _group(self) -> str:
+        return self.options.group_id or self.settings.topic_prefix + PROJECTOR_GROUP
+
     def _consumer_config(self) -> dict[str, object]:
         config = {
-            **kafka_config.reader(self.settings, self.options.group_id or self.settings.topic_prefix + PROJECTOR_GROUP),
+            **kafka_config.reader(self.settings, self._group()),
             "session.timeout.ms": self.options.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
             "fetch.wait.max.ms": 50,
@@ -192,27 +209,45 @@ class Projector:
         except DeliveryError as e:
             self._failed(consumer, e)
             return
-        self._pending = (batch, self._executor.submit(self.writer.write, batch))
+        in_flight = _InFlight(time.monotonic(), self._batch_span(records) if tracing.enabled() else None)
+        self._pending = (batch, self._executor.submit(self.writer.write, batch), in_flight)
         self._ahead.update(batch.end)
+
+    def _batch_span(self, records: list[Record]) -> tracing.BatchSpan:
+        """The ``process`` span of a batch, linked to (or a child in the trace of) its records' contexts."""
+        attributes = tracing.consumer_attributes(
+            self._group(), [r.topic for r in records], [r.partition for r in records]
+        )
+        if len(records) == 1:
+            attributes.update(tracing.record_attributes(records[0]))
+        attributes.update(
+            {"db.system": "postgresql", "db.system.name": "postgresql", "db.namespace": self.options.schema}
+        )
+        causes = [tracing.traceparent_of(r.headers) for r in records]
+        return tracing.BatchSpan("process agentlog-projector", causes, attributes)
 
     def _settle(self, consumer: Consumer, *, resync: bool = True) -> bool:
         """Wait for the batch in flight; account for it, or re-seek after its failure. True if it committed."""
         if self._pending is None:
             return True
-        batch, future = self._pending
+        batch, future, in_flight = self._pending
         self._pending = None
         try:
             future.result()
-        except StalePositionsError as e:
+        except (StalePositionsError, DatabaseUnavailableError) as e:
+            if in_flight.span is not None:
+                in_flight.span.failed(e)
+                in_flight.span.end()
+            if isinstance(e, DatabaseUnavailableError):
+                if resync:
+                    self._failed(consumer, e)
+                return False
             log.info("re-seeking: %s", e)
             self.stats.retries += 1
             if resync:
                 self._resync(consumer)
             return False
-        except DatabaseUnavailableError as e:
-            if resync:
-                self._failed(consumer, e)
-            return False
+        self._committed(batch, in_flight)
         self._backoff = 0.0
         self._states.update(batch.end)
         self.stats.records += len(batch)
@@ -224,6 +259,24 @@ class Projector:
         except KafkaException as e:
             log.debug("monitoring commit failed: %s", e)
         return True
+
+    def _committed(self, batch: Batch, in_flight: _InFlight) -> None:
+        """Account for a committed batch in its span and the metrics."""
+        took_ms = (time.monotonic() - in_flight.started) * 1000
+        if in_flight.span is not None:
+            in_flight.span.end(**{"agentlog.audit_rows": len(batch)})
+        if self.metrics.on:
+            self.metrics.written(Counter(row[0] for row in batch.audit_rows), took_ms, len(batch.dead_letters))
+
+    def _observe(self, consumer: Consumer) -> None:
+        """Set the lag gauge: each owned partition's records not yet projected (the fetcher's high watermark)."""
+        self._observed = time.monotonic()
+        lags: list[tuple[float, dict[str, str]]] = []
+        for (topic, partition), state in self._states.items():
+            low, high = consumer.get_watermark_offsets(KafkaPartition(topic, partition), cached=True)
+            if high >= 0:
+                lags.append((max(high - max(state.next_offset, low), 0), {"topic": topic, "partition": str(partition)}))
+        self.metrics.snapshot.set({PROJECTOR_LAG: lags})
 
     def _failed(self, consumer: Consumer, error: ProjectionError | DeliveryError) -> None:
         """Back off, then send the consumer back to the stored positions."""

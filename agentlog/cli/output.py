@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-from agentlog.errors import AgentlogError, PayloadError, UnknownRecordError
+from agentlog.errors import AgentlogError, PayloadError, TelemetryConfigError, UnknownRecordError
 from agentlog.settings import Settings, get_settings
 
 EXIT_FAILURE = 1
@@ -29,7 +29,7 @@ def fail_for(error: AgentlogError) -> NoReturn:
         lines = [f"invalid {error.record} payload{where}; nothing was published"]
         lines += [f"  {path}: {reason}" for path, reason in error.problems]
         fail("\n".join(lines), EXIT_BAD_INPUT)
-    if isinstance(error, UnknownRecordError):
+    if isinstance(error, UnknownRecordError | TelemetryConfigError):
         fail(str(error), EXIT_BAD_INPUT)
     fail(str(error))
 
@@ -48,3 +48,25 @@ def kafka_settings() -> Settings:
     except AgentlogError as e:
         fail(str(e))
     return settings
+
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Serve metrics for Prometheus on this port (/metrics) [default: $AGENTLOG_METRICS_PORT, else none].",
+    ),
+]
+
+
+def start_telemetry(service_name: str, metrics_port: int | None = None) -> None:
+    """Traces and metrics as the ``OTEL_*`` variables ask (:mod:`agentlog.telemetry`); exit 2 on a bad setting."""
+    from agentlog import telemetry
+
+    try:
+        telemetry.configure(service_name, metrics_port=metrics_port)
+    except TelemetryConfigError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+    except OSError as e:
+        fail(f"cannot serve metrics on port {metrics_port}: {e.strerror}", EXIT_BAD_INPUT)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
+from agentlog.cli.output import EXIT_BAD_INPUT, MetricsPort, fail, fail_for, kafka_settings, start_telemetry
 from agentlog.errors import AgentlogError
 from agentlog.processors.bus_worker import BusConfig, bus_worker
 from agentlog.processors.errors import PolicyError
@@ -40,6 +40,7 @@ def run(
     processor: Annotated[
         str, typer.Option(help="gate (the spawn gate), missions (the mission processor) or bus (the consultation bus).")
     ] = "gate",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run a processor (the spawn gate by default) until SIGTERM or Ctrl-C. Start several to share the partitions."""
     kinds: dict[str, type[GateConfig | MissionConfig | BusConfig]] = {
@@ -50,6 +51,7 @@ def run(
     if processor not in kinds:
         fail(f"--processor {processor!r}: expected gate, missions or bus", EXIT_BAD_INPUT)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_telemetry(f"agentlog-{processor}", metrics_port)
     settings = kafka_settings()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

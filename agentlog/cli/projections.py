@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
+from agentlog.cli.output import EXIT_BAD_INPUT, MetricsPort, fail, fail_for, kafka_settings, start_telemetry
 from agentlog.errors import AgentlogError, UnknownRecordError
 from agentlog.projections import render
 from agentlog.projections.audit import AuditFilter, show, verify_stored_chains
@@ -192,9 +192,11 @@ def run_command(
         int, typer.Option(min=1000, help="Consumer group session timeout: how soon a dead projector's partitions move.")
     ] = 10_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log assignments and retries.")] = False,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Project every topic into PostgreSQL, exactly once, until stopped (SIGINT/SIGTERM) or idle."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    start_telemetry("agentlog-projector", metrics_port)
     options = ProjectorOptions(
         schema=_schema(schema),
         group_id=group,

@@ -11,13 +11,13 @@ from typing import Annotated
 
 import typer
 
-from agentlog import kafka_config
+from agentlog import kafka_config, telemetry, tracing
 from agentlog.cli.output import EXIT_BAD_INPUT, fail, fail_for, kafka_settings
 from agentlog.errors import AgentlogError, PayloadError
 from agentlog.events import Event, event_type
 from agentlog.limits import check_record_size
 from agentlog.payloads import build_event, parse_documents
-from agentlog.producer import Producer
+from agentlog.producer import Delivery, Producer
 from agentlog.serde import Serde
 from agentlog.settings import Settings, get_settings
 
@@ -48,6 +48,7 @@ def publish(
         fail("give the payload with --json or --file, not both", EXIT_BAD_INPUT)
     settings = get_settings()
     try:
+        telemetry.configure("agentlog-cli")
         model = event_type(event)
         if json_text is not None:
             text = json_text
@@ -78,14 +79,24 @@ def publish(
         )
         if settings.sasl_username is not None:
             _check_authorized(settings, {producer.topic_name(item) for item in events})
-        with producer.transaction():
-            for item in events:
-                producer.send(item)
-            deliveries = producer.flush()
+        deliveries = _publish_atomically(producer, events)
     except AgentlogError as e:
         fail_for(e)
     for delivery in deliveries:
         print(json.dumps(asdict(delivery)))
+
+
+def _publish_atomically(producer: Producer, events: list[Event]) -> list[Delivery]:
+    """Every event in one transaction, under one ``send`` span when tracing is on."""
+    topics = {producer.topic_name(e) for e in events}
+    with tracing.sending(topics, len(events), events[0] if events else None) as span:
+        with producer.transaction():
+            for item in events:
+                producer.send(item)
+            deliveries = producer.flush()
+        if len(deliveries) == 1:
+            tracing.delivered(span, deliveries[0].partition, deliveries[0].offset)
+        return deliveries
 
 
 def _check_authorized(settings: Settings, topics: set[str]) -> None:
