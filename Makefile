@@ -3,7 +3,7 @@
 PYTHON ?= python3
 STACK := deploy/local/stack.sh
 
-.PHONY: install up down status test demo lint bench
+.PHONY: install up down status test demo lint bench jaeger
 
 install:            ## install the package and its development tools (idempotent)
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,faust]'
@@ -11,14 +11,18 @@ install:            ## install the package and its development tools (idempotent
 up:                 ## start Kafka (KRaft) and PostgreSQL locally, wait until healthy (AGENTLOG_SECURITY=sasl_ssl: the secure stack)
 	@bash $(STACK) up
 
-down:               ## stop the local stack, and the secure one if it was started (data is kept under .state/)
+down:               ## stop the local stack, and the secure one if it was started (data is kept under .state/), and Jaeger
 	@bash $(STACK) down
+	@bash deploy/observability/jaeger.sh down
 	@if [ -d .state/secure ]; then AGENTLOG_SECURITY=sasl_ssl bash $(STACK) down; fi
 
 status:             ## show whether the local services answer
 	@bash $(STACK) status
 
-test: install up    ## run the whole test-suite against the local stack
+jaeger:             ## build Jaeger once (cached in ~/.cache/agentlog; the tracing tests send their spans to it)
+	@bash deploy/observability/jaeger.sh build
+
+test: install up jaeger  ## run the whole test-suite against the local stack
 	@eval "$$(bash $(STACK) env)" && $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 demo: install up    ## create topics, publish a sample agent tree and tail it back

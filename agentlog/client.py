@@ -25,7 +25,7 @@ from typing import Any, Unpack
 from agentlog import events as ev
 from agentlog import telemetry
 from agentlog.bus_client import BusClient
-from agentlog.errors import AgentlogError, DeliveryError
+from agentlog.errors import AgentlogError, DeliveryError, PayloadError
 from agentlog.facts import FactFollower, Slot
 from agentlog.handles import AgentHandle, RootOptions, RootRefused, SpawnOptions, SpawnRefused
 from agentlog.heartbeat_sender import HeartbeatSender
@@ -217,12 +217,36 @@ class AgentlogClient:
         return reply
 
     def report_usage(
-        self, root_id: str, agent_id: str, tokens: int, model: str | None = None, partial_result: str | None = None
+        self,
+        root_id: str,
+        agent_id: str,
+        tokens: int,
+        model: str | None = None,
+        partial_result: str | None = None,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> Delivery:
         """Report tokens an agent spent (counted against its grant), with what it has produced so far if it says
-        (``partial_result``: the parent keeps the latest, should the agent be terminated; ``tokens`` may then be 0)."""
+        (``partial_result``: the parent keeps the latest, should the agent be terminated; ``tokens`` may then be 0).
+
+        ``input_tokens`` and ``output_tokens``: how many of ``tokens`` were the prompt's and how many generated, when
+        the runtime counts them apart (the send span names them ``gen_ai.usage.input_tokens``/``output_tokens``).
+        """
+        split = [n for n in (input_tokens, output_tokens) if n is not None]
+        if any(n < 0 for n in split) or sum(split) > tokens:
+            raise PayloadError(
+                "TokensConsumed",
+                [("input_tokens/output_tokens", f"must be non-negative and add up to at most tokens ({tokens})")],
+            )
         event = ev.TokensConsumed(
-            meta=self.meta(root_id), agent_id=agent_id, tokens=tokens, model=model, partial_result=partial_result
+            meta=self.meta(root_id),
+            agent_id=agent_id,
+            tokens=tokens,
+            model=model,
+            partial_result=partial_result,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
         return self._producer.publish(event)
 

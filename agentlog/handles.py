@@ -341,10 +341,27 @@ class AgentHandle:
         self._promised = heartbeat
         self.client.started(self.root_id, self.agent_id, runtime, heartbeat=heartbeat)
 
-    def report_usage(self, tokens: int, model: str | None = None, partial_result: str | None = None) -> None:
+    def report_usage(
+        self,
+        tokens: int,
+        model: str | None = None,
+        partial_result: str | None = None,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
         """Report tokens the agent spent and, if it says, what it has produced so far (``tokens`` may then be 0):
-        the latest partial result is the agent's result should it be terminated or time out."""
-        self.client.report_usage(self.root_id, self.agent_id, tokens, model, partial_result)
+        the latest partial result is the agent's result should it be terminated or time out. ``input_tokens`` and
+        ``output_tokens`` split ``tokens`` when the runtime counts them apart."""
+        self.client.report_usage(
+            self.root_id,
+            self.agent_id,
+            tokens,
+            model,
+            partial_result,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
 
     def complete(self, result_summary: str = "", tokens_used: int = 0, quality_score: float | None = None) -> None:
         """Report that the agent finished; its subtree ends and its unused tokens return."""

@@ -612,6 +612,8 @@ class TokensConsumed(Event):
     agent_id: Id = Field(description='Agent that spent the tokens.')
     tokens: Int64 = Field(description='Tokens spent in this report (not a running total); positive, or 0 with a partial result.')
     model: Id | None = Field(default=None, description='Model that consumed them, if known.')
+    input_tokens: Int64 | None = Field(default=None, description='Of tokens, those of the prompt (input), if the runtime counts them apart; traces name them gen_ai.usage.input_tokens.')
+    output_tokens: Int64 | None = Field(default=None, description='Of tokens, those generated (output), if the runtime counts them apart; traces name them gen_ai.usage.output_tokens.')
     partial_result: Text | None = Field(default=None, description="What the agent has produced so far, if it says: the parent hears it with the charge, and keeps the latest as the agent's result should it be terminated or time out. With a partial result, tokens may be 0.")
 
 

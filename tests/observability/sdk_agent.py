@@ -2,6 +2,7 @@
 
     python -m tests.observability.sdk_agent root TENANT
     python -m tests.observability.sdk_agent spawn TENANT ROOT_ID PARENT_AGENT_ID
+    python -m tests.observability.sdk_agent usage TENANT ROOT_ID AGENT_ID INPUT_TOKENS OUTPUT_TOKENS
 
 Prints the decision as one JSON object. Telemetry comes from the ``OTEL_*`` environment, as
 in any application that uses the SDK without setting up OpenTelemetry itself.
@@ -22,6 +23,12 @@ def main(argv: list[str]) -> None:
             root_id = client.new_root_id()
             admitted = client.register_root(root_id, "orchestrator", 100_000, 10)
             print(json.dumps({"record": type(admitted).__name__, "root_id": root_id, "agent_id": root_id}))
+        elif step == "usage":
+            root_id, agent, prompt, generated = argv[2], argv[3], int(argv[4]), int(argv[5])
+            delivery = client.report_usage(
+                root_id, agent, prompt + generated, "a-model", input_tokens=prompt, output_tokens=generated
+            )
+            print(json.dumps({"record": "TokensConsumed", "offset": delivery.offset}))
         else:
             root_id, parent = argv[2], argv[3]
             decision = client.spawn(root_id, parent, "researcher", "find the sources", 20_000, 2)

@@ -212,3 +212,19 @@ def test_traces_are_searchable_by_tree(traced_stack: dict[str, Any]) -> None:
         lambda: traces("agentlog-gate", **{"agentlog.root_id": root["root_id"]}) or None, "the tree's traces"
     )
     assert all(any(s.tags.get("agentlog.root_id") == root["root_id"] for s in spans) for spans in found)
+
+
+def test_a_usage_report_names_its_input_and_output_tokens(traced_stack: dict[str, Any]) -> None:
+    env = traced_stack["env"]
+    root = _agent(env, "root", "initech")
+    _agent(env, "usage", "initech", root["root_id"], root["agent_id"], "1200", "300")
+    found = eventually(
+        lambda: (
+            traces("agentlog-sdk", **{"agentlog.root_id": root["root_id"], "agentlog.record": "TokensConsumed"}) or None
+        ),
+        "the usage report's send span",
+    )
+    send = _one(found[0], "agentlog-sdk", "send", **{"agentlog.record": "TokensConsumed"})
+    assert send.tags["gen_ai.usage.input_tokens"] == 1200
+    assert send.tags["gen_ai.usage.output_tokens"] == 300
+    assert send.tags["gen_ai.agent.id"] == root["agent_id"]
