@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -89,3 +90,10 @@ def drop_schema(conn: Conn, schema: str) -> None:
     """Drop a projection schema with everything in it, its tenant views' schema included."""
     for name in (tenant_schema(schema), schema):
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def one_row(conn: Conn, query: str, args: dict[str, Any]) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = conn.execute(query, args).fetchone()
+    assert row is not None
+    return tuple(row)

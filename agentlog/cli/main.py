@@ -13,6 +13,7 @@ from agentlog.cli import projections as projections_cli
 from agentlog.cli import replay as replay_cli
 from agentlog.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE
 from agentlog.cli.publish import publish
+from agentlog.cli.slo import report_command, slo_command
 from agentlog.cli.tail import tail_command
 
 app = typer.Typer(
@@ -37,6 +38,8 @@ app.add_typer(projections_cli.audit_app, name="audit")
 app.add_typer(missions.app, name="missions")
 app.add_typer(bus.app, name="bus")
 app.add_typer(replay_cli.app, name="replay")
+app.command("slo")(slo_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

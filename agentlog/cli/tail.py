@@ -22,6 +22,17 @@ _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90s``, ``10m``, ``24h`` or ``7d``; raises ValueError naming ``option`` for anything else (or zero)."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{option} {text!r}: expected a positive duration like 30m, 24h or 7d")
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError as e:
+        raise ValueError(f"{option} {text!r}: too long") from e
+
+
 def parse_since(text: str, now: datetime | None = None, option: str = "--since") -> datetime:
     """``10m``, ``2h``, ``1d`` ago, or an ISO-8601 timestamp (UTC when no zone is given).
 
