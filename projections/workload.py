@@ -36,6 +36,8 @@ class ForestShape:
     lifecycle: bool = True
     """AgentStarted, TokensConsumed and AgentCompleted/AgentFailed/AgentTerminated per agent, each report
     followed by the spawn gate's answer (AgentRunning, TokensCharged, AgentEnded)."""
+    failures: bool = True
+    """One agent in seven fails and one in seven is terminated (else every agent completes)."""
 
 
 class _Clock:
@@ -145,7 +147,7 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
                 policy_version=1,
                 message="charged",
             )
-        if n % 7 == 5:
+        if shape.failures and n % 7 == 5:
             yield ev.AgentTerminated(
                 meta=meta(),
                 agent_id=agent,
@@ -155,7 +157,7 @@ def tree(root: str, shape: ForestShape, clock: _Clock, tenant: str, seed: int = 
                 message="terminated on request",
             )
             continue
-        failed = n % 7 == 3
+        failed = shape.failures and n % 7 == 3
         if failed:
             yield ev.AgentFailed(meta=meta(), agent_id=agent, error="tool crashed")
         else:
