@@ -115,9 +115,9 @@ def _serve(window: timedelta, tenant: str | None, policy: str, every: timedelta,
         )
     snapshot = Snapshot()
     m = meter()
-    m.create_observable_gauge(SLO_VALUE, [snapshot.callback(SLO_VALUE)], "1", "The SLO's value over its window")
+    m.create_observable_gauge(SLO_VALUE, [snapshot.callback(SLO_VALUE)], "", "The SLO value over its window")
     m.create_observable_gauge(
-        SLO_BREACHED, [snapshot.callback(SLO_BREACHED)], "1", "1 when the SLO is past its alert threshold"
+        SLO_BREACHED, [snapshot.callback(SLO_BREACHED)], "", "1 when the SLO is past its alert threshold"
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

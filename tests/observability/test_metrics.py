@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from confluent_kafka import Producer as KafkaProducer
 
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
@@ -54,12 +57,16 @@ def test_decisions_latency_lag_agents_and_projected_rows_are_scraped(
         root = _agent(env, "root", "acme")
         _agent(env, "spawn", "acme", root["root_id"], root["agent_id"])
         _agent(env, "spawn", "acme", root["root_id"], "not-an-agent-of-this-tree")
+        raw = KafkaProducer({"bootstrap.servers": settings.bootstrap_servers})
+        raw.produce(settings.topic_prefix + "agentlog.spawn.requests", b"\x00not avro", b"acme/x")
+        assert raw.flush(30) == 0
 
         def moved() -> list[tuple[str, dict[str, str], float]] | None:
             samples = scrape(gate_port)
             done = metric(samples, "agentlog_decisions_total", processor="agentlog.spawn-gate", record="SpawnDenied")
             active = metric(samples, "agentlog_agents_active", tenant="acme")
-            return samples if done >= 1 and active == 2 else None
+            dead = metric(samples, "agentlog_dead_letters_total", stage="processors.spawn_gate")
+            return samples if done >= 1 and active == 2 and dead == 1 else None
 
         samples = eventually(moved, "the gate's metrics to move")
         assert metric(samples, "agentlog_decisions_total", record="RootAdmitted") == 1
@@ -87,6 +94,47 @@ def test_decisions_latency_lag_agents_and_projected_rows_are_scraped(
         samples = eventually(projected, "the projector's rows")
         assert metric(samples, "agentlog_projector_batch_milliseconds_count") >= 1
         assert any(name == "agentlog_projector_lag" for name, _, _ in samples)
+
+        slo_samples = _slo_gauges(env, schema, tmp_path)
+        served = {name for name, _, _ in scrape(gate_port) + scrape(projector_port) + slo_samples}
+    # Every metric the shipped alert rules and dashboard use is one these processes serve.
+    for path in (RULES, DASHBOARD):
+        used = set(re.findall(r"\bagentlog_[a-z0-9_]+", path.read_text()))
+        assert used, path
+        assert used <= served | {n.removesuffix("_bucket") for n in served}, (path.name, sorted(used - served))
+
+
+RULES = REPO / "deploy/observability/alerts.yml"
+DASHBOARD = REPO / "deploy/observability/grafana-dashboard.json"
+
+
+def test_the_alert_rules_and_the_dashboard_are_well_formed() -> None:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alerts = {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+    assert {"AgentlogSpawnPolicyViolationRateHigh", "AgentlogChildCompletionRateLow"} <= set(alerts)
+    assert alerts["AgentlogConcurrentAgentsOverLimit"]["labels"]["severity"] == "P1"
+    assert alerts["AgentlogAverageSpawnDepthHigh"]["labels"]["severity"] == "P3"
+    assert all(rule["expr"].strip() for group in groups for rule in group["rules"])
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+    assert all(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+
+
+def _slo_gauges(env: dict[str, str], schema: str, tmp_path: Path) -> list[tuple[str, dict[str, str], float]]:
+    """What ``agentlog slo --serve`` serves once it evaluated the workload of the test above."""
+    slo_port = free_port()
+    slo = agentlog_command("slo", "--serve", "--interval", "1s", "--schema", schema, "--metrics-port", str(slo_port))
+    with running(slo, env, tmp_path / "slo.log"):
+
+        def evaluated() -> list[tuple[str, dict[str, str], float]] | None:
+            samples = _scrape_or_none(slo_port) or []
+            return samples if metric(samples, "agentlog_slo_value", slo="concurrent_agents") == 2 else None
+
+        samples = eventually(evaluated, "the SLO gauges")
+    assert metric(samples, "agentlog_slo_value", slo="spawn_policy_violation_rate") == 0.5
+    assert metric(samples, "agentlog_slo_breached", slo="spawn_policy_violation_rate") == 1
+    assert metric(samples, "agentlog_slo_breached", slo="concurrent_agents") == 0
+    return samples
 
 
 def _scrape_or_none(port: int) -> list[tuple[str, dict[str, str], float]] | None:
