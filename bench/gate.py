@@ -23,12 +23,18 @@ worker, then a fresh child process restores the changelog as a worker does on as
 its restore time and memory.
 
     python bench/gate.py [--requests 50000] [--rate 1000] [--seconds 20] [--trees 100000] [--big-tree-leads 100]
-                         [--rounds 3] [--workers 2] [--skip profile throughput latency memory] [--keep]
+                         [--rounds 3] [--workers 2] [--skip profile throughput tracing latency memory big-tree]
+                         [--baseline WORKTREE] [--keep]
+
+The tracing stage runs one worker with tracing off, on (every span sampled, OTLP to a local Jaeger, started by
+deploy/observability/jaeger.sh if none answers) and on with metrics, on input where every request carries a
+trace context of its own; ``--baseline`` adds the gate of another checkout (an older commit's worktree).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import sys
@@ -53,7 +59,7 @@ from agentlog.producer import Producer as EventProducer
 from agentlog.records import Headers
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
-from agentlog.settings import Settings
+from agentlog.settings import Settings, connection_env
 from agentlog.signing import MAX_BATCH, SIGNATURE_HEADER, SigningKey, sign_batch
 from agentlog.topic_admin import ensure_topics, tree_partition_count
 from agentlog.topics import AGENT_LIFECYCLE, POLICY_DECISIONS, SPAWN_REQUESTS, TREE_KEYED, TopicSpec
@@ -163,12 +169,17 @@ def fresh_topics(scratch: measure.Scratch, label: str, policy: ev.PolicyPublishe
 # -- the contenders -----------------------------------------------------------------------
 
 
-def start_gates(settings: Settings, workers: int) -> list[measure.Service]:
+def start_gates(
+    settings: Settings, workers: int, env: dict[str, str] | None = None, checkout: Path = measure.REPO
+) -> list[measure.Service]:
+    """``env``: the environment to start from (OTEL_* among it); ``checkout``: the agentlog that runs."""
+    base = env if env is not None else dict(os.environ)
     return [
         measure.Service(
             measure.agentlog_command("processors", "run", f"--worker-id=bench-{i}", "--log-level=WARNING"),
-            measure.child_env(settings),
+            {**base, **connection_env(settings)},
             f"gate worker {i}",
+            cwd=checkout,
         )
         for i in range(workers)
     ]
@@ -296,6 +307,44 @@ def throughput(scratch: measure.Scratch, requests: int, rounds: int, workers: in
     print("  goal: ≥ 80 % (≤ 20 % fewer decisions/s with signatures verified)")
     if workers > 1:
         print(measure.speedup(f"{workers} workers", series_list[3], series_list[1]))
+
+
+# -- tracing ------------------------------------------------------------------------------
+
+
+def tracing(scratch: measure.Scratch, requests: int, rounds: int, baseline: Path | None) -> None:
+    """One worker with tracing off and on (every span sampled, OTLP to a real Jaeger; with metrics too), on input
+    where every request carries a trace of its own; and, with ``baseline``, the gate of an older checkout."""
+    endpoint = measure.ensure_jaeger()
+    trees = max(requests // 5, 1)
+    records = encode(workload(trees, (requests - trees) // trees, "-traced"))
+    headers: list[Headers] = list(measure.traceparents(len(records)))
+    rows: list[tuple[str, dict[str, str], Path]] = [
+        ("spawn gate, tracing off", measure.tracing_env(None), measure.REPO),
+        ("spawn gate, tracing on (100 % sampled)", measure.tracing_env(endpoint), measure.REPO),
+        ("spawn gate, tracing and metrics on", measure.tracing_env(endpoint, metrics=True), measure.REPO),
+    ]
+    if baseline is not None:
+        rows.insert(0, (f"spawn gate at {baseline.name} (before)", measure.tracing_env(None), baseline))
+    series = {label: measure.Series(label) for label, _, _ in rows}
+    for _ in range(rounds):
+        for label, env, checkout in rows:
+            settings = fresh_topics(scratch, "trace")
+            services = start_gates(settings, 1, env, checkout)
+            try:
+                seconds = drain(settings, GATE_GROUP, services, 1, records, headers)
+            finally:
+                measure.stop_all(services)
+            series[label].add(len(records) / seconds, services[0].cpu_span_s / len(records) * 1e6, services[0].memory())
+    table = list(series.values())
+    off = series["spawn gate, tracing off"]
+    measure.print_table(
+        f"tracing: {len(records):,} requests, each with a trace of its own, 1 worker, {rounds} rounds", table, off
+    )
+    print(measure.per_round("tracing on / off", series["spawn gate, tracing on (100 % sampled)"], off, "≥ 90 %"))
+    print(measure.per_round("tracing and metrics on / off", series["spawn gate, tracing and metrics on"], off, ""))
+    if baseline is not None:
+        print(measure.per_round(f"off / {baseline.name}", off, table[0], "≥ 98 %"))
 
 
 # -- latency ------------------------------------------------------------------------------
@@ -452,7 +501,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="also measure this many gate workers (1: only one)")
     parser.add_argument("--big-tree-leads", type=int, default=100, help="the large tree: 1 + 200 agents per lead")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "big-tree", "profile"]
+        "--skip", nargs="*", default=[], choices=["throughput", "tracing", "latency", "memory", "big-tree", "profile"]
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="tracing stage: also run the gate of this checkout (a worktree of an older commit), tracing off",
     )
     parser.add_argument("--keep", action="store_true", help="keep the topics and groups created")
     parser.add_argument("--child", choices=["passthrough", "restore"], help=argparse.SUPPRESS)
@@ -470,6 +524,8 @@ def main() -> None:
             where_time_goes(min(20_000, args.requests), args.rounds)
         if "throughput" not in args.skip:
             throughput(scratch, args.requests, args.rounds, args.workers)
+        if "tracing" not in args.skip:
+            tracing(scratch, args.requests, args.rounds, args.baseline)
         if "latency" not in args.skip:
             latency(scratch, args.rate, args.seconds, args.rounds)
         if "memory" not in args.skip:

@@ -137,9 +137,10 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
 class Service:
     """A long-running process measured from outside: CPU over a span, memory all along."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], label: str) -> None:
+    def __init__(self, argv: Sequence[str], env: dict[str, str], label: str, cwd: Path = REPO) -> None:
+        """``cwd``: the checkout whose agentlog ``python -m`` runs (another one measures an older commit)."""
         self.label = label
-        self.popen = subprocess.Popen(list(argv), env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+        self.popen = subprocess.Popen(list(argv), env=env, stdout=subprocess.DEVNULL, cwd=cwd)
         self.process = psutil.Process(self.popen.pid)
         self.sampler = MemorySampler(self.popen.pid).start()
         self._cpu_start: float | None = None
@@ -169,6 +170,49 @@ class Service:
 
     def memory(self) -> Memory:
         return self.sampler.memory()
+
+
+# -- tracing ---------------------------------------------------------------------------------
+
+JAEGER_OTLP = "http://127.0.0.1:4318"
+JAEGER_QUERY = "http://127.0.0.1:16686"
+
+
+def ensure_jaeger() -> str:
+    """The OTLP endpoint of a local Jaeger, started (and built once) by deploy/observability/jaeger.sh if none
+    answers."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{JAEGER_QUERY}/api/services", timeout=2):
+            return JAEGER_OTLP
+    except OSError:
+        subprocess.run(["bash", str(REPO / "deploy/observability/jaeger.sh"), "up"], check=True)
+        return JAEGER_OTLP
+
+
+def tracing_env(endpoint: str | None, metrics: bool = False) -> dict[str, str]:
+    """OTEL_* for a traced process (every span sampled, OTLP to ``endpoint``), or none of them (None)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if endpoint is not None:
+        env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_TRACES_SAMPLER="always_on",
+            OTEL_METRICS_EXPORTER="otlp" if metrics else "none",
+        )
+    return env
+
+
+def traceparents(count: int) -> list[list[tuple[str, bytes]]]:
+    """A ``traceparent`` header of its own trace for each of ``count`` records (the worst case: nothing shared)."""
+    return [[("traceparent", f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01".encode())] for _ in range(count)]
+
+
+def per_round(label: str, numerator: Series, denominator: Series, goal: str) -> str:
+    """One line: the ratio of two contenders in each round, and its median."""
+    ratios = [n / d for n, d in zip(numerator.values, denominator.values, strict=False) if d]
+    rounds = ", ".join(f"{r:.0%}" for r in ratios)
+    return f"  {label}: {statistics.median(ratios):.0%} (per round {rounds}); goal {goal}" if ratios else ""
 
 
 def stop_all(services: Iterable[Service]) -> None:

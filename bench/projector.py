@@ -40,6 +40,7 @@ Every topic, consumer group and schema is created fresh and removed at the end (
 ``--keep``). Prints figures; asserts nothing.
 
     python bench/projector.py [--events 50000] [--latency-seconds 10] [--forest-roots 90]
+                              [--skip throughput tracing latency lineage] [--baseline WORKTREE]
                               [--rounds 3] [--workers 2] [--keep]
 """
 
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import sys
@@ -79,7 +81,7 @@ from agentlog.projections.workload import ForestShape, forest
 from agentlog.projections.writer import AUDIT_TYPES, BatchWriter
 from agentlog.records import Record
 from agentlog.serde import Serde
-from agentlog.settings import Settings
+from agentlog.settings import Settings, connection_env
 from agentlog.topics import key_of, topic_of
 from bench import measure
 
@@ -226,12 +228,14 @@ def combined_memory(services: Sequence[measure.Service]) -> measure.Memory:
 
 
 @contextmanager
-def running(argvs: Sequence[Sequence[str]], env: dict[str, str], label: str) -> Iterator[list[measure.Service]]:
-    """Services started from ``argvs``, stopped on the way out."""
+def running(
+    argvs: Sequence[Sequence[str]], env: dict[str, str], label: str, checkout: Path = measure.REPO
+) -> Iterator[list[measure.Service]]:
+    """Services started from ``argvs`` (in ``checkout``: the agentlog that runs), stopped on the way out."""
     services: list[measure.Service] = []
     try:
         for i, argv in enumerate(argvs):
-            services.append(measure.Service(argv, env, f"{label} {i + 1}/{len(argvs)}"))
+            services.append(measure.Service(argv, env, f"{label} {i + 1}/{len(argvs)}", cwd=checkout))
         yield services
     finally:
         measure.stop_all(services)
@@ -302,15 +306,23 @@ def publish_forest(scratch: measure.Scratch, events: int) -> tuple[Topics, Ends]
     return topics, ends
 
 
-def project(topics: Topics, ends: Ends, workers: int) -> tuple[SpanResult, str]:
-    """``workers`` projector processes of one group project the topics into a fresh schema."""
+def project(
+    topics: Topics,
+    ends: Ends,
+    workers: int,
+    base_env: dict[str, str] | None = None,
+    checkout: Path = measure.REPO,
+) -> tuple[SpanResult, str]:
+    """``workers`` projector processes of one group project the topics into a fresh schema (``base_env``: the
+    environment to start from, OTEL_* among it; ``checkout``: the agentlog that runs)."""
     schema = topics.schema(f"proj_{workers}w")
     group, app_name = topics.names()
     argv = measure.agentlog_command("projector", "run", "--schema", schema, "--group", group)
-    env = measure.child_env(topics.settings, PGAPPNAME=app_name)
+    env = {**(base_env if base_env is not None else os.environ), **connection_env(topics.settings)}
+    env["PGAPPNAME"] = app_name
     with (
         connect(topics.settings, schema, autocommit=True) as conn,
-        running([argv] * workers, env, "projector") as services,
+        running([argv] * workers, env, "projector", checkout) as services,
     ):
         with positions_locked(conn):
             wait_joined(topics.client, group, workers, services)
@@ -392,6 +404,43 @@ def throughput(scratch: measure.Scratch, events: int, rounds: int, workers: int)
         ceiling=indexed,
     )
     print(measure.speedup(f"{workers} processes", many, one))
+
+
+# -- tracing ---------------------------------------------------------------------------------
+
+
+def tracing(scratch: measure.Scratch, events: int, rounds: int, baseline: Path | None) -> None:
+    """One projector with tracing off and on (every span sampled, OTLP to a real Jaeger; with metrics too), on a
+    forest whose every record carries a trace of its own; with ``baseline``, the projector of an older checkout."""
+    endpoint = measure.ensure_jaeger()
+    topics = Topics.fresh(scratch, "proj-trace")
+    workload = forest(ForestShape(roots=max(1, events // EVENTS_PER_TREE)))
+    with Producer(topics.settings) as producer:
+        for event, headers in zip(workload, measure.traceparents(len(workload)), strict=True):
+            producer.send(event, headers=list(headers))
+        producer.flush()
+    ends = topics.ends()
+    rows: list[tuple[str, dict[str, str], Path]] = [
+        ("projector, tracing off", measure.tracing_env(None), measure.REPO),
+        ("projector, tracing on (100 % sampled)", measure.tracing_env(endpoint), measure.REPO),
+        ("projector, tracing and metrics on", measure.tracing_env(endpoint, metrics=True), measure.REPO),
+    ]
+    if baseline is not None:
+        rows.insert(0, (f"projector at {baseline.name} (before)", measure.tracing_env(None), baseline))
+    series = {label: measure.Series(label) for label, _, _ in rows}
+    for _ in range(rounds):
+        for label, env, checkout in rows:
+            project(topics, ends, 1, env, checkout)[0].add_to(series[label])
+    off = series["projector, tracing off"]
+    measure.print_table(
+        f"Tracing: {sum(ends.values()):,} events, each with a trace of its own, 1 process, {plural(rounds, 'round')}",
+        list(series.values()),
+        ceiling=off,
+    )
+    print(measure.per_round("tracing on / off", series["projector, tracing on (100 % sampled)"], off, "≥ 90 %"))
+    print(measure.per_round("tracing and metrics on / off", series["projector, tracing and metrics on"], off, ""))
+    if baseline is not None:
+        print(measure.per_round(f"off / {baseline.name}", off, next(iter(series.values())), "≥ 98 %"))
 
 
 # -- 2. latency -------------------------------------------------------------------------------
@@ -564,6 +613,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="projector processes of the second stage")
     parser.add_argument("--keep", action="store_true", help="keep the topics, groups and schemas created")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["throughput", "tracing", "latency", "lineage"],
+        help="stages to leave out",
+    )
+    parser.add_argument("--baseline", type=Path, help="tracing stage: also run the projector of this checkout")
     parser.add_argument("--child-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
@@ -581,9 +638,14 @@ def main() -> None:
     print(f"broker {settings.bootstrap_servers}; projector batches of {ProjectorOptions().batch_size:,}")
     scratch = measure.Scratch(settings, keep=args.keep)
     try:
-        throughput(scratch, args.events, args.rounds, args.workers)
-        latency(scratch, args.latency_seconds, args.rounds)
-        lineage_queries(scratch, args.forest_roots)
+        if "throughput" not in args.skip:
+            throughput(scratch, args.events, args.rounds, args.workers)
+        if "tracing" not in args.skip:
+            tracing(scratch, args.events, args.rounds, args.baseline)
+        if "latency" not in args.skip:
+            latency(scratch, args.latency_seconds, args.rounds)
+        if "lineage" not in args.skip:
+            lineage_queries(scratch, args.forest_roots)
     finally:
         scratch.clean()
 

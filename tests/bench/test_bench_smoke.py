@@ -68,7 +68,13 @@ def test_gate_bench(settings: Settings) -> None:
         "--rounds", "1", "--workers", "2", "--big-tree-leads", "3",
     )  # fmt: skip
     figures = ("decide", "raw pass-through", "spawn gate, 2 workers", "speed-up", "p99", "memory: 300 live trees")
-    for figure in (*figures, "one tree of 601 agents", "signed input verified", "signed / unsigned input"):
+    for figure in (
+        *figures,
+        "one tree of 601 agents",
+        "signed input verified",
+        "signed / unsigned input",
+        "tracing on / off",
+    ):
         assert figure in out
 
 
@@ -78,7 +84,7 @@ def test_projector_bench(settings: Settings) -> None:
         settings, "projector.py", "--events", "2000", "--latency-seconds", "2", "--forest-roots", "2",
         "--rounds", "1", "--workers", "2",
     )  # fmt: skip
-    for figure in ("COPY", "speed-up", "p99", "ancestors"):
+    for figure in ("COPY", "speed-up", "p99", "ancestors", "tracing on / off", "tracing and metrics on"):
         assert figure in out
 
 
