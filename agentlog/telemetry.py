@@ -39,7 +39,8 @@ log = logging.getLogger("agentlog.telemetry")
 EXIT_FLUSH_S = 3.0
 """At most this long is spent exporting what is left when a process exits."""
 MAX_LINKS = 20_000
-"""Links a span may carry: a processor's batch span links every traced input of its batch."""
+"""Links a span may carry (unless ``OTEL_SPAN_LINK_COUNT_LIMIT`` says): a processor's batch span links every traced
+input of its batch."""
 DEFAULT_PROMETHEUS_PORT = 9464
 
 
@@ -124,7 +125,8 @@ def _configure_traces(state: Telemetry, resource: Any, exporters: list[str]) -> 
     if _has_sdk_provider(trace.get_tracer_provider()):
         log.info("telemetry: the application's tracer provider is used")
         return
-    provider = TracerProvider(resource=resource, span_limits=SpanLimits(max_links=MAX_LINKS), shutdown_on_exit=False)
+    links = MAX_LINKS if "OTEL_SPAN_LINK_COUNT_LIMIT" not in os.environ else None  # None: the variable's
+    provider = TracerProvider(resource=resource, span_limits=SpanLimits(max_links=links), shutdown_on_exit=False)
     for name in exporters:
         provider.add_span_processor(BatchSpanProcessor(_span_exporter(name)))
     trace.set_tracer_provider(provider)

@@ -32,6 +32,8 @@ class AuditFilter:
     undecodable: bool = False
     """Only rows that could not be decoded or were misplaced."""
     limit: int = 100
+    trace_id: str | None = None
+    """Only records whose ``traceparent`` header names this trace (32 lower-case hex digits)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ def show(conn: Conn, query: AuditFilter) -> list[AuditEntry]:
         params["until"] = query.until
     if query.undecodable:
         conditions.append("error IS NOT NULL")
+    if query.trace_id is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(headers) h"
+            " WHERE h->>0 = 'traceparent' AND substr(h->>1, 4, 32) = %(trace)s)"
+        )
+        params["trace"] = query.trace_id
     where = sql.SQL(" AND ").join(sql.SQL(c) for c in conditions) if conditions else sql.SQL("true")
     statement = sql.SQL(
         'SELECT topic, partition, "offset", kafka_ts, record_name, root_id, agent_ids, value, error, hash'

@@ -224,7 +224,7 @@ class Projector:
             {"db.system": "postgresql", "db.system.name": "postgresql", "db.namespace": self.options.schema}
         )
         causes = [tracing.traceparent_of(r.headers) for r in records]
-        return tracing.BatchSpan("process agentlog-projector", causes, attributes)
+        return tracing.BatchSpan("process agentlog-projector", causes, attributes, tracing.PROJECTOR_MAX_LINKS)
 
     def _settle(self, consumer: Consumer, *, resync: bool = True) -> bool:
         """Wait for the batch in flight; account for it, or re-seek after its failure. True if it committed."""

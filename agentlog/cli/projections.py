@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -315,6 +316,9 @@ def audit_show_command(
     since: Annotated[str | None, typer.Option(help="Kafka time from: ISO-8601 or 10m/2h/1d ago.")] = None,
     until: Annotated[str | None, typer.Option(help="Kafka time up to (excluded): ISO-8601 or 10m/2h/1d ago.")] = None,
     undecodable: Annotated[bool, typer.Option("--undecodable", help="Only undecodable or misplaced records.")] = False,
+    trace: Annotated[
+        str | None, typer.Option("--trace", help="Only records of this trace (its 32-hex-digit id, as Jaeger shows).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 100,
     output: Annotated[str, typer.Option("--output", "-o", help="pretty or json.")] = "pretty",
     schema: Schema = DEFAULT_SCHEMA,
@@ -322,8 +326,17 @@ def audit_show_command(
     """Audit log rows, filtered by tree, agent, record type and time range, oldest first."""
     if output not in ("pretty", "json"):
         fail(f"--output {output!r}: expected pretty or json", EXIT_BAD_INPUT)
+    if trace is not None and not re.fullmatch(r"[0-9a-f]{32}", trace.lower()):
+        fail(f"--trace {trace!r}: expected a trace id of 32 hex digits", EXIT_BAD_INPUT)
     query = AuditFilter(
-        root, agent, record, as_of_option(since, "--since"), as_of_option(until, "--until"), undecodable, limit
+        root,
+        agent,
+        record,
+        as_of_option(since, "--since"),
+        as_of_option(until, "--until"),
+        undecodable,
+        limit,
+        trace.lower() if trace is not None else None,
     )
     with reading(schema) as conn:
         entries = show(conn, query)

@@ -146,6 +146,19 @@ def test_a_spawn_request_its_decision_and_their_audit_rows_are_one_trace(traced_
     assert all(s.tags["db.system.name"] == "postgresql" for s in projected)
     # The decision's record names the gate's span as its parent: its audit row leads to the decision.
     assert decision_context.split("-")[2] == decision.span_id
+    # And the trace leads to the audit rows.
+    shown = subprocess.run(
+        agentlog_command("audit", "show", "--trace", trace_id.upper(), "--schema", schema, "-o", "json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    names = [row["record_name"] for row in json.loads(shown.stdout)]
+    assert "agentlog.spawn.SpawnRequested" in names and "agentlog.decision.SpawnApproved" in names
+    assert "agentlog.spawn.RootAgentRegistered" not in names  # another trace
 
 
 def test_a_request_published_without_a_trace_starts_one_at_the_gate(traced_stack: dict[str, Any]) -> None:
