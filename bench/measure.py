@@ -25,6 +25,7 @@ import json
 import math
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -192,14 +193,15 @@ def ensure_jaeger() -> str:
 
 
 def tracing_env(endpoint: str | None, metrics: bool = False) -> dict[str, str]:
-    """OTEL_* for a traced process (every span sampled, OTLP to ``endpoint``), or none of them (None)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    """OTEL_* for a traced process (every span sampled, OTLP to ``endpoint``), or none of them (None); with
+    ``metrics``, every instrument recorded too and served on a Prometheus endpoint (Jaeger takes no metrics)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTLOG_METRICS_PORT"))}
     if endpoint is not None:
-        env.update(
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_TRACES_SAMPLER="always_on",
-            OTEL_METRICS_EXPORTER="otlp" if metrics else "none",
-        )
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_TRACES_SAMPLER="always_on", OTEL_METRICS_EXPORTER="none")
+    if metrics:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            env["AGENTLOG_METRICS_PORT"] = str(probe.getsockname()[1])
     return env
 
 
