@@ -319,32 +319,19 @@ def tracing(scratch: measure.Scratch, requests: int, rounds: int, baseline: Path
     trees = max(requests // 5, 1)
     records = encode(workload(trees, (requests - trees) // trees, "-traced"))
     headers: list[Headers] = list(measure.traceparents(len(records)))
-    rows: list[tuple[str, dict[str, str], Path]] = [
-        ("spawn gate, tracing off", measure.tracing_env(None), measure.REPO),
-        ("spawn gate, tracing on (100 % sampled)", measure.tracing_env(endpoint), measure.REPO),
-        ("spawn gate, tracing and metrics on", measure.tracing_env(endpoint, metrics=True), measure.REPO),
-    ]
-    if baseline is not None:
-        rows.insert(0, (f"spawn gate at {baseline.name} (before)", measure.tracing_env(None), baseline))
-    series = {label: measure.Series(label) for label, _, _ in rows}
+    contenders = measure.tracing_contenders("spawn gate", endpoint, baseline)
     for _ in range(rounds):
-        for label, env, checkout in rows:
+        for contender in contenders:
             settings = fresh_topics(scratch, "trace")
-            services = start_gates(settings, 1, env, checkout)
+            services = start_gates(settings, 1, contender.env, contender.checkout)
             try:
                 seconds = drain(settings, GATE_GROUP, services, 1, records, headers)
             finally:
                 measure.stop_all(services)
-            series[label].add(len(records) / seconds, services[0].cpu_span_s / len(records) * 1e6, services[0].memory())
-    table = list(series.values())
-    off = series["spawn gate, tracing off"]
-    measure.print_table(
-        f"tracing: {len(records):,} requests, each with a trace of its own, 1 worker, {rounds} rounds", table, off
-    )
-    print(measure.per_round("tracing on / off", series["spawn gate, tracing on (100 % sampled)"], off, "≥ 90 %"))
-    print(measure.per_round("tracing and metrics on / off", series["spawn gate, tracing and metrics on"], off, ""))
-    if baseline is not None:
-        print(measure.per_round(f"off / {baseline.name}", off, table[0], "≥ 98 %"))
+            cpu_us = services[0].cpu_span_s / len(records) * 1e6
+            contender.series.add(len(records) / seconds, cpu_us, services[0].memory())
+    title = f"tracing: {len(records):,} requests, each with a trace of its own, 1 worker, {rounds} rounds"
+    measure.print_tracing(title, contenders, baseline)
 
 
 # -- latency ------------------------------------------------------------------------------

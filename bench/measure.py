@@ -210,6 +210,41 @@ def traceparents(count: int) -> list[list[tuple[str, bytes]]]:
     return [[("traceparent", f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01".encode())] for _ in range(count)]
 
 
+@dataclass(frozen=True)
+class TracingContender:
+    """One way of running a stage in the tracing comparison: its environment and the checkout that runs."""
+
+    label: str
+    env: dict[str, str]
+    checkout: Path
+    series: Series
+
+
+def tracing_contenders(stage: str, endpoint: str, baseline: Path | None) -> list[TracingContender]:
+    """``stage`` with tracing off, on (every span sampled) and on with metrics; first, with ``baseline``, the stage
+    of that checkout (tracing off: what it cost before)."""
+    rows = [
+        (f"{stage}, tracing off", tracing_env(None), REPO),
+        (f"{stage}, tracing on (100 % sampled)", tracing_env(endpoint), REPO),
+        (f"{stage}, tracing and metrics on", tracing_env(endpoint, metrics=True), REPO),
+    ]
+    if baseline is not None:
+        rows.insert(0, (f"{stage} at {baseline.name} (before)", tracing_env(None), baseline))
+    return [TracingContender(label, env, checkout, Series(label)) for label, env, checkout in rows]
+
+
+def print_tracing(title: str, contenders: Sequence[TracingContender], baseline: Path | None) -> None:
+    """The comparison's table (against tracing off) and its ratios per round, with the goals."""
+    first, *rest = contenders
+    before = first if baseline is not None else None
+    off, on, with_metrics = rest if before is not None else contenders
+    print_table(title, [c.series for c in contenders], ceiling=off.series)
+    print(per_round("tracing on / off", on.series, off.series, "≥ 90 %"))
+    print(per_round("tracing and metrics on / off", with_metrics.series, off.series, "(none)"))
+    if before is not None:
+        print(per_round(f"tracing off / {before.checkout.name}", off.series, before.series, "≥ 98 %"))
+
+
 def per_round(label: str, numerator: Series, denominator: Series, goal: str) -> str:
     """One line: the ratio of two contenders in each round, and its median."""
     ratios = [n / d for n, d in zip(numerator.values, denominator.values, strict=False) if d]

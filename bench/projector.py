@@ -420,27 +420,13 @@ def tracing(scratch: measure.Scratch, events: int, rounds: int, baseline: Path |
             producer.send(event, headers=list(headers))
         producer.flush()
     ends = topics.ends()
-    rows: list[tuple[str, dict[str, str], Path]] = [
-        ("projector, tracing off", measure.tracing_env(None), measure.REPO),
-        ("projector, tracing on (100 % sampled)", measure.tracing_env(endpoint), measure.REPO),
-        ("projector, tracing and metrics on", measure.tracing_env(endpoint, metrics=True), measure.REPO),
-    ]
-    if baseline is not None:
-        rows.insert(0, (f"projector at {baseline.name} (before)", measure.tracing_env(None), baseline))
-    series = {label: measure.Series(label) for label, _, _ in rows}
+    contenders = measure.tracing_contenders("projector", endpoint, baseline)
     for _ in range(rounds):
-        for label, env, checkout in rows:
-            project(topics, ends, 1, env, checkout)[0].add_to(series[label])
-    off = series["projector, tracing off"]
-    measure.print_table(
-        f"Tracing: {sum(ends.values()):,} events, each with a trace of its own, 1 process, {plural(rounds, 'round')}",
-        list(series.values()),
-        ceiling=off,
-    )
-    print(measure.per_round("tracing on / off", series["projector, tracing on (100 % sampled)"], off, "≥ 90 %"))
-    print(measure.per_round("tracing and metrics on / off", series["projector, tracing and metrics on"], off, ""))
-    if baseline is not None:
-        print(measure.per_round(f"off / {baseline.name}", off, next(iter(series.values())), "≥ 98 %"))
+        for contender in contenders:
+            project(topics, ends, 1, contender.env, contender.checkout)[0].add_to(contender.series)
+    events = sum(ends.values())
+    title = f"Tracing: {events:,} events, each with a trace of its own, 1 process, {plural(rounds, 'round')}"
+    measure.print_tracing(title, contenders, baseline)
 
 
 # -- 2. latency -------------------------------------------------------------------------------

@@ -62,12 +62,8 @@ def bar_chart(
                     f"<title>{escape(s.name)} {escape(label)}: {_short(s.values[i])}</title></rect>"
                 )
                 base -= h
-        parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{escape(label)}</text>'
-        )
-    parts.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#555"/>'
-    )
+        parts.append(f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{escape(label)}</text>')
+    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#555"/>')
     if len(series) > 1:
         x = left
         for n, s in enumerate(series):

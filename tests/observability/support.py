@@ -48,6 +48,18 @@ def agentlog_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "agentlog.cli.main", *args]
 
 
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a short-lived command to its end (two minutes at most)."""
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+def agent(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run one step of :mod:`tests.observability.sdk_agent` and return what it printed."""
+    done = run([sys.executable, "-m", "tests.observability.sdk_agent", *args], env)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 @contextmanager
 def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A long-running agentlog process, stopped by SIGTERM at the end (SIGKILL if it does not stop)."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +13,8 @@ import pytest
 from agentlog.processors.policy import load_default_policy, to_event
 from agentlog.producer import Producer
 from agentlog.settings import Settings
-from tests.support import REPO
 
-from .support import agentlog_command, free_port, running, telemetry_env
+from .support import agent, agentlog_command, free_port, run, running, telemetry_env
 
 pytestmark = [pytest.mark.observability, pytest.mark.timeout(240)]
 
@@ -64,25 +61,8 @@ def test_decisions_are_made_and_published_whatever_the_collector_does(
     gate = agentlog_command("processors", "run", "--worker-id", "w1", "--log-level", "WARNING")
     with running(gate, env, tmp_path / "gate.log") as worker:
         for _ in range(3):  # each is a process whose exit must not wait for the collector either
-            done = subprocess.run(
-                [sys.executable, "-m", "tests.observability.sdk_agent", "root", "acme"],
-                env=env,
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            assert json.loads(done.stdout.splitlines()[-1])["record"] == "RootAdmitted"
-        published = subprocess.run(
-            agentlog_command("publish", "AgentHeartbeat", "--json", json.dumps(_heartbeat())),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+            assert agent(env, "root", "acme")["record"] == "RootAdmitted"
+        published = run(agentlog_command("publish", "AgentHeartbeat", "--json", json.dumps(_heartbeat())), env)
         assert published.returncode == 0, published.stderr
         assert worker.poll() is None, "the gate still runs"
 

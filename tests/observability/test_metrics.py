@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,23 +16,9 @@ from agentlog.projections.migrate import migrate
 from agentlog.settings import Settings
 from tests.support import REPO
 
-from .support import agentlog_command, eventually, free_port, metric, running, scrape, telemetry_env
+from .support import agent, agentlog_command, eventually, free_port, metric, running, scrape, telemetry_env
 
 pytestmark = [pytest.mark.observability, pytest.mark.timeout(300)]
-
-
-def _agent(env: dict[str, str], *args: str) -> dict[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.observability.sdk_agent", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_decisions_latency_lag_agents_and_projected_rows_are_scraped(
@@ -54,9 +38,9 @@ def test_decisions_latency_lag_agents_and_projected_rows_are_scraped(
         before = eventually(lambda: _scrape_or_none(gate_port), "the gate's endpoint")
         assert metric(before, "agentlog_decisions_total", record="RootAdmitted") == 0
 
-        root = _agent(env, "root", "acme")
-        _agent(env, "spawn", "acme", root["root_id"], root["agent_id"])
-        _agent(env, "spawn", "acme", root["root_id"], "not-an-agent-of-this-tree")
+        root = agent(env, "root", "acme")
+        agent(env, "spawn", "acme", root["root_id"], root["agent_id"])
+        agent(env, "spawn", "acme", root["root_id"], "not-an-agent-of-this-tree")
         raw = KafkaProducer({"bootstrap.servers": settings.bootstrap_servers})
         raw.produce(settings.topic_prefix + "agentlog.spawn.requests", b"\x00not avro", b"acme/x")
         assert raw.flush(30) == 0

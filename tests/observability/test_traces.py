@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +21,13 @@ from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import DLQ, SPAWN_REQUESTS
 from agentlog.tracing import traceparent_of
-from tests.support import REPO
 
 from .support import (
     Span,
+    agent,
     agentlog_command,
     eventually,
+    run,
     running,
     telemetry_env,
     trace,
@@ -50,20 +49,6 @@ def traced_stack(settings: Settings, unique_name: str, tmp_path: Path, jaeger: s
     projector = agentlog_command("projector", "run", "--schema", schema, "--group", f"projector-{unique_name}")
     with running(gate, env, tmp_path / "gate.log"), running(projector, env, tmp_path / "projector.log"):
         yield {"settings": settings, "schema": schema, "env": env}
-
-
-def _agent(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.observability.sdk_agent", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _audit(settings: Settings, schema: str, root_id: str) -> list[tuple[str, Any]]:
@@ -94,11 +79,11 @@ def _one(spans: list[Span], service: str, operation_prefix: str, **tags: Any) ->
 
 def test_a_spawn_request_its_decision_and_their_audit_rows_are_one_trace(traced_stack: dict[str, Any]) -> None:
     settings, schema, env = traced_stack["settings"], traced_stack["schema"], traced_stack["env"]
-    root = _agent(env, "root", "acme")
+    root = agent(env, "root", "acme")
     assert root["record"] == "RootAdmitted"
     # The registration is projected before the request is sent, so the request's batches hold its trace alone.
     eventually(lambda: True if len(_audit(settings, schema, root["root_id"])) >= 2 else None, "the root's rows")
-    spawned = _agent(env, "spawn", "acme", root["root_id"], root["agent_id"])
+    spawned = agent(env, "spawn", "acme", root["root_id"], root["agent_id"])
     assert spawned["record"] == "SpawnApproved"
 
     rows = eventually(
@@ -147,14 +132,7 @@ def test_a_spawn_request_its_decision_and_their_audit_rows_are_one_trace(traced_
     # The decision's record names the gate's span as its parent: its audit row leads to the decision.
     assert decision_context.split("-")[2] == decision.span_id
     # And the trace leads to the audit rows.
-    shown = subprocess.run(
-        agentlog_command("audit", "show", "--trace", trace_id.upper(), "--schema", schema, "-o", "json"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = run(agentlog_command("audit", "show", "--trace", trace_id.upper(), "--schema", schema, "-o", "json"), env)
     assert shown.returncode == 0, shown.stderr
     names = [row["record_name"] for row in json.loads(shown.stdout)]
     assert "agentlog.spawn.SpawnRequested" in names and "agentlog.decision.SpawnApproved" in names
@@ -220,7 +198,7 @@ def test_a_dead_letter_keeps_its_record_context_and_the_gate_span_is_in_that_tra
 
 def test_traces_are_searchable_by_tree(traced_stack: dict[str, Any]) -> None:
     env = traced_stack["env"]
-    root = _agent(env, "root", "globex")
+    root = agent(env, "root", "globex")
     found = eventually(
         lambda: traces("agentlog-gate", **{"agentlog.root_id": root["root_id"]}) or None, "the tree's traces"
     )
@@ -229,8 +207,8 @@ def test_traces_are_searchable_by_tree(traced_stack: dict[str, Any]) -> None:
 
 def test_a_usage_report_names_its_input_and_output_tokens(traced_stack: dict[str, Any]) -> None:
     env = traced_stack["env"]
-    root = _agent(env, "root", "initech")
-    _agent(env, "usage", "initech", root["root_id"], root["agent_id"], "1200", "300")
+    root = agent(env, "root", "initech")
+    agent(env, "usage", "initech", root["root_id"], root["agent_id"], "1200", "300")
     found = eventually(
         lambda: (
             traces("agentlog-sdk", **{"agentlog.root_id": root["root_id"], "agentlog.record": "TokensConsumed"}) or None
