@@ -286,7 +286,10 @@ class ProcessorRuntime(Generic[S]):
         self._apply_back_pressure()
         expiring = self._expiry_due()
         if expiring and self.metrics.on:
-            self._observe()
+            try:
+                self._observe()
+            except KafkaException as e:  # a gauge left as it was is no reason to stop deciding
+                log.debug("metrics: %s", e)
         if not any(released.values()) and not expiring:
             return
         started = time.monotonic()

@@ -159,7 +159,10 @@ class Projector:
                     if self._idle():
                         break
                 if self.metrics.on and time.monotonic() - self._observed >= 1.0:
-                    self._observe(consumer)
+                    try:
+                        self._observe(consumer)
+                    except KafkaException as e:  # a gauge left as it was is no reason to stop projecting
+                        log.debug("metrics: %s", e)
             self._settle(consumer)
         finally:
             self._executor.shutdown(wait=True)
