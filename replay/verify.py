@@ -102,6 +102,8 @@ class VerifyReport:
     partitions: int = 0
     lag: dict[str, int] = field(default_factory=dict)
     """Per ``topic[partition]``: records after the projector's stored position (not yet projected)."""
+    lag_since_ms: dict[str, int] = field(default_factory=dict)
+    """Per ``topic[partition]`` with lag: the append time of its oldest record not yet projected."""
     compacted: int = 0
     """Rows of records the compacted policy topic no longer holds (expected; chain-checked)."""
 
@@ -119,6 +121,14 @@ class VerifyReport:
         self.compacted += other.compacted
         for where, n in other.lag.items():
             self.lag[where] = self.lag.get(where, 0) + n
+        for where, since in other.lag_since_ms.items():
+            self.lag_since_ms[where] = min(since, self.lag_since_ms.get(where, since))
+
+    def lag_beyond(self, max_lag_ms: int, now_ms: int) -> dict[str, int]:
+        """The partitions whose oldest record not yet projected was appended more than ``max_lag_ms`` before
+        ``now_ms``, with that age in ms."""
+        ages = {where: now_ms - since for where, since in self.lag_since_ms.items()}
+        return {where: age for where, age in sorted(ages.items()) if age > max_lag_ms}
 
 
 @dataclass(slots=True)
@@ -216,6 +226,7 @@ class _PartitionCheck:
         if self.next_offset is None or record.offset >= self.next_offset:
             where = f"{self.topic}[{self.partition}]"
             self.report.lag[where] = self.report.lag.get(where, 0) + 1
+            self.report.lag_since_ms.setdefault(where, record.timestamp_ms)  # offset order: the first is the oldest
             return
         self.kafka_at[_content(record.timestamp_ms, record.key, record.value)] = record.offset
         self.report.differences.append(self.diff("missing", record.offset, "no audit row for this Kafka record"))

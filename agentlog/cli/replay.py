@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -118,11 +119,18 @@ def verify_command(
         bool, typer.Option("--signatures", help="Also re-check every row's signature against the keyring.")
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Partitions checked at once.")] = 8,
+    max_lag: Annotated[
+        str | None,
+        typer.Option(
+            "--max-lag", help="Fail (exit 1) when a record older than this (30s, 10m, 2h) is not projected yet."
+        ),
+    ] = None,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference.
 
+    Records not projected yet are lag, with the age of the oldest; --max-lag makes lag beyond it a failure.
     With --signatures, every signed row is also attributed to its key (exit 1 when one does not verify).
     """
     from agentlog.replay.progress import Progress
@@ -130,10 +138,12 @@ def verify_command(
     from agentlog.replay.verify import verify
 
     signed: SignatureReport | None = None
+    max_lag_ms = _max_lag_ms(max_lag)
     try:
         progress = Progress("verify", enabled=not quiet)
         settings, where = kafka_settings(), _schema(schema)
         report = verify(settings, where, deep=deep, workers=workers, progress=progress)
+        now_ms = int(time.time() * 1000)
         if signatures:
             signed = verify_signatures(settings, where)
     except (DatabaseUnavailableError, NotMigratedError) as e:
@@ -147,6 +157,7 @@ def verify_command(
             "rows": report.rows,
             "partitions": report.partitions,
             "lag": report.lag,
+            "lag_age_s": {w: (now_ms - since) / 1000 for w, since in sorted(report.lag_since_ms.items())},
             "compacted": report.compacted,
             "differences": [d.as_json() for d in report.differences],
         }
@@ -154,23 +165,47 @@ def verify_command(
             document["signatures"] = signed.as_json()
         print(json.dumps(document, indent=2))
     else:
-        _print_verify(report, signed)
+        _print_verify(report, signed, now_ms)
     if not report.clean:
         fail(f"{len(report.differences)} audit rows differ from Kafka", EXIT_FAILURE)
+    behind = report.lag_beyond(max_lag_ms, now_ms) if max_lag_ms is not None else {}
+    if behind:
+        named = ", ".join(f"{where} (oldest {_age(age)})" for where, age in behind.items())
+        fail(f"records older than --max-lag {max_lag} are not projected yet: {named}", EXIT_FAILURE)
     if signed is not None and not signed.clean:
         fail(f"{len(signed.invalid)} audit rows carry a signature that no key on the keyring made", EXIT_FAILURE)
     if not as_json:
         print("every audit row matches Kafka and every chain verifies" + (", every signature too" if signed else ""))
 
 
-def _print_verify(report: VerifyReport, signed: SignatureReport | None) -> None:
+def _max_lag_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from agentlog.cli.tail import parse_duration
+
+    try:
+        return int(parse_duration(text, "--max-lag").total_seconds() * 1000)
+    except ValueError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+
+
+def _age(ms: int) -> str:
+    seconds = max(ms, 0) / 1000
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def _print_verify(report: VerifyReport, signed: SignatureReport | None, now_ms: int) -> None:
     for difference in report.differences:
         print(difference)
     print(f"{report.records:,} Kafka records, {report.rows:,} audit rows in {report.partitions} partitions")
     if report.compacted:
         print(f"{report.compacted} rows of policy records removed by compaction (their chain checks out)")
     for where, n in sorted(report.lag.items()):
-        print(f"not projected yet: {n} records of {where}")
+        since = report.lag_since_ms.get(where)
+        age = f", the oldest appended {_age(now_ms - since)} ago" if since is not None and since >= 0 else ""
+        print(f"not projected yet: {n} records of {where}{age}")
     if signed is None:
         return
     for invalid in signed.invalid:

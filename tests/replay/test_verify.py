@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from agentlog import events as ev
 from agentlog.producer import Producer
 from agentlog.replay.verify import verify
 from agentlog.settings import Settings
+from tests.support import agentlog_env
 
 from .conftest import Recorded, drop_schema, project
 
@@ -127,5 +129,38 @@ def test_verify_reports_records_not_projected_yet_as_lag(settings: Settings, uni
         report = verify(settings, schema)
         assert report.clean
         assert sum(report.lag.values()) == 1
+    finally:
+        drop_schema(settings, schema)
+
+
+def test_lag_is_reported_with_its_age_and_max_lag_makes_old_lag_a_failure(settings: Settings, unique_name: str) -> None:
+    """Lag names the age of its oldest record; --max-lag passes while that is younger and fails, naming the
+    partition, once it is older; a bad duration is exit 2."""
+    schema = f"lag_{unique_name}"
+    meta = ev.Meta(tenant_id="t", root_id="lagging", producer="test")
+    with Producer(settings) as producer:
+        producer.publish(ev.TokensConsumed(meta=meta, agent_id="a", tokens=1))
+    try:
+        project(settings, schema)
+        with Producer(settings) as producer:
+            later = meta.model_copy(update={"event_id": uuid.uuid4()})
+            delivery = producer.publish(ev.TokensConsumed(meta=later, agent_id="a", tokens=2))
+        where = f"{delivery.topic}[{delivery.partition}]"
+        report = verify(settings, schema)
+        assert list(report.lag_since_ms) == [where]
+        env = agentlog_env(settings)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [*AGENTLOG, "replay", "verify", "--schema", schema, "-q", *args]
+            return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=120)
+
+        young = run("--max-lag", "1h")
+        assert young.returncode == 0, young.stderr
+        assert f"not projected yet: 1 records of {where}, the oldest appended" in young.stdout
+        time.sleep(2.5)
+        old = run("--max-lag", "1s")
+        assert old.returncode == 1
+        assert f"records older than --max-lag 1s are not projected yet: {where} (oldest" in old.stderr
+        assert run("--max-lag", "soon").returncode == 2
     finally:
         drop_schema(settings, schema)
