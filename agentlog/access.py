@@ -15,7 +15,7 @@ topic prefix), its consumer groups and its transactional ids:
   writes the message facts, the freeze requests and mission handoffs it hands to the gate
   and the mission processor, its changelog (which it may create) and dead letters, in
   transactions under its own ids.
-- ``projector``: reads every topic; writes only dead letters.
+- ``projector``: reads every topic; writes only dead letters and the audit checkpoints.
 - ``auditor``: reads every topic and the processors' committed positions; writes nothing.
 - ``tenant``: writes requests, lifecycle reports, messages and missions; reads the facts
   (decisions, mission and message events). Kafka ACLs are per topic, not per record: every tenant
@@ -56,6 +56,7 @@ from agentlog.errors import AgentlogError
 from agentlog.settings import Settings
 from agentlog.topics import (
     AGENT_LIFECYCLE,
+    AUDIT_CHECKPOINTS,
     CATALOGUE,
     DLQ,
     HEARTBEATS,
@@ -161,7 +162,7 @@ def _rules(role: Role, settings: Settings) -> list[Rule]:
     if role is Role.projector:
         return [
             *_every_topic(settings),
-            *_topics(settings, AclOperation.WRITE, DLQ.name),
+            *_topics(settings, AclOperation.WRITE, DLQ.name, AUDIT_CHECKPOINTS.name),
             Rule(ResourceType.GROUP, prefix + PROJECTOR_GROUP, AclOperation.READ, prefixed=True),
             readers,
         ]

@@ -190,6 +190,15 @@ DLQ = TopicSpec(
     retention_ms=30 * 24 * 3600 * 1000,
 )
 
+AUDIT_CHECKPOINTS = TopicSpec(
+    "agentlog.audit.checkpoints",
+    1,
+    (ev.AuditCheckpoint,),
+    "topic[partition]",
+    "How far each audit chain had grown when the projector attested it (after its commit); kept forever, audited"
+    " like every topic but not checkpointed itself, so that a shortened chain is told from lag.",
+)
+
 HEARTBEAT_RETENTION_MS = 3600 * 1000
 HEARTBEATS = TopicSpec(
     "agentlog.agent.heartbeats",
@@ -212,6 +221,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     MISSION_EVENTS,
     MESSAGE_EVENTS,
     DLQ,
+    AUDIT_CHECKPOINTS,
 )
 """The audited topics: kept (most of them forever), projected into the audit log, exported and replayed."""
 EPHEMERAL: tuple[TopicSpec, ...] = (HEARTBEATS,)

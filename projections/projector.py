@@ -44,6 +44,7 @@ from agentlog.dead_letters import dlq_topic
 from agentlog.errors import DeliveryError
 from agentlog.metrics import PROJECTOR_LAG, ProjectorMetrics
 from agentlog.projections.batch import Batch, PartitionState, TopicPartition, build_batch
+from agentlog.projections.checkpoints import Checkpointer
 from agentlog.projections.db import DEFAULT_SCHEMA, PROJECTOR_ROLE
 from agentlog.projections.errors import DatabaseUnavailableError, ProjectionError, StalePositionsError
 from agentlog.projections.writer import BatchWriter
@@ -83,6 +84,9 @@ class ProjectorOptions:
     session_timeout_ms: int = 10_000
     dead_letters: bool = True
     """Produce a dead letter for each record that cannot be projected; a rebuild does not (the live one did)."""
+    checkpoint_interval_s: float | None = None
+    """Publish audit checkpoints of the committed positions this often (:mod:`agentlog.projections.checkpoints`);
+    None: none (``agentlog projector run`` publishes them every 10 s unless told not to)."""
 
 
 @dataclass
@@ -133,6 +137,12 @@ class Projector:
         """When a record was last read or partitions last assigned; ``None`` before the first assignment."""
         self.metrics = ProjectorMetrics()
         self._observed = 0.0
+        interval = self.options.checkpoint_interval_s
+        self.checkpoints = (
+            Checkpointer(settings, self.options.schema, self._member(), interval, self.writer.row_counts)
+            if interval is not None
+            else None
+        )
 
     def topics(self) -> list[str]:
         """Deployed names of every topic projected: the whole catalogue, dead letters included."""
@@ -164,6 +174,8 @@ class Projector:
                     except KafkaException as e:  # a gauge left as it was is no reason to stop projecting
                         log.debug("metrics: %s", e)
             self._settle(consumer)
+            if self.checkpoints is not None:
+                self.checkpoints.publish()  # what this run committed, attested before it ends
         finally:
             self._executor.shutdown(wait=True)
             consumer.close()
@@ -178,6 +190,11 @@ class Projector:
 
     def _group(self) -> str:
         return self.options.group_id or self.settings.topic_prefix + PROJECTOR_GROUP
+
+    def _member(self) -> str:
+        """Who attests: the group, and the instance id when there is one."""
+        instance = self.options.instance_id
+        return self._group() + (f"/{instance}" if instance else "")
 
     def _consumer_config(self) -> dict[str, object]:
         config = {
@@ -251,6 +268,11 @@ class Projector:
                 self._resync(consumer)
             return False
         self._committed(batch, in_flight)
+        if self.checkpoints is not None:
+            try:
+                self.checkpoints.committed(batch)
+            except DatabaseUnavailableError as e:  # counted next time; the rows are committed either way
+                log.warning("audit checkpoints: %s", e)
         self._backoff = 0.0
         self._states.update(batch.end)
         self.stats.records += len(batch)
@@ -345,6 +367,8 @@ class Projector:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         self._settle(consumer, resync=False)  # the batch in flight commits (or not) before others take over
+        if self.checkpoints is not None:
+            self.checkpoints.forget((p.topic, p.partition) for p in partitions)
         for p in partitions:
             self._states.pop((p.topic, p.partition), None)
             self._ahead.pop((p.topic, p.partition), None)

@@ -357,6 +357,23 @@ class BatchWriter:
             states[(topic, partition)] = PartitionState(next_offset, bytes(head))
         return states
 
+    def row_counts(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """How many audit rows each partition has (call it between batches: it uses the writer's connection)."""
+        counts = dict.fromkeys(partitions, 0)
+        try:
+            conn = self.connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT topic, partition, count(*) FROM audit_log"
+                    " WHERE (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[])) GROUP BY 1, 2",
+                    ([t for t, _ in partitions], [p for _, p in partitions]),
+                ).fetchall()
+        except psycopg.OperationalError as e:
+            self.close()
+            raise DatabaseUnavailableError(f"cannot count the audit rows: {e}") from e
+        counts.update({(topic, partition): int(n) for topic, partition, n in rows})
+        return counts
+
     def write(self, batch: Batch) -> None:
         """Write ``batch`` and its positions atomically (steps 1-6 of the module docstring)."""
         try:

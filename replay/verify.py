@@ -12,7 +12,14 @@ hash before it and carry the recomputed hash. What is found:
   row whose record compaction removed is expected: it is checked against its own chain);
 - ``altered``: the row differs from its record; the differing columns are named;
 - ``reordered``: an altered row holds, intact, the record of another offset of its
-  partition (rows swapped or moved); it names both offsets.
+  partition (rows swapped or moved); it names both offsets;
+- ``truncated``: rows missing below the newest audit checkpoint of their partition
+  (:mod:`agentlog.projections.checkpoints`), however far the stored position was moved back:
+  the chain was shortened, not merely not projected yet;
+- ``checkpoint``: a checkpoint the audit log does not bear out: its chain head is not the
+  head of the chain Kafka's records make at its offset (forged, or attesting another chain),
+  or the rows below it are not as many as it says;
+- ``position``: the stored position's chain head is not the hash of the partition's last row.
 
 The database recomputes each row's hash from the row's own columns
 (:data:`agentlog.projections.audit_chain.ROW_HASH_SQL`),
@@ -34,8 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from psycopg import IsolationLevel, sql
 
+from agentlog import events as ev
 from agentlog.projections import (
     CHAIN_VERSION,
     DEFAULT_SCHEMA,
@@ -52,10 +60,10 @@ from agentlog.projections import (
 from agentlog.projections import ProjectedPartition as ProjectedState
 from agentlog.records import Record, at
 from agentlog.replay.progress import Progress
-from agentlog.replay.topic_reader import partitions_of, read_partition
+from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
-from agentlog.topics import CATALOGUE, by_name
+from agentlog.topics import AUDIT_CHECKPOINTS, CATALOGUE, by_name
 
 CHAINED_COLUMNS = ("timestamp_ms", "key", "raw_value", "signature", "chain_version", "prev_hash", "hash")
 DEEP_COLUMNS = ("record_name", "value", "error", "root_id", "event_id", "occurred_at")
@@ -68,7 +76,7 @@ class Difference:
     """One row that does not agree with Kafka."""
 
     kind: str
-    """``missing``, ``extra``, ``altered`` or ``reordered``."""
+    """``missing``, ``extra``, ``altered``, ``reordered``, ``truncated``, ``checkpoint`` or ``position``."""
     topic: str
     partition: int
     offset: int
@@ -131,6 +139,41 @@ class VerifyReport:
         return {where: age for where, age in sorted(ages.items()) if age > max_lag_ms}
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The newest attested state of one partition's chain (an ``AuditCheckpoint``), and where it is on Kafka."""
+
+    next_offset: int
+    row_count: int
+    chain_head: bytes
+    at: str
+
+
+def newest_checkpoints(settings: Settings, schema: str) -> dict[tuple[str, int], Checkpoint]:
+    """Per (topic, partition): the checkpoint of ``schema`` with the highest next offset (none when never attested)."""
+    topic = settings.topic_prefix + AUDIT_CHECKPOINTS.name
+    if not partitions_of(settings, topic):
+        return {}
+    serde = Serde.from_settings(settings)
+    newest: dict[tuple[str, int], Checkpoint] = {}
+    for record in read_topic(settings, topic):
+        try:
+            event = serde.decode(record.value or b"")
+        except Exception:  # not a checkpoint at all: the projector dead-letters it; nothing to hold the log to
+            continue
+        if not isinstance(event, ev.AuditCheckpoint) or event.projection_schema != schema:
+            continue
+        try:
+            head = bytes.fromhex(event.chain_head)
+        except ValueError:
+            head = b""  # a head that is not even hex: reported as a head that does not match
+        where = (event.topic, event.partition)
+        known = newest.get(where)
+        if known is None or event.next_offset > known.next_offset:
+            newest[where] = Checkpoint(event.next_offset, event.row_count, head, str(record.position))
+    return newest
+
+
 @dataclass(slots=True)
 class _Row:
     offset: int
@@ -186,12 +229,28 @@ def _bytes(value: Any) -> bytes | None:
 class _PartitionCheck:
     """The walk over one partition: Kafka records and audit rows side by side."""
 
-    def __init__(self, conn: Conn, topic: str, partition: int, next_offset: int | None, compacted: bool) -> None:
+    def __init__(
+        self,
+        conn: Conn,
+        topic: str,
+        partition: int,
+        next_offset: int | None,
+        compacted: bool,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self.conn = conn
         self.topic = topic
         self.partition = partition
         self.next_offset = next_offset
         self.compacted = compacted
+        self.checkpoint = checkpoint
+        self.truncated: list[int] = []
+        """Offsets below the checkpoint without a row, though at or after the stored position."""
+        self.head_at_checkpoint = GENESIS
+        """The chain's head (recomputed from Kafka) after the last record below the checkpoint."""
+        self.rows_below = 0
+        """Rows below the checkpoint."""
+        self.last_row_hash: bytes | None = None
         self.chain = PartitionChain(topic, partition)
         self.report = VerifyReport(partitions=1)
         self.prev = GENESIS
@@ -221,9 +280,23 @@ class _PartitionCheck:
             self.prev, record.offset, record.timestamp_ms, record.key, record.value, signature, version
         )
 
+    def passed(self, offset: int, row_hash: bytes | None) -> None:
+        """After one offset: note the chain's head below the checkpoint, and the rows."""
+        below = self.checkpoint is not None and offset < self.checkpoint.next_offset
+        if below:
+            self.head_at_checkpoint = self.prev
+        if row_hash is not None:
+            self.last_row_hash = row_hash
+            self.rows_below += below
+
     def kafka_only(self, record: Record) -> None:
         self.prev = self.truth(record, self.version, _chained_signature(record, self.version))
-        if self.next_offset is None or record.offset >= self.next_offset:
+        self.passed(record.offset, None)
+        unprojected = self.next_offset is None or record.offset >= self.next_offset
+        if unprojected and self.checkpoint is not None and record.offset < self.checkpoint.next_offset:
+            self.truncated.append(record.offset)
+            return
+        if unprojected:
             where = f"{self.topic}[{self.partition}]"
             self.report.lag[where] = self.report.lag.get(where, 0) + 1
             self.report.lag_since_ms.setdefault(where, record.timestamp_ms)  # offset order: the first is the oldest
@@ -237,7 +310,9 @@ class _PartitionCheck:
             self.prev = row.hash  # a record compaction removed; the chain went through it
             self.version = row.version
             self.report.compacted += 1
+            self.passed(row.offset, row.hash)
             return
+        self.passed(row.offset, row.hash)
         difference = self.diff("extra", row.offset, "audit row for an offset Kafka does not hold")
         self.wrong_rows.append((row, difference))
 
@@ -251,6 +326,7 @@ class _PartitionCheck:
         if deep_expected is not None:
             columns += tuple(n for n, a, b in zip(DEEP_COLUMNS, row.deep, deep_expected, strict=True) if a != b)
         self.prev, self.version = truth, version
+        self.passed(record.offset, row.hash)
         if columns:
             self.kafka_at[_content(record.timestamp_ms, record.key, record.value)] = record.offset
             detail = "differs from the Kafka record in " + ", ".join(columns)
@@ -263,8 +339,53 @@ class _PartitionCheck:
         truth = self.truth(record, version, _chained_signature(record, version)) if version >= self.version else None
         if truth is not None and prev_hash == self.prev and row_hash == truth and server_hash == truth:
             self.prev, self.version = truth, version
+            self.passed(offset, row_hash)
             return
         self.both(record, self.full_row(offset), None)
+
+    def held_to_anchors(self, position_head: bytes | None) -> None:
+        """The differences from the checkpoint and the stored position's chain head."""
+        cp = self.checkpoint
+        if self.truncated:
+            first, last = self.truncated[0], self.truncated[-1]
+            self.report.differences.append(
+                self.diff(
+                    "truncated",
+                    first,
+                    f"offsets {first} to {last} ({len(self.truncated)} records) have no audit row, below the"
+                    f" checkpoint at next offset {cp.next_offset if cp else '?'} ({cp.at if cp else ''}):"
+                    " the chain was shortened",
+                )
+            )
+        if cp is not None and cp.chain_head != self.head_at_checkpoint:
+            self.report.differences.append(
+                self.diff(
+                    "checkpoint",
+                    max(cp.next_offset - 1, 0),
+                    f"the checkpoint {cp.at} names chain head {cp.chain_head.hex()[:16]}… at next offset"
+                    f" {cp.next_offset}; Kafka's records make {self.head_at_checkpoint.hex()[:16]}… there"
+                    " (a forged checkpoint, or one of another chain)",
+                )
+            )
+        elif cp is not None and not self.truncated and cp.row_count != self.rows_below:
+            self.report.differences.append(
+                self.diff(
+                    "checkpoint",
+                    max(cp.next_offset - 1, 0),
+                    f"the checkpoint {cp.at} counts {cp.row_count} rows below offset {cp.next_offset}; there are"
+                    f" {self.rows_below}",
+                )
+            )
+        if position_head is not None and position_head != (self.last_row_hash or GENESIS):
+            last_hash = (self.last_row_hash or GENESIS).hex()[:16]
+            self.report.differences.append(
+                self.diff(
+                    "position",
+                    self.next_offset or 0,
+                    f"the stored position's chain head {position_head.hex()[:16]}… is not the last row's hash"
+                    f" {last_hash}…",
+                )
+            )
 
     def finish(self) -> VerifyReport:
         """Tell swapped or moved rows from altered and extra ones; the partition's report."""
@@ -302,6 +423,7 @@ class _Job:
     next_offset: int | None
     compacted: bool
     in_kafka: bool
+    checkpoint: Checkpoint | None = None
 
 
 class _Verifier:
@@ -318,14 +440,22 @@ class _Verifier:
             self.progress.advance(n)
 
     def check(self, job: _Job) -> VerifyReport:
-        with connect(self.settings, self.schema) as conn, conn.transaction():
-            check = _PartitionCheck(conn, job.topic, job.partition, job.next_offset, job.compacted)
-            records = read_partition(self.settings, job.topic, job.partition) if job.in_kafka else iter(())
-            if self.deep:
-                self._walk_full(conn, check, records)
-            else:
-                self._walk_hashes(conn, check, records)
-            return check.finish()
+        with connect(self.settings, self.schema) as conn:
+            # One snapshot for the position and the rows: a projector writing meanwhile moves both or neither.
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                head_row = conn.execute(
+                    "SELECT chain_head FROM projector_positions WHERE topic = %s AND partition = %s",
+                    (job.topic, job.partition),
+                ).fetchone()
+                check = _PartitionCheck(conn, job.topic, job.partition, job.next_offset, job.compacted, job.checkpoint)
+                records = read_partition(self.settings, job.topic, job.partition) if job.in_kafka else iter(())
+                if self.deep:
+                    self._walk_full(conn, check, records)
+                else:
+                    self._walk_hashes(conn, check, records)
+                check.held_to_anchors(bytes(head_row[0]) if head_row is not None else None)
+                return check.finish()
 
     def _cursor_rows(self, conn: Conn, job_check: _PartitionCheck, columns: str) -> Iterator[tuple[Any, ...]]:
         query = sql.SQL("SELECT " + columns + ' FROM audit_log WHERE topic = %s AND partition = %s ORDER BY "offset"')
@@ -399,12 +529,14 @@ def verify(
         positions = projected_offsets(conn, topics)
         row_partitions = _row_partitions(conn, topics)
     kafka_partitions = {(t, p) for t in topics for p in partitions_of(settings, t)}
+    checkpoints = newest_checkpoints(settings, schema)
     jobs = []
     for topic, partition in sorted(kafka_partitions | row_partitions):
         spec = by_name(topic, settings.topic_prefix)
         compacted = spec is not None and spec.cleanup_policy == "compact"
         in_kafka = (topic, partition) in kafka_partitions
-        jobs.append(_Job(topic, partition, positions.get((topic, partition)), compacted, in_kafka))
+        where = (topic, partition)
+        jobs.append(_Job(topic, partition, positions.get(where), compacted, in_kafka, checkpoints.get(where)))
     report = VerifyReport()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
         for partial in pool.map(verifier.check, jobs):

@@ -193,6 +193,13 @@ def run_command(
         int, typer.Option(min=1000, help="Consumer group session timeout: how soon a dead projector's partitions move.")
     ] = 10_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log assignments and retries.")] = False,
+    checkpoint_every: Annotated[
+        str,
+        typer.Option(
+            help="Attest the committed chain heads on agentlog.audit.checkpoints this often (0s: after every"
+            " batch; off: never)."
+        ),
+    ] = "10s",
     metrics_port: MetricsPort = None,
 ) -> None:
     """Project every topic into PostgreSQL, exactly once, until stopped (SIGINT/SIGTERM) or idle."""
@@ -206,6 +213,7 @@ def run_command(
         batch_timeout_ms=batch_ms,
         idle_exit_s=until_idle,
         session_timeout_ms=session_timeout_ms,
+        checkpoint_interval_s=_checkpoint_interval(checkpoint_every),
     )
     projector = Projector(kafka_settings(), options)
 
@@ -221,6 +229,20 @@ def run_command(
     except AgentlogError as e:
         fail_for(e)
     print(f"projected {stats.records} records in {stats.batches} batches; {stats.dead_letters} dead-lettered")
+
+
+def _checkpoint_interval(text: str) -> float | None:
+    """``--checkpoint-every``: seconds between checkpoints, or None for ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    from agentlog.cli.tail import parse_duration
+
+    try:
+        return parse_duration(text, "--checkpoint-every").total_seconds()
+    except ValueError as e:
+        fail(f"{e}, 0s or off", EXIT_BAD_INPUT)
 
 
 def _lineage(schema: str, query: Callable[[Lineage], T]) -> T:

@@ -255,6 +255,20 @@ class ContextInheritance(AvroRecord):
     files: bool = Field(default=False, description="The child sees the parent's working files.")
 
 
+class AuditCheckpoint(Event):
+    """How far one partition's audit chain had grown in one projection schema when the projector attested it, after the rows were committed: an anchor outside PostgreSQL that a verifier holds the audit log to (a shortened chain is then truncation, not lag). Signed by the projector's key when it has one."""
+
+    avro_name: ClassVar[str] = "agentlog.audit.AuditCheckpoint"
+    meta: Meta = Field(description='Event envelope; meta.root_id is the checkpointed partition, topic[partition].')
+    projection_schema: Id = Field(description='The PostgreSQL schema whose audit log this attests.')
+    topic: Id = Field(description='The audited topic (deployed name).')
+    partition: Int32 = Field(description='Its partition.')
+    next_offset: Int64 = Field(description="Every record below this offset has its audit row (the projector's committed position).")
+    row_count: Int64 = Field(description='Audit rows of the partition below next_offset.')
+    chain_head: Id = Field(description="Hex SHA-256 of the last of those rows: the head of the partition's chain.")
+    projector: Id = Field(description="The projector's consumer group (and instance id, if it has one).")
+
+
 class AgentEnded(Event):
     """The spawn gate accepted an agent's completion or failure report: the agent ended (after its active descendants, each AgentTerminated), and its unused tokens returned to its parent."""
 
@@ -971,6 +985,7 @@ AgentRunning.model_rebuild()
 AgentStarted.model_rebuild()
 AgentTerminated.model_rebuild()
 AgentTimedOut.model_rebuild()
+AuditCheckpoint.model_rebuild()
 BudgetExhausted.model_rebuild()
 BudgetTopUpRequested.model_rebuild()
 BudgetToppedUp.model_rebuild()
@@ -1021,6 +1036,7 @@ TreeThawed.model_rebuild()
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
+    AuditCheckpoint.avro_name: AuditCheckpoint,
     AgentEnded.avro_name: AgentEnded,
     AgentRunning.avro_name: AgentRunning,
     AgentTerminated.avro_name: AgentTerminated,
@@ -1091,6 +1107,7 @@ __all__ = [
     "AgentStarted",
     "AgentTerminated",
     "AgentTimedOut",
+    "AuditCheckpoint",
     "AvroRecord",
     "BudgetExhausted",
     "BudgetTopUpRequested",

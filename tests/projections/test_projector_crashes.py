@@ -39,7 +39,8 @@ class Projectors:
     def start(self, group: str, instance: str | None = None, *extra: str) -> subprocess.Popen[bytes]:
         self.started += 1
         args = ["agentlog", "projector", "run", "--group", group, "--batch-size", "150", "--batch-ms", "20"]
-        args += ["--session-timeout-ms", "6000", "--verbose", *extra]
+        # These tests count and compare the workload's rows; checkpoints have tests of their own (tests/replay).
+        args += ["--session-timeout-ms", "6000", "--verbose", "--checkpoint-every", "off", *extra]
         if instance is not None:
             args += ["--instance-id", instance]
         with (self.logs / f"projector-{self.started}.log").open("wb") as log:
