@@ -39,7 +39,16 @@ from agentlog.replay.topic_reader import existing_partitions, partitions_of, rea
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count
-from agentlog.topics import AGENT_LIFECYCLE, CATALOGUE, DLQ, KEYRING, POLICY_CONFIG, SPAWN_REQUESTS, TopicSpec
+from agentlog.topics import (
+    AGENT_LIFECYCLE,
+    AUDIT_CHECKPOINTS,
+    CATALOGUE,
+    DLQ,
+    KEYRING,
+    POLICY_CONFIG,
+    SPAWN_REQUESTS,
+    TopicSpec,
+)
 
 SIDE_INPUTS = (POLICY_CONFIG, KEYRING)
 """Topics every export holds whole: the gate's side inputs, which replay needs all of."""
@@ -261,7 +270,8 @@ class _Source:
                     yield item, summary
         # Same-millisecond ties in the gate's order: lifecycle facts before requests (processors.input_merge).
         inputs_first = [AGENT_LIFECYCLE, SPAWN_REQUESTS]
-        tree_specs = inputs_first + [s for s in CATALOGUE if s not in (*SIDE_INPUTS, DLQ, *inputs_first)]
+        whole = (DLQ, AUDIT_CHECKPOINTS)  # not keyed by tree: exported whole, with everything only
+        tree_specs = inputs_first + [s for s in CATALOGUE if s not in (*SIDE_INPUTS, *whole, *inputs_first)]
         topics = [self._topic(s) for s in tree_specs]
         numbers = sorted({p for t in topics for p in partitions_of(self.settings, t)})
         wanted = self.selection.tree_partition(self.tree_partitions)
@@ -275,11 +285,12 @@ class _Source:
             for _, item, summary in heapq.merge(*streams, key=lambda entry: entry[0]):
                 yield item, summary
         if self.selection.root_id is None and self.selection.agent_id is None and self.selection.tenant_id is None:
-            dlq = self._topic(DLQ)
-            for p in partitions_of(self.settings, dlq):
-                summary, stream = self._stream(dlq, p)
-                for item in stream:
-                    yield item, summary
+            for spec in whole:
+                topic = self._topic(spec)
+                for p in existing_partitions(self.settings, topic):  # older deployments: no checkpoints
+                    summary, stream = self._stream(topic, p)
+                    for item in stream:
+                        yield item, summary
 
 
 def _keyed(
