@@ -27,7 +27,8 @@ def test_only_the_gate_writes_decisions_and_nobody_but_the_admin_writes_policy_o
         assert (PREFIX + POLICY_DECISIONS.name in writes) is (role is Role.gate), role
         assert PREFIX + POLICY_CONFIG.name not in writes and PREFIX + KEYRING.name not in writes, role
         assert all(name.startswith(PREFIX) for name in writes), (role, writes)  # nothing outside the deployment
-    assert _writes(Role.projector) == {PREFIX + "agentlog.dlq"}
+    assert _writes(Role.projector) == {PREFIX + "agentlog.dlq", PREFIX + "agentlog.audit.checkpoints"}
+    assert not any(PREFIX + "agentlog.audit.checkpoints" in _writes(r) for r in Role if r is not Role.projector)
     assert _writes(Role.missions) == {  # the mission facts, its changelog (under its name) and dead letters
         PREFIX + "agentlog.mission.events",
         PREFIX + "agentlog.missions-processor*",
