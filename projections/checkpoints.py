@@ -72,8 +72,11 @@ class Checkpointer:
             self.publish()
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Attest what is committed of partitions about to be given up, then drop them."""
-        self.publish()
+        """Drop partitions given up: their next owner attests them (it reads their counts and positions again).
+
+        Nothing is published here, nor when the projector stops: a checkpoint it could no longer project itself
+        would be left behind as lag (a rebuild compared with this schema would differ by it).
+        """
         for tp in partitions:
             self._counts.pop(tp, None)
             self._unattested.pop(tp, None)

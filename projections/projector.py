@@ -174,8 +174,6 @@ class Projector:
                     except KafkaException as e:  # a gauge left as it was is no reason to stop projecting
                         log.debug("metrics: %s", e)
             self._settle(consumer)
-            if self.checkpoints is not None:
-                self.checkpoints.publish()  # what this run committed, attested before it ends
         finally:
             self._executor.shutdown(wait=True)
             consumer.close()

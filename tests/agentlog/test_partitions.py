@@ -17,6 +17,7 @@ from agentlog.processors.gate_changelog import _POLICY, GATE_CHANGELOG, changelo
 from agentlog.settings import Settings
 from agentlog.topic_admin import delete_topics, ensure_topics, tree_partition_count
 from agentlog.topics import (
+    AUDIT_CHECKPOINTS,
     DEFAULT_TREE_PARTITIONS,
     DEPLOYED,
     DLQ,
@@ -68,7 +69,8 @@ def test_the_count_is_chosen_when_the_topics_are_created_and_never_changed(fresh
     assert created.returncode == 0, created.stderr
     counts = _counts(fresh)
     assert counts[POLICY_CONFIG.name] == counts[KEYRING.name] == 1 and counts[DLQ.name] == 3
-    fixed = (POLICY_CONFIG.name, KEYRING.name, DLQ.name)
+    assert counts[AUDIT_CHECKPOINTS.name] == 1
+    fixed = (POLICY_CONFIG.name, KEYRING.name, DLQ.name, AUDIT_CHECKPOINTS.name)
     assert {n for s, n in counts.items() if s not in fixed} == {DEFAULT_TREE_PARTITIONS}
     refused = _topics_create(fresh, 24)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
