@@ -23,7 +23,7 @@ from agentlog import events as ev
 from agentlog import kafka_config
 from agentlog.bus_handles import MESSAGE_TYPES, Conversation, InboxMessage, Message
 from agentlog.errors import AgentlogError
-from agentlog.facts import run_on_follower
+from agentlog.facts import next_reads, run_on_follower
 from agentlog.partitioning import partition_of
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -400,14 +400,7 @@ class BusFollower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            while not self._commands.empty():
-                self._commands.get()()
-            try:
-                first = self._consumer.poll(0.02)
-                messages = [] if first is None else [first, *self._consumer.consume(999, 0)]
-            except KafkaException as e:  # a closing consumer, or a broker problem it retries itself
-                log.debug("consume: %s", e)
-                continue
+            messages = next_reads(self._consumer, self._commands)
             for msg in messages:
                 t = _M if msg.topic() == self.topics[_M] else _E
                 partition, offset = msg.partition() or 0, msg.offset() or 0

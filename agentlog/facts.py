@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from agentlog import events as ev
 from agentlog import kafka_config
@@ -69,6 +69,23 @@ def run_on_follower(
         raise AgentlogError(f"the client's follower of {what} did not answer within {timeout:g}s")
     if failure:
         raise AgentlogError(f"following {what}: {failure[0]}") from failure[0]
+
+
+def next_reads(consumer: Consumer, commands: queue.SimpleQueue[Callable[[], None]]) -> list[Message]:
+    """One turn of a follower thread: run the commands waiting for it, then what the consumer has (none when it
+    failed: a closing consumer, or a broker problem it retries itself).
+
+    ``poll`` returns on the first record (``consume`` would wait out its timeout for a full batch); what else has
+    arrived is then taken without waiting.
+    """
+    while not commands.empty():
+        commands.get()()
+    try:
+        first = consumer.poll(0.02)
+        return [] if first is None else [first, *consumer.consume(999, 0)]
+    except KafkaException as e:
+        log.debug("consume: %s", e)
+        return []
 
 
 @dataclass
@@ -270,17 +287,7 @@ class FactFollower:
     def _run(self) -> None:
         last_commit = time.monotonic()
         while not self._stop.is_set():
-            while not self._commands.empty():
-                self._commands.get()()
-            try:
-                # poll returns on the first record (consume would wait out its timeout for a full batch),
-                # then take what else has arrived without waiting
-                first = self._consumer.poll(0.02)
-                messages = [] if first is None else [first, *self._consumer.consume(999, 0)]
-            except KafkaException as e:  # a closing consumer, or a broker problem it retries itself
-                log.debug("consume: %s", e)
-                continue
-            for msg in messages:
+            for msg in next_reads(self._consumer, self._commands):
                 error = msg.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:

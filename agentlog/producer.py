@@ -220,7 +220,7 @@ class Producer:
                 delivery = self.flush(timeout)[-1]
             else:
                 delivery = self._publish_one(event, timeout)
-            tracing.delivered(span, delivery.partition, delivery.offset)
+            tracing.delivered(span, [delivery])
             return delivery
 
     def _publish_one(self, event: Event, timeout: float) -> Delivery:
@@ -242,8 +242,7 @@ class Producer:
             for event in batch:
                 self._send(event, headers)
             deliveries = self.flush()
-            if len(deliveries) == 1:
-                tracing.delivered(span, deliveries[0].partition, deliveries[0].offset)
+            tracing.delivered(span, deliveries)
             return deliveries
 
     @contextmanager

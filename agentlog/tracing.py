@@ -98,12 +98,6 @@ def inject(headers: Headers) -> Headers:
     return headers + [(k, v.encode()) for k, v in carrier.items()]
 
 
-def extract(headers: Headers | None) -> context.Context:
-    """The trace context carried by record headers (empty when there is none)."""
-    carrier = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in headers or [] if v is not None}
-    return propagate.extract(carrier)
-
-
 def traceparent_of(headers: Headers | None) -> bytes | None:
     """The record's ``traceparent`` when it is a valid W3C one (anything else is ignored, never forwarded)."""
     for key, value in headers or ():
@@ -164,9 +158,10 @@ def sending(topics: Iterable[str], count: int, first: Any = None) -> Iterator[Sp
         yield span
 
 
-def delivered(span: Span | None, partition: int, offset: int) -> None:
-    """Name where the one record of a send span was written."""
-    if span is not None and span.is_recording():
+def delivered(span: Span | None, deliveries: Sequence[Any]) -> None:
+    """Name where the record of a send span was written, when it sent one (``deliveries``: the producer's)."""
+    if span is not None and len(deliveries) == 1 and span.is_recording():
+        partition, offset = deliveries[0].partition, deliveries[0].offset
         span.set_attributes({PARTITION: str(partition), PARTITION_OLD: partition, OFFSET: offset, OFFSET_OLD: offset})
 
 
@@ -235,6 +230,28 @@ class BatchSpan:
         if attributes:
             self.span.set_attributes(attributes)
         self.span.end()
+
+
+def batch_span(
+    name: str,
+    group: str,
+    records: Sequence[Any],
+    causes: Sequence[bytes | None],
+    *,
+    topics: Sequence[str] | None = None,
+    attributes: dict[str, Any] | None = None,
+    max_links: int | None = None,
+) -> BatchSpan:
+    """The ``process`` span of a consumer group's batch of ``records`` (each with ``topic``, ``partition``,
+    ``offset``, ``key``), whose contexts are ``causes`` (:func:`traceparent_of` of each); ``topics``: the group's
+    input topics (default: the records')."""
+    every = consumer_attributes(
+        group, topics if topics is not None else [r.topic for r in records], [r.partition for r in records]
+    )
+    if len(records) == 1:
+        every.update(record_attributes(records[0]))
+    every.update(attributes or {})
+    return BatchSpan(name, causes, every, max_links)
 
 
 def consumer_attributes(group: str, topics: Sequence[str], partitions: Sequence[int]) -> dict[str, Any]:

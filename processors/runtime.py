@@ -398,11 +398,20 @@ class ProcessorRuntime(Generic[S]):
     # -- one transaction ----------------------------------------------------------------
 
     def _commit_batch(self, released: dict[int, list[InputRecord]], expiring: bool) -> None:
+        # Each input's trace context, read once: its outputs carry it on, and the batch span links it.
+        causes = {p: [tracing.traceparent_of(r.headers) for r in records] for p, records in released.items()}
         traced = tracing.enabled()
         if traced and any(released.values()):
-            self._span = self._batch_span(released)
+            records = [r for rs in released.values() for r in rs]
+            self._span = tracing.batch_span(
+                f"process {self.processor.name}",
+                self._group,
+                records,
+                [c for cs in causes.values() for c in cs],
+                topics=self.topics,
+            )
         try:
-            self._transaction(released, expiring, traced)
+            self._transaction(released, causes, expiring, traced)
         except BaseException as e:
             if self._span is not None:
                 self._span.failed(e)
@@ -412,7 +421,13 @@ class ProcessorRuntime(Generic[S]):
                 self._span.end()
                 self._span = None
 
-    def _transaction(self, released: dict[int, list[InputRecord]], expiring: bool, traced: bool) -> None:
+    def _transaction(
+        self,
+        released: dict[int, list[InputRecord]],
+        causes: dict[int, list[bytes | None]],
+        expiring: bool,
+        traced: bool,
+    ) -> None:
         started = time.monotonic()
         self.producer.begin_transaction()
         self._txn_opened = started
@@ -421,8 +436,8 @@ class ProcessorRuntime(Generic[S]):
         for partition, records in released.items():
             state = self.states[partition]
             changed: set[str] = set()
-            for record in records:
-                changed |= self._process(partition, state, record, reasons)
+            for record, cause in zip(records, causes[partition], strict=True):
+                changed |= self._process(partition, state, record, cause, reasons)
             if expiring:
                 changed |= self._expire(partition, state, traced, reasons)
             for key, value in self.processor.changelog(partition, state, changed):
@@ -473,23 +488,15 @@ class ProcessorRuntime(Generic[S]):
             self._available()
             return
 
-    def _batch_span(self, released: dict[int, list[InputRecord]]) -> tracing.BatchSpan:
-        """The ``process`` span of a batch, linked to (or a child in the trace of) its inputs' contexts."""
-        records = [r for rs in released.values() for r in rs]
-        attributes = tracing.consumer_attributes(self._group, self.topics, [p for p, rs in released.items() if rs])
-        if len(records) == 1:
-            attributes.update(tracing.record_attributes(records[0]))
-        causes = [tracing.traceparent_of(r.headers) for r in records]
-        return tracing.BatchSpan(f"process {self.processor.name}", causes, attributes)
-
     def _process(
         self,
         partition: int,
         state: S,
         record: InputRecord,
+        cause: bytes | None,
         reasons: Counter[tuple[str, str]],
     ) -> set[str]:
-        """Decide one input; returns the state keys it changed."""
+        """Decide one input (whose trace context is ``cause``); returns the state keys it changed."""
         merge = self.merges[partition]
         point = merge.decision_point(record)
         merge.decided(record)
@@ -500,7 +507,6 @@ class ProcessorRuntime(Generic[S]):
             return set()
         # The core answers bad requests and never raises otherwise; if it ever did, the
         # worker stops (the transaction stays uncommitted) rather than keep a half-updated state.
-        cause = tracing.traceparent_of(record.headers)
         span = self._span
         if span is not None:
             cause = span.carried(cause)

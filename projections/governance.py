@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentlog.projections.db import Conn, one_row
-from agentlog.projections.slo import SloReport, evaluate
-from agentlog.projections.slo_render import bound, number
+from agentlog.projections.slo import TENANT, SloReport, Status, evaluate
+from agentlog.projections.slo_render import cells, number
 from agentlog.projections.svg_chart import Series, bar_chart
 
 UTILISATION_BUCKETS = ("0-25 %", "25-50 %", "50-75 %", "75-100 %", "over 100 %")
 TOP = 10
-_TENANT = "(%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
-_TENANT_A = "(%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"
+_TENANT_A = TENANT.replace("tenant_id", "a.tenant_id")
 
 
 @dataclass
@@ -67,7 +66,7 @@ def gather(
     """Every number of the report over ``[start, end)``."""
     args: dict[str, Any] = {"start": start, "end": end, "tenant": tenant}
     report = GovernanceReport(start, end, tenant)
-    in_period = f"created_at >= %(start)s AND created_at < %(end)s AND status <> 'rejected' AND {_TENANT}"
+    in_period = f"created_at >= %(start)s AND created_at < %(end)s AND status <> 'rejected' AND {TENANT}"
     report.trees, report.spawned, report.tokens_granted, report.tokens_spent = (
         int(v or 0)
         for v in one_row(
@@ -79,7 +78,7 @@ def gather(
         )
     )
     denied_in_period = (
-        f"parent_agent_id IS NOT NULL AND occurred_at >= %(start)s AND occurred_at < %(end)s AND {_TENANT}"
+        f"parent_agent_id IS NOT NULL AND occurred_at >= %(start)s AND occurred_at < %(end)s AND {TENANT}"
     )
     report.denied = int(one_row(conn, f"SELECT count(*) FROM denied_spawns WHERE {denied_in_period}", args)[0])
     report.by_depth = _rows(
@@ -231,12 +230,9 @@ def markdown(report: GovernanceReport, pictures: dict[str, str] | None = None) -
 def _slo_table(slos: SloReport) -> list[str]:
     lines = ["| SLO | value | target | alert | status | from |", "|---|---|---|---|---|---|"]
     for r in slos.results:
-        o = r.objective
-        known = r.status.value != "no data" or o.name != "concurrent_agents"
-        target = bound(o, o.target) if known else "-"
-        alert = f"{bound(o, o.alert, alert=True)} ({o.severity})" if known else "-"
-        status = f"**{r.status.value}**" if r.status.value == "alert" else r.status.value
-        lines.append(f"| {o.title} | {number(o, r.value)} | {target} | {alert} | {status} | {r.detail} |")
+        value, target, alert = cells(r)
+        status = f"**{r.status.value}**" if r.status is Status.alert else r.status.value
+        lines.append(f"| {r.objective.title} | {value} | {target} | {alert} | {status} | {r.detail} |")
     return [*lines, ""]
 
 

@@ -233,16 +233,14 @@ class Projector:
 
     def _batch_span(self, records: list[Record]) -> tracing.BatchSpan:
         """The ``process`` span of a batch, linked to (or a child in the trace of) its records' contexts."""
-        attributes = tracing.consumer_attributes(
-            self._group(), [r.topic for r in records], [r.partition for r in records]
+        return tracing.batch_span(
+            "process agentlog-projector",
+            self._group(),
+            records,
+            [tracing.traceparent_of(r.headers) for r in records],
+            attributes={"db.system": "postgresql", "db.system.name": "postgresql", "db.namespace": self.options.schema},
+            max_links=tracing.PROJECTOR_MAX_LINKS,
         )
-        if len(records) == 1:
-            attributes.update(tracing.record_attributes(records[0]))
-        attributes.update(
-            {"db.system": "postgresql", "db.system.name": "postgresql", "db.namespace": self.options.schema}
-        )
-        causes = [tracing.traceparent_of(r.headers) for r in records]
-        return tracing.BatchSpan("process agentlog-projector", causes, attributes, tracing.PROJECTOR_MAX_LINKS)
 
     def _settle(self, consumer: Consumer, *, resync: bool = True) -> bool:
         """Wait for the batch in flight; account for it, or re-seek after its failure. True if it committed."""

@@ -123,16 +123,17 @@ def evaluate(
     )
 
 
-_TENANT = "(%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+TENANT = "(%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+"""The SQL condition of a query over one tenant's rows (``%(tenant)s`` NULL: every tenant's)."""
 
 
 def _violations(conn: Conn, args: dict[str, Any]) -> SloResult:
     denied, approved = one_row(
         conn,
         f"""SELECT
-            (SELECT count(*) FROM denied_spawns WHERE parent_agent_id IS NOT NULL AND {_TENANT}
+            (SELECT count(*) FROM denied_spawns WHERE parent_agent_id IS NOT NULL AND {TENANT}
                AND occurred_at >= %(start)s AND occurred_at < %(end)s),
-            (SELECT count(*) FROM agents WHERE depth >= 1 AND {_TENANT}
+            (SELECT count(*) FROM agents WHERE depth >= 1 AND {TENANT}
                AND created_at >= %(start)s AND created_at < %(end)s)""",
         args,
     )
@@ -145,7 +146,7 @@ def _completions(conn: Conn, args: dict[str, Any]) -> SloResult:
     completed, ended = one_row(
         conn,
         f"""SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FROM agents
-            WHERE depth >= 1 AND status_rank = 3 AND {_TENANT}
+            WHERE depth >= 1 AND status_rank = 3 AND {TENANT}
               AND status_at >= %(start)s AND status_at < %(end)s""",
         args,
     )
@@ -158,7 +159,7 @@ def _depth(conn: Conn, args: dict[str, Any]) -> SloResult:
         conn,
         f"""WITH touched AS (
               SELECT DISTINCT root_id FROM agents
-              WHERE created_at >= %(start)s AND created_at < %(end)s AND status <> 'rejected' AND {_TENANT})
+              WHERE created_at >= %(start)s AND created_at < %(end)s AND status <> 'rejected' AND {TENANT})
             SELECT count(*), avg(d), max(d) FROM (
               SELECT max(a.depth) AS d FROM agents a JOIN touched t USING (root_id)
               WHERE a.status <> 'rejected' AND a.depth IS NOT NULL GROUP BY a.root_id) per_tree""",
@@ -174,10 +175,10 @@ def _concurrency(conn: Conn, args: dict[str, Any], tenant: str | None, policy: s
         conn,
         f"""WITH changes AS (
               SELECT created_at AS t, 1 AS d FROM agents
-              WHERE created_at IS NOT NULL AND status <> 'rejected' AND {_TENANT} AND created_at < %(end)s
+              WHERE created_at IS NOT NULL AND status <> 'rejected' AND {TENANT} AND created_at < %(end)s
               UNION ALL
               SELECT status_at, -1 FROM agents
-              WHERE created_at IS NOT NULL AND status_rank = 3 AND status <> 'rejected' AND {_TENANT}
+              WHERE created_at IS NOT NULL AND status_rank = 3 AND status <> 'rejected' AND {TENANT}
                 AND status_at < %(end)s),
             running AS (SELECT t, sum(d) OVER (ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS active FROM changes)
             SELECT coalesce(max(active) FILTER (WHERE t >= %(start)s), 0),

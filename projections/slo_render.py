@@ -32,6 +32,15 @@ def bound(objective: Objective, value: float, alert: bool = False) -> str:
     return ("≥ " if objective.higher_is_better else "≤ ") + number(objective, value)
 
 
+def cells(result: SloResult) -> tuple[str, str, str]:
+    """The value, the target and the alert threshold of one result as they are shown (no bounds without a limit)."""
+    objective = result.objective
+    limit_known = result.status is not Status.no_data or objective.name != "concurrent_agents"
+    target = bound(objective, objective.target) if limit_known else "-"
+    alert = f"{bound(objective, objective.alert, alert=True)} ({objective.severity})" if limit_known else "-"
+    return number(objective, result.value), target, alert
+
+
 def slo_table(report: SloReport) -> Table:
     scope = f"tenant {report.tenant}" if report.tenant else "the platform"
     table = Table(
@@ -41,13 +50,9 @@ def slo_table(report: SloReport) -> Table:
     for column in ("SLO", "value", "target", "alert", "status", "from"):
         table.add_column(column)
     for result in report.results:
-        objective = result.objective
-        limit_known = result.status is not Status.no_data or objective.name != "concurrent_agents"
         table.add_row(
-            objective.title,
-            number(objective, result.value),
-            bound(objective, objective.target) if limit_known else "-",
-            (bound(objective, objective.alert, alert=True) + f" ({objective.severity})") if limit_known else "-",
+            result.objective.title,
+            *cells(result),
             f"[{STATUS_STYLE[result.status]}]{result.status.value}[/]",
             result.detail,
         )

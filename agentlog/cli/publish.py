@@ -94,8 +94,7 @@ def _publish_atomically(producer: Producer, events: list[Event]) -> list[Deliver
             for item in events:
                 producer.send(item)
             deliveries = producer.flush()
-        if len(deliveries) == 1:
-            tracing.delivered(span, deliveries[0].partition, deliveries[0].offset)
+        tracing.delivered(span, deliveries)
         return deliveries
 
 

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from agentlog import events as ev
-from agentlog.producer import Producer
+from agentlog.producer import Delivery, Producer
 from agentlog.replay.verify import verify
 from agentlog.settings import Settings
 from tests.support import agentlog_env
@@ -115,27 +115,9 @@ def test_verify_deep_finds_a_changed_decoded_value(recorded: Recorded, copy_sche
     ]
 
 
-def test_verify_reports_records_not_projected_yet_as_lag(settings: Settings, unique_name: str) -> None:
-    """Records after the projector's position are lag, not differences."""
-    schema = f"lag_{unique_name}"
-    meta = ev.Meta(tenant_id="t", root_id="lagging", producer="test")
-    with Producer(settings) as producer:
-        producer.publish(ev.TokensConsumed(meta=meta, agent_id="a", tokens=1))
-    try:
-        project(settings, schema)
-        with Producer(settings) as producer:
-            later = meta.model_copy(update={"event_id": uuid.uuid4()})
-            producer.publish(ev.TokensConsumed(meta=later, agent_id="a", tokens=2))
-        report = verify(settings, schema)
-        assert report.clean
-        assert sum(report.lag.values()) == 1
-    finally:
-        drop_schema(settings, schema)
-
-
-def test_lag_is_reported_with_its_age_and_max_lag_makes_old_lag_a_failure(settings: Settings, unique_name: str) -> None:
-    """Lag names the age of its oldest record; --max-lag passes while that is younger and fails, naming the
-    partition, once it is older; a bad duration is exit 2."""
+@pytest.fixture
+def lagging(settings: Settings, unique_name: str) -> Iterator[tuple[str, Delivery]]:
+    """A schema that projected one record, and the record published after it (not projected yet)."""
     schema = f"lag_{unique_name}"
     meta = ev.Meta(tenant_id="t", root_id="lagging", producer="test")
     with Producer(settings) as producer:
@@ -145,22 +127,38 @@ def test_lag_is_reported_with_its_age_and_max_lag_makes_old_lag_a_failure(settin
         with Producer(settings) as producer:
             later = meta.model_copy(update={"event_id": uuid.uuid4()})
             delivery = producer.publish(ev.TokensConsumed(meta=later, agent_id="a", tokens=2))
-        where = f"{delivery.topic}[{delivery.partition}]"
-        report = verify(settings, schema)
-        assert list(report.lag_since_ms) == [where]
-        env = agentlog_env(settings)
-
-        def run(*args: str) -> subprocess.CompletedProcess[str]:
-            command = [*AGENTLOG, "replay", "verify", "--schema", schema, "-q", *args]
-            return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=120)
-
-        young = run("--max-lag", "1h")
-        assert young.returncode == 0, young.stderr
-        assert f"not projected yet: 1 records of {where}, the oldest appended" in young.stdout
-        time.sleep(2.5)
-        old = run("--max-lag", "1s")
-        assert old.returncode == 1
-        assert f"records older than --max-lag 1s are not projected yet: {where} (oldest" in old.stderr
-        assert run("--max-lag", "soon").returncode == 2
+        yield schema, delivery
     finally:
         drop_schema(settings, schema)
+
+
+def test_verify_reports_records_not_projected_yet_as_lag(settings: Settings, lagging: tuple[str, Delivery]) -> None:
+    """Records after the projector's position are lag, not differences."""
+    report = verify(settings, lagging[0])
+    assert report.clean
+    assert sum(report.lag.values()) == 1
+
+
+def test_lag_is_reported_with_its_age_and_max_lag_makes_old_lag_a_failure(
+    settings: Settings, lagging: tuple[str, Delivery]
+) -> None:
+    """Lag names the age of its oldest record; --max-lag passes while that is younger and fails, naming the
+    partition, once it is older; a bad duration is exit 2."""
+    schema, delivery = lagging
+    where = f"{delivery.topic}[{delivery.partition}]"
+    report = verify(settings, schema)
+    assert list(report.lag_since_ms) == [where]
+    env = agentlog_env(settings)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*AGENTLOG, "replay", "verify", "--schema", schema, "-q", *args]
+        return subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=120)
+
+    young = run("--max-lag", "1h")
+    assert young.returncode == 0, young.stderr
+    assert f"not projected yet: 1 records of {where}, the oldest appended" in young.stdout
+    time.sleep(2.5)
+    old = run("--max-lag", "1s")
+    assert old.returncode == 1
+    assert f"records older than --max-lag 1s are not projected yet: {where} (oldest" in old.stderr
+    assert run("--max-lag", "soon").returncode == 2
