@@ -56,6 +56,8 @@ class KeyEntry:
     expires_at_ms: int | None
     revoked_at_ms: int | None = None
     """The append time of the key's revocation (None: not revoked)."""
+    published_at_ms: int | None = None
+    """The append time of the key's (first) publication on the keyring."""
 
     @property
     def revoked(self) -> bool:
@@ -141,6 +143,7 @@ class Keyring:
             event.agent_id,
             event.principal,
             _timestamp_ms(event),
+            published_at_ms=record.timestamp_ms,
         )
         known = self.keys.get(event.key_id)
         if known is None:

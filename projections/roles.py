@@ -147,6 +147,12 @@ def use_login_scope(conn: Conn, schema: str) -> None:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(tenant_schema(schema))))
 
 
+def is_auditor(conn: Conn) -> bool:
+    """Whether ``conn``'s login is an auditor role (a member of ``agentlog_auditor``; a superuser is not one)."""
+    row = conn.execute("SELECT session_user").fetchone()
+    return row is not None and row[0] in _members(conn, GROUP_OF[RoleKind.auditor])
+
+
 def _members(conn: Conn, group: str) -> list[str]:
     """The roles that are members of ``group``."""
     rows = conn.execute(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ from typing import Any
 
 from psycopg import IsolationLevel, sql
 
-from agentlog import events as ev
 from agentlog.projections import (
     CHAIN_VERSION,
     DEFAULT_SCHEMA,
@@ -59,8 +59,10 @@ from agentlog.projections import (
 )
 from agentlog.projections import ProjectedPartition as ProjectedState
 from agentlog.records import Record, at
+from agentlog.replay.anchors import SIGNER, Anchors, Checkpoint, anchors_of
 from agentlog.replay.progress import Progress
-from agentlog.replay.topic_reader import partitions_of, read_partition, read_topic
+from agentlog.replay.signatures import keyring_of
+from agentlog.replay.topic_reader import partitions_of, read_optional_topic, read_partition
 from agentlog.serde import Serde
 from agentlog.settings import Settings
 from agentlog.topics import AUDIT_CHECKPOINTS, CATALOGUE, by_name
@@ -98,6 +100,33 @@ class Difference:
         }
 
 
+@dataclass(frozen=True)
+class PartitionOutcome:
+    """What the check of one (topic, partition) found, in brief (what ``--record`` keeps per partition)."""
+
+    topic: str
+    partition: int
+    records: int
+    rows: int
+    lag: int
+    lag_since_ms: int | None
+    kinds: dict[str, int]
+    """Differences per kind."""
+    anchor: int | None
+    """The next offset of the checkpoint it was held to (None: none)."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome as JSON."""
+        return {
+            "records": self.records,
+            "rows": self.rows,
+            "lag": self.lag,
+            "lag_since_ms": self.lag_since_ms,
+            "differences": self.kinds,
+            "anchor_next_offset": self.anchor,
+        }
+
+
 @dataclass
 class VerifyReport:
     """The outcome of a verification."""
@@ -114,6 +143,10 @@ class VerifyReport:
     """Per ``topic[partition]`` with lag: the append time of its oldest record not yet projected."""
     compacted: int = 0
     """Rows of records the compacted policy topic no longer holds (expected; chain-checked)."""
+    anchors: Anchors | None = None
+    """The checkpoints the partitions were held to (set on the whole report, not on a partition's)."""
+    outcomes: list[PartitionOutcome] = field(default_factory=list)
+    """Each partition's outcome, in brief."""
 
     @property
     def clean(self) -> bool:
@@ -127,6 +160,7 @@ class VerifyReport:
         self.rows += other.rows
         self.partitions += other.partitions
         self.compacted += other.compacted
+        self.outcomes += other.outcomes
         for where, n in other.lag.items():
             self.lag[where] = self.lag.get(where, 0) + n
         for where, since in other.lag_since_ms.items():
@@ -139,39 +173,13 @@ class VerifyReport:
         return {where: age for where, age in sorted(ages.items()) if age > max_lag_ms}
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """The newest attested state of one partition's chain (an ``AuditCheckpoint``), and where it is on Kafka."""
-
-    next_offset: int
-    row_count: int
-    chain_head: bytes
-    at: str
-
-
-def newest_checkpoints(settings: Settings, schema: str) -> dict[tuple[str, int], Checkpoint]:
-    """Per (topic, partition): the checkpoint of ``schema`` with the highest next offset (none when never attested)."""
+def live_anchors(settings: Settings, conn: Conn, schema: str, signer: str = SIGNER) -> Anchors:
+    """The anchors of ``schema`` on the checkpoint topic, judged by the keyring (its topic and its audit rows)."""
     topic = settings.topic_prefix + AUDIT_CHECKPOINTS.name
-    if not partitions_of(settings, topic):
-        return {}
-    serde = Serde.from_settings(settings)
-    newest: dict[tuple[str, int], Checkpoint] = {}
-    for record in read_topic(settings, topic):
-        try:
-            event = serde.decode(record.value or b"")
-        except Exception:  # not a checkpoint at all: the projector dead-letters it; nothing to hold the log to
-            continue
-        if not isinstance(event, ev.AuditCheckpoint) or event.projection_schema != schema:
-            continue
-        try:
-            head = bytes.fromhex(event.chain_head)
-        except ValueError:
-            head = b""  # a head that is not even hex: reported as a head that does not match
-        where = (event.topic, event.partition)
-        known = newest.get(where)
-        if known is None or event.next_offset > known.next_offset:
-            newest[where] = Checkpoint(event.next_offset, event.row_count, head, str(record.position))
-    return newest
+    keyring = keyring_of(settings, conn)
+    return anchors_of(
+        read_optional_topic(settings, topic), Serde.from_settings(settings), keyring, schema=schema, signer=signer
+    )
 
 
 @dataclass(slots=True)
@@ -399,6 +407,19 @@ class _PartitionCheck:
             else:
                 self.report.differences.append(difference)
         self.report.differences.sort(key=lambda d: d.offset)
+        where = f"{self.topic}[{self.partition}]"
+        self.report.outcomes.append(
+            PartitionOutcome(
+                self.topic,
+                self.partition,
+                self.report.records,
+                self.report.rows,
+                self.report.lag.get(where, 0),
+                self.report.lag_since_ms.get(where),
+                dict(Counter(d.kind for d in self.report.differences)),
+                self.checkpoint.next_offset if self.checkpoint is not None else None,
+            )
+        )
         return self.report
 
 
@@ -520,16 +541,21 @@ def verify(
     deep: bool = False,
     workers: int = 8,
     progress: Progress | None = None,
+    signer: str = SIGNER,
 ) -> VerifyReport:
-    """Compare every audit row of this prefix's topics with Kafka; the report lists every difference."""
+    """Compare every audit row of this prefix's topics with Kafka; the report lists every difference.
+
+    Each partition is held to its newest anchor (:mod:`agentlog.replay.anchors`), the checkpoints
+    ``signer``'s key signed; a checkpoint the audit may not rely on is a ``checkpoint`` difference."""
     verifier = _Verifier(settings, schema, deep, progress or Progress("verify", enabled=False))
     topics = [settings.topic_prefix + spec.name for spec in CATALOGUE]
     with connect(settings, schema) as conn:
         require_tables(conn, schema)
         positions = projected_offsets(conn, topics)
         row_partitions = _row_partitions(conn, topics)
+        anchors = live_anchors(settings, conn, schema, signer)
     kafka_partitions = {(t, p) for t in topics for p in partitions_of(settings, t)}
-    checkpoints = newest_checkpoints(settings, schema)
+    checkpoints = anchors.newest
     jobs = []
     for topic, partition in sorted(kafka_partitions | row_partitions):
         spec = by_name(topic, settings.topic_prefix)
@@ -537,7 +563,8 @@ def verify(
         in_kafka = (topic, partition) in kafka_partitions
         where = (topic, partition)
         jobs.append(_Job(topic, partition, positions.get(where), compacted, in_kafka, checkpoints.get(where)))
-    report = VerifyReport()
+    report = VerifyReport(anchors=anchors)
+    report.differences += [Difference("checkpoint", r.topic, r.partition, r.offset, r.detail) for r in anchors.rejected]
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify") as pool:
         for partial in pool.map(verifier.check, jobs):
             report.add(partial)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -125,24 +125,38 @@ def verify_command(
             "--max-lag", help="Fail (exit 1) when a record older than this (30s, 10m, 2h) is not projected yet."
         ),
     ] = None,
+    checkpoint_signer: Annotated[
+        str, typer.Option(help="The principal whose platform key signs the audit checkpoints.")
+    ] = "projector",
+    record: Annotated[
+        bool,
+        typer.Option("--record", help="Store the result in audit_verifications (the login must be an auditor role)."),
+    ] = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Recompute the audit chains from Kafka and compare every audit row; exit 1 on any difference.
 
-    Records not projected yet are lag, with the age of the oldest; --max-lag makes lag beyond it a failure.
-    With --signatures, every signed row is also attributed to its key (exit 1 when one does not verify).
+    Each partition is held to its newest audit checkpoint signed by --checkpoint-signer's key (any checkpoint
+    when the keyring holds no such key). Records not projected yet are lag, with the age of the oldest;
+    --max-lag makes lag beyond it a failure. With --signatures, every signed row is also attributed to its key
+    (exit 1 when one does not verify). With --record, the result is stored for operators and the console.
     """
     from agentlog.replay.progress import Progress
     from agentlog.replay.signatures import verify_signatures
+    from agentlog.replay.verifications import Checked, require_auditor
+    from agentlog.replay.verifications import record as record_verification
     from agentlog.replay.verify import verify
 
     signed: SignatureReport | None = None
     max_lag_ms = _max_lag_ms(max_lag)
+    started_at = datetime.now(UTC)
     try:
         progress = Progress("verify", enabled=not quiet)
         settings, where = kafka_settings(), _schema(schema)
-        report = verify(settings, where, deep=deep, workers=workers, progress=progress)
+        if record:
+            require_auditor(settings, where)
+        report = verify(settings, where, deep=deep, workers=workers, progress=progress, signer=checkpoint_signer)
         now_ms = int(time.time() * 1000)
         if signatures:
             signed = verify_signatures(settings, where)
@@ -150,32 +164,84 @@ def verify_command(
         fail(str(e))
     except AgentlogError as e:
         fail_for(e)
+    behind = report.lag_beyond(max_lag_ms, now_ms) if max_lag_ms is not None else {}
+    clean = report.clean and not behind and (signed is None or signed.clean)
+    recorded_as: int | None = None
+    if record:
+        checked = Checked(deep, signatures, max_lag, checkpoint_signer)
+        try:
+            recorded_as = record_verification(settings, started_at, report, signed, checked, clean, where)
+        except AgentlogError as e:
+            fail_for(e)
     if as_json:
-        document = {
-            "clean": report.clean and (signed is None or signed.clean),
-            "records": report.records,
-            "rows": report.rows,
-            "partitions": report.partitions,
-            "lag": report.lag,
-            "lag_age_s": {w: (now_ms - since) / 1000 for w, since in sorted(report.lag_since_ms.items())},
-            "compacted": report.compacted,
-            "differences": [d.as_json() for d in report.differences],
-        }
-        if signed is not None:
-            document["signatures"] = signed.as_json()
-        print(json.dumps(document, indent=2))
+        print(json.dumps(_verify_document(report, signed, clean, now_ms, recorded_as), indent=2))
     else:
         _print_verify(report, signed, now_ms)
+        if recorded_as is not None:
+            print(f"recorded as verification {recorded_as} in {where}.audit_verifications")
+    _verdict(report, signed, behind, max_lag)
+    if not as_json:
+        print("every audit row matches Kafka and every chain verifies" + (", every signature too" if signed else ""))
+
+
+def _verdict(report: VerifyReport, signed: SignatureReport | None, behind: dict[str, int], max_lag: str | None) -> None:
+    """Exit 1 naming the first failure: differences, lag beyond --max-lag, signatures that do not verify."""
     if not report.clean:
-        fail(f"{len(report.differences)} audit rows differ from Kafka", EXIT_FAILURE)
-    behind = report.lag_beyond(max_lag_ms, now_ms) if max_lag_ms is not None else {}
+        fail(f"{len(report.differences)} differences between the audit log, Kafka and its checkpoints", EXIT_FAILURE)
     if behind:
         named = ", ".join(f"{where} (oldest {_age(age)})" for where, age in behind.items())
         fail(f"records older than --max-lag {max_lag} are not projected yet: {named}", EXIT_FAILURE)
     if signed is not None and not signed.clean:
         fail(f"{len(signed.invalid)} audit rows carry a signature that no key on the keyring made", EXIT_FAILURE)
-    if not as_json:
-        print("every audit row matches Kafka and every chain verifies" + (", every signature too" if signed else ""))
+
+
+def _verify_document(
+    report: VerifyReport, signed: SignatureReport | None, clean: bool, now_ms: int, recorded_as: int | None
+) -> dict[str, object]:
+    document: dict[str, object] = {
+        "clean": clean,
+        "records": report.records,
+        "rows": report.rows,
+        "partitions": report.partitions,
+        "lag": report.lag,
+        "lag_age_s": {w: (now_ms - since) / 1000 for w, since in sorted(report.lag_since_ms.items())},
+        "compacted": report.compacted,
+        "anchors": report.anchors.describe() if report.anchors is not None else None,
+        "differences": [d.as_json() for d in report.differences],
+        "recorded_as": recorded_as,
+    }
+    if signed is not None:
+        document["signatures"] = signed.as_json()
+    return document
+
+
+@app.command("verifications")
+def verifications_command(
+    schema: Schema = DEFAULT_SCHEMA,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the newest to show.")] = 10,
+    as_json: AsJson = False,
+) -> None:
+    """The recorded verifications (``replay verify --record``), newest first: when, by whom, what was found."""
+    from agentlog.replay.verifications import recorded
+
+    try:
+        rows = recorded(get_settings(), _schema(schema), limit=limit)
+    except (DatabaseUnavailableError, NotMigratedError) as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps([r.as_json() for r in rows], indent=2))
+        return
+    if not rows:
+        print(f"no verification recorded in {schema} (run `agentlog replay verify --record` as an auditor)")
+        return
+    for r in rows:
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(r.differences.items())) or "no difference"
+        lag = sum(int(p.get("lag", 0)) for p in r.partitions.values())
+        verdict = "clean" if r.clean else "FAILED"
+        print(
+            f"#{r.id} {r.finished_at:%Y-%m-%d %H:%M:%S %Z} by {r.recorded_by}: {verdict}; {r.kafka_records:,} records,"
+            f" {r.audit_rows:,} rows in {len(r.partitions)} partitions; {found}; {lag:,} records not projected yet"
+        )
 
 
 def _max_lag_ms(text: str | None) -> int | None:
@@ -202,6 +268,8 @@ def _print_verify(report: VerifyReport, signed: SignatureReport | None, now_ms: 
     print(f"{report.records:,} Kafka records, {report.rows:,} audit rows in {report.partitions} partitions")
     if report.compacted:
         print(f"{report.compacted} rows of policy records removed by compaction (their chain checks out)")
+    if report.anchors is not None and (report.anchors.newest or report.anchors.rejected):
+        print(f"held to {len(report.anchors.newest)} partitions' newest checkpoints; {report.anchors.describe()}")
     for where, n in sorted(report.lag.items()):
         since = report.lag_since_ms.get(where)
         age = f", the oldest appended {_age(now_ms - since)} ago" if since is not None and since >= 0 else ""

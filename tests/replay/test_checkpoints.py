@@ -19,12 +19,13 @@ from psycopg import sql
 
 from agentlog import events as ev
 from agentlog.producer import Producer
-from agentlog.projections import drop_schema
+from agentlog.projections import connect, drop_schema
 from agentlog.projections.audit_chain import PartitionChain
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
 from agentlog.projections.workload import ForestShape, forest
-from agentlog.replay.verify import newest_checkpoints, verify
+from agentlog.replay.anchors import Checkpoint
+from agentlog.replay.verify import live_anchors, verify
 from agentlog.settings import Settings
 from agentlog.topics import AUDIT_CHECKPOINTS, POLICY_DECISIONS, SPAWN_REQUESTS
 from tests.support import agentlog_env
@@ -90,6 +91,11 @@ def cut_and_rewind(db: psycopg.Connection[Any], topic: str, partition: int, keep
     )
 
 
+def newest_anchors(settings: Settings, schema: str) -> dict[tuple[str, int], Checkpoint]:
+    with connect(settings, schema) as conn:
+        return live_anchors(settings, conn, schema).newest
+
+
 def kinds(settings: Settings, schema: str) -> set[tuple[str, str, int]]:
     return {(d.kind, d.topic, d.partition) for d in verify(settings, schema).differences}
 
@@ -97,7 +103,7 @@ def kinds(settings: Settings, schema: str) -> set[tuple[str, str, int]]:
 def test_an_untouched_schema_is_clean_and_its_partitions_are_checkpointed(settings: Settings, schema: str) -> None:
     report = verify(settings, schema)
     assert report.clean, [str(d) for d in report.differences]
-    anchors = newest_checkpoints(settings, schema)
+    anchors = newest_anchors(settings, schema)
     requests = settings.topic_prefix + SPAWN_REQUESTS.name
     assert any(topic == requests for topic, _ in anchors)
     assert not any(topic == settings.topic_prefix + AUDIT_CHECKPOINTS.name for topic, _ in anchors)
@@ -147,7 +153,7 @@ def test_deleting_a_whole_partition_and_its_position_is_truncation(
 
 def test_a_forged_checkpoint_is_named(settings: Settings, schema: str) -> None:
     """A checkpoint whose chain head is not the head Kafka's records make (here: a later offset, a made-up head)."""
-    anchors = newest_checkpoints(settings, schema)
+    anchors = newest_anchors(settings, schema)
     (topic, partition), anchor = next(iter(sorted(anchors.items())))
     forged = ev.AuditCheckpoint(
         meta=ev.Meta(tenant_id="platform", root_id=f"{topic}[{partition}]", producer="insider"),

@@ -93,7 +93,7 @@ def test_verify_names_an_altered_a_deleted_and_two_swapped_rows(recorded: Record
     assert result.returncode == 1
     for kind, offset in (("altered", altered), ("missing", deleted), ("reordered", first), ("reordered", second)):
         assert f"{kind:<9} {topic}[{p}]@{offset}:" in result.stdout
-    assert "4 audit rows differ from Kafka" in result.stderr
+    assert "4 differences between the audit log, Kafka and its checkpoints" in result.stderr
 
 
 def test_verify_deep_finds_a_changed_decoded_value(recorded: Recorded, copy_schema: str) -> None:
