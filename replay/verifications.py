@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any
 
 import psycopg
@@ -48,9 +49,7 @@ class Checked:
 
     def as_json(self) -> dict[str, Any]:
         """As stored in ``checked``."""
-        from agentlog import __version__
-
-        return {**vars(self), "agentlog": __version__}
+        return {**vars(self), "agentlog": version("agentlog")}
 
 
 @dataclass(frozen=True)

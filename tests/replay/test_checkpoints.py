@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from agentlog import events as ev
 from agentlog.producer import Producer
-from agentlog.projections import connect, drop_schema
 from agentlog.projections.audit_chain import PartitionChain
-from agentlog.projections.migrate import migrate
-from agentlog.projections.projector import Projector, ProjectorOptions
-from agentlog.projections.workload import ForestShape, forest
-from agentlog.replay.anchors import Checkpoint
-from agentlog.replay.verify import live_anchors, verify
+from agentlog.replay.verify import verify
 from agentlog.settings import Settings
-from agentlog.topics import AUDIT_CHECKPOINTS, POLICY_DECISIONS, SPAWN_REQUESTS
+from agentlog.topics import AUDIT_CHECKPOINTS, SPAWN_REQUESTS
 from tests.support import agentlog_env
+
+from .tampering import (
+    busiest_partition,
+    cut_and_rewind,
+    forged_checkpoint,
+    kinds,
+    newest_anchors,
+    projected_schema,
+    superuser,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,66 +41,15 @@ Tamper = Callable[[str], None]
 @pytest.fixture
 def schema(settings: Settings, unique_name: str) -> Iterator[str]:
     """A schema projected from a small forest, with a checkpoint of every partition after every batch."""
-    name = "cp_" + unique_name.lower()
-    migrate(settings, name)
-    with Producer(settings) as producer:
-        producer.publish_many(forest(ForestShape(roots=3, fanout=2, depth=2)))
-    project(settings, name)
-    yield name
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        drop_schema(conn, name)
-
-
-def project(settings: Settings, schema: str) -> None:
-    options = ProjectorOptions(schema=schema, group_id=f"cp-{schema}", idle_exit_s=2.0, checkpoint_interval_s=0.0)
-    Projector(settings, options).run()
+    with projected_schema(settings, "cp_" + unique_name.lower()) as name:
+        yield name
 
 
 @pytest.fixture
 def db(settings: Settings, schema: str) -> Iterator[psycopg.Connection[Any]]:
     """A superuser's connection to the schema (what an insider with the database's keys has)."""
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    with superuser(settings, schema) as conn:
         yield conn
-
-
-def busiest_partition(settings: Settings, db: psycopg.Connection[Any]) -> tuple[str, int, list[int]]:
-    """The decisions partition with the most rows, and its offsets."""
-    topic = settings.topic_prefix + POLICY_DECISIONS.name
-    row = db.execute(
-        "SELECT partition FROM audit_log WHERE topic = %s GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", (topic,)
-    ).fetchone()
-    assert row is not None
-    offsets = [o for (o,) in db.execute(
-        'SELECT "offset" FROM audit_log WHERE topic = %s AND partition = %s ORDER BY 1', (topic, row[0])
-    )]  # fmt: skip
-    return topic, row[0], offsets
-
-
-def cut_and_rewind(db: psycopg.Connection[Any], topic: str, partition: int, keep: int) -> None:
-    """Delete every row from the ``keep``-th on and move the position back to the last row kept."""
-    offsets = [o for (o,) in db.execute(
-        'SELECT "offset" FROM audit_log WHERE topic = %s AND partition = %s ORDER BY 1', (topic, partition)
-    )]  # fmt: skip
-    cut = offsets[keep]
-    db.execute('DELETE FROM audit_log WHERE topic = %s AND partition = %s AND "offset" >= %s', (topic, partition, cut))
-    head = db.execute(
-        'SELECT hash FROM audit_log WHERE topic = %s AND partition = %s ORDER BY "offset" DESC LIMIT 1',
-        (topic, partition),
-    ).fetchone()
-    db.execute(
-        "UPDATE projector_positions SET next_offset = %s, chain_head = %s WHERE topic = %s AND partition = %s",
-        (cut, head[0] if head else b"\x00" * 32, topic, partition),
-    )
-
-
-def newest_anchors(settings: Settings, schema: str) -> dict[tuple[str, int], Checkpoint]:
-    with connect(settings, schema) as conn:
-        return live_anchors(settings, conn, schema).newest
-
-
-def kinds(settings: Settings, schema: str) -> set[tuple[str, str, int]]:
-    return {(d.kind, d.topic, d.partition) for d in verify(settings, schema).differences}
 
 
 def test_an_untouched_schema_is_clean_and_its_partitions_are_checkpointed(settings: Settings, schema: str) -> None:
@@ -155,18 +107,8 @@ def test_a_forged_checkpoint_is_named(settings: Settings, schema: str) -> None:
     """A checkpoint whose chain head is not the head Kafka's records make (here: a later offset, a made-up head)."""
     anchors = newest_anchors(settings, schema)
     (topic, partition), anchor = next(iter(sorted(anchors.items())))
-    forged = ev.AuditCheckpoint(
-        meta=ev.Meta(tenant_id="platform", root_id=f"{topic}[{partition}]", producer="insider"),
-        projection_schema=schema,
-        topic=topic,
-        partition=partition,
-        next_offset=anchor.next_offset,
-        row_count=anchor.row_count,
-        chain_head=uuid.uuid4().hex * 2,
-        projector="insider",
-    )
     with Producer(settings) as producer:
-        producer.publish(forged.model_copy(update={"next_offset": anchor.next_offset + 1}))
+        producer.publish(forged_checkpoint(schema, anchor))
     assert ("checkpoint", topic, partition) in kinds(settings, schema)
 
 
