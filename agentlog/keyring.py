@@ -230,3 +230,9 @@ class KeyringHistory:
     def problems(self) -> list[str]:
         """Keyring records ignored so far, and why."""
         return self._current.problems
+
+
+def whole_keyring(records: Iterable[Record], serde: Serde) -> Keyring:
+    """The keyring after every one of ``records`` (a keyring topic's, in any order)."""
+    ordered = sorted(records, key=lambda r: r.offset)
+    return KeyringHistory(ordered, serde).at(ordered[-1].offset + 1 if ordered else 0)

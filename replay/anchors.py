@@ -49,6 +49,8 @@ class Checkpoint:
     """The checkpoint record's own position, ``topic[partition]@offset``."""
     signer: str | None
     """The key that signed it (None: unsigned)."""
+    record: Record | None = field(default=None, compare=False, repr=False)
+    """The checkpoint record itself (an export carries it, to be judged again without Kafka)."""
 
     def as_json(self) -> dict[str, Any]:
         """The checkpoint as JSON (its head in hex)."""
@@ -159,4 +161,5 @@ def _keep_newest(
             event.projection_schema,
             str(record.position),
             by,
+            record,
         )

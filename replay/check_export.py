@@ -10,7 +10,15 @@ Checks, each reported with the line it concerns:
 4. the counts per record type and the first and last positions are the manifest's;
 5. for a complete export (nothing filtered), every partition's chain is unbroken: each
    line links to the one before it in its partition (the first to the genesis hash) and
-   the last one's hash is the partition's chain head in the manifest.
+   the last one's hash is the partition's chain head in the manifest;
+6. the audit checkpoints the manifest carries (the newest of each partition read, at export
+   time) are judged again, by the keyring the file itself holds, with the same rule as
+   ``replay verify`` (:mod:`agentlog.replay.anchors`): one the projector's key did not sign
+   is a problem. For a complete export, each partition's chain must reach every anchor and
+   make its head there: an export whose newest lines were removed, and its manifest made to
+   match, falls short of what the projector signed. (A partial export's lines are not linked
+   to each other, so only ``replay verify``, against Kafka, holds them to a checkpoint; the
+   compacted policy topic's chain cannot be recomputed from what compaction left.)
 """
 
 from __future__ import annotations
@@ -26,12 +34,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentlog import events as ev
 from agentlog.errors import DecodeError
+from agentlog.keyring import whole_keyring
 from agentlog.projections import GENESIS, link, signature_of
-from agentlog.records import at
+from agentlog.records import Record, at
+from agentlog.replay.anchors import SIGNER, Anchors, anchors_of
 from agentlog.replay.errors import ExportFormatError
-from agentlog.replay.export import CSV_COLUMNS, FORMAT, ExportLine, headers_from_json, manifest_path
+from agentlog.replay.export import (
+    CSV_COLUMNS,
+    FORMAT,
+    ExportLine,
+    checkpoint_record,
+    headers_from_json,
+    manifest_path,
+)
 from agentlog.serde import Serde, to_jsonable
+from agentlog.topics import KEYRING, by_name
 
 
 @dataclass(frozen=True)
@@ -135,8 +154,23 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class ExportCheck:
+    """What checking an export found: its problems, and the checkpoints it was held to."""
+
+    problems: list[Problem]
+    anchors: Anchors
+    compared: int
+    """Anchors whose head was compared with the file's chain."""
+
+
 def check_export(path: Path, serde: Serde | None = None) -> list[Problem]:
     """Every problem with the export ``path`` and its manifest (empty: the export checks out)."""
+    return check_export_report(path, serde).problems
+
+
+def check_export_report(path: Path, serde: Serde | None = None, *, signer: str = SIGNER) -> ExportCheck:
+    """Check the export ``path`` and its manifest; checkpoints count when ``signer``'s key signed them."""
     manifest = load_manifest(path)
     serde = serde or Serde()
     problems: list[Problem] = []
@@ -148,7 +182,9 @@ def check_export(path: Path, serde: Serde | None = None) -> list[Problem]:
     heads: dict[tuple[str, int], bytes] = {}
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
+    held = _HeldTo(manifest, serde)
     for number, line in read_lines(path, str(manifest.get("encoding", "jsonl"))):
+        held.read(line)
         where = at(line.topic, line.partition, line.offset)
         expected = link(
             line.prev_hash,
@@ -186,7 +222,68 @@ def check_export(path: Path, serde: Serde | None = None) -> list[Problem]:
             head = heads[tp].hex() if tp in heads else None
             if head != summary.get("chain_head"):
                 problems.append(Problem(None, f"{tp[0]}[{tp[1]}]: chain ends at {head}, the manifest says {summary}"))
-    return problems
+    anchors, compared = held.judge(signer, complete, problems)
+    return ExportCheck(problems, anchors, compared)
+
+
+class _HeldTo:
+    """The manifest's checkpoints, and what the file's lines say at each: the chain's head below it."""
+
+    def __init__(self, manifest: dict[str, Any], serde: Serde) -> None:
+        self.serde = serde
+        self.prefix = str(manifest.get("topic_prefix") or "")
+        self.keyring_topic = self.prefix + KEYRING.name
+        self.keyring_records: list[Record] = []
+        self.problems: list[Problem] = []
+        self.records: list[Record] = []
+        self.below: dict[tuple[str, int], list[int]] = {}
+        """Per checkpointed partition, the next offsets its checkpoints name."""
+        for number, obj in enumerate(manifest.get("checkpoints") or [], start=1):
+            try:
+                record = checkpoint_record(obj)
+                event = serde.decode(record.value or b"")
+            except (ValueError, KeyError, TypeError, binascii.Error, DecodeError) as e:
+                self.problems.append(Problem(None, f"manifest checkpoint {number} is not a checkpoint record: {e}"))
+                continue
+            if isinstance(event, ev.AuditCheckpoint):
+                self.records.append(record)
+                self.below.setdefault((event.topic, event.partition), []).append(event.next_offset)
+        self.heads: dict[tuple[str, int, int], bytes] = {}
+        """(topic, partition, next offset): the hash of the partition's last line below that offset."""
+
+    def read(self, line: ExportLine) -> None:
+        if line.topic == self.keyring_topic:
+            self.keyring_records.append(
+                Record(line.topic, line.partition, line.offset, line.timestamp_ms, line.key, line.value, line.headers)
+            )
+        for next_offset in self.below.get((line.topic, line.partition), ()):
+            if line.offset < next_offset:
+                self.heads[(line.topic, line.partition, next_offset)] = line.hash
+
+    def judge(self, signer: str, complete: bool, problems: list[Problem]) -> tuple[Anchors, int]:
+        """The anchors by the file's keyring; their problems (and the manifest's) added to ``problems``."""
+        problems += self.problems
+        anchors = anchors_of(
+            self.records, self.serde, whole_keyring(self.keyring_records, self.serde), schema=None, signer=signer
+        )
+        problems += [Problem(None, f"manifest checkpoint {r}") for r in anchors.rejected]
+        compared = 0
+        for (topic, partition), anchor in sorted(anchors.newest.items()):
+            spec = by_name(topic, self.prefix)
+            if not complete or (spec is not None and spec.cleanup_policy == "compact"):
+                continue
+            compared += 1
+            head = self.heads.get((topic, partition, anchor.next_offset), GENESIS)
+            if head != anchor.chain_head:
+                problems.append(
+                    Problem(
+                        None,
+                        f"{topic}[{partition}]: the chain below offset {anchor.next_offset} ends at {head.hex()[:16]}…;"
+                        f" the checkpoint {anchor.at} attests {anchor.chain_head.hex()[:16]}… (lines removed or"
+                        " changed since the projector signed it)",
+                    )
+                )
+        return anchors, compared
 
 
 def _check_decoded(serde: Serde, number: int, where: str, line: ExportLine) -> list[Problem]:

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentlog.errors import DecodeError
+from agentlog.keyring import whole_keyring
 from agentlog.projections import ChainedRecord, chained
-from agentlog.records import Headers, headers_as_json
+from agentlog.records import Headers, Record, headers_as_json
+from agentlog.replay.anchors import SIGNER, Checkpoint, anchors_of
 from agentlog.replay.progress import Progress
 from agentlog.replay.selection import Selection, find_root, names_any, subtree
-from agentlog.replay.topic_reader import existing_partitions, partitions_of, read_partition
+from agentlog.replay.topic_reader import existing_partitions, partitions_of, read_optional_topic, read_partition
 from agentlog.serde import Serde, to_jsonable
 from agentlog.settings import Settings
 from agentlog.topic_admin import tree_partition_count
@@ -196,6 +198,9 @@ class Manifest:
     sha256: str = ""
     tree_partitions: int | None = None
     """The partition count of the tree-keyed topics it was exported from (trees are found by it)."""
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    """The newest audit checkpoint record of each partition read, as the keyring judged it an anchor
+    (:mod:`agentlog.replay.anchors`): what ``check-export`` holds the file's chains to."""
 
     def as_json(self) -> dict[str, Any]:
         """The manifest document."""
@@ -214,6 +219,7 @@ class Manifest:
             "partitions": [vars(p) for p in self.partitions],
             "sha256": self.sha256,
             "tree_partitions": self.tree_partitions,
+            "checkpoints": self.checkpoints,
         }
 
 
@@ -307,8 +313,12 @@ def export(
     encoding: ExportFormat = ExportFormat.jsonl,
     *,
     progress: Progress | None = None,
+    signer: str = SIGNER,
 ) -> Manifest:
-    """Write the selected records to ``path`` and the manifest next to it; returns the manifest."""
+    """Write the selected records to ``path`` and the manifest next to it; returns the manifest.
+
+    The manifest carries the newest checkpoint of each partition read that ``signer``'s key signed (any, while the
+    keyring holds no key of ``signer``)."""
     progress = progress or Progress("export", enabled=False)
     if selection.agent_id is not None and selection.root_id is None:
         selection = Selection(
@@ -331,6 +341,7 @@ def export(
         created_at=datetime.now(UTC).isoformat(),
         tree_partitions=(tree_partitions := tree_partition_count(settings)),  # a tree's partition follows from it
     )
+    anchors = export_anchors(settings, serde, signer)  # before the records: each is then below what is read
     counts: Counter[str] = Counter()
     side_topics = {settings.topic_prefix + spec.name for spec in SIDE_INPUTS}
     root_key = selection.root_id.encode() if selection.root_id else None
@@ -365,9 +376,45 @@ def export(
     manifest.records = sum(counts.values())
     manifest.counts = dict(counts)
     manifest.partitions = source.summaries
+    read = {(p.topic, p.partition) for p in source.summaries}
+    manifest.checkpoints = [checkpoint_json(a.record) for a in anchors if (a.topic, a.partition) in read and a.record]
     manifest.sha256 = sink.digest.hexdigest()
     manifest_path(path).write_text(json.dumps(manifest.as_json(), indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def export_anchors(settings: Settings, serde: Serde, signer: str) -> list[Checkpoint]:
+    """The newest anchor of every checkpointed partition now (of any projection schema), by the keyring topic."""
+    keyring = whole_keyring(read_optional_topic(settings, settings.topic_prefix + KEYRING.name), serde)
+    records = read_optional_topic(settings, settings.topic_prefix + AUDIT_CHECKPOINTS.name)
+    return list(anchors_of(records, serde, keyring, schema=None, signer=signer).newest.values())
+
+
+def checkpoint_json(record: Record) -> dict[str, Any]:
+    """A checkpoint record as the manifest carries it: its position and exact bytes (:func:`checkpoint_record`)."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
+        "key_b64": _b64(record.key),
+        "value_b64": _b64(record.value),
+        "headers": headers_as_json(record.headers),
+    }
+
+
+def checkpoint_record(obj: dict[str, Any]) -> Record:
+    """The record of :func:`checkpoint_json`; raises ValueError, KeyError or TypeError when it is not one."""
+    key, value = obj["key_b64"], obj["value_b64"]
+    return Record(
+        str(obj["topic"]),
+        int(obj["partition"]),
+        int(obj["offset"]),
+        int(obj["timestamp_ms"]),
+        base64.b64decode(key, validate=True) if key is not None else None,
+        base64.b64decode(value, validate=True) if value is not None else None,
+        headers_from_json(obj.get("headers")),
+    )
 
 
 def _decode(serde: Serde, item: ChainedRecord) -> ExportLine:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlog import events as ev
-from agentlog.keyring import Keyring, KeyringHistory
+from agentlog.keyring import Keyring, whole_keyring
 from agentlog.projections import DEFAULT_SCHEMA, Conn, connect
 from agentlog.records import Record, at
 from agentlog.replay.topic_reader import read_optional_topic
@@ -96,7 +96,7 @@ def keyring_of(settings: Settings, conn: Conn) -> Keyring:
     rows = conn.execute('SELECT "offset", timestamp_ms, key, raw_value FROM audit_log WHERE topic = %s', (topic,))
     for offset, timestamp_ms, key, value in rows:
         records.setdefault(offset, Record(topic, 0, offset, timestamp_ms, _bytes(key), _bytes(value)))
-    return KeyringHistory(records.values(), Serde.from_settings(settings)).at(max(records, default=-1) + 1)
+    return whole_keyring(records.values(), Serde.from_settings(settings))
 
 
 def verify_signatures(settings: Settings, schema: str = DEFAULT_SCHEMA) -> SignatureReport:

@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 
 Schema = Annotated[str, typer.Option(help="Schema of the live projections.")]
+CheckpointSigner = Annotated[str, typer.Option(help="The principal whose platform key signs the audit checkpoints.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")]
 AsJson = Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")]
 
@@ -63,6 +64,7 @@ def export_command(
     since: Annotated[str | None, typer.Option(help="Broker time from: ISO-8601 or 10m/2h/1d ago.")] = None,
     until: Annotated[str | None, typer.Option(help="Broker time up to (excluded): ISO-8601 or 10m/2h/1d ago.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv.")] = "jsonl",
+    checkpoint_signer: CheckpointSigner = "projector",
     quiet: Quiet = False,
 ) -> None:
     """Export records from Kafka, decoded, in order, with positions and chain hashes, plus a manifest."""
@@ -79,7 +81,12 @@ def export_command(
         fail(f"--output {output}: directory {output.parent} does not exist", EXIT_BAD_INPUT)
     try:
         manifest = export(
-            kafka_settings(), selection, output, ExportFormat(format), progress=Progress("export", enabled=not quiet)
+            kafka_settings(),
+            selection,
+            output,
+            ExportFormat(format),
+            progress=Progress("export", enabled=not quiet),
+            signer=checkpoint_signer,
         )
     except SelectionError as e:
         fail(str(e), EXIT_BAD_INPUT)
@@ -87,28 +94,36 @@ def export_command(
         fail_for(e)
     counts = ", ".join(f"{n} {name.rsplit('.', 1)[-1]}" for name, n in sorted(manifest.counts.items()))
     print(f"exported {manifest.records} records to {output} ({counts or 'none'})")
-    print(f"manifest {manifest_path(output)}; sha256 {manifest.sha256}")
+    print(f"manifest {manifest_path(output)}; sha256 {manifest.sha256}; {len(manifest.checkpoints)} checkpoints")
 
 
 @app.command("check-export")
 def check_export_command(
     file: Annotated[Path, typer.Argument(help="An export file (its manifest next to it).")],
+    checkpoint_signer: CheckpointSigner = "projector",
 ) -> None:
-    """Check an export against its manifest: digest, every chain hash, decoded events, counts; exit 1 on a problem."""
-    from agentlog.replay.check_export import check_export, load_manifest
+    """Check an export against its manifest: digest, every chain hash, decoded events, counts, and the audit
+    checkpoints it was exported under; exit 1 on a problem."""
+    from agentlog.replay.check_export import check_export_report, load_manifest
 
     if not file.is_file():
         fail(f"{file}: no such file", EXIT_BAD_INPUT)
     try:
         manifest = load_manifest(file)
-        problems = check_export(file)
+        checked = check_export_report(file, signer=checkpoint_signer)
     except ExportFormatError as e:
         fail(str(e), EXIT_BAD_INPUT)
-    for problem in problems:
+    for problem in checked.problems:
         print(f"problem: {problem}")
-    if problems:
-        fail(f"{file}: {len(problems)} problems", EXIT_FAILURE)
+    if checked.problems:
+        fail(f"{file}: {len(checked.problems)} problems", EXIT_FAILURE)
     print(f"{file}: {manifest['records']} records; digest, chain hashes, decoded events and counts check out")
+    if checked.anchors.newest:
+        print(
+            f"held to the {len(checked.anchors.newest)} checkpoints it was exported under ({checked.compared} compared"
+            " with its chains; a partial export's and the compacted policy topic's are not):"
+            f" {checked.anchors.describe()}"
+        )
 
 
 @app.command("verify")
@@ -125,9 +140,7 @@ def verify_command(
             "--max-lag", help="Fail (exit 1) when a record older than this (30s, 10m, 2h) is not projected yet."
         ),
     ] = None,
-    checkpoint_signer: Annotated[
-        str, typer.Option(help="The principal whose platform key signs the audit checkpoints.")
-    ] = "projector",
+    checkpoint_signer: CheckpointSigner = "projector",
     record: Annotated[
         bool,
         typer.Option("--record", help="Store the result in audit_verifications (the login must be an auditor role)."),

@@ -8,6 +8,7 @@ role, and the table it writes is closed to every other role and to changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -22,10 +23,13 @@ from psycopg import sql
 from agentlog.keyring_admin import publish_key
 from agentlog.producer import Producer
 from agentlog.projections import connect, drop_schema
+from agentlog.replay.check_export import check_export, check_export_report
+from agentlog.replay.export import export, manifest_path
+from agentlog.replay.selection import Selection
 from agentlog.replay.verify import live_anchors, verify
 from agentlog.settings import Settings
 from agentlog.signing import SigningKey
-from agentlog.topics import AUDIT_CHECKPOINTS
+from agentlog.topics import AUDIT_CHECKPOINTS, POLICY_DECISIONS
 from tests.support import agentlog_env
 
 from .tampering import busiest_partition, cut_and_rewind, forged_checkpoint, projected_schema, superuser
@@ -202,3 +206,59 @@ def test_no_other_role_adds_to_changes_or_deletes_the_verifications(
             db.execute("DELETE FROM audit_verifications")
         forged = db.execute(insert + " RETURNING recorded_by").fetchone()
         assert forged is not None and forged[0] != "x"  # who recorded it is the database's to say
+
+
+def rewrite_manifest(path: Path, drop: dict[str, Any]) -> None:
+    """Remove line ``drop`` (the last of its partition) from the export and make the manifest agree, as an insider
+    who holds the file would: digest, counts, last position and the partition's chain head."""
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    kept = [line for line in lines if line != drop]
+    path.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in kept))
+    manifest_file = manifest_path(path)
+    manifest = json.loads(manifest_file.read_text())
+    manifest["records"] -= 1
+    manifest["counts"][drop["record"]] -= 1
+    last = kept[-1]
+    manifest["last"] = {k: last[k] for k in ("topic", "partition", "offset", "timestamp_ms")}
+    for summary in manifest["partitions"]:
+        if (summary["topic"], summary["partition"]) == (drop["topic"], drop["partition"]):
+            summary["chain_head"] = drop["prev_hash"]
+    manifest["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_file.write_text(json.dumps(manifest))
+
+
+def test_an_export_is_held_to_the_signed_checkpoints_it_was_exported_under(
+    settings: Settings, signed_schema: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "all.jsonl"
+    manifest = export(settings, Selection(), out)
+    assert manifest.checkpoints
+    checked = check_export_report(out)
+    assert checked.problems == [] and checked.anchors.signed_mode and checked.compared > 0
+    cli_checked = cli(agentlog_env(settings), "replay", "check-export", str(out))
+    assert cli_checked.returncode == 0, cli_checked.stdout
+    assert f"held to the {len(checked.anchors.newest)} checkpoints it was exported under" in cli_checked.stdout
+
+    decisions = settings.topic_prefix + POLICY_DECISIONS.name
+    lines = [json.loads(text) for text in out.read_text().splitlines()]
+    anchored = {(a.topic, a.partition): a for a in checked.anchors.newest.values()}
+    drop = max((ln for ln in lines if ln["topic"] == decisions), key=lambda ln: (ln["partition"], ln["offset"]))
+    assert anchored[(decisions, drop["partition"])].next_offset > drop["offset"]  # the checkpoint covers it
+    rewrite_manifest(out, drop)
+    (problem,) = [str(p) for p in check_export(out)]
+    assert problem.startswith(f"{decisions}[{drop['partition']}]: the chain below offset")
+    assert "lines removed or changed since the projector signed it" in problem
+
+
+def test_an_export_whose_checkpoint_the_projector_did_not_sign_is_refused(
+    settings: Settings, signed_schema: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "all.jsonl"
+    export(settings, Selection(), out)
+    manifest_file = manifest_path(out)
+    manifest = json.loads(manifest_file.read_text())
+    manifest["checkpoints"][0]["headers"] = None  # the insider's copy, unsigned
+    manifest_file.write_text(json.dumps(manifest))
+    problems = [str(p) for p in check_export(out)]
+    assert len(problems) == 1 and problems[0].startswith("manifest checkpoint ")
+    assert "not signed by 'projector''s key: the record is not signed" in problems[0]
