@@ -97,9 +97,9 @@ class Anchors:
         if self.signed_mode:
             keys = ", ".join(f"{n} by {key}" for key, n in sorted(self.signed.items())) or "none"
             before = f"; {self.unsigned} unsigned from before the key, not used" if self.unsigned else ""
-            return f"checkpoints signed by {self.signer!r}'s key: {keys}{before}"
+            return f"checkpoints signed by a {self.signer} key: {keys}{before}"
         return (
-            f"checkpoints unsigned ({self.unsigned}): the keyring holds no platform key of {self.signer!r}, so they"
+            f"checkpoints unsigned ({self.unsigned}): the keyring holds no platform key of {self.signer}, so they"
             " rest on the checkpoint topic's ACLs"
         )
 
@@ -133,7 +133,7 @@ def anchors_of(
             anchors.unsigned += 1
             continue
         else:
-            detail = f"not signed by {signer!r}'s key: " + (
+            detail = f"not signed by a {signer} key: " + (
                 f"signed by {by.describe()}" if by is not None else attribution.detail.rstrip(".")
             )
             anchors.rejected.append(RejectedCheckpoint(record.topic, record.partition, record.offset, detail))

@@ -17,8 +17,9 @@ Checks, each reported with the line it concerns:
    is a problem. For a complete export, each partition's chain must reach every anchor and
    make its head there: an export whose newest lines were removed, and its manifest made to
    match, falls short of what the projector signed. (A partial export's lines are not linked
-   to each other, so only ``replay verify``, against Kafka, holds them to a checkpoint; the
-   compacted policy topic's chain cannot be recomputed from what compaction left.)
+   to each other, so only ``replay verify``, against Kafka, holds them to a checkpoint; a
+   compacted topic's chain (the policy's, the keyring's) cannot be recomputed from what
+   compaction left.)
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def check_export_command(
     if checked.anchors.newest:
         print(
             f"held to the {len(checked.anchors.newest)} checkpoints it was exported under ({checked.compared} compared"
-            " with its chains; a partial export's and the compacted policy topic's are not):"
+            " with its chains; a partial export's and the compacted topics' are not):"
             f" {checked.anchors.describe()}"
         )
 
@@ -200,7 +200,8 @@ def verify_command(
 def _verdict(report: VerifyReport, signed: SignatureReport | None, behind: dict[str, int], max_lag: str | None) -> None:
     """Exit 1 naming the first failure: differences, lag beyond --max-lag, signatures that do not verify."""
     if not report.clean:
-        fail(f"{len(report.differences)} differences between the audit log, Kafka and its checkpoints", EXIT_FAILURE)
+        n = len(report.differences)
+        fail(f"{n} difference{'s' * (n != 1)} between the audit log, Kafka and its checkpoints", EXIT_FAILURE)
     if behind:
         named = ", ".join(f"{where} (oldest {_age(age)})" for where, age in behind.items())
         fail(f"records older than --max-lag {max_lag} are not projected yet: {named}", EXIT_FAILURE)
