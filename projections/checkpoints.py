@@ -4,7 +4,8 @@ After a batch commits, the projector remembers each partition's new position (ne
 chain head) and row count; every ``interval_s`` it publishes one
 :class:`~agentlog.events.AuditCheckpoint` per partition that moved to
 ``agentlog.audit.checkpoints``, a topic kept forever (signed when the projector has a signing
-key: the producer signs every record). A checkpoint is never ahead of the committed rows: it
+key: the producer signs every record; :mod:`agentlog.replay.anchors` says which checkpoints an
+audit relies on). A checkpoint is never ahead of the committed rows: it
 is made from positions already committed. The checkpoint topic is projected like every topic,
 but not checkpointed itself.
 
