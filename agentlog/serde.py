@@ -25,16 +25,18 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastavro import schemaless_reader, schemaless_writer
 
 from agentlog.avro_compiled import AvroDecodeError, codec_for
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import EVENT_TYPES, Event
-from agentlog.schema_registry import SchemaRegistry
 from agentlog.schema_store import RecordSchema, SchemaStore, default_store
-from agentlog.settings import Settings
+
+if TYPE_CHECKING:  # the registry client is imported only where a registry is configured
+    from agentlog.schema_registry import SchemaRegistry
+    from agentlog.settings import Settings
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -68,7 +70,11 @@ class Serde:
     @classmethod
     def from_settings(cls, settings: Settings) -> Serde:
         """Single-object encoding, or the Confluent wire format when a registry URL is set."""
-        registry = SchemaRegistry(settings.schema_registry_url) if settings.schema_registry_url else None
+        registry = None
+        if settings.schema_registry_url:
+            from agentlog.schema_registry import SchemaRegistry
+
+            registry = SchemaRegistry(settings.schema_registry_url)
         return cls(registry=registry)
 
     def encode(self, event: Event, topic: str) -> bytes:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from agentlog.errors import AgentlogError, PayloadError, TelemetryConfigError, UnknownRecordError
-from agentlog.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from agentlog.settings import Settings
 
 EXIT_FAILURE = 1
 """The operation failed (broker or database trouble, a check that found problems)."""
@@ -41,6 +43,7 @@ def kafka_settings() -> Settings:
     ``AGENTLOG_CONNECT_TIMEOUT_S``, in one line, instead of by whichever call fails first.
     """
     from agentlog.kafka_check import ensure_reachable
+    from agentlog.settings import get_settings
 
     settings = get_settings()
     try:
