@@ -81,7 +81,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from keyword import iskeyword
 from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from agentlog.schema_store import RecordSchema
 
@@ -114,14 +117,23 @@ class Decoder(Protocol):
     def __call__(self, data: bytes | bytearray | memoryview, pos: int = 0, /) -> dict[str, Any]: ...
 
 
+class ModelEncoder(Protocol):
+    """``encode_model(model, prefix=b"")``: as :class:`Encoder`, reading a pydantic model's attributes."""
+
+    def __call__(self, value: Any, prefix: bytes = b"", /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Codec:
-    """The compiled encoder and decoder of one record schema, and their source."""
+    """The compiled encoders and decoder of one record schema, and their source."""
 
     full_name: str
     encode: Encoder
     decode: Decoder
     source: str
+    encode_model: ModelEncoder
+    """The encoder of the record as a model (the events' pydantic classes): the same bytes as ``encode`` of its
+    ``model_dump()``, without building that dict (nested records are models, read by attribute)."""
 
 
 # --- Tables and helpers the generated code calls -------------------------------------------
@@ -337,6 +349,7 @@ _GLOBALS: dict[str, Any] = {
     "_bad_union": _bad_union,
     "_malformed": _malformed,
     "_misaligned": _misaligned,
+    "_Model": BaseModel,
 }
 """What the generated code refers to; the constants of a schema (enum tables) are added to a copy."""
 
@@ -565,6 +578,26 @@ class _EncoderCompiler(_Compiler):
         return tests[kind]
 
 
+class _ModelEncoderCompiler(_EncoderCompiler):
+    """As :class:`_EncoderCompiler`, for a record held as a model: fields by attribute, record branches by class."""
+
+    def record(self, schema: Any, kind: str, x: str, path: str, namespace: str) -> None:
+        src = self.src
+        with self.fields(schema, namespace) as fields:
+            for name, field_type in fields:
+                if not name.isidentifier() or iskeyword(name):
+                    raise UnsupportedSchema(f"{path}{name}: not a Python attribute name")
+                field = src.local("v")
+                src(f"# {path}{name}: {_describe(field_type)}")
+                src(f"{field} = {x}.{name}")
+                self.value(field_type, field, f"{path}{name}.", namespace)
+
+    def branch_test(self, schema: Any, kind: str, x: str) -> str:
+        if kind == "record":
+            return f"isinstance({x}, _Model)"
+        return super().branch_test(schema, kind, x)
+
+
 class _DecoderCompiler(_Compiler):
     """Writes statements reading one value at position ``p`` of ``b`` into a local variable."""
 
@@ -708,6 +741,13 @@ def generate(expanded: Mapping[str, Any], full_name: str) -> tuple[str, dict[str
         _EncoderCompiler(encoder).value(dict(expanded), "v", "", "")
         encoder("return bytes(buf)")
 
+    model_encoder = _Source(namespace)
+    with model_encoder.block(f'def encode_model_{short}(v, prefix=b"", /):'):
+        model_encoder(f'"""``prefix`` + the Avro binary encoding of a {full_name} model."""')
+        model_encoder("buf = bytearray(prefix)")
+        _ModelEncoderCompiler(model_encoder).value(dict(expanded), "v", "", "")
+        model_encoder("return bytes(buf)")
+
     decoder = _Source(namespace)
     with decoder.block(f"def decode_{short}(b, p=0, /):"):
         decoder(f'"""The {full_name} encoded in ``b[p:]``."""')
@@ -722,7 +762,7 @@ def generate(expanded: Mapping[str, Any], full_name: str) -> tuple[str, dict[str
         with decoder.block("if p != len(b):"):
             decoder(f"raise _misaligned({full_name!r}, b, p)")
         decoder("return record")
-    return "\n".join([*encoder.lines, "", "", *decoder.lines, ""]), namespace
+    return "\n".join([*encoder.lines, "", "", *model_encoder.lines, "", "", *decoder.lines, ""]), namespace
 
 
 def compile_codec(expanded: Mapping[str, Any], full_name: str) -> Codec:
@@ -732,7 +772,13 @@ def compile_codec(expanded: Mapping[str, Any], full_name: str) -> Codec:
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     exec(compile(source, filename, "exec"), namespace)
     short = full_name.rpartition(".")[2]
-    return Codec(full_name, namespace[f"encode_{short}"], namespace[f"decode_{short}"], source)
+    return Codec(
+        full_name,
+        namespace[f"encode_{short}"],
+        namespace[f"decode_{short}"],
+        source,
+        namespace[f"encode_model_{short}"],
+    )
 
 
 _CACHE: dict[bytes, Codec | None] = {}
@@ -759,6 +805,7 @@ __all__ = [
     "Codec",
     "Decoder",
     "Encoder",
+    "ModelEncoder",
     "UnsupportedSchema",
     "codec_for",
     "compile_codec",

@@ -78,16 +78,35 @@ class Serde:
         return cls(registry=registry)
 
     def encode(self, event: Event, topic: str) -> bytes:
-        """Bytes of ``event`` in the configured wire format, for ``topic``."""
-        return self.encode_value(event.avro_name, event.model_dump(), topic)
+        """Bytes of ``event`` in the configured wire format, for ``topic``.
+
+        The compiled encoder reads the model's attributes; a value it does not take (it raises) goes the long
+        way, through ``model_dump`` and fastavro, which writes it or says what is wrong.
+        """
+        schema = self.store.get(event.avro_name)
+        header = self._header(schema, topic)
+        codec = codec_for(schema)
+        if codec is not None:
+            try:
+                return codec.encode_model(event, header)
+            except Exception:
+                pass
+        return self._encode(schema, header, event.model_dump())
+
+    def _header(self, schema: RecordSchema, topic: str) -> bytes:
+        """The framing before the body: the single-object fingerprint, or the registry's id for ``topic``."""
+        if self.registry is None:
+            return SINGLE_OBJECT_MAGIC + schema.fingerprint
+        return CONFLUENT_MAGIC + struct.pack(">I", self.registry.id_for(topic, schema))
 
     def encode_value(self, full_name: str, value: dict[str, Any], topic: str) -> bytes:
         """Bytes of a record given as plain Python (as ``model_dump`` yields it)."""
         schema = self.store.get(full_name)
-        if self.registry is None:
-            header = SINGLE_OBJECT_MAGIC + schema.fingerprint
-        else:
-            header = CONFLUENT_MAGIC + struct.pack(">I", self.registry.id_for(topic, schema))
+        return self._encode(schema, self._header(schema, topic), value)
+
+    @staticmethod
+    def _encode(schema: RecordSchema, header: bytes, value: dict[str, Any]) -> bytes:
+        """``header`` + the body of ``value``: compiled, or by fastavro for what the compiled encoder refuses."""
         codec = codec_for(schema)
         if codec is not None:
             try:
