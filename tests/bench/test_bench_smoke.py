@@ -168,3 +168,12 @@ def test_faust_experiment(settings: Settings) -> None:
     )  # fmt: skip
     assert "RESULT single/plain" in out and "read_committed" in out
     assert {t for t in admin.list_topics(timeout=10).topics if t.startswith("eos-")} <= before
+
+
+def test_cli_bench(settings: Settings) -> None:
+    """bench/cli.py times the bare interpreter, the help, one publish and one tail, and says whether each meets its
+    goal."""
+    out = run_bench(settings, "cli.py", "--rounds", "2")
+    for figure in ("python -c pass", "agentlog --help", "agentlog publish (one event)", "agentlog tail --max 1"):
+        assert figure in out
+    assert out.count("the goal of") == 3
