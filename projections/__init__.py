@@ -35,6 +35,7 @@ from agentlog.projections.db import (
 from agentlog.projections.errors import ProjectionError
 from agentlog.projections.migrate import migrate
 from agentlog.projections.projector import Projector, ProjectorOptions
+from agentlog.projections.roles import is_auditor
 
 __all__ = [
     "CHAIN_VERSION",
@@ -54,6 +55,7 @@ __all__ = [
     "check_schema_name",
     "connect",
     "drop_schema",
+    "is_auditor",
     "link",
     "migrate",
     "projected_offsets",

@@ -19,9 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from agentlog.projections import DEFAULT_SCHEMA, Conn, connect
-from agentlog.projections.errors import ProjectionError
-from agentlog.projections.roles import is_auditor
+from agentlog.projections import DEFAULT_SCHEMA, Conn, ProjectionError, connect, is_auditor
 from agentlog.replay.signatures import SignatureReport
 from agentlog.replay.verify import VerifyReport
 from agentlog.settings import Settings
