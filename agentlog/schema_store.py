@@ -144,7 +144,10 @@ class SchemaStore:
     """Every record type of the contract, by full name, short name and fingerprint.
 
     ``history`` holds the schemas of released versions, so that data written by an
-    older version still decodes (resolved against the current reader schema).
+    older version still decodes (resolved against the current reader schema). They are
+    parsed and fingerprinted the first time a fingerprint is not one of the current
+    schemas' (:meth:`writer`), each distinct schema once: a process that only publishes, or
+    reads only current data, never pays for them.
     """
 
     def __init__(self, definitions: dict[str, Schema], history: list[Schema] | None = None) -> None:
@@ -154,10 +157,24 @@ class SchemaStore:
             if schema.get("type") == "record" and any(f["name"] == "meta" for f in schema["fields"]):
                 self.records[full_name] = build_record(expand(schema, definitions))
         self._short = {r.name: r for r in self.records.values()}
-        self.by_fingerprint: dict[bytes, RecordSchema] = {r.fingerprint: r for r in self.records.values()}
-        for old in history or []:
+        self._by_fingerprint: dict[bytes, RecordSchema] = {r.fingerprint: r for r in self.records.values()}
+        self._history = history or []
+        self._history_built = not self._history
+
+    def writer(self, fingerprint: bytes) -> RecordSchema | None:
+        """The schema, current or released, whose fingerprint is ``fingerprint`` (None: no version of ours)."""
+        found = self._by_fingerprint.get(fingerprint)
+        if found is None and not self._history_built:
+            self._build_history()
+            found = self._by_fingerprint.get(fingerprint)
+        return found
+
+    def _build_history(self) -> None:
+        distinct = {json.dumps(old, sort_keys=True): old for old in self._history}
+        for old in distinct.values():
             record = build_record(old)
-            self.by_fingerprint.setdefault(record.fingerprint, record)
+            self._by_fingerprint.setdefault(record.fingerprint, record)
+        self._history_built = True
 
     def get(self, name: str) -> RecordSchema:
         """The record called ``name`` (short like ``SpawnRequested`` or full)."""

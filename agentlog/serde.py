@@ -152,7 +152,7 @@ class Serde:
         if data[:2] == SINGLE_OBJECT_MAGIC:
             if len(data) < _SINGLE_OBJECT_HEADER:
                 raise DecodeError(f"single-object record too short ({len(data)} bytes)")
-            writer = self.store.by_fingerprint.get(data[2:_SINGLE_OBJECT_HEADER])
+            writer = self.store.writer(data[2:_SINGLE_OBJECT_HEADER])
             if writer is None:
                 raise DecodeError(f"unknown schema fingerprint {data[2:_SINGLE_OBJECT_HEADER].hex()}")
             encoding: Encoding = "single-object"
