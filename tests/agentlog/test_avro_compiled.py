@@ -197,10 +197,8 @@ def test_every_record_with_nulls_and_empty_containers(name: str) -> None:
     assert codec(name).decode(codec(name).encode(value)) == value
 
 
-@pytest.mark.parametrize("name", RECORDS)
-def test_every_enum_symbol(name: str) -> None:
-    """Each symbol of each enum field of each record encodes and decodes like fastavro."""
-    record = STORE.get(name)
+def with_each_enum_symbol(record: RecordSchema) -> Iterator[dict[str, Any]]:
+    """The record's sample with each symbol of each of its enum fields in turn."""
     for path, symbols in enum_fields(record.expanded):
         for symbol in symbols:
             value = copy.deepcopy(sample_record(record))
@@ -209,7 +207,15 @@ def test_every_enum_symbol(name: str) -> None:
             for parent in parents:
                 target = target[parent]
             target[leaf] = symbol
-            assert_like_fastavro(codec(name), record.parsed, value)
+            yield value
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_every_enum_symbol(name: str) -> None:
+    """Each symbol of each enum field of each record encodes and decodes like fastavro."""
+    record = STORE.get(name)
+    for value in with_each_enum_symbol(record):
+        assert_like_fastavro(codec(name), record.parsed, value)
 
 
 @pytest.mark.parametrize("name", sorted(EVENT_TYPES))
@@ -226,15 +232,7 @@ def test_a_model_encoded_by_attribute_gives_its_dumps_bytes(name: str) -> None:
     the sample with every nullable field null and every container empty, and every enum symbol."""
     record = STORE.get(name)
     values = [sample_record(record), sparse(record.expanded, sample_record(record), {})]
-    for path, symbols in enum_fields(record.expanded):
-        for symbol in symbols:
-            value = copy.deepcopy(sample_record(record))
-            *parents, leaf = path
-            target = value
-            for parent in parents:
-                target = target[parent]
-            target[leaf] = symbol
-            values.append(value)
+    values += with_each_enum_symbol(record)
     for value in values:
         model = EVENT_TYPES[name].model_validate(value)
         assert codec(name).encode_model(model, b"\xc3\x01") == b"\xc3\x01" + fastavro_encode(
