@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
 import time
 
 from agentlog import events as ev
+from agentlog.processors.policy import to_event
+from agentlog.producer import Producer
 from agentlog.replay import read_topic
 from agentlog.serde import Serde
 from agentlog.settings import Settings
@@ -49,6 +52,18 @@ def _answers(
     return len(asked & {str(serde.decode(r.value or b"").meta.causation_id) for r in records}), len(asked)
 
 
+def _opening_policy_published(settings: Settings, script: Script) -> Script:
+    """Publish the script's opening policy step, if it has one; the script without it."""
+    first = script.steps[0] if script.steps else None
+    if first is None or first.policy is None or first.events or first.made is not None or first.pause_s:
+        return script
+    with Producer(settings) as producer:
+        producer.publish(to_event(first.policy, published_by="golden"))
+    rest = copy.copy(script)
+    rest.steps = script.steps[1:]
+    return rest
+
+
 def run_scenario(
     settings: Settings, script: Script, worker_id: str = "replay-tests", processors: tuple[str, ...] = ()
 ) -> None:
@@ -60,6 +75,7 @@ def run_scenario(
         "AGENTLOG_TOPIC_PREFIX": settings.topic_prefix,
     }
     command = [sys.executable, "-m", "agentlog.cli.main", "processors", "run", f"--worker-id={worker_id}"]
+    rest = _opening_policy_published(settings, script)  # before the gate starts: it refuses to start without one
     gate = subprocess.Popen([*command, "--log-level=ERROR"], env=env)
     others = [subprocess.Popen([*command, f"--processor={name}", "--log-level=ERROR"], env=env) for name in processors]
 
@@ -71,7 +87,7 @@ def run_scenario(
             time.sleep(0.5)
 
     try:
-        play(settings, script, settle)
+        play(settings, rest, settle)
         settle(sum(isinstance(e, REQUESTS) for step in script.steps for e in step.events))
         time.sleep(2.5)  # timer ticks after the last input
         for name, answers in (("missions", mission_answers), ("bus", bus_answers)):
