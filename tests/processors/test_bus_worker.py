@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -66,6 +66,13 @@ def _wait_for(settings: Settings, causes: set[str], ticks: int = 0, timeout_s: f
         ticked = sum(f.meta.causation_id is None for f in facts)
         if (len(answered) == len(causes) and ticked >= ticks) or time.monotonic() > deadline:
             return facts
+        time.sleep(0.5)
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``condition`` every 0.5 s until it holds or ``timeout_s`` passed (the assertions then say what is wrong)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
@@ -245,6 +252,9 @@ def test_sigkill_at_random_moments(settings: Settings) -> None:
             kills += 1
             worker.start()
         _wait_for(settings, ids, timeout_s=300)
+        # Deadlines run to 30 s after the workload was made, and the timer sees them pass only while the worker
+        # is caught up, which 20 kills under load can postpone past the last answer: wait for an expiry too.
+        _wait_until(lambda: any(isinstance(f, ev.MessageExpired) for f in _facts(settings)), timeout_s=120)
     finally:
         worker.stop()
     facts = _facts(settings)  # read again once stopped: the worker's ticks may have added facts since the wait
