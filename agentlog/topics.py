@@ -43,6 +43,10 @@ class TopicSpec:
     retention_ms: int = FOREVER
     cleanup_policy: str = "delete"
     extra_config: dict[str, str] = field(default_factory=dict)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(r.avro_name for r in self.records))
 
     def config(self) -> dict[str, str]:
         """Topic-level broker configs.
@@ -65,7 +69,7 @@ class TopicSpec:
 
     def accepts(self, full_name: str) -> bool:
         """Whether a record of this Avro full name belongs on the topic."""
-        return not self.records or any(r.avro_name == full_name for r in self.records)
+        return not self._names or full_name in self._names
 
 
 SPAWN_REQUESTS = TopicSpec(

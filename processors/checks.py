@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from agentlog import events as ev
+from agentlog.events.trusted import trusted
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_CACHED = 4096
+"""Distinct checks kept for reuse (limits are few, values repeat); the cache starts over when full."""
 
 
 class Denial(NamedTuple):
@@ -17,16 +20,40 @@ class Denial(NamedTuple):
 
 
 class Checks:
-    """The ``LimitCheck`` list of one decision, in the order the limits were compared."""
+    """The comparisons of one decision, in the order the limits were compared: plain values while the core
+    decides, ``LimitCheck`` records (:attr:`items`) once, for the decision it emits."""
 
-    __slots__ = ("items",)
+    __slots__ = ("_made",)
 
     def __init__(self) -> None:
-        self.items: list[ev.LimitCheck] = []
+        self._made: list[tuple[str, int, int, bool]] = []
 
     def within(self, name: str, limit: int, value: int) -> bool:
         """Record ``value <= limit`` under ``name`` and return whether it held."""
         passed = value <= limit
-        recorded = min(max(value, _INT64_MIN), _INT64_MAX)  # a sum may leave the Avro long's range
-        self.items.append(ev.LimitCheck(name=name, limit=limit, value=recorded, passed=passed))
+        self._made.append((name, limit, value, passed))
         return passed
+
+    @property
+    def items(self) -> list[ev.LimitCheck]:
+        """The ``LimitCheck`` list of the decision."""
+        return [_limit_check(*made) for made in self._made]
+
+
+_cache: dict[tuple[str, int, int, bool], ev.LimitCheck] = {}
+
+
+def _limit_check(name: str, limit: int, value: int, passed: bool) -> ev.LimitCheck:
+    """The ``LimitCheck`` of one comparison, shared by every decision that made the same one (it is frozen).
+
+    The core is the only source of these values: ``name`` is one of its constants, ``limit`` and ``value``
+    integers (clamped here to the Avro long's range: a sum may leave it), ``passed`` a comparison.
+    """
+    key = (name, limit, value, passed)
+    made = _cache.get(key)
+    if made is None:
+        if len(_cache) >= _CACHED:
+            _cache.clear()
+        limit, value = min(max(limit, _INT64_MIN), _INT64_MAX), min(max(value, _INT64_MIN), _INT64_MAX)
+        made = _cache[key] = trusted(ev.LimitCheck, {"name": name, "limit": limit, "value": value, "passed": passed})
+    return made

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from agentlog import events as ev
+from agentlog.events.trusted import trusted
+from agentlog.events.types import as_utc
 from agentlog.processors.ids import output_event_id
 
 PRODUCER = "agentlog.spawn_gate"
@@ -55,7 +57,7 @@ class Emitter:
     ) -> None:
         self._producer = producer
         self._source = source
-        self._occurred_at = occurred_at
+        self._occurred_at = as_utc(occurred_at)
         self._tenant_id = tenant_id
         self._root_id = root_id
         self._causation = causation_id
@@ -88,14 +90,17 @@ class Emitter:
 
     def emit(self, record: type[E], **fields: Any) -> E:
         """Append one output event of type ``record``."""
-        meta = ev.Meta(
-            event_id=output_event_id(self._source, len(self.events)),
-            occurred_at=self._occurred_at,
-            tenant_id=self._tenant_id,
-            root_id=self._root_id,
-            producer=self._producer,
-            causation_id=self._causation,
-            correlation_id=self._correlation,
+        meta = trusted(  # every value comes from the validated input, or is the producer's name
+            ev.Meta,
+            {
+                "event_id": output_event_id(self._source, len(self.events)),
+                "occurred_at": self._occurred_at,
+                "tenant_id": self._tenant_id,
+                "root_id": self._root_id,
+                "producer": self._producer,
+                "causation_id": self._causation,
+                "correlation_id": self._correlation,
+            },
         )
         if record in _NAMES_POLICY:
             fields.setdefault("policy_name", self._policy_name)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from agentlog.limits import MAX_CHARS
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """Read naive datetimes as UTC; convert aware ones to UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -24,7 +24,7 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 """Avro ``int``."""
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """Avro ``long``."""
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 """Avro ``long`` with ``logicalType: timestamp-micros``."""
 Id = Annotated[str, Field(max_length=MAX_CHARS["id"])]
 """A string of kind ``id`` (ids, names, configs): see :mod:`agentlog.limits`."""
