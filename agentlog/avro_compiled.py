@@ -279,6 +279,14 @@ _set_attribute = object.__setattr__
 _UUID_SAFETY_UNKNOWN = uuid.SafeUUID.unknown  # looking an enum member up costs more than the rest here
 
 
+def uuid_of_int(number: int) -> uuid.UUID:
+    """``uuid.UUID(int=number)`` for a ``number`` known to be 128 bits, without its argument checks."""
+    u = _new_uuid(uuid.UUID)
+    _set_attribute(u, "int", number)
+    _set_attribute(u, "is_safe", _UUID_SAFETY_UNKNOWN)
+    return u
+
+
 def _uuid(raw: bytes) -> uuid.UUID:
     """``uuid.UUID(raw.decode())``, quicker for the usual 36-character form.
 
@@ -292,10 +300,7 @@ def _uuid(raw: bytes) -> uuid.UUID:
         except ValueError:
             pass
         else:
-            u = _new_uuid(uuid.UUID)
-            _set_attribute(u, "int", number)
-            _set_attribute(u, "is_safe", _UUID_SAFETY_UNKNOWN)
-            return u
+            return uuid_of_int(number)
     return uuid.UUID(raw.decode())
 
 

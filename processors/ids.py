@@ -10,26 +10,19 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from agentlog.avro_compiled import uuid_of_int
+
 NAMESPACE = uuid.UUID("9b4a3c1e-2f6d-5e8a-b0c7-61d2e4f8a5b3")
 """The fixed uuid5 namespace of agentlog's derived ids. Never change it: replays compare ids."""
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
 _CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _SET = (0x8000 << 48) | (5 << 76)
-_new, _set = object.__new__, object.__setattr__
 
 
 def _uuid5_int(name: str) -> int:
     """``uuid.uuid5(NAMESPACE, name).int``, without building the UUID (the derived ids are made per decision)."""
     return int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16]) & _CLEAR | _SET
-
-
-def _uuid(value: int) -> uuid.UUID:
-    """The UUID of the 128-bit ``value``, as ``uuid.UUID(int=value)`` makes it, without its argument checks."""
-    made = _new(uuid.UUID)
-    _set(made, "int", value)
-    _set(made, "is_safe", uuid.SafeUUID.unknown)
-    return made
 
 
 def child_agent_id(request_id: uuid.UUID) -> str:
@@ -40,7 +33,7 @@ def child_agent_id(request_id: uuid.UUID) -> str:
 
 def output_event_id(source: str, index: int) -> uuid.UUID:
     """The event id of the ``index``-th output caused by ``source`` (an input event id)."""
-    return _uuid(_uuid5_int(f"{source}/{index}"))
+    return uuid_of_int(_uuid5_int(f"{source}/{index}"))
 
 
 def forget_source(root_id: str) -> str:

@@ -31,7 +31,7 @@ def invalid_request(
 
 def forbidden_capabilities(prefix: str, checks: Checks, rule: ev.ConfigRule, capabilities: list[str]) -> Denial | None:
     """A denial when any requested capability is forbidden to the config."""
-    forbidden = sorted(set(capabilities) & set(rule.forbidden_actions))
+    forbidden = sorted(set(capabilities).intersection(rule.forbidden_actions)) if capabilities else []
     if checks.within("forbidden_capabilities", 0, len(forbidden)):
         return None
     return Denial(
