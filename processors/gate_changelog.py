@@ -85,10 +85,14 @@ def encode_chunks(tree: TreeState) -> list[bytes]:
     row before them changes size), so a growing tree rewrites its last chunk and those
     holding the agents a batch touched.
     """
+    rows = tree.agent_rows()
+    whole = _json(rows)
+    if len(whole) <= CHUNK_BYTES:  # the rows one at a time would fill one chunk with these very bytes
+        return [whole]
     chunks: list[bytes] = []
     current: list[bytes] = []
     size = 0
-    for row in tree.agent_rows():
+    for row in rows:
         encoded = _json(row)
         if current and size + len(encoded) + 1 > CHUNK_BYTES:
             chunks.append(b"[" + b",".join(current) + b"]")
