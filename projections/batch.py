@@ -24,6 +24,7 @@ from agentlog.projections.jsonb import jsonb_text, prepare
 from agentlog.projections.lineage_events import LineageWrites, apply
 from agentlog.projections.mission_events import MissionWrites, apply_mission
 from agentlog.records import Headers, Record, headers_as_json
+from agentlog.schema_store import RecordSchema
 from agentlog.serde import Serde
 from agentlog.topics import DLQ, TopicSpec, by_name
 
@@ -132,13 +133,14 @@ def _audit_row(
 ) -> tuple[Any, ...]:
     on_dlq = spec is DLQ
     name: str | None = None
+    schema: RecordSchema | None = None
     value: dict[str, Any] | None = None
     error: str | None = None
     try:
         if record.value is None:
             raise DecodeError("record has no value (tombstone)")
         decoded = serde.decode_value(record.value)
-        name, value = decoded.full_name, decoded.value
+        name, value, schema = decoded.full_name, decoded.value, decoded.schema
         if spec is not None:
             accepts = accepted.get((record.topic, name))
             if accepts is None:
@@ -156,12 +158,13 @@ def _audit_row(
             dead = DeadLetter(STAGE, e, record.topic, record.partition, record.offset, record.key, record.value)
             batch.dead_letters.append((dead, record.headers))
     text = None
-    if value is not None:
-        text, value = prepare(value)
+    if value is not None and schema is not None:
+        text, value = prepare(value, schema)
     if value is not None and error is None and not on_dlq:
-        apply(batch.lineage, name or "", value, record.position)
-        apply_mission(batch.missions, name or "", value, record.position)
-        apply_bus(batch.bus, name or "", value, record.position)
+        position = record.position
+        apply(batch.lineage, name or "", value, position)
+        apply_mission(batch.missions, name or "", value, position)
+        apply_bus(batch.bus, name or "", value, position)
     meta: dict[str, Any] = value.get("meta", {}) if value is not None else {}
     root_id = meta.get("root_id")
     if root_id is None and record.key is not None and spec is not None and spec.key == "meta.root_id":

@@ -285,7 +285,7 @@ def _denied(
             agent,
             value.get("child_config", value.get("config", "")),
             str(value.get("reason", "UNKNOWN")),
-            jsonb_text(value.get("checks", [])),
+            jsonb_text(value.get("checks", []), floats=False),  # LimitChecks: names and longs
             value.get("policy_version", 0),
             value.get("message", ""),
             at,
