@@ -194,4 +194,4 @@ def _audit_row(
 
 def _headers_json(headers: Headers | None) -> str | None:
     as_json = headers_as_json(headers)
-    return jsonb_text(as_json) if as_json is not None else None
+    return jsonb_text(as_json, floats=False) if as_json is not None else None  # pairs of strings

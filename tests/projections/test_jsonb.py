@@ -74,3 +74,10 @@ def test_schemas_with_floats_keep_the_standard_text_of_floats() -> None:
     assert "agentlog.lifecycle.AgentCompleted" in with_floats
     assert floatless(SERDE.store.get("agentlog.spawn.SpawnRequested"))
     assert jsonb_text({"score": 2.5e-05}) == '{"score":2.5e-05}'  # orjson would write 0.000025
+
+
+def test_headers_have_the_standard_text() -> None:
+    from agentlog.projections.batch import _headers_json
+
+    headers = [("traceparent", b"00-abc-01"), ("agentlog-signature", b"\xff\xfe not utf-8"), ("empty", None)]
+    assert _headers_json(headers) == standard([[k, v.decode("utf-8", "replace") if v else v] for k, v in headers])
