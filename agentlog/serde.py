@@ -139,7 +139,7 @@ class Serde:
             codec = codec_for(current)
             if codec is not None:
                 try:
-                    return codec.encode(event.model_dump(), header)
+                    return codec.encode_model(event, header)
                 except Exception:
                     pass  # fastavro below gives the same bytes or its own error
         body = io.BytesIO()
