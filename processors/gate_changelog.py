@@ -87,8 +87,13 @@ def encode_chunks(tree: TreeState) -> list[bytes]:
     """
     rows = tree.agent_rows()
     whole = _json(rows)
-    if len(whole) <= CHUNK_BYTES:  # the rows one at a time would fill one chunk with these very bytes
+    if len(whole) <= CHUNK_BYTES:  # packing the rows one at a time would make one chunk of these very bytes
         return [whole]
+    return pack_rows(rows)
+
+
+def pack_rows(rows: list[list[Any]]) -> list[bytes]:
+    """``rows`` encoded one at a time, packed in order into chunks of at most :data:`CHUNK_BYTES`."""
     chunks: list[bytes] = []
     current: list[bytes] = []
     size = 0

@@ -13,6 +13,7 @@ from agentlog.processors.gate_changelog import (
     _assemble,
     chunk_key,
     encode_chunks,
+    pack_rows,
     tree_key,
 )
 from agentlog.processors.tree_state import AgentState, TreeState
@@ -131,28 +132,13 @@ def test_a_restored_writer_rewrites_nothing_unchanged() -> None:
     assert [key for key, _ in writer.records("root", held.tree)] == [tree_key("root")]
 
 
-def _row_by_row(tree: TreeState, limit: int) -> list[bytes]:
-    """The chunks of ``tree``, each row encoded apart and packed as long as the chunk stays within ``limit``."""
-    chunks: list[bytes] = []
-    current: list[bytes] = []
-    size = 0
-    for row in tree.agent_rows():
-        encoded = json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode()
-        if current and size + len(encoded) + 1 > limit:
-            chunks.append(b"[" + b",".join(current) + b"]")
-            current, size = [], 0
-        current.append(encoded)
-        size += len(encoded) + 1
-    chunks.append(b"[" + b",".join(current) + b"]")
-    return chunks
-
-
 def test_a_tree_in_one_chunk_is_encoded_at_once_to_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Encoding all rows in one call (the quick path) gives the chunks of packing them one at a time, on both sides
     of the size at which a tree takes a second chunk."""
     tree = big_tree(40)
-    whole = len(_row_by_row(tree, 10**9)[0])
+    whole = len(b"[" + b",".join(json.dumps(r, separators=(",", ":")).encode() for r in tree.agent_rows()) + b"]")
     for limit in range(whole - 3, whole + 3):
         monkeypatch.setattr(gate_changelog, "CHUNK_BYTES", limit)
-        assert encode_chunks(tree) == _row_by_row(tree, limit), limit
+        assert encode_chunks(tree) == pack_rows(tree.agent_rows()), limit
+        assert len(encode_chunks(tree)) == (1 if limit >= whole - 1 else 2), limit  # both sides of the edge
     assert encode_chunks(TreeState(root_id="r", tenant_id="t")) == [b"[]"]
