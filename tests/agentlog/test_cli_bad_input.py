@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agentlog.settings import Settings
 from tests.support import agentlog_env
@@ -137,3 +138,19 @@ def test_bad_settings_name_the_variable_and_never_show_a_password(
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert done.stderr.startswith("error: invalid settings: ") and names in done.stderr, done.stderr
     assert "s3cret-never-printed" not in done.stdout + done.stderr
+
+
+def test_settings_are_read_from_the_environment_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AGENTLOG_<FIELD>`` in any case, a dict field as JSON; arguments win over the environment."""
+    monkeypatch.setenv("agentlog_topic_prefix", "lower.")
+    monkeypatch.setenv("AGENTLOG_KAFKA_EXTRA", '{"linger.ms": "5"}')
+    monkeypatch.setenv("AGENTLOG_TREE_PARTITIONS", "6")
+    monkeypatch.setenv("AGENTLOG_NOT_A_SETTING", "ignored")
+    settings = Settings(bootstrap_servers="broker:9092")
+    assert (settings.topic_prefix, settings.kafka_extra, settings.tree_partitions) == ("lower.", {"linger.ms": "5"}, 6)
+    assert settings.bootstrap_servers == "broker:9092"
+    assert Settings(topic_prefix="given.").topic_prefix == "given."
+    monkeypatch.setenv("AGENTLOG_KAFKA_EXTRA", "not json")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert [e["loc"] for e in raised.value.errors()] == [("kafka_extra",)]

@@ -17,7 +17,7 @@ from agentlog.cli.main import AgentlogGroup, app
 
 pytestmark = pytest.mark.timeout(60)
 
-CLIENTS = ("confluent_kafka", "psycopg", "pydantic_settings", "fastavro", "agentlog.events", "opentelemetry")
+CLIENTS = ("confluent_kafka", "psycopg", "agentlog.settings", "fastavro", "agentlog.events", "opentelemetry")
 """What no help listing needs: the Kafka and PostgreSQL clients, the settings, the contract, the telemetry."""
 
 

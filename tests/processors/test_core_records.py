@@ -10,9 +10,9 @@ import pytest
 
 from agentlog import events as ev
 from agentlog.events.trusted import trusted
-from processors import ids
-from processors.checks import Checks
-from processors.emitter import Emitter
+from agentlog.processors import ids
+from agentlog.processors.checks import Checks
+from agentlog.processors.emitter import Emitter
 
 NAMES = ["", "a", "ünïcode/☃", "x" * 300, *(str(uuid.UUID(int=i * 0x1F3D5B79)) for i in range(200))]
 
