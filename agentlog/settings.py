@@ -101,7 +101,7 @@ _JSON_FIELDS = frozenset({"kafka_extra"})
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The settings ``environ`` sets, by field name: ``AGENTLOG_<FIELD>`` in any case, JSON for dict fields."""
-    named = {key.upper(): value for key, value in environ.items() if key[:9].upper() == ENV_PREFIX}
+    named = {key.upper(): value for key, value in environ.items() if key[: len(ENV_PREFIX)].upper() == ENV_PREFIX}
     found: dict[str, Any] = {}
     for name in Settings.model_fields:
         variable = ENV_PREFIX + name.upper()
