@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -96,7 +96,10 @@ def connection_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-_JSON_FIELDS = frozenset({"kafka_extra"})
+def _read_as_json(name: str) -> bool:
+    """Whether the field ``name`` holds a collection, which a variable gives as JSON (as pydantic-settings read it)."""
+    annotation = Settings.model_fields[name].annotation
+    return (get_origin(annotation) or annotation) in (dict, list, set, tuple)
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -108,7 +111,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if variable not in named:
             continue
         raw = named[variable]
-        if name in _JSON_FIELDS:
+        if _read_as_json(name):
             try:
                 found[name] = json.loads(raw)
             except ValueError:

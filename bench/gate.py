@@ -485,7 +485,7 @@ def where_time_goes(count: int, rounds: int) -> None:
                 for out in decided:
                     serde.encode(out, "t")
                 t3 = time.process_time()
-                spent[0], spent[1], spent[2] = spent[0] + t1 - t0, spent[1] + t2 - t1, spent[2] + t3 - t2
+                spent = [total + took for total, took in zip(spent, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
                 outputs += len(decided)
             stages["decode"].add(count / spent[0], spent[0] / count * 1e6)
             stages["decide"].add(count / spent[1], spent[1] / count * 1e6)

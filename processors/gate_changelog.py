@@ -78,8 +78,8 @@ def _digest(chunk: bytes) -> bytes:
     return hashlib.blake2b(chunk, digest_size=16).digest()
 
 
-def encode_chunks(tree: TreeState) -> list[bytes]:
-    """The agent chunks of ``tree`` in creation order, each a JSON list of rows of at most :data:`CHUNK_BYTES`.
+def encode_chunks(tree: TreeState, limit: int = CHUNK_BYTES) -> list[bytes]:
+    """The agent chunks of ``tree`` in creation order, each a JSON list of rows of at most ``limit`` bytes.
 
     Rows fill a chunk in order; a chunk's rows change only when its agents change (or a
     row before them changes size), so a growing tree rewrites its last chunk and those
@@ -87,19 +87,19 @@ def encode_chunks(tree: TreeState) -> list[bytes]:
     """
     rows = tree.agent_rows()
     whole = _json(rows)
-    if len(whole) <= CHUNK_BYTES:  # packing the rows one at a time would make one chunk of these very bytes
+    if len(whole) <= limit:  # packing the rows one at a time would make one chunk of these very bytes
         return [whole]
-    return pack_rows(rows)
+    return pack_rows(rows, limit)
 
 
-def pack_rows(rows: list[list[Any]]) -> list[bytes]:
-    """``rows`` encoded one at a time, packed in order into chunks of at most :data:`CHUNK_BYTES`."""
+def pack_rows(rows: list[list[Any]], limit: int = CHUNK_BYTES) -> list[bytes]:
+    """``rows`` encoded one at a time, packed in order into chunks of at most ``limit`` bytes."""
     chunks: list[bytes] = []
     current: list[bytes] = []
     size = 0
     for row in rows:
         encoded = _json(row)
-        if current and size + len(encoded) + 1 > CHUNK_BYTES:
+        if current and size + len(encoded) + 1 > limit:
             chunks.append(b"[" + b",".join(current) + b"]")
             current, size = [], 0
         current.append(encoded)

@@ -27,8 +27,7 @@ def _uuid5_int(name: str) -> int:
 
 def child_agent_id(request_id: uuid.UUID) -> str:
     """The id of the agent a spawn request creates: ``str(uuid.uuid5(NAMESPACE, str(request_id)))``."""
-    h = f"{_uuid5_int(str(request_id)):032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(uuid_of_int(_uuid5_int(str(request_id))))
 
 
 def output_event_id(source: str, index: int) -> uuid.UUID:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from agentlog.processors import gate_changelog
 from agentlog.processors.gate_changelog import (
     CHUNK_BYTES,
     ChangelogWriter,
@@ -132,13 +129,12 @@ def test_a_restored_writer_rewrites_nothing_unchanged() -> None:
     assert [key for key, _ in writer.records("root", held.tree)] == [tree_key("root")]
 
 
-def test_a_tree_in_one_chunk_is_encoded_at_once_to_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tree_in_one_chunk_is_encoded_at_once_to_the_same_bytes() -> None:
     """Encoding all rows in one call (the quick path) gives the chunks of packing them one at a time, on both sides
     of the size at which a tree takes a second chunk."""
     tree = big_tree(40)
-    whole = len(b"[" + b",".join(json.dumps(r, separators=(",", ":")).encode() for r in tree.agent_rows()) + b"]")
-    for limit in range(whole - 3, whole + 3):
-        monkeypatch.setattr(gate_changelog, "CHUNK_BYTES", limit)
-        assert encode_chunks(tree) == pack_rows(tree.agent_rows()), limit
-        assert len(encode_chunks(tree)) == (1 if limit >= whole - 1 else 2), limit  # both sides of the edge
+    (whole,) = encode_chunks(tree, limit=10**9)
+    for limit in range(len(whole) - 3, len(whole) + 3):
+        assert encode_chunks(tree, limit) == pack_rows(tree.agent_rows(), limit), limit
+        assert len(encode_chunks(tree, limit)) == (1 if limit >= len(whole) - 1 else 2), limit  # both sides
     assert encode_chunks(TreeState(root_id="r", tenant_id="t")) == [b"[]"]
